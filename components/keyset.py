@@ -1,0 +1,125 @@
+"""The KeySet component: a keyset's generations, its documents and their publications."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+
+from components.backend import GenerationKey, load_backend
+from components.publication import Publication, PublicationArgs
+from keyrotation import documents, keys, lifecycle
+from keyrotation.config import Generation, StackConfig
+from keyrotation.config import KeySet as KeySetConfig
+from keyrotation.documents import KeyRecord
+
+
+@dataclass
+class KeySetArgs:
+    stack: StackConfig
+    keyset: KeySetConfig
+
+
+class KeyGeneration(pulumi.ComponentResource):
+    """One generation of a keyset: its key (in whatever backend) and its key id."""
+
+    kid: pulumi.Output[str]
+    key: GenerationKey
+
+    def __init__(self, name: str, stack: StackConfig, keyset: KeySetConfig, generation: Generation,
+                 backend, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("key-rotation:index:KeyGeneration", name, None, opts)
+        self.generation = generation
+        self.key = backend.generation_key(generation, name, self)
+        if keyset.kid == "thumbprint":
+            self.kid = self.key.thumbprint
+        else:
+            self.kid = pulumi.Output.from_input(keys.render_kid(
+                keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment
+            ))
+        self.record: pulumi.Output[KeyRecord] = pulumi.Output.all(self.kid, self.key.public_pem).apply(
+            lambda values: _record(keyset, generation, *values)
+        )
+        self.register_outputs({"kid": self.kid, "state": str(generation.state), "keyId": self.key.key_id})
+
+
+def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
+    return KeyRecord(
+        generation=g.id, state=g.state, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem,
+        created_at=g.created_at, activated_at=g.activated_at, retiring_at=g.retiring_at,
+        retired_at=g.retired_at, revoked_at=g.revoked_at, revoke_reason=g.revoke_reason,
+        destroyed_at=g.destroyed_at,
+    )
+
+
+class KeySet(pulumi.ComponentResource):
+    """A keyset: one KeyGeneration per generation, and one Publication per publish target."""
+
+    generations: dict[str, KeyGeneration]
+    publications: dict[str, Publication]
+    active_kid: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KeySetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("key-rotation:index:KeySet", name, None, opts)
+        stack, keyset = args.stack, args.keyset
+        self.config = keyset
+        backend = load_backend(keyset.backend)(stack, keyset, self)
+        self.generations = {
+            g.id: KeyGeneration(f"{name}-{g.id}", stack, keyset, g, backend, pulumi.ResourceOptions(parent=self))
+            for g in keyset.generations
+        }
+        backend.finish({gid: gen.key for gid, gen in self.generations.items()})
+        self.active = self.generations[keyset.active.id]
+        self.active_kid = self.active.kid
+        records = pulumi.Output.all(*(g.record for g in self.generations.values()))
+        self.publications = {
+            pub.target: self._publication(name, pub, records) for pub in keyset.publish
+        }
+        self._warn_gaps(name, keyset)
+        self.register_outputs(self.summary())
+
+    def _publication(self, name: str, pub, records: pulumi.Output[list[KeyRecord]]) -> Publication:
+        document = records.apply(lambda rs: documents.build(pub.format, rs))
+        # Stable under reordering of the publish list: named by format and target.
+        suffix = hashlib.sha256(pub.target.encode()).hexdigest()[:8]
+        return Publication(
+            f"{name}-{pub.format}-{suffix}",
+            PublicationArgs(
+                target=pub.target,
+                format=pub.format,
+                content=document.apply(documents.render),
+                kids=document.apply(lambda d: documents.kids_in(pub.format, d)),
+                cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
+                keyset=name,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
+    @staticmethod
+    def _warn_gaps(name: str, keyset: KeySetConfig) -> None:
+        for gap in lifecycle.keyset_gaps(keyset):
+            if not gap.intended:
+                pulumi.log.warn(gap.describe())
+
+    def summary(self) -> dict:
+        """The keyset's stack output: what another service needs to consume it."""
+        keyset = self.config
+        return {
+            "activeKid": self.active_kid,
+            "activeGeneration": keyset.active.id,
+            "activeKeyId": self.active.key.key_id,
+            "algorithm": keyset.algorithm,
+            "backend": keyset.backend,
+            "purpose": keyset.purpose,
+            "generations": [
+                {"id": gid, "kid": gen.kid, "state": str(gen.generation.state), "keyId": gen.key.key_id}
+                for gid, gen in self.generations.items()
+            ],
+            "documents": {
+                target: {"format": fmt, "target": target, "firstPublished": pub.first_published}
+                for target, (fmt, pub) in (
+                    (p.target, (p.format, self.publications[p.target])) for p in keyset.publish
+                )
+            },
+        }

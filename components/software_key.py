@@ -1,0 +1,122 @@
+"""A generation's key created by the program with ``cryptography``: a Pulumi dynamic resource.
+
+The private key exists only in the ``private_key`` output, which is always a Pulumi secret
+(``additional_secret_outputs``). A generation's key is created once: a later change of
+algorithm, key size, keyset or generation id is refused, never turned into a replacement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+# Inputs fixed at creation: changing any of them would silently mint a different key.
+IMMUTABLE = ("keyset", "generation", "algorithm", "key_size")
+SECRET_OUTPUTS = ["private_key"]
+
+
+class SoftwareKeyProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        for prop in IMMUTABLE:
+            if olds and prop in olds and olds[prop] != news.get(prop):
+                failures.append(CheckFailure(
+                    prop,
+                    f"keyset '{olds.get('keyset')}', generation '{olds.get('generation')}': {prop} was"
+                    f" {olds[prop]!r} and cannot become {news.get(prop)!r}; a generation's key is"
+                    " created once. Add a new generation instead (rotate).",
+                ))
+        from keyrotation.algorithms import ALGORITHMS
+
+        if news.get("algorithm") not in ALGORITHMS:
+            failures.append(CheckFailure("algorithm", f"unknown algorithm {news.get('algorithm')!r}"))
+        return CheckResult(news, failures)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from keyrotation import keys
+        from keyrotation.algorithms import ALGORITHMS
+
+        spec = ALGORITHMS[props["algorithm"]]
+        material = keys.generate_private(spec, int(props.get("key_size") or 2048))
+        outs = {**props, **_public_outputs(spec, material)}
+        outs["private_key"] = material if props.get("state") != "destroyed" else None
+        return CreateResult(f"{props['keyset']}/{props['generation']}", outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [p for p in ("state",) if olds.get(p) != news.get(p)]
+        return DiffResult(changes=bool(changed), replaces=[], stables=list(IMMUTABLE),
+                          delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        outs = {**olds, **news}
+        # A destroyed generation keeps its public key (key history) and loses its private key.
+        outs["private_key"] = None if news.get("state") == "destroyed" else olds.get("private_key")
+        return UpdateResult(outs)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # The key lives only in this resource's state: deleting the resource forgets it.
+        return None
+
+
+def _public_outputs(spec, material: str) -> dict[str, Any]:
+    from keyrotation import keys
+
+    if spec.is_symmetric:
+        return {
+            "public_key_pem": None,
+            "thumbprint": keys.secret_thumbprint(material),
+            "fingerprint": keys.fingerprint(material),
+        }
+    public_pem = keys.public_pem_from_private(material)
+    return {
+        "public_key_pem": public_pem,
+        "thumbprint": keys.thumbprint(public_pem),
+        "fingerprint": keys.fingerprint(public_pem),
+    }
+
+
+@dataclass
+class SoftwareKeyArgs:
+    keyset: pulumi.Input[str]
+    generation: pulumi.Input[str]
+    algorithm: pulumi.Input[str]
+    state: pulumi.Input[str]
+    key_size: pulumi.Input[int] | None = None
+
+
+class SoftwareKey(Resource, module="keys", name="SoftwareKey"):
+    private_key: pulumi.Output[str | None]
+    """PKCS#8 PEM (key pairs) or base64 (symmetric keys); always a secret."""
+    public_key_pem: pulumi.Output[str | None]
+    thumbprint: pulumi.Output[str]
+    """RFC 7638 SHA-256 thumbprint (for symmetric keys: of the oct JWK)."""
+    fingerprint: pulumi.Output[str]
+    """SHA-256 of the public PEM (key pairs) or of the base64 key (the Secrets Service ledger)."""
+
+    def __init__(self, name: str, args: SoftwareKeyArgs, opts: pulumi.ResourceOptions | None = None):
+        props = {
+            "keyset": args.keyset,
+            "generation": args.generation,
+            "algorithm": args.algorithm,
+            "state": args.state,
+            "key_size": args.key_size,
+            "private_key": None,
+            "public_key_pem": None,
+            "thumbprint": None,
+            "fingerprint": None,
+        }
+        opts = pulumi.ResourceOptions.merge(
+            pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS, protect=True), opts
+        )
+        super().__init__(SoftwareKeyProvider(), name, props, opts)

@@ -1,0 +1,186 @@
+"""The one table from a JOSE algorithm name to everything that depends on it.
+
+Config validation, key generation, documents, the cloud backends and the policy pack all read
+this table; nothing else in the project restates which algorithm fits which purpose, backend or
+profile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+Purpose = Literal["sign", "encrypt", "mac"]
+Backend = Literal["software", "aws-kms", "gcp-kms", "external"]
+Profile = Literal["default", "fips"]
+
+RSA_KEY_SIZES = (2048, 3072, 4096)
+
+# AWS KMS's native (in place) rotation exists only for symmetric encryption keys, and its
+# period must lie in this range (RotationPeriodInDays).
+AWS_ROTATION_PERIOD_DAYS = (90, 2560)
+
+_EC_CURVES = {
+    "P-256": ec.SECP256R1,
+    "P-384": ec.SECP384R1,
+    "P-521": ec.SECP521R1,
+    "secp256k1": ec.SECP256K1,
+}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What one JOSE algorithm name implies for every part of the system."""
+
+    name: str
+    purpose: Purpose
+    kty: Literal["OKP", "EC", "RSA", "oct"]
+    """JWK key type (RFC 7518 section 6, RFC 8037 for OKP)."""
+    curve: str | None = None
+    """JWK ``crv`` for OKP and EC keys."""
+    secret_bytes: int | None = None
+    """Length of a symmetric key in bytes."""
+    hash_name: str | None = None
+    """Digest the signature or MAC uses (``SHA256`` ...)."""
+    profiles: frozenset[str] = frozenset({"default", "fips"})
+    aws_key_spec: str | None = None
+    """``customer_master_key_spec`` (``{size}`` is filled with the RSA key size)."""
+    aws_key_usage: str | None = None
+    aws_signing_algorithm: str | None = None
+    """KMS ``SigningAlgorithm`` / ``MacAlgorithm`` used with this JOSE algorithm."""
+    gcp_algorithms: dict[int | None, str] = field(default_factory=dict)
+    """GCP ``CryptoKeyVersionAlgorithm`` per RSA key size (``None`` for non-RSA keys)."""
+    gcp_hsm_only: bool = False
+    gcp_rule: str = ""
+    """GCP's own rule, quoted in errors when GCP cannot hold a configuration."""
+    signers_name: str = ""
+    """The algorithm's name in a ``signers.json`` registry (the audit runbook's vocabulary)."""
+    anchor_name: str = ""
+    """The algorithm's name in a trust-anchor document (the manifest runbook's vocabulary)."""
+
+    @property
+    def is_rsa(self) -> bool:
+        return self.kty == "RSA"
+
+    @property
+    def is_symmetric(self) -> bool:
+        return self.kty == "oct"
+
+    @property
+    def publishes_public_key(self) -> bool:
+        return not self.is_symmetric
+
+    def aws_spec(self, key_size: int) -> str:
+        assert self.aws_key_spec is not None
+        return self.aws_key_spec.format(size=key_size)
+
+    def gcp_algorithm(self, key_size: int) -> str | None:
+        return self.gcp_algorithms.get(key_size if self.is_rsa else None)
+
+    def allowed_in(self, profile: str) -> bool:
+        return profile in self.profiles
+
+    def generate(self, key_size: int = 2048):
+        """A new private key: a ``cryptography`` key object, or bytes for symmetric keys."""
+        if self.kty == "OKP":
+            return ed25519.Ed25519PrivateKey.generate()
+        if self.kty == "EC":
+            return ec.generate_private_key(_EC_CURVES[self.curve]())
+        if self.kty == "RSA":
+            return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        return os.urandom(self.secret_bytes)
+
+
+def _ecdsa(name, curve, bits, aws_spec, gcp, *, fips=True, hsm_only=False, gcp_rule=""):
+    return Algorithm(
+        name=name, purpose="sign", kty="EC", curve=curve, hash_name=f"SHA{bits}",
+        profiles=frozenset({"default", "fips"} if fips else {"default"}),
+        aws_key_spec=aws_spec, aws_key_usage="SIGN_VERIFY",
+        aws_signing_algorithm=f"ECDSA_SHA_{bits}",
+        gcp_algorithms={None: gcp} if gcp else {}, gcp_hsm_only=hsm_only, gcp_rule=gcp_rule,
+        signers_name=f"ecdsa-sha{bits}", anchor_name=f"ECDSA-{curve}",
+    )
+
+
+def _rsa(name, bits, scheme):
+    pss = scheme == "PSS"
+    gcp_kind = "RSA_SIGN_PSS" if pss else "RSA_SIGN_PKCS1"
+    # GCP offers SHA-256 digests at every size and SHA-512 only with 4096-bit keys; no SHA-384.
+    gcp = {size: f"{gcp_kind}_{size}_SHA256" for size in RSA_KEY_SIZES} if bits == 256 else (
+        {4096: f"{gcp_kind}_4096_SHA512"} if bits == 512 else {}
+    )
+    return Algorithm(
+        name=name, purpose="sign", kty="RSA", hash_name=f"SHA{bits}",
+        aws_key_spec="RSA_{size}", aws_key_usage="SIGN_VERIFY",
+        aws_signing_algorithm=f"RSASSA_{'PSS' if pss else 'PKCS1_V1_5'}_SHA_{bits}",
+        gcp_algorithms=gcp,
+        gcp_rule=(
+            "Cloud KMS signs with RSA using SHA-256 at 2048/3072/4096 bits and SHA-512 only at 4096"
+            " bits; it has no SHA-384 RSA algorithm"
+        ),
+        signers_name=f"rsa-{'pss-' if pss else ''}sha{bits}", anchor_name=f"RSA-{scheme}-SHA{bits}",
+    )
+
+
+def _hmac(bits):
+    return Algorithm(
+        name=f"HS{bits}", purpose="mac", kty="oct", secret_bytes=bits // 8, hash_name=f"SHA{bits}",
+        aws_key_spec=f"HMAC_{bits}", aws_key_usage="GENERATE_VERIFY_MAC",
+        aws_signing_algorithm=f"HMAC_SHA_{bits}",
+        gcp_algorithms={None: f"HMAC_SHA{bits}"},
+        signers_name=f"hmac-sha{bits}", anchor_name=f"HMAC-SHA{bits}",
+    )
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm(
+            name="EdDSA", purpose="sign", kty="OKP", curve="Ed25519", hash_name="SHA512",
+            profiles=frozenset({"default"}),
+            aws_key_spec="ECC_NIST_EDWARDS25519", aws_key_usage="SIGN_VERIFY",
+            aws_signing_algorithm="ED25519_SHA_512",
+            gcp_algorithms={None: "EC_SIGN_ED25519"},
+            signers_name="ed25519", anchor_name="Ed25519",
+        ),
+        _ecdsa("ES256", "P-256", 256, "ECC_NIST_P256", "EC_SIGN_P256_SHA256"),
+        _ecdsa("ES384", "P-384", 384, "ECC_NIST_P384", "EC_SIGN_P384_SHA384"),
+        _ecdsa(
+            "ES512", "P-521", 512, "ECC_NIST_P521", None, fips=False,
+            gcp_rule="Cloud KMS has no P-521 signing algorithm (EC_SIGN_P256_SHA256, "
+            "EC_SIGN_P384_SHA384, EC_SIGN_SECP256K1_SHA256 only)",
+        ),
+        _ecdsa(
+            "ES256K", "secp256k1", 256, "ECC_SECG_P256K1", "EC_SIGN_SECP256K1_SHA256", fips=False,
+            hsm_only=True,
+            gcp_rule="Cloud KMS holds EC_SIGN_SECP256K1_SHA256 only at protection level HSM",
+        ),
+        *(_rsa(f"RS{bits}", bits, "PKCS1") for bits in (256, 384, 512)),
+        *(_rsa(f"PS{bits}", bits, "PSS") for bits in (256, 384, 512)),
+        *(_hmac(bits) for bits in (256, 384, 512)),
+        Algorithm(
+            name="A256GCM", purpose="encrypt", kty="oct", secret_bytes=32,
+            aws_key_spec="SYMMETRIC_DEFAULT", aws_key_usage="ENCRYPT_DECRYPT",
+            gcp_algorithms={None: "GOOGLE_SYMMETRIC_ENCRYPTION"},
+            signers_name="aes-256-gcm", anchor_name="AES-256-GCM",
+        ),
+    )
+}
+
+GCP_PURPOSES: dict[str, str] = {
+    "sign": "ASYMMETRIC_SIGN",
+    "encrypt": "ENCRYPT_DECRYPT",
+    "mac": "MAC",
+}
+
+PROFILE_RULES: dict[str, str] = {
+    "default": "every algorithm of the contract",
+    "fips": "no EdDSA, no ES256K, RSA >= 2048, ECDSA P-256/P-384 only",
+}
+
+
+def get(name: str) -> Algorithm:
+    return ALGORITHMS[name]

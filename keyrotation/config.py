@@ -1,0 +1,535 @@
+"""The typed model of ``Pulumi.<stack>.yaml`` (``../shared/spec/CONFIG.md``) and its validation.
+
+Every problem is reported with the stack file, keyset, generation and field it concerns, and all
+problems are reported together, before any resource is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from . import algorithms
+from .lifecycle import FORBIDDEN_TIMES, REQUIRED_TIMES, TIME_ORDER, State, Timings
+
+PROJECT = "key-rotation"
+PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
+PUBLISH_SCHEMES = ("file", "s3", "gs", "configmap")
+ENV_SOURCES = ("kid", "keyId", "keyArn", "keyName", "algorithm", "generation")
+SECRET_SOURCES = ("material", "keyring", *ENV_SOURCES)
+KID_PLACEHOLDERS = ("keyset", "generation", "environment")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class TimingOverrides(_Model):
+    max_age_days: int | None = Field(None, gt=0)
+    warn_days: int | None = Field(None, ge=0)
+    publish_max_age_seconds: int | None = Field(None, ge=0)
+    clock_skew_seconds: int | None = Field(None, ge=0)
+    token_lifetime_seconds: int | None = Field(None, ge=0)
+    deletion_window_days: int | None = Field(None, ge=7, le=30)
+
+    def over(self, base: Timings) -> Timings:
+        values = {
+            name: getattr(self, name)
+            for name in TimingOverrides.model_fields
+            if getattr(self, name) is not None
+        }
+        return Timings(**{**base.__dict__, **values})
+
+
+class Generation(_Model):
+    id: str = Field(min_length=1, max_length=63)
+    state: State
+    created_at: AwareDatetime
+    activated_at: AwareDatetime | None = None
+    retiring_at: AwareDatetime | None = None
+    retired_at: AwareDatetime | None = None
+    revoked_at: AwareDatetime | None = None
+    revoke_reason: Literal["compromise", "personnel", "hardware", "superseded"] | None = None
+    destroyed_at: AwareDatetime | None = None
+    public_key_pem: str | None = None
+
+    def time(self, camel_name: str) -> datetime | None:
+        return getattr(self, _snake(camel_name))
+
+
+class Publication(_Model):
+    format: Literal["jwks", "signers", "trust-anchor", "key-history"]
+    target: str
+
+    @property
+    def scheme(self) -> str:
+        return self.target.split("://", 1)[0]
+
+    @property
+    def location(self) -> str:
+        return self.target.split("://", 1)[1]
+
+
+class DeploymentConsumer(_Model):
+    deployment: str
+    env: dict[str, Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "generation"]]
+    material: dict[str, Literal["material", "keyring"]] = Field(default_factory=dict)
+    """Env vars that reference key material through a Secret this program owns (secretKeyRef)."""
+
+
+class SecretConsumer(_Model):
+    secret: str
+    data: dict[
+        str,
+        Literal["material", "keyring", "kid", "keyId", "keyArn", "keyName", "algorithm", "generation"],
+    ]
+    restart: list[str] = Field(default_factory=list)
+
+
+class AwsOptions(_Model):
+    region: str | None = None
+    multi_region: bool = False
+    alias_prefix: str = "alias/"
+
+
+class GcpOptions(_Model):
+    location: str | None = None
+    key_ring: str | None = None
+    protection_level: Literal["SOFTWARE", "HSM"] = "SOFTWARE"
+    project: str | None = None
+
+
+class KeySet(TimingOverrides):
+    """One keyset as written in the stack file, plus its name and resolved timings."""
+
+    purpose: Literal["sign", "encrypt", "mac"]
+    algorithm: str
+    key_size: Literal[2048, 3072, 4096] | None = None
+    backend: Literal["software", "aws-kms", "gcp-kms", "external"] = "software"
+    kid: str = "thumbprint"
+    publish: list[Publication] = Field(default_factory=list)
+    consumers: list[DeploymentConsumer | SecretConsumer] = Field(default_factory=list)
+    aws: AwsOptions = Field(default_factory=AwsOptions)
+    gcp: GcpOptions = Field(default_factory=GcpOptions)
+    generations: list[Generation]
+
+    # Filled in by StackConfig: the map key and the stack defaults merged with the overrides.
+    name: str = Field("", exclude=True)
+    timings: Timings = Field(default_factory=Timings, exclude=True)
+
+    @property
+    def spec(self) -> algorithms.Algorithm:
+        return algorithms.ALGORITHMS[self.algorithm]
+
+    @property
+    def rsa_key_size(self) -> int:
+        return self.key_size or 2048
+
+    @property
+    def active(self) -> Generation:
+        return next(g for g in self.generations if g.state is State.ACTIVE)
+
+    def generation(self, generation_id: str) -> Generation:
+        return next(g for g in self.generations if g.id == generation_id)
+
+
+class Kubernetes(_Model):
+    context: str | None = None
+    namespace: str = "default"
+
+
+class StackConfig(_Model):
+    environment: str
+    profile: Literal["default", "fips"] = "default"
+    defaults: TimingOverrides = Field(default_factory=TimingOverrides)
+    keysets: dict[str, KeySet]
+    kubernetes: Kubernetes | None = None
+
+    stack_file: str = Field("Pulumi.<stack>.yaml", exclude=True)
+    other: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    """Config of other namespaces (``aws:region``, ``gcp:project`` ...), as given."""
+
+    def timings_of(self, keyset: KeySet) -> Timings:
+        return keyset.over(self.defaults.over(Timings()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    keyset: str | None = None
+    generation: str | None = None
+    field: str | None = None
+
+    def where(self) -> str:
+        parts = []
+        if self.keyset is not None:
+            parts.append(f"keyset '{self.keyset}'")
+        if self.generation is not None:
+            parts.append(f"generation '{self.generation}'")
+        if self.field is not None:
+            parts.append(f"field '{self.field}'")
+        return ", ".join(parts)
+
+
+class ConfigError(ValueError):
+    """The stack file is invalid; ``problems`` lists every reason."""
+
+    def __init__(self, stack_file: str, problems: list[Problem]):
+        self.stack_file = stack_file
+        self.problems = problems
+        lines = [f"{stack_file}: invalid {PROJECT} configuration ({len(problems)} problem(s)):"]
+        for p in problems:
+            where = p.where()
+            lines.append(f"  - {where + ': ' if where else ''}{p.message}")
+        super().__init__("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read and validate ``Pulumi.<stack>.yaml`` from disk (the commands and tests use this)."""
+    from ruamel.yaml import YAML
+
+    path = Path(path)
+    document = YAML(typ="safe").load(path.read_text()) or {}
+    return from_config_map(document.get("config") or {}, stack_file=path.name)
+
+
+def from_config_map(config: Mapping[str, Any], *, stack_file: str) -> StackConfig:
+    """Validate a stack's ``config:`` map (keys such as ``key-rotation:keysets``).
+
+    Values may be the decoded objects (from the YAML file) or JSON strings (as the Pulumi engine
+    hands structured config to a program).
+    """
+    ours: dict[str, Any] = {}
+    other: dict[str, Any] = {}
+    for key, value in config.items():
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT and name:
+            ours[name] = _decode(value)
+        else:
+            other[key] = value
+    return parse(ours, stack_file=stack_file, other=other)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse(data: Mapping[str, Any], *, stack_file: str, other: Mapping[str, Any] | None = None) -> StackConfig:
+    data = _stringify_times(dict(data))
+    try:
+        stack = StackConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(stack_file, [_problem(e, data) for e in error.errors()]) from None
+    keysets = {
+        name: keyset.model_copy(update={"name": name, "timings": stack.timings_of(keyset)})
+        for name, keyset in stack.keysets.items()
+    }
+    stack = stack.model_copy(
+        update={"keysets": keysets, "stack_file": stack_file, "other": dict(other or {})}
+    )
+    problems = validate(stack)
+    if problems:
+        raise ConfigError(stack_file, problems)
+    return stack
+
+
+def _stringify_times(value: Any) -> Any:
+    # YAML turns unquoted timestamps into datetimes; keep the text form so naive ones are caught.
+    if isinstance(value, dict):
+        return {k: _stringify_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_times(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _problem(error: Mapping[str, Any], data: Mapping[str, Any]) -> Problem:
+    loc = list(error["loc"])
+    keyset = generation = None
+    if len(loc) >= 2 and loc[0] == "keysets":
+        keyset = str(loc[1])
+        loc = loc[2:]
+        if len(loc) >= 2 and loc[0] == "generations" and isinstance(loc[1], int):
+            generation = _generation_id(data, keyset, loc[1])
+            loc = loc[2:]
+    # pydantic appends the tried union member or literal to the location: keep the user's path.
+    loc = [part for part in loc if not (isinstance(part, str) and part in _UNION_TAGS)]
+    field = ".".join(str(p) for p in loc) or None
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1] if loc else ''}'"
+    elif error["type"] == "missing":
+        message = "is required"
+    elif error["type"] == "timezone_aware":
+        message = "needs a timezone, e.g. 2026-11-23T09:00:00Z (RFC 3339)"
+    elif error["type"] in ("datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
+        message = f"is not an RFC 3339 time: {error.get('input')!r}"
+    elif error["type"] == "literal_error":
+        message = f"{error.get('input')!r} is not allowed: {error['msg'].removeprefix('Input should be ')}"
+    return Problem(message, keyset, generation, field)
+
+
+_UNION_TAGS = {"DeploymentConsumer", "SecretConsumer"}
+
+
+def _generation_id(data: Mapping[str, Any], keyset: str, index: int) -> str:
+    try:
+        gid = data["keysets"][keyset]["generations"][index].get("id")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        gid = None
+    return str(gid) if gid is not None else f"#{index + 1}"
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation beyond types: the rules of the contract
+
+
+def validate(stack: StackConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, keyset in stack.keysets.items():
+        problems += _validate_keyset(stack, name, keyset)
+    return problems
+
+
+def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]:
+    out: list[Problem] = []
+
+    def problem(message: str, field: str | None = None, generation: str | None = None) -> None:
+        out.append(Problem(message, name, generation, field))
+
+    spec = algorithms.ALGORITHMS.get(ks.algorithm)
+    if spec is None:
+        problem(
+            f"unknown algorithm {ks.algorithm!r}; use one of {', '.join(algorithms.ALGORITHMS)}",
+            "algorithm",
+        )
+        return out + _validate_generations(stack, name, ks, None)
+    if spec.purpose != ks.purpose:
+        fitting = [a.name for a in algorithms.ALGORITHMS.values() if a.purpose == ks.purpose]
+        problem(
+            f"{ks.algorithm} is a '{spec.purpose}' algorithm but the keyset's purpose is"
+            f" '{ks.purpose}'; use one of {', '.join(fitting)}",
+            "algorithm",
+        )
+    if ks.key_size is not None and not spec.is_rsa:
+        problem(f"keySize applies to RSA algorithms (RS*, PS*) only, not {ks.algorithm}", "keySize")
+    if not spec.allowed_in(stack.profile):
+        problem(
+            f"{ks.algorithm} is not allowed by profile '{stack.profile}'"
+            f" ({algorithms.PROFILE_RULES[stack.profile]})",
+            "algorithm",
+        )
+    out += _validate_backend(stack, name, ks, spec)
+    out += _validate_kid(name, ks)
+    out += _validate_publish(stack, name, ks, spec)
+    out += _validate_consumers(stack, name, ks)
+    t = ks.timings
+    if t.warn_days >= t.max_age_days:
+        problem(f"warnDays ({t.warn_days}) must be less than maxAgeDays ({t.max_age_days})", "warnDays")
+    return out + _validate_generations(stack, name, ks, spec)
+
+
+def _validate_backend(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
+    out: list[Problem] = []
+    if ks.backend == "gcp-kms":
+        if spec.gcp_algorithm(ks.rsa_key_size) is None:
+            size = f" with keySize {ks.rsa_key_size}" if spec.is_rsa else ""
+            out.append(Problem(f"gcp-kms cannot hold {ks.algorithm}{size}: {spec.gcp_rule}", name, None, "algorithm"))
+        if spec.gcp_hsm_only and ks.gcp.protection_level != "HSM":
+            out.append(Problem(
+                f"gcp-kms cannot hold {ks.algorithm} at protectionLevel {ks.gcp.protection_level}:"
+                f" {spec.gcp_rule}; set gcp.protectionLevel: HSM",
+                name, None, "gcp.protectionLevel",
+            ))
+        for key in ("location", "keyRing"):
+            if getattr(ks.gcp, _snake(key)) is None:
+                out.append(Problem("is required for backend gcp-kms", name, None, f"gcp.{key}"))
+    if ks.backend == "aws-kms" and ks.aws.region is None and not stack.other.get("aws:region"):
+        out.append(Problem(
+            "is required for backend aws-kms (or set the stack's aws:region)", name, None, "aws.region"
+        ))
+    if ks.backend == "external" and spec.is_symmetric:
+        out.append(Problem(
+            f"backend external holds only public keys; {ks.algorithm} is symmetric", name, None, "backend"
+        ))
+    return out
+
+
+def _validate_kid(name: str, ks: KeySet) -> list[Problem]:
+    if ks.kid == "thumbprint":
+        return []
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(ks.kid) if f is not None}
+    except ValueError as error:
+        return [Problem(f"invalid kid template {ks.kid!r}: {error}", name, None, "kid")]
+    unknown = fields - set(KID_PLACEHOLDERS)
+    if unknown:
+        return [Problem(
+            f"kid template {ks.kid!r} uses unknown placeholder(s) {', '.join(sorted(unknown))};"
+            f" allowed: {', '.join('{' + p + '}' for p in KID_PLACEHOLDERS)} or 'thumbprint'",
+            name, None, "kid",
+        )]
+    if "generation" not in fields and len(ks.generations) > 1:
+        return [Problem(
+            f"kid template {ks.kid!r} gives every generation the same kid; include {{generation}}",
+            name, None, "kid",
+        )]
+    return []
+
+
+def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for i, pub in enumerate(ks.publish):
+        field = f"publish[{i}]"
+        if pub.format != "key-history" and not spec.publishes_public_key:
+            out.append(Problem(
+                f"a {ks.purpose} keyset has no public key to publish; only 'key-history' is allowed,"
+                f" not '{pub.format}'", name, None, f"{field}.format",
+            ))
+        scheme, sep, rest = pub.target.partition("://")
+        if not sep or scheme not in PUBLISH_SCHEMES or not rest:
+            out.append(Problem(
+                f"target {pub.target!r} must be file://path, s3://bucket/key, gs://bucket/object"
+                " or configmap://namespace/name", name, None, f"{field}.target",
+            ))
+        elif scheme in ("s3", "gs", "configmap") and "/" not in rest.strip("/"):
+            out.append(Problem(
+                f"target {pub.target!r} needs both a {'namespace' if scheme == 'configmap' else 'bucket'}"
+                " and a name", name, None, f"{field}.target",
+            ))
+        elif scheme == "configmap" and stack.kubernetes is None:
+            out.append(Problem(
+                "a configmap:// target needs the stack's kubernetes.context", name, None, f"{field}.target"
+            ))
+        if pub.target in seen:
+            out.append(Problem(f"target {pub.target!r} is listed twice", name, None, f"{field}.target"))
+        seen.add(pub.target)
+    return out
+
+
+def _validate_consumers(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]:
+    out: list[Problem] = []
+    for i, consumer in enumerate(ks.consumers):
+        field = f"consumers[{i}]"
+        refs = (
+            [consumer.deployment] if isinstance(consumer, DeploymentConsumer)
+            else [consumer.secret, *consumer.restart]
+        )
+        for ref in refs:
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?", ref):
+                out.append(Problem(f"{ref!r} must be namespace/name (lowercase DNS names)", name, None, field))
+        if stack.kubernetes is None:
+            out.append(Problem("consumers need the stack's kubernetes.context", name, None, field))
+        sources = (
+            list(consumer.env.values()) + list(consumer.material.values())
+            if isinstance(consumer, DeploymentConsumer) else list(consumer.data.values())
+        )
+        if ("material" in sources or "keyring" in sources) and ks.backend not in ("software",):
+            out.append(Problem(
+                f"key material cannot be delivered from backend {ks.backend}: its private key never"
+                " leaves the KMS/HSM; deliver kid/keyId/keyArn/keyName instead", name, None, field,
+            ))
+        if "keyArn" in sources and ks.backend != "aws-kms":
+            out.append(Problem("keyArn is only known for backend aws-kms", name, None, field))
+        if "keyName" in sources and ks.backend != "gcp-kms":
+            out.append(Problem("keyName is only known for backend gcp-kms", name, None, field))
+    return out
+
+
+def _validate_generations(
+    stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm | None
+) -> list[Problem]:
+    out: list[Problem] = []
+    ids: set[str] = set()
+    for i, gen in enumerate(ks.generations):
+        def problem(message: str, field: str | None = None, gen: Generation = gen) -> None:
+            out.append(Problem(message, name, gen.id, field))
+
+        if gen.id in ids:
+            problem(f"duplicate generation id (generation #{i + 1}); ids are unique and stable forever", "id")
+        ids.add(gen.id)
+        for field in REQUIRED_TIMES[gen.state]:
+            if gen.time(field) is None:
+                problem(f"is required when state is '{gen.state}'", field)
+        for field in FORBIDDEN_TIMES[gen.state]:
+            if gen.time(field) is not None:
+                problem(f"must not be set while state is '{gen.state}'", field)
+        if gen.state is State.REVOKED and gen.revoke_reason is None:
+            problem("is required when state is 'revoked' (compromise, personnel, hardware, superseded)", "revokeReason")
+        if gen.revoke_reason is not None and gen.state is not State.REVOKED:
+            problem(f"must not be set while state is '{gen.state}'", "revokeReason")
+        present = [(f, gen.time(f)) for f in TIME_ORDER if gen.time(f) is not None]
+        for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
+            if t2 < t1:
+                problem(f"{second} ({_iso(t2)}) is before {first} ({_iso(t1)})", second)
+        if gen.revoked_at is not None and gen.revoked_at < gen.created_at:
+            problem(f"revokedAt ({_iso(gen.revoked_at)}) is before createdAt ({_iso(gen.created_at)})", "revokedAt")
+        if ks.backend == "external":
+            if gen.public_key_pem is None:
+                problem("is required for backend external", "publicKeyPem")
+            elif spec is not None:
+                message = _check_public_key(gen.public_key_pem, spec, ks.rsa_key_size)
+                if message:
+                    problem(message, "publicKeyPem")
+        elif gen.public_key_pem is not None:
+            problem(f"only backend external takes a publicKeyPem (this keyset is {ks.backend})", "publicKeyPem")
+    active = [g.id for g in ks.generations if g.state is State.ACTIVE]
+    if len(active) != 1:
+        found = f"{len(active)} ({', '.join(active)})" if active else "none"
+        out.append(Problem(
+            f"a {ks.purpose} keyset needs exactly one 'active' generation; found {found}",
+            name, None, "generations",
+        ))
+    return out
+
+
+def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> str | None:
+    from .keys import describe_public_key, load_public_key
+
+    try:
+        key = load_public_key(pem)
+    except ValueError as error:
+        return f"is not a PEM public key: {error}"
+    actual = describe_public_key(key)
+    expected = (spec.kty, spec.curve if spec.kty != "RSA" else key_size)
+    if spec.kty == "RSA":
+        if actual[0] != "RSA" or actual[1] < 2048:
+            return f"holds a {actual[0]} {actual[1]} key; {spec.name} needs an RSA key of at least 2048 bits"
+        return None
+    if actual != expected:
+        return f"holds a {actual[0]} {actual[1]} key; {spec.name} needs {expected[0]} {expected[1]}"
+    return None
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")

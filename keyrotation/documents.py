@@ -1,0 +1,160 @@
+"""The published documents: JWKS, signers registry, trust anchor and key history.
+
+Builders are pure functions of the keyset's generations and their public keys; output is
+deterministic (sorted keys, fixed layout) so unchanged input gives unchanged bytes and the
+publisher writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import algorithms
+from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
+from .lifecycle import PUBLISHED_STATES, State
+
+FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
+CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the documents need to know of one generation; never private material."""
+
+    generation: str
+    state: State
+    kid: str
+    algorithm: str
+    public_pem: str | None
+    created_at: datetime
+    activated_at: datetime | None = None
+    retiring_at: datetime | None = None
+    retired_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+    destroyed_at: datetime | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.state in PUBLISHED_STATES and self.public_pem is not None
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def jwks(records: Sequence[KeyRecord]) -> dict[str, Any]:
+    keys = []
+    for r in records:
+        if not r.published:
+            continue
+        jwk = public_jwk(r.public_pem)
+        jwk.update(kid=r.kid, alg=r.algorithm, use="sig")
+        keys.append(jwk)
+    return {"keys": keys}
+
+
+def signers(records: Sequence[KeyRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "signerId": r.kid,
+            "algorithm": algorithms.ALGORITHMS[r.algorithm].signers_name,
+            "publicKey": r.public_pem.strip() + "\n",
+        }
+        for r in records
+        if r.published
+    ]
+
+
+def trust_anchor(records: Sequence[KeyRecord]) -> dict[str, Any]:
+    active = [r.kid for r in records if r.state is State.ACTIVE]
+    return {
+        "active_key_id": active[0] if active else None,
+        "keys": [
+            {
+                "key_id": r.kid,
+                "algorithm": algorithms.ALGORITHMS[r.algorithm].anchor_name,
+                "public_key": public_der_b64url(r.public_pem),
+                "valid_from": _iso(r.activated_at or r.created_at),
+            }
+            for r in records
+            if r.published
+        ],
+    }
+
+
+def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
+    history = []
+    for r in records:
+        entry: dict[str, Any] = {
+            "keyid": r.kid,
+            "generation": r.generation,
+            "algorithm": r.algorithm,
+            "state": str(r.state),
+            "addedAt": _iso(r.created_at),
+            "activatedAt": _iso(r.activated_at),
+            "retiringAt": _iso(r.retiring_at),
+            "retiredAt": _iso(r.retired_at),
+            "destroyedAt": _iso(r.destroyed_at),
+            "revokedAt": _iso(r.revoked_at),
+            "revokeReason": r.revoke_reason,
+        }
+        if r.public_pem is not None:
+            entry["publicKey"] = r.public_pem.strip() + "\n"
+        history.append(entry)
+    return {
+        "keyHistory": history,
+        "revokedKeys": [r.kid for r in records if r.state is State.REVOKED],
+    }
+
+
+_BUILDERS = {"jwks": jwks, "signers": signers, "trust-anchor": trust_anchor, "key-history": key_history}
+
+
+def build(format: str, records: Sequence[KeyRecord]) -> Any:
+    return _BUILDERS[format](records)
+
+
+def render(document: Any) -> str:
+    """Canonical text of a document: same content, same bytes."""
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def kids_in(format: str, document: Any) -> list[str]:
+    """The key ids a document publishes (for first-published bookkeeping and policies)."""
+    if format == "jwks":
+        return [k["kid"] for k in document.get("keys", [])]
+    if format == "signers":
+        return [s["signerId"] for s in document]
+    if format == "trust-anchor":
+        return [k["key_id"] for k in document.get("keys", [])]
+    return []
+
+
+def private_members(document: Any) -> list[str]:
+    """Private JWK members or PEM private keys found anywhere in a document (must be empty)."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str, in_jwk: bool) -> None:
+        if isinstance(value, dict):
+            jwk = "kty" in value
+            for k, v in value.items():
+                if jwk and k in PRIVATE_JWK_MEMBERS:
+                    found.append(f"{path}.{k}")
+                walk(v, f"{path}.{k}", jwk)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]", in_jwk)
+        elif isinstance(value, str) and "PRIVATE KEY" in value:
+            found.append(path)
+
+    walk(document, "$", False)
+    return found
+
+
+def render_all(formats: Iterable[str], records: Sequence[KeyRecord]) -> dict[str, str]:
+    return {f: render(build(f, records)) for f in formats}

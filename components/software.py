@@ -7,11 +7,13 @@ import pulumi
 from components.backend import GenerationKey
 from components.software_key import SoftwareKey, SoftwareKeyArgs
 from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.metadata import format_time
 
 
 class SoftwareBackend:
     def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
         self.keyset = keyset
+        self.environment = stack.environment
 
     def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
         key = SoftwareKey(
@@ -21,6 +23,10 @@ class SoftwareBackend:
                 generation=generation.id,
                 algorithm=self.keyset.algorithm,
                 state=str(generation.state),
+                environment=self.environment,
+                purpose=self.keyset.purpose,
+                created_at=format_time(generation.created_at),
+                activated_at=format_time(generation.activated_at) if generation.activated_at else None,
                 key_size=self.keyset.rsa_key_size if self.keyset.spec.is_rsa else None,
             ),
             pulumi.ResourceOptions(parent=parent),

@@ -24,6 +24,8 @@ from pulumi.dynamic import (
 # Inputs fixed at creation: changing any of them would silently mint a different key.
 IMMUTABLE = ("keyset", "generation", "algorithm", "key_size")
 SECRET_OUTPUTS = ["private_key"]
+# Rotation metadata (keyrotation.metadata) the policy pack reads; changes update in place.
+METADATA = ("state", "environment", "purpose", "created_at", "activated_at")
 
 
 class SoftwareKeyProvider(ResourceProvider):
@@ -54,7 +56,8 @@ class SoftwareKeyProvider(ResourceProvider):
         return CreateResult(f"{props['keyset']}/{props['generation']}", outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [p for p in ("state",) if olds.get(p) != news.get(p)]
+        # Only lifecycle metadata can change; it updates the resource, never the key.
+        changed = [p for p in METADATA if olds.get(p) != news.get(p)]
         return DiffResult(changes=bool(changed), replaces=[], stables=list(IMMUTABLE),
                           delete_before_replace=False)
 
@@ -92,6 +95,10 @@ class SoftwareKeyArgs:
     generation: pulumi.Input[str]
     algorithm: pulumi.Input[str]
     state: pulumi.Input[str]
+    environment: pulumi.Input[str]
+    purpose: pulumi.Input[str]
+    created_at: pulumi.Input[str]
+    activated_at: pulumi.Input[str] | None = None
     key_size: pulumi.Input[int] | None = None
 
 
@@ -110,6 +117,10 @@ class SoftwareKey(Resource, module="keys", name="SoftwareKey"):
             "generation": args.generation,
             "algorithm": args.algorithm,
             "state": args.state,
+            "environment": args.environment,
+            "purpose": args.purpose,
+            "created_at": args.created_at,
+            "activated_at": args.activated_at,
             "key_size": args.key_size,
             "private_key": None,
             "public_key_pem": None,

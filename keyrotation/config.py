@@ -10,7 +10,7 @@ import json
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from pydantic.alias_generators import to_camel
 
 from . import algorithms
-from .lifecycle import FORBIDDEN_TIMES, REQUIRED_TIMES, TIME_ORDER, State, Timings
+from .lifecycle import FORBIDDEN_TIMES, REQUIRED_TIMES, TIME_ORDER, State, Timings, default_warn_days
 
 PROJECT = "key-rotation"
 PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
@@ -161,7 +161,10 @@ class StackConfig(_Model):
     """Config of other namespaces (``aws:region``, ``gcp:project`` ...), as given."""
 
     def timings_of(self, keyset: KeySet) -> Timings:
-        return keyset.over(self.defaults.over(Timings()))
+        timings = keyset.over(self.defaults.over(Timings()))
+        if keyset.warn_days is None and self.defaults.warn_days is None:
+            timings = replace(timings, warn_days=default_warn_days(timings.max_age_days))
+        return timings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +292,7 @@ def _problem(error: Mapping[str, Any], data: Mapping[str, Any]) -> Problem:
         message = "needs a timezone, e.g. 2026-11-23T09:00:00Z (RFC 3339)"
     elif error["type"] in ("datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
         message = f"is not an RFC 3339 time: {error.get('input')!r}"
-    elif error["type"] == "literal_error":
+    elif error["type"] in ("literal_error", "enum"):
         message = f"{error.get('input')!r} is not allowed: {error['msg'].removeprefix('Input should be ')}"
     return Problem(message, keyset, generation, field)
 

@@ -108,6 +108,11 @@ class Timings:
         return timedelta(days=self.warn_days)
 
 
+def default_warn_days(max_age_days: int) -> int:
+    """warnDays when the stack file sets none: 14, or a quarter of a shorter maximum age."""
+    return max(1, min(Timings.warn_days, max_age_days // 4))
+
+
 # ---------------------------------------------------------------------------------------------
 # Age and due dates
 

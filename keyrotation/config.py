@@ -13,9 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from . import algorithms
@@ -24,8 +33,13 @@ from .lifecycle import FORBIDDEN_TIMES, REQUIRED_TIMES, TIME_ORDER, State, Timin
 PROJECT = "key-rotation"
 PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
 PUBLISH_SCHEMES = ("file", "s3", "gs", "configmap")
-ENV_SOURCES = ("kid", "keyId", "keyArn", "keyName", "algorithm", "generation")
-SECRET_SOURCES = ("material", "keyring", *ENV_SOURCES)
+EnvSource = Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "signersAlgorithm", "generation"]
+"""What a consumer's env var or Secret key holds of the active generation (``signersAlgorithm``:
+the algorithm in the signers.json vocabulary, e.g. ``rsa-sha256``)."""
+MaterialSource = Literal["material", "keyring"]
+SecretSource = Literal[MaterialSource, EnvSource]
+ENV_SOURCES: tuple[str, ...] = get_args(EnvSource)
+SECRET_SOURCES: tuple[str, ...] = (*get_args(MaterialSource), *ENV_SOURCES)
 KID_PLACEHOLDERS = ("keyset", "generation", "environment")
 
 
@@ -83,18 +97,32 @@ class Publication(_Model):
 
 class DeploymentConsumer(_Model):
     deployment: str
-    env: dict[str, Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "generation"]]
-    material: dict[str, Literal["material", "keyring"]] = Field(default_factory=dict)
+    env: dict[str, EnvSource] = Field(default_factory=dict)
+    material: dict[str, MaterialSource] = Field(default_factory=dict)
     """Env vars that reference key material through a Secret this program owns (secretKeyRef)."""
+    values: dict[str, str] = Field(default_factory=dict)
+    """Fixed env values switched together with the key (``AUDIT_SIGNING_KEY_SOURCE: kms``)."""
+    container: str | None = None
+    """The container whose env is patched; default: the Deployment's name."""
 
 
 class SecretConsumer(_Model):
     secret: str
-    data: dict[
-        str,
-        Literal["material", "keyring", "kid", "keyId", "keyArn", "keyName", "algorithm", "generation"],
-    ]
+    data: dict[str, SecretSource]
     restart: list[str] = Field(default_factory=list)
+
+
+def _consumer_kind(value: Any) -> str:
+    # A consumer is a Secret when it says `secret:`; errors then speak of that shape only.
+    if isinstance(value, dict):
+        return "secret" if "secret" in value else "deployment"
+    return "secret" if isinstance(value, SecretConsumer) else "deployment"
+
+
+Consumer = Annotated[
+    Annotated[DeploymentConsumer, Tag("deployment")] | Annotated[SecretConsumer, Tag("secret")],
+    Discriminator(_consumer_kind),
+]
 
 
 class AwsOptions(_Model):
@@ -119,7 +147,7 @@ class KeySet(TimingOverrides):
     backend: Literal["software", "aws-kms", "gcp-kms", "external"] = "software"
     kid: str = "thumbprint"
     publish: list[Publication] = Field(default_factory=list)
-    consumers: list[DeploymentConsumer | SecretConsumer] = Field(default_factory=list)
+    consumers: list[Consumer] = Field(default_factory=list)
     aws: AwsOptions = Field(default_factory=AwsOptions)
     gcp: GcpOptions = Field(default_factory=GcpOptions)
     generations: list[Generation]
@@ -144,9 +172,24 @@ class KeySet(TimingOverrides):
         return next(g for g in self.generations if g.id == generation_id)
 
 
+class Alerts(_Model):
+    """``kubernetes.alerts``: a PrometheusRule with the key-age alerts (``true`` = these defaults)."""
+
+    namespace: str | None = None
+    """Where the PrometheusRule lives; default: ``kubernetes.namespace``."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels the Prometheus ``ruleSelector`` matches (e.g. ``release: kube-prometheus-stack``)."""
+
+
 class Kubernetes(_Model):
     context: str | None = None
     namespace: str = "default"
+    alerts: Alerts | None = None
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {} if value is True else None if value is False else value
 
 
 class StackConfig(_Model):
@@ -297,7 +340,7 @@ def _problem(error: Mapping[str, Any], data: Mapping[str, Any]) -> Problem:
     return Problem(message, keyset, generation, field)
 
 
-_UNION_TAGS = {"DeploymentConsumer", "SecretConsumer"}
+_UNION_TAGS = {"DeploymentConsumer", "SecretConsumer", "deployment", "secret"}
 
 
 def _generation_id(data: Mapping[str, Any], keyset: str, index: int) -> str:
@@ -320,7 +363,7 @@ def validate(stack: StackConfig) -> list[Problem]:
     problems: list[Problem] = []
     for name, keyset in stack.keysets.items():
         problems += _validate_keyset(stack, name, keyset)
-    return problems
+    return problems + _validate_delivery(stack)
 
 
 def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]:
@@ -466,6 +509,86 @@ def _validate_consumers(stack: StackConfig, name: str, ks: KeySet) -> list[Probl
             out.append(Problem("keyArn is only known for backend aws-kms", name, None, field))
         if "keyName" in sources and ks.backend != "gcp-kms":
             out.append(Problem("keyName is only known for backend gcp-kms", name, None, field))
+        if "keyring" in sources and ks.purpose == "sign":
+            out.append(Problem(
+                "a sign keyset delivers only its active private key (material); verifiers use the"
+                " published public keys, so there is no keyring to deliver", name, None, field,
+            ))
+        out += _consumer_names(name, field, consumer)
+    return out
+
+
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _consumer_names(name: str, field: str, consumer: DeploymentConsumer | SecretConsumer) -> list[Problem]:
+    out: list[Problem] = []
+    if isinstance(consumer, SecretConsumer):
+        if not consumer.data:
+            out.append(Problem("names no data to deliver", name, None, f"{field}.data"))
+        for key in consumer.data:
+            if not _SECRET_KEY.fullmatch(key):
+                out.append(Problem(f"{key!r} is not a valid Secret key ([-._a-zA-Z0-9]+)", name, None,
+                                   f"{field}.data"))
+        return out
+    names = [*consumer.env, *consumer.material, *consumer.values]
+    if not names:
+        out.append(Problem("names no env to deliver (env, material or values)", name, None, field))
+    for var in sorted(set(names)):
+        if names.count(var) > 1:
+            out.append(Problem(f"env var {var!r} is set more than once (env, material, values)", name, None,
+                               field))
+        if not _ENV_NAME.fullmatch(var):
+            out.append(Problem(f"{var!r} is not a valid env var name", name, None, field))
+    if consumer.container is not None and not _DNS_LABEL.fullmatch(consumer.container):
+        out.append(Problem(f"{consumer.container!r} is not a container name (a DNS label)", name, None,
+                           f"{field}.container"))
+    return out
+
+
+def _validate_delivery(stack: StackConfig) -> list[Problem]:
+    """Across keysets: one owner per Secret, per env var of a container, per ConfigMap."""
+    out: list[Problem] = []
+    secrets: dict[str, str] = {}
+    env: dict[tuple[str, str, str], str] = {}
+    configmaps: dict[str, str] = {}
+    for name, ks in stack.keysets.items():
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?", name) and (ks.consumers or any(
+                p.scheme == "configmap" for p in ks.publish)):
+            out.append(Problem(
+                "a keyset delivered to Kubernetes needs a lowercase DNS name of at most 54 characters"
+                " (it names the rollout annotation and owned objects)", name, None, None,
+            ))
+        for i, consumer in enumerate(ks.consumers):
+            field = f"consumers[{i}]"
+            if isinstance(consumer, SecretConsumer):
+                if consumer.secret in secrets:
+                    out.append(Problem(
+                        f"Secret {consumer.secret!r} is already delivered by keyset '{secrets[consumer.secret]}';"
+                        " a Secret has one owner", name, None, field,
+                    ))
+                secrets.setdefault(consumer.secret, name)
+                continue
+            container = consumer.container or consumer.deployment.rpartition("/")[2]
+            for var in (*consumer.env, *consumer.material, *consumer.values):
+                key = (consumer.deployment, container, var)
+                if key in env and env[key] != name:
+                    out.append(Problem(
+                        f"env var {var!r} of {consumer.deployment} (container {container!r}) is already"
+                        f" delivered by keyset '{env[key]}'", name, None, field,
+                    ))
+                env.setdefault(key, name)
+        for i, pub in enumerate(ks.publish):
+            if pub.scheme != "configmap":
+                continue
+            if pub.target in configmaps and configmaps[pub.target] != name:
+                out.append(Problem(
+                    f"target {pub.target!r} is already published by keyset '{configmaps[pub.target]}'",
+                    name, None, f"publish[{i}].target",
+                ))
+            configmaps.setdefault(pub.target, name)
     return out
 
 

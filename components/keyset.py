@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.backend import GenerationKey, load_backend
+from components.backend import load_backend
 from components.publication import Publication, PublicationArgs
 from keyrotation import documents, keys, lifecycle
 from keyrotation.config import Generation, StackConfig
@@ -23,9 +23,6 @@ class KeySetArgs:
 
 class KeyGeneration(pulumi.ComponentResource):
     """One generation of a keyset: its key (in whatever backend) and its key id."""
-
-    kid: pulumi.Output[str]
-    key: GenerationKey
 
     def __init__(self, name: str, stack: StackConfig, keyset: KeySetConfig, generation: Generation,
                  backend, opts: pulumi.ResourceOptions | None = None):
@@ -55,10 +52,6 @@ def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | Non
 
 class KeySet(pulumi.ComponentResource):
     """A keyset: one KeyGeneration per generation, and one Publication per publish target."""
-
-    generations: dict[str, KeyGeneration]
-    publications: dict[str, Publication]
-    active_kid: pulumi.Output[str]
 
     def __init__(self, name: str, args: KeySetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("key-rotation:index:KeySet", name, None, opts)

@@ -36,8 +36,8 @@ class SoftwareKeyProvider(ResourceProvider):
                 failures.append(CheckFailure(
                     prop,
                     f"keyset '{olds.get('keyset')}', generation '{olds.get('generation')}': {prop} was"
-                    f" {olds[prop]!r} and cannot become {news.get(prop)!r}; a generation's key is"
-                    " created once. Add a new generation instead (rotate).",
+                    f" {_show(olds[prop])} and cannot become {_show(news.get(prop))}; a generation's key"
+                    " is created once. Add a new generation instead (rotate).",
                 ))
         from keyrotation.algorithms import ALGORITHMS
 
@@ -70,6 +70,13 @@ class SoftwareKeyProvider(ResourceProvider):
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # The key lives only in this resource's state: deleting the resource forgets it.
         return None
+
+
+def _show(value: Any) -> str:
+    # Numbers cross the engine as floats (protobuf Struct): show 2048, not 2048.0.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _public_outputs(spec, material: str) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""Helpers for tests that run the real program: a private copy of the project, stack configs."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS = ("dev", "staging", "production")
+_IGNORE = shutil.ignore_patterns(".venv", ".git", "published", ".pulumi-state", "__pycache__", "*.pyc",
+                                 ".pytest_cache", ".hypothesis", ".ruff_cache", "tests", "bench", "docs")
+
+
+def copy_project(destination: Path) -> Path:
+    """The program, its packages and stack files copied to ``destination``.
+
+    File publications are relative to the project directory, so each test writes its documents
+    into its own copy, never into the working tree.
+    """
+    shutil.copytree(ROOT, destination, ignore=_IGNORE, dirs_exist_ok=True)
+    return destination
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The ``config:`` map of ``Pulumi.<stack>.yaml``, as plain data a test may modify."""
+    document = YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return copy.deepcopy(document["config"])

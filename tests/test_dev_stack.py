@@ -1,0 +1,230 @@
+"""The dev stack end to end under the engine-faithful harness: keys, documents, outputs, rotation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from keyrotation.algorithms import ALGORITHMS
+from tests.engine import Engine, ProgramFailed, Secret
+from tests.project import ROOT, copy_project, stack_config
+
+SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
+PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def pinned_clock(monkeypatch):
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
+
+
+def keysets(config: dict) -> dict:
+    return config["key-rotation:keysets"]
+
+
+def test_dev_stack_creates_keys_documents_and_outputs(project, pinned_clock):
+    run = Engine(project, "dev").up()
+
+    keys = run.of_type(SOFTWARE_KEY)
+    assert len(keys) == sum(len(ks["generations"]) for ks in keysets(stack_config("dev")).values())
+    for key in keys:
+        assert isinstance(key.outputs["private_key"], Secret) or key.outputs["state"] == "destroyed"
+        assert key.options.protect, f"{key.name} must be protected against deletion"
+        assert "private_key" in key.options.additional_secret_outputs
+
+    jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
+    assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23"]
+
+    gateway = run.outputs["keysets"]["atlas-gateway"]
+    assert gateway["activeKid"] == "atlas-2026-11-23"
+    assert gateway["activeGeneration"] == "2026-11-23"
+    assert gateway["algorithm"] == "EdDSA" and gateway["backend"] == "software"
+    assert [(g["id"], g["state"]) for g in gateway["generations"]] == [
+        ("2026-11-09", "retired"), ("2026-11-16", "retiring"), ("2026-11-23", "active")]
+    target = "file://published/atlas/.well-known/jwks.json"
+    assert gateway["documents"][target]["target"] == target
+    assert gateway["documents"][target]["firstPublished"] == {
+        "atlas-2026-11-16": "2026-11-23T12:00:00Z", "atlas-2026-11-23": "2026-11-23T12:00:00Z"}
+    # Thumbprint kids where the keyset gives no template (RFC 7638).
+    manifest = run.outputs["keysets"]["manifest-signing"]
+    anchor = json.loads((project / "published/agent-manifest/trust-anchor.json").read_text())
+    assert anchor["active_key_id"] == manifest["activeKid"]
+    assert len(manifest["activeKid"]) == 43
+
+
+def test_no_cloud_sdk_is_imported_by_the_dev_stack():
+    script = textwrap.dedent(f"""
+        import json, os, runpy, sys
+        sys.path.insert(0, {str(ROOT)!r}); os.chdir({str(ROOT)!r})
+        import pulumi
+        from pulumi.runtime.stack import wait_for_rpcs
+        from pulumi.runtime.sync_await import _sync_await
+        class Mocks(pulumi.runtime.Mocks):
+            def new_resource(self, args): return args.name + "_id", args.inputs
+            def call(self, args): return {{}}
+        pulumi.runtime.set_mocks(Mocks(), project="key-rotation", stack="dev", preview=True)
+        from tests.project import stack_config
+        pulumi.runtime.set_all_config({{k: v if isinstance(v, str) else json.dumps(v)
+                                        for k, v in stack_config("dev").items()}})
+        runpy.run_path("__main__.py")
+        _sync_await(wait_for_rpcs())
+        print(json.dumps(sorted(m for m in sys.modules
+                                if m.split(".")[0] in ("pulumi_aws", "pulumi_gcp", "pulumi_kubernetes", "boto3"))))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_rotation_is_additive(project, pinned_clock):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    before = engine.up()
+    keysets(engine.config)["atlas-gateway"]["generations"].append(
+        {"id": "2026-11-30", "state": "pending", "createdAt": "2026-11-23T12:00:00Z"})
+    after = engine.up()
+
+    added = set(after.resources) - set(before.resources)
+    assert {after.resources[u].name for u in added} == {"atlas-gateway-2026-11-30", "atlas-gateway-2026-11-30-key"}
+    assert set(before.resources) <= set(after.resources), "no resource may change its URN"
+    changed = {
+        before.resources[u].name for u in before.resources
+        if before.resources[u].type != PUBLICATION and before.resources[u].inputs != after.resources[u].inputs
+    }
+    assert changed == set(), f"inputs changed for {changed}"
+    ops = {after.resources[u].name: op for op, u in after.operations}
+    assert ops["atlas-gateway-2026-11-30-key"] == "create"
+    # The only update is the gateway's JWKS, which now pre-publishes the pending key.
+    updated = {after.resources[u].name for op, u in after.operations if op == "update"}
+    assert updated == {next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway")}
+    jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
+    assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
+
+
+def test_preview_of_a_new_generation_does_not_fail_and_writes_nothing(project):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    engine.up()
+    jwks = project / "published/atlas/.well-known/jwks.json"
+    before = jwks.read_bytes()
+    keysets(engine.config)["atlas-gateway"]["generations"].append(
+        {"id": "2026-11-30", "state": "pending", "createdAt": "2026-11-23T12:00:00Z"})
+    preview = engine.preview()
+    assert preview.named("atlas-gateway-2026-11-30-key")
+    assert jwks.read_bytes() == before
+
+
+def test_publishing_writes_nothing_when_nothing_changed(project, monkeypatch):
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
+    engine = Engine(project, "dev")
+    engine.up()
+    jwks = project / "published/atlas/.well-known/jwks.json"
+    stat = jwks.stat()
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-24T12:00:00Z")
+    second = engine.up()
+    assert {op for op, _ in second.operations} == {"same"}
+    assert jwks.stat().st_mtime_ns == stat.st_mtime_ns and jwks.stat().st_ino == stat.st_ino
+
+
+def test_first_published_times_survive_a_promotion(project, monkeypatch):
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    gens = keysets(engine.config)["atlas-gateway"]["generations"]
+    gens.append({"id": "2026-11-30", "state": "pending", "createdAt": "2026-11-23T12:00:00Z"})
+    engine.up()
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-30T12:00:00Z")
+    gens[1].update(state="retired", retiredAt="2026-11-30T09:00:00Z")
+    gens[2].update(state="retiring", retiringAt="2026-11-30T09:10:00Z")
+    gens[3].update(state="active", activatedAt="2026-11-30T09:10:00Z")
+    run = engine.up()
+    documents = run.outputs["keysets"]["atlas-gateway"]["documents"]
+    published = documents["file://published/atlas/.well-known/jwks.json"]["firstPublished"]
+    assert published == {"atlas-2026-11-23": "2026-11-23T12:00:00Z", "atlas-2026-11-30": "2026-11-23T12:00:00Z"}
+    jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
+    assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-23", "atlas-2026-11-30"]
+
+
+def test_removing_a_publish_target_removes_its_file(project):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    engine.up()
+    history = project / "published/stellaops/key-history.json"
+    assert history.exists()
+    keysets(engine.config)["signer-default"]["publish"] = [
+        p for p in keysets(engine.config)["signer-default"]["publish"] if p["format"] != "key-history"]
+    run = engine.up()
+    assert any(op == "delete" for op, _ in run.operations)
+    assert not history.exists()
+    assert (project / "published/stellaops/trust-anchor.json").exists()
+
+
+def test_a_generation_key_is_never_regenerated(project):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    first = engine.up()
+    before = first.named("audit-signing-2026-11-20-key").outputs["public_key_pem"]
+    keysets(engine.config)["audit-signing"]["keySize"] = 3072
+    with pytest.raises(ProgramFailed) as info:
+        engine.up()
+    message = str(info.value) + "\n".join(info.value.errors)
+    assert "keyset 'audit-signing', generation '2026-11-20': key_size was 2048 and cannot become 3072;" in message
+    assert "Add a new generation instead" in message
+    keysets(engine.config)["audit-signing"]["keySize"] = 2048
+    again = engine.up()
+    assert again.named("audit-signing-2026-11-20-key").outputs["public_key_pem"] == before
+
+
+def test_removing_a_generation_is_refused_by_protection(project):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    engine.up()
+    keysets(engine.config)["atlas-gateway"]["generations"].pop(0)
+    with pytest.raises(ProgramFailed) as info:
+        engine.up()
+    assert "protected" in str(info.value) + "\n".join(info.value.errors)
+
+
+def test_invalid_config_registers_nothing(project):
+    config = stack_config("dev")
+    keysets(config)["atlas-gateway"]["generations"][2]["state"] = "retiring"
+    engine = Engine(project, "dev", config=config)
+    with pytest.raises(ProgramFailed) as info:
+        engine.up()
+    message = str(info.value) + "\n".join(info.value.errors)
+    assert "Pulumi.dev.yaml: invalid key-rotation configuration" in message
+    assert "keyset 'atlas-gateway', generation '2026-11-23', field 'retiringAt': is required when state is 'retiring'" in message
+    assert [r for r in info.value.run.resources.values() if r.type != "pulumi:pulumi:Stack"] == []
+    assert not (project / "published").exists()
+
+
+def test_destroyed_generation_drops_its_private_key(project):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    engine.up()
+    gen = keysets(engine.config)["atlas-gateway"]["generations"][0]
+    gen.update(state="destroyed", destroyedAt="2026-11-23T12:00:00Z")
+    run = engine.up()
+    key = run.named("atlas-gateway-2026-11-09-key")
+    assert key.outputs.get("private_key") in (None, Secret(None))
+    assert key.outputs["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+@pytest.mark.parametrize("algorithm", sorted(a.name for a in ALGORITHMS.values() if a.is_symmetric))
+def test_symmetric_keys_have_the_right_length(project, algorithm):
+    import base64
+
+    purpose = ALGORITHMS[algorithm].purpose
+    config = {
+        "key-rotation:environment": "dev",
+        "key-rotation:keysets": {"k": {"purpose": purpose, "algorithm": algorithm, "generations": [
+            {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T01:00:00Z"}]}},
+    }
+    run = Engine(project, "dev", config=config).up()
+    material = run.named("k-g1-key").outputs["private_key"]
+    assert isinstance(material, Secret)
+    assert len(base64.b64decode(material.value)) == ALGORITHMS[algorithm].secret_bytes
+    assert os.path.exists(project)

@@ -3,13 +3,18 @@
 import pulumi
 
 from components import KeySet, KeySetArgs, load_stack
+from components.alerts import stack_alerts
+from components.kubernetes import cluster_provider
 
 stack = load_stack()
+cluster = cluster_provider(stack)  # None without a kubernetes section (the dev stack)
+on_cluster = pulumi.ResourceOptions(providers=[cluster]) if cluster else None
 
 keysets = {
-    name: KeySet(name, KeySetArgs(stack=stack, keyset=keyset))
+    name: KeySet(name, KeySetArgs(stack=stack, keyset=keyset), on_cluster)
     for name, keyset in stack.keysets.items()
 }
+stack_alerts(stack, cluster)
 
 pulumi.export("environment", stack.environment)
 pulumi.export("keysets", {name: keyset.summary() for name, keyset in keysets.items()})

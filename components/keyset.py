@@ -69,13 +69,32 @@ class KeySet(pulumi.ComponentResource):
         self.publications = {
             pub.target: self._publication(name, pub, records) for pub in keyset.publish
         }
+        self.delivery = None
+        if keyset.consumers:
+            # Imported here: only stacks that deliver to Kubernetes load pulumi_kubernetes.
+            from components.delivery import KeyDelivery, KeyDeliveryArgs
+
+            self.delivery = KeyDelivery(
+                f"{name}-delivery",
+                KeyDeliveryArgs(stack=stack, keyset=keyset, generations=self.generations,
+                                publications=list(self.publications.values())),
+                pulumi.ResourceOptions(parent=self),
+            )
         self._warn_gaps(name, keyset)
         self.register_outputs(self.summary())
 
-    def _publication(self, name: str, pub, records: pulumi.Output[list[KeyRecord]]) -> Publication:
+    def _publication(self, name: str, pub, records: pulumi.Output[list[KeyRecord]]) -> pulumi.Resource:
         document = records.apply(lambda rs: documents.build(pub.format, rs))
         # Stable under reordering of the publish list: named by format and target.
         suffix = hashlib.sha256(pub.target.encode()).hexdigest()[:8]
+        if pub.scheme == "configmap":
+            # In-cluster documents are ConfigMaps on the stack's Kubernetes provider.
+            from components.kubernetes import document_config_map
+
+            return document_config_map(
+                f"{name}-{pub.format}-{suffix}", pub, document.apply(documents.render), name,
+                pulumi.ResourceOptions(parent=self),
+            )
         return Publication(
             f"{name}-{pub.format}-{suffix}",
             PublicationArgs(
@@ -110,7 +129,9 @@ class KeySet(pulumi.ComponentResource):
                 for gid, gen in self.generations.items()
             ],
             "documents": {
-                target: {"format": fmt, "target": target, "firstPublished": pub.first_published}
+                # A ConfigMap keeps no publication record: the publish lead counts from createdAt.
+                target: {"format": fmt, "target": target,
+                         "firstPublished": getattr(pub, "first_published", None)}
                 for target, (fmt, pub) in (
                     (p.target, (p.format, self.publications[p.target])) for p in keyset.publish
                 )

@@ -184,7 +184,9 @@ class KeyDelivery(pulumi.ComponentResource):
         self.public = pulumi.Output.all(*(_identity(g) for g in generations)).apply(
             lambda gens: DeliveredKeys(keyset, gens))
         ring = [g for g in generations if g.generation.state in PUBLISHED_STATES]
-        materials = pulumi.Output.all(**{g.generation.id: g.key.material for g in ring if g.key.material})
+        held = {g.generation.id: g.key.material for g in ring if g.key.material is not None}
+        # Backends that keep the key in a KMS/HSM hold no material (the config allows only ids then).
+        materials = pulumi.Output.all(**held) if held else pulumi.Output.from_input({})
         self.full = pulumi.Output.secret(pulumi.Output.all(self.public, materials).apply(_with_material))
         self.metadata = RotationMetadata(
             keyset=keyset.name, generation=keyset.active.id, environment=args.stack.environment,

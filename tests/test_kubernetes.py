@@ -35,7 +35,7 @@ from components.delivery import FINGERPRINTS_ANNOTATION, PATCH_FORCE_ANNOTATION,
 from keyrotation import documents, lifecycle, metadata
 from keyrotation.config import load_stack_file
 from keyrotation.metadata import parse_time
-from tests.engine import Engine, Secret
+from tests.engine import UNKNOWN, Engine, Secret
 from tests.project import ROOT, STACKS, copy_project, stack_config
 
 K8S_VERSION = "1.31"
@@ -49,6 +49,7 @@ PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
 
 CLUSTER_STACKS = [s for s in STACKS if "key-rotation:kubernetes" in stack_config(s)]
 SS = "secrets-service"
+T0_HSM = "2026-11-01T00:00:00Z"
 SS_SECRET = f"{SS}-delivery-aether-secrets-service-config-secret"
 SS_PATCH = f"{SS}-delivery-aether-secrets-service-patch"
 
@@ -639,3 +640,50 @@ def test_alerts_follow_the_rotation_and_are_optional(project):
     run = engine.up()
     assert run.of_type(PROMETHEUS_RULE) == []
     assert [op for op, urn in run.operations if op == "delete"] == ["delete", "delete"]  # rule + component
+
+
+def test_a_keyset_without_material_in_state_delivers_its_ids(project):
+    """An HSM-held (external) key: only ids reach the cluster, and the rollout follows them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def pem() -> str:
+        return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    config = stack_config("staging")
+    keysets(config)["hsm"] = {
+        "purpose": "sign", "algorithm": "ES256", "backend": "external", "kid": "hsm-{generation}",
+        "consumers": [{"secret": "aether/hsm-ids", "data": {"HSM_KID": "kid", "HSM_KEY": "keyId"},
+                       "restart": ["aether/verifier"]},
+                      {"deployment": "aether/signer", "env": {"SIGNER_KID": "kid"}}],
+        "generations": [{"id": "a", "state": "active", "createdAt": T0_HSM, "activatedAt": T0_HSM,
+                         "publicKeyPem": pem()}],
+    }
+    engine = Engine(project, "staging", config=config)
+    run = engine.up()
+    assert secret_env(run, "hsm-delivery-aether-hsm-ids-secret") == {"HSM_KID": "hsm-a", "HSM_KEY": "hsm/a"}
+    env = plain(run.named("hsm-delivery-aether-signer-patch").inputs)["spec"]["template"]["spec"]["containers"]
+    assert env == [{"name": "signer", "env": [{"name": "SIGNER_KID", "value": "hsm-a"}]}]
+    before = rollout_checksum(run, "hsm-delivery-aether-verifier-patch", "hsm")
+
+    gens = keysets(config)["hsm"]["generations"]
+    gens[0].update(state="retiring", retiringAt="2026-11-10T00:00:00Z")
+    gens.append({"id": "b", "state": "active", "createdAt": "2026-11-09T00:00:00Z",
+                 "activatedAt": "2026-11-10T00:00:00Z", "publicKeyPem": pem()})
+    run = engine.up()
+    assert secret_env(run, "hsm-delivery-aether-hsm-ids-secret") == {"HSM_KID": "hsm-b", "HSM_KEY": "hsm/b"}
+    assert rollout_checksum(run, "hsm-delivery-aether-verifier-patch", "hsm") != before
+
+
+
+def test_preview_plans_the_objects_before_any_key_exists(project):
+    run = Engine(project, "staging").preview()
+    planned = {(op, run.resources[urn].type) for op, urn in run.operations}
+    assert planned >= {("create", SECRET), ("create", DEPLOYMENT_PATCH), ("create", PROMETHEUS_RULE),
+                       ("create", PROVIDER)}
+    # Keys are made at `up`: the Secret's data and the checksum are unknown, not empty or made up.
+    data = run.named(SS_SECRET).inputs.get("data", UNKNOWN)
+    assert plain(data) == UNKNOWN
+    annotations = run.named(SS_PATCH).inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotations.get(checksum_annotation(SS), UNKNOWN) == UNKNOWN

@@ -180,16 +180,42 @@ def earliest_retire(generation: Generation, timings: Timings) -> datetime | None
 # ---------------------------------------------------------------------------------------------
 # The gap check
 #
-# Model (docs/design.md): a generation signs (or encrypts) during [activatedAt, end), end being
-# retiringAt or revokedAt (open while active). A signer whose clock is up to clockSkewSeconds
-# ahead starts that much earlier and one behind stops that much later. A signature made at time
-# s is checked by verifiers until s + tokenLifetimeSeconds, each with a copy of the published
-# document it fetched at most publishMaxAgeSeconds earlier. So a generation must be published
-# over [activatedAt - skew - maxAge, end + skew + tokenLifetime]; every part of that interval in
-# which it was not is a gap: some verifier that follows the cache rules could reject a valid
-# signature there (for encrypt keysets: some pod could meet ciphertext it cannot decrypt).
-# A compromise revocation removes a key at once on purpose: those gaps are reported with
-# ``intended=True``.
+# The model, in true time. It is the rule behind Timings.publish_lead and Timings.overlap: a
+# schedule that respects both has no gap, and each second less makes one. tests/test_gaps.py
+# proves the check exact against a brute-force simulation of these verifiers and signers.
+#
+# - Times in the stack file are when a change takes effect (the rotation PR is deployed). The
+#   clocks of whoever records them, of the publisher and of the signers differ by up to
+#   clockSkewSeconds (skew).
+# - Publication: a generation is in the published documents over [p0, p1). p0 is when the
+#   publisher first wrote it (its `first_published` record; createdAt when unknown), p1 its
+#   retiredAt or revokedAt (open while pending, active or retiring).
+# - Verifiers hold a copy of the document fetched at most publishMaxAgeSeconds (M) earlier: a
+#   verifier at time v accepts the generation iff it was published when its copy was fetched,
+#   at some f in [v - M, v].
+# - Signers learn which generation is active through the same kind of delivery (an env var
+#   rolled out, a trust anchor's active_key_id, a keyring), so a generation signs over
+#   [activatedAt - skew, end + M + skew), end being retiringAt (or revokedAt, retiredAt). A
+#   signature made at s is presented until s + tokenLifetimeSeconds (L), exclusive like JWT exp.
+# - A signature is valid when its generation was not revoked at the time it was made (temporal
+#   validity, as in the signing-profile runbook): a revoked generation's signatures made after
+#   revokedAt are not valid, so rejecting them is no gap.
+#
+# Symmetric keysets (encrypt, mac) follow the same model with pods for verifiers: "published"
+# is being in every consumer's keyring (decrypt-only while pending), M bounds how long a pod
+# keeps running with a previous keyring (the rollout), a rejection is a pod meeting ciphertext
+# (or a MAC) it cannot open, and L is how long a ciphertext is read after it was written; data
+# kept longer must be re-encrypted under the active generation within the overlap.
+#
+# A gap is an interval of verification times at which some verifier could reject a valid
+# signature. With s0 = activatedAt - skew and s1 = min(end + M + skew, revokedAt):
+#   published-too-late  [s0, min(p0 + M, s1 + L))   empty iff activatedAt >= p0 + publish_lead
+#   removed-too-early   [max(s0, p1), s1 + L)        empty iff p1 >= end + overlap (not revoked)
+# Intended gaps are reported but not warned about: a compromise revocation rejects everything
+# its generation signed from revokedAt on, and the emergency replacement (activated at the
+# compromised active generation's revokedAt, which is what `revoke` writes) is used before any
+# verifier could have fetched it. Revocations for other reasons are not emergencies: what they
+# cut short is a real gap (the commands refuse it without --force).
 
 
 GapKind = Literal["published-too-late", "removed-too-early"]
@@ -197,64 +223,117 @@ GapKind = Literal["published-too-late", "removed-too-early"]
 
 @dataclass(frozen=True)
 class Gap:
+    """Verifiers following the cache rules may reject a valid signature of ``generation`` over
+    [start, end) (verification times)."""
+
     keyset: str
     generation: str
     kind: GapKind
     start: datetime
     end: datetime
     intended: bool = False
+    purpose: str = "sign"
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
 
     def describe(self) -> str:
         what = {
-            "published-too-late": "was published after verifiers could first see its signatures",
+            "published-too-late": "was used before every verifier could have fetched it",
             "removed-too-early": "was removed while signatures made with it were still valid",
         }[self.kind]
-        return (
-            f"keyset '{self.keyset}', generation '{self.generation}' {what}: verifiers may reject"
-            f" valid signatures from {_iso(self.start)} to {_iso(self.end)}"
-            + (" (intended: compromise revocation)" if self.intended else "")
+        effect = (
+            "pods may meet data they cannot decrypt or verify"
+            if self.purpose in ("encrypt", "mac")
+            else "verifiers may reject valid signatures"
         )
+        return (
+            f"keyset '{self.keyset}', generation '{self.generation}' {what}: {effect}"
+            f" from {_iso(self.start)} to {_iso(self.end)} ({format_duration(self.duration)})"
+            + (f" (intended: {_INTENDED[self.kind]})" if self.intended else "")
+        )
+
+
+_INTENDED = {
+    "published-too-late": "emergency rotation after a compromise",
+    "removed-too-early": "compromise revocation",
+}
 
 
 def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
+def format_duration(d: timedelta) -> str:
+    """``1d 2h 3m``: durations as the commands and messages print them."""
+    seconds = int(d.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if v]
+    return " ".join(parts) or "0s"
+
+
 def signing_window(generation: Generation) -> tuple[datetime, datetime | None] | None:
-    """[start, end) during which the generation signs; end None while it still does."""
+    """[activatedAt, end) as recorded: end None while it is active, no window if it never signed."""
     if generation.activated_at is None:
         return None
     end = generation.retiring_at or generation.revoked_at
     if end is None and generation.state is not State.ACTIVE:
         # retired/destroyed without retiringAt: it stopped at the latest when it was retired.
         end = generation.retired_at
+    if end is not None and end <= generation.activated_at:
+        return None  # activated and replaced in the same instant: no signer ever used it
     return generation.activated_at, end
 
 
 def published_window(
     generation: Generation, published_at: Mapping[str, datetime] | None = None
 ) -> tuple[datetime, datetime | None]:
-    """[start, end) during which the generation is published; end None while it still is."""
+    """[p0, p1) during which the generation is published; p1 None while it still is."""
     start = published_since(generation, published_at)
     if generation.state in PUBLISHED_STATES:
         return start, None
-    end = generation.revoked_at if generation.state is State.REVOKED else generation.retired_at
-    if generation.state is State.REVOKED and generation.retired_at is not None:
-        end = min(generation.retired_at, generation.revoked_at)
-    return start, end
+    ends = [t for t in (generation.retired_at, generation.revoked_at) if t is not None]
+    return start, min(ends) if ends else None
 
 
-def required_window(
-    generation: Generation, timings: Timings
-) -> tuple[datetime, datetime | None] | None:
+def _valid_signing(generation: Generation, timings: Timings) -> tuple[datetime, datetime | None] | None:
+    """[s0, s1): when some signer may make a valid signature with the generation."""
     window = signing_window(generation)
     if window is None:
         return None
     start, end = window
     skew = timedelta(seconds=timings.clock_skew_seconds)
     cache = timedelta(seconds=timings.publish_max_age_seconds)
+    s1 = None if end is None else end + cache + skew
+    if generation.revoked_at is not None:
+        s1 = generation.revoked_at if s1 is None else min(s1, generation.revoked_at)
+    return start - skew, s1
+
+
+def required_window(
+    generation: Generation, timings: Timings
+) -> tuple[datetime, datetime | None] | None:
+    """[start, end) over which the generation must be published for no verifier to reject it:
+    [activatedAt - publish_lead, retiringAt + overlap) for a generation that was not revoked."""
+    signing = _valid_signing(generation, timings)
+    if signing is None:
+        return None
+    s0, s1 = signing
+    cache = timedelta(seconds=timings.publish_max_age_seconds)
     lifetime = timedelta(seconds=timings.token_lifetime_seconds)
-    return start - skew - cache, (None if end is None else end + skew + lifetime)
+    return s0 - cache, None if s1 is None else s1 + lifetime
+
+
+def _emergency_times(generations: Sequence[Generation]) -> set[datetime]:
+    """revokedAt of every generation revoked for compromise while it was the active one."""
+    return {
+        g.revoked_at for g in generations
+        if g.state is State.REVOKED and g.revoke_reason == "compromise" and g.revoked_at
+        and g.activated_at is not None and g.retiring_at is None and g.retired_at is None
+    }
 
 
 def find_gaps(
@@ -262,44 +341,50 @@ def find_gaps(
     generations: Iterable[Generation],
     timings: Timings,
     published_at: Mapping[str, datetime] | None = None,
+    *,
+    purpose: str = "sign",
 ) -> list[Gap]:
-    """Every interval in which a verifier following the cache rules could reject a signature."""
+    """Every interval in which a verifier following the cache rules could reject a valid
+    signature (or a pod meet ciphertext it cannot decrypt), per generation, sorted by time."""
     generations = list(generations)
-    # An emergency rotation activates the replacement of a compromised key at once, on purpose.
-    compromised_at = [
-        g.revoked_at for g in generations
-        if g.state is State.REVOKED and g.revoke_reason == "compromise" and g.revoked_at
-    ]
+    emergencies = _emergency_times(generations)
+    cache = timedelta(seconds=timings.publish_max_age_seconds)
+    lifetime = timedelta(seconds=timings.token_lifetime_seconds)
     gaps: list[Gap] = []
-    for generation in generations:
-        need = required_window(generation, timings)
-        if need is None:
+    for g in generations:
+        signing = _valid_signing(g, timings)
+        if signing is None:
             continue
-        need_start, need_end = need
-        pub_start, pub_end = published_window(generation, published_at)
-        if pub_start > need_start:
-            emergency = any(
-                timedelta(0) <= generation.activated_at - t <= timings.publish_lead
-                for t in compromised_at
-            )
-            gaps.append(
-                Gap(keyset, generation.id, "published-too-late", need_start,
-                    min(pub_start, need_end) if need_end else pub_start, emergency)
-            )
-        if pub_end is not None and (need_end is None or pub_end < need_end):
-            # a key removed before its last signature expired (or while it still signs)
-            end = need_end if need_end is not None else pub_end + timedelta(
-                seconds=timings.token_lifetime_seconds + timings.clock_skew_seconds
-            )
-            intended = generation.state is State.REVOKED
-            gaps.append(
-                Gap(keyset, generation.id, "removed-too-early", max(pub_end, need_start), end,
-                    intended)
-            )
-    return sorted(gaps, key=lambda g: (g.start, g.generation))
+        s0, s1 = signing
+        v_end = None if s1 is None else s1 + lifetime
+        p0, p1 = published_window(g, published_at)
+        # After a compromise revocation every rejection of the generation is what was asked for.
+        compromised_at = g.revoked_at if g.revoke_reason == "compromise" else None
+        emergency = g.activated_at in emergencies
+        pieces: list[tuple[GapKind, datetime, datetime, bool]] = []
+        late_end = p0 + cache if v_end is None else min(p0 + cache, v_end)
+        if s0 < late_end:
+            pieces += _split("published-too-late", s0, late_end, compromised_at, emergency)
+        # (p1 is only set once the generation stopped signing, so v_end is then known.)
+        if p1 is not None and v_end is not None and max(s0, p1) < v_end:
+            pieces += _split("removed-too-early", max(s0, p1), v_end, compromised_at, False)
+        gaps += [Gap(keyset, g.id, kind, a, b, intended, purpose) for kind, a, b, intended in pieces]
+    return sorted(gaps, key=lambda gap: (gap.start, gap.generation, gap.kind))
+
+
+def _split(
+    kind: GapKind, start: datetime, end: datetime, compromised_at: datetime | None, intended: bool
+) -> list[tuple[GapKind, datetime, datetime, bool]]:
+    if intended or compromised_at is None or compromised_at >= end:
+        return [(kind, start, end, intended)]
+    if compromised_at <= start:
+        return [(kind, start, end, True)]
+    return [(kind, start, compromised_at, False), (kind, compromised_at, end, True)]
 
 
 def keyset_gaps(
     keyset: KeySet, published_at: Mapping[str, datetime] | None = None
 ) -> list[Gap]:
-    return find_gaps(keyset.name, keyset.generations, keyset.timings, published_at)
+    return find_gaps(
+        keyset.name, keyset.generations, keyset.timings, published_at, purpose=keyset.purpose
+    )

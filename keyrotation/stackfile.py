@@ -1,0 +1,447 @@
+"""Minimal, verified edits of ``Pulumi.<stack>.yaml``.
+
+ruamel.yaml finds where each generation, key and value sits (line and column), but the edit is
+made in the file's own text: re-emitting the document would re-indent sequences and re-wrap flow
+mappings, and a rotation PR must show only the lines it changes. After editing, the new text is
+parsed again and validated with :func:`keyrotation.config.from_config_map`; it is written only if
+it is valid and says exactly what the command computed, atomically (temporary file, fsync,
+rename). On any error the file is left byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from .config import PROJECT, ConfigError, StackConfig, from_config_map
+
+KEYSETS = f"{PROJECT}:keysets"
+FIELD_ORDER = (
+    "id", "state", "createdAt", "activatedAt", "retiringAt", "retiredAt", "revokedAt",
+    "revokeReason", "destroyedAt", "publicKeyPem",
+)
+"""Where a new key goes in a generation: after the last present key that precedes it here."""
+LINE_LIMIT = 100
+"""Flow mappings are wrapped before a line grows past this many characters."""
+TIME_FIELDS = frozenset({"createdAt", "activatedAt", "retiringAt", "retiredAt", "revokedAt", "destroyedAt"})
+
+
+class StackFileError(Exception):
+    """The stack file cannot be read, edited or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SetField:
+    """Set (``new`` given) or remove (``new`` None) one key of one generation."""
+
+    keyset: str
+    generation: str
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class AddGeneration:
+    """Append a generation (fields in camelCase, in writing order) to a keyset's list."""
+
+    keyset: str
+    fields: dict[str, Any]
+
+    @property
+    def generation(self) -> str:
+        return str(self.fields["id"])
+
+
+Edit = SetField | AddGeneration
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC with a Z, as the stack files write times."""
+    from datetime import UTC
+
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class StackFile:
+    """One stack file: its bytes as read, its round-trip tree and its validated config."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = self.path.name
+        try:
+            self.raw = self.path.read_bytes()
+        except OSError as error:
+            raise StackFileError(f"{self.path}: cannot read the stack file: {error.strerror}") from None
+        try:
+            self.text = self.raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise StackFileError(f"{self.name}: not UTF-8 text ({error})") from None
+        self.tree = self._load(self.text)
+        self.config: StackConfig = self._validate(self.text)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _load(self, text: str) -> CommentedMap:
+        try:
+            tree = YAML().load(text)
+        except YAMLError as error:
+            raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
+        if not isinstance(tree, dict) or not isinstance(tree.get("config"), dict):
+            raise StackFileError(f"{self.name}: has no 'config:' mapping")
+        return tree
+
+    def _validate(self, text: str) -> StackConfig:
+        try:
+            document = YAML(typ="safe").load(text) or {}
+        except YAMLError as error:
+            raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+            raise StackFileError(f"{self.name}: has no 'config:' mapping")
+        return from_config_map(document["config"], stack_file=self.name)
+
+    # -- editing ----------------------------------------------------------------------------
+
+    def edited(self, edits: Sequence[Edit]) -> str:
+        """The file's text with ``edits`` applied, each in the style of its surroundings."""
+        text = self.text
+        # Every edit is located in the text as read; later edits are placed on a fresh parse.
+        for edit in edits:
+            editor = _Editor(text, YAML().load(text), self.name)
+            text = editor.apply(edit)
+        return text
+
+    def write(self, edits: Sequence[Edit], expected: StackConfig) -> str:
+        """Apply, re-validate, compare with ``expected`` and replace the file atomically."""
+        text = self.edited(edits)
+        try:
+            result = self._validate(text)
+        except ConfigError as error:
+            raise StackFileError(f"{self.name}: the edit would make the stack file invalid; not written\n{error}") \
+                from None
+        if result.model_dump() != expected.model_dump():
+            raise StackFileError(
+                f"{self.name}: the edited text does not read back as the intended change; not written"
+                " (please report this with the stack file)"
+            )
+        self._replace(text)
+        return text
+
+    def _replace(self, text: str) -> None:
+        current = self.path.read_bytes()
+        if current != self.raw:
+            raise StackFileError(f"{self.name}: changed on disk while the command ran; not written, run it again")
+        directory = self.path.parent
+        mode = self.path.stat().st_mode & 0o7777
+        fd, temporary = tempfile.mkstemp(prefix=f".{self.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, mode)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        try:
+            dir_fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+
+class _Editor:
+    """One edit on one text; positions come from ruamel's line/column records."""
+
+    def __init__(self, text: str, tree: CommentedMap, name: str):
+        self.text = text
+        self.tree = tree
+        self.name = name
+        self.lines = text.splitlines(keepends=True)
+        self.starts = [0]
+        for line in self.lines:
+            self.starts.append(self.starts[-1] + len(line))
+
+    def offset(self, line: int, col: int) -> int:
+        return self.starts[line] + col
+
+    def fail(self, message: str) -> StackFileError:
+        return StackFileError(f"{self.name}: {message}")
+
+    def apply(self, edit: Edit) -> str:
+        if isinstance(edit, AddGeneration):
+            return self._append(edit)
+        node = _generation(self.tree, self.name, edit.keyset, edit.generation)
+        if edit.new is None:
+            return self._remove(node, edit.field, edit)
+        if edit.field in node:
+            return self._replace(node, edit.field, edit.new)
+        return self._insert(node, edit.field, edit.new)
+
+    # -- scalars ----------------------------------------------------------------------------
+
+    def value_end(self, line: int, col: int, flow: bool) -> int:
+        """Offset just after the scalar value starting at (line, col)."""
+        return self.end_at(self.offset(line, col), flow)
+
+    def end_at(self, start: int, flow: bool) -> int:
+        text = self.text
+        first = text[start:start + 1]
+        if first == '"':
+            i = start + 1
+            while i < len(text) and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            return i + 1
+        if first == "'":
+            i = start + 1
+            while i < len(text):
+                if text[i] == "'":
+                    if text[i + 1:i + 2] == "'":
+                        i += 2
+                        continue
+                    return i + 1
+                i += 1
+            return i
+        if first in ("|", ">", "{", "[", "&", "*", "!"):
+            line = text.count("\n", 0, start) + 1
+            raise self.fail(f"cannot edit a value written as {first!r} at line {line}; write it as a plain scalar")
+        end_of_line = text.find("\n", start)
+        end_of_line = len(text) if end_of_line < 0 else end_of_line
+        segment = text[start:end_of_line]
+        stops = [m.start() for m in re.finditer(r"\s#", segment)]
+        if flow:
+            stops += [i for i, c in enumerate(segment) if c in ",}]"]
+        cut = min(stops) if stops else len(segment)
+        return start + len(segment[:cut].rstrip())
+
+    def scalar(self, value: Any, like: str | None) -> str:
+        """``value`` as YAML text, quoted like the neighbouring value ``like`` (raw text)."""
+        if isinstance(value, datetime):
+            value = format_time(value)
+        value = str(value)
+        quote = like[:1] if like and like[:1] in ("'", '"') else ""
+        if not quote and not _plain_is_string(value):
+            quote = '"'
+        if quote == '"':
+            return json.dumps(value, ensure_ascii=False)
+        if quote == "'":
+            return "'" + value.replace("'", "''") + "'"
+        return value
+
+    def raw_value(self, node: CommentedMap, key: str) -> str | None:
+        if key not in node:
+            return None
+        _, _, line, col = node.lc.data[key]
+        return self.text[self.offset(line, col):self.value_end(line, col, node.fa.flow_style())]
+
+    def style_like(self, node: CommentedMap, key: str, siblings: Sequence[CommentedMap]) -> str | None:
+        """The raw text of a comparable value: the same key, else another time, in this or a sibling."""
+        candidates = [key] + (sorted(TIME_FIELDS) if key in TIME_FIELDS else [])
+        for holder in (node, *reversed(siblings)):
+            for candidate in candidates:
+                raw = self.raw_value(holder, candidate)
+                if raw is not None:
+                    return raw
+        return None
+
+    # -- the three edits --------------------------------------------------------------------
+
+    def _replace(self, node: CommentedMap, key: str, value: Any) -> str:
+        _, _, line, col = node.lc.data[key]
+        start = self.offset(line, col)
+        end = self.value_end(line, col, node.fa.flow_style())
+        new = self.scalar(value, self.text[start:end])
+        return self.text[:start] + new + self.text[end:]
+
+    def _insert(self, node: CommentedMap, key: str, value: Any) -> str:
+        rank = FIELD_ORDER.index(key) if key in FIELD_ORDER else len(FIELD_ORDER)
+        present = list(node)
+        before = [k for k in present if (FIELD_ORDER.index(k) if k in FIELD_ORDER else len(FIELD_ORDER)) <= rank]
+        anchor = before[-1] if before else present[-1]
+        siblings = [n for n in self._siblings(node) if n is not node]
+        pair = f"{key}: {self.scalar(value, self.style_like(node, key, siblings))}"
+        _, _, line, col = node.lc.data[anchor]
+        flow = node.fa.flow_style()
+        end = self.value_end(line, col, flow)
+        if flow:
+            line_start = self.text.rfind("\n", 0, end) + 1
+            line_end = self.text.find("\n", end)
+            line_end = len(self.text) if line_end < 0 else line_end
+            if line_end - line_start + len(pair) + 2 > LINE_LIMIT:
+                indent = node.lc.data[present[0]][1]
+                insertion = ",\n" + " " * indent + pair
+            else:
+                insertion = ", " + pair
+            return self.text[:end] + insertion + self.text[end:]
+        key_col = node.lc.data[anchor][1]
+        end_line = self.text.count("\n", 0, end)
+        at = self.starts[end_line + 1] if end_line + 1 < len(self.starts) else len(self.text)
+        prefix = "" if self.text[:at].endswith("\n") else "\n"
+        return self.text[:at] + prefix + " " * key_col + pair + "\n" + self.text[at:]
+
+    def _remove(self, node: CommentedMap, key: str, edit: SetField) -> str:
+        if key not in node:
+            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': has no '{key}' to remove")
+        key_line, key_col, line, col = node.lc.data[key]
+        start = self.offset(key_line, key_col)
+        end = self.value_end(line, col, node.fa.flow_style())
+        text = self.text
+        if node.fa.flow_style():
+            before = start
+            while before > 0 and text[before - 1] in " \t\r\n":
+                before -= 1
+            if before > 0 and text[before - 1] == ",":
+                return text[:before - 1] + text[end:]
+            after = end
+            while after < len(text) and text[after] in " \t":
+                after += 1
+            if text[after:after + 1] == ",":
+                after += 1
+                while after < len(text) and text[after] in " \t\r\n":
+                    after += 1
+            return text[:start] + text[after:]
+        first = self.starts[key_line]
+        last_line = text.count("\n", 0, end)
+        last = self.starts[last_line + 1] if last_line + 1 < len(self.starts) else len(text)
+        return text[:first] + text[last:]
+
+    def _siblings(self, node: CommentedMap) -> list[CommentedMap]:
+        keysets = self.tree["config"][KEYSETS]
+        for keyset in keysets.values():
+            generations = keyset.get("generations") if isinstance(keyset, CommentedMap) else None
+            if isinstance(generations, CommentedSeq) and any(g is node for g in generations):
+                return [g for g in generations if isinstance(g, CommentedMap)]
+        return [node]
+
+    def _append(self, edit: AddGeneration) -> str:
+        generations = _generations(self.tree, self.name, edit.keyset)
+        last = generations[-1]
+        if not isinstance(last, CommentedMap):
+            raise self.fail(f"keyset '{edit.keyset}': the last generation is not a mapping")
+        siblings = [g for g in generations if isinstance(g, CommentedMap)]
+        item_line, item_col = generations.lc.item(len(generations) - 1)
+        dash_col = self.lines[item_line].rfind("-", 0, item_col)
+        if dash_col < 0:
+            raise self.fail(f"keyset '{edit.keyset}': cannot find the list item of generation '{last.get('id')}'")
+        pairs = []
+        for key, value in edit.fields.items():
+            like = None
+            for sibling in reversed(siblings):
+                like = self.style_like(sibling, key, [])
+                if like is not None:
+                    break
+            pairs.append((key, value, like))
+        if last.fa.flow_style():
+            end = self._flow_end(item_line, item_col)
+            item = self._flow_item(dash_col, item_col, pairs)
+        else:
+            end = self._block_end(item_line, dash_col)
+            first_key = next(iter(last))
+            item = self._block_item(dash_col, last.lc.data[first_key][1], pairs)
+        end_line = self.text.count("\n", 0, end)
+        at = self.starts[end_line + 1] if end_line + 1 < len(self.starts) else len(self.text)
+        prefix = "" if self.text[:at].endswith("\n") or not self.text[:at] else "\n"
+        return self.text[:at] + prefix + item + self.text[at:]
+
+    def _flow_end(self, line: int, col: int) -> int:
+        text, i, depth = self.text, self.offset(line, col), 0
+        while i < len(text):
+            c = text[i]
+            if c in "\"'":
+                i = self.end_at(i, True)
+                continue
+            if c in "{[":
+                depth += 1
+            elif c in "}]":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        raise self.fail(f"unterminated flow mapping at line {line + 1}")
+
+    def _block_end(self, line: int, dash_col: int) -> int:
+        last = line
+        for i in range(line + 1, len(self.lines)):
+            content = self.lines[i].rstrip("\r\n")
+            stripped = content.strip()
+            if not stripped:
+                continue
+            indent = len(content) - len(content.lstrip(" "))
+            if indent <= dash_col:
+                break
+            last = i
+        return self.starts[last] + len(self.lines[last].rstrip("\r\n"))
+
+    def _flow_item(self, dash_col: int, item_col: int, pairs: list[tuple[str, Any, str | None]]) -> str:
+        lines: list[str] = []
+        current = " " * dash_col + "-" + " " * (item_col - dash_col - 1) + "{"
+        for i, (key, value, like) in enumerate(pairs):
+            if key == "publicKeyPem":
+                like = '"'
+            text = f"{key}: {self.scalar(value, like)}"
+            if i == 0:
+                current += text
+            elif len(current) + len(text) + 3 > LINE_LIMIT:
+                lines.append(current + ",")
+                current = " " * (item_col + 1) + text
+            else:
+                current += ", " + text
+        lines.append(current + "}")
+        return "\n".join(lines) + "\n"
+
+    def _block_item(self, dash_col: int, key_col: int, pairs: list[tuple[str, Any, str | None]]) -> str:
+        out = io.StringIO()
+        for i, (key, value, like) in enumerate(pairs):
+            prefix = " " * dash_col + "-" + " " * (key_col - dash_col - 1) if i == 0 else " " * key_col
+            if key == "publicKeyPem":
+                body = "".join(" " * (key_col + 2) + line + "\n" for line in str(value).strip().splitlines())
+                out.write(f"{prefix}{key}: |\n{body}")
+            else:
+                out.write(f"{prefix}{key}: {self.scalar(value, like)}\n")
+        return out.getvalue()
+
+
+def _generations(tree: CommentedMap, name: str, keyset: str) -> CommentedSeq:
+    keysets = tree["config"].get(KEYSETS)
+    if not isinstance(keysets, CommentedMap):
+        raise StackFileError(f"{name}: '{KEYSETS}' is not a YAML mapping that can be edited")
+    node = keysets.get(keyset)
+    generations = node.get("generations") if isinstance(node, CommentedMap) else None
+    if not isinstance(generations, CommentedSeq) or not generations:
+        raise StackFileError(f"{name}: keyset '{keyset}': 'generations' is not an editable list")
+    return generations
+
+
+def _generation(tree: CommentedMap, name: str, keyset: str, generation: str) -> CommentedMap:
+    for node in _generations(tree, name, keyset):
+        if isinstance(node, CommentedMap) and str(node.get("id")) == generation:
+            return node
+    raise StackFileError(f"{name}: keyset '{keyset}': no generation '{generation}'")
+
+
+def _plain_is_string(value: str) -> bool:
+    """Whether ``value`` written unquoted reads back as the same string."""
+    if not value or value != value.strip() or any(c in value for c in ":#{}[],&*!|>'\"%@`\n"):
+        return False
+    try:
+        return YAML(typ="safe").load(value) == value
+    except YAMLError:
+        return False

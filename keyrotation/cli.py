@@ -1,0 +1,509 @@
+"""``key-rotation`` / ``python -m keyrotation``: every runbook step as a command.
+
+Commands that change something edit ``Pulumi.<stack>.yaml`` (the minimal edit, in the file's own
+style), re-validate it and write it atomically; the change then goes through a pull request and
+``pulumi preview``/``up`` like any other. Commands that report (status, plan, timeline, valid-at)
+change nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+from . import commands, outputs, schedule, timeline
+from .commands import CommandError, Publications, Result
+from .config import ConfigError
+from .lifecycle import REVOKE_REASONS, format_duration
+from .stackfile import AddGeneration, StackFile, StackFileError, format_time
+
+EXIT_ERROR = 1
+"""Bad input, an invalid stack file, or a refused command: nothing was written."""
+EXIT_USAGE = 2
+"""The command line itself is wrong (argparse)."""
+
+EXIT_CODES = f"""\
+exit codes:
+  0  success (status: every keyset ok; plan: no unintended gap; valid-at: valid)
+  1  error: bad input, invalid stack file or refused command; the file is unchanged
+  2  usage error
+  {schedule.EXIT_WARNING}  status: some active generation is within warnDays of maxAgeDays
+  {schedule.EXIT_OVERDUE}  status: some active generation is older than maxAgeDays (overdue wins over warning)
+  {schedule.EXIT_GAP}  plan: the gap check found a gap that is not intended
+  {schedule.EXIT_NOT_VALID}  valid-at: the key could not have made a valid signature at that time
+"""
+
+DESCRIPTION = """\
+Rotate keys by editing the stack file Pulumi.<stack>.yaml: each command makes the minimal edit
+the lifecycle allows, prints what it changed, and leaves the rest of the file (comments, order,
+formatting) untouched. Open a pull request with the change; `pulumi preview` shows what it does
+and the policy pack checks it; `pulumi up` applies it.
+
+  scheduled rotation:  rotate KEYSET -> (PR, up) -> promote KEYSET -> (PR, up) -> retire KEYSET OLD
+  compromise:          revoke KEYSET GEN --reason compromise -> (PR, up at once)
+  what is due:         status, plan, timeline
+"""
+
+_TIME = TypeAdapter(AwareDatetime)
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_time(text: str, option: str) -> datetime:
+    try:
+        return _TIME.validate_python(text).astimezone(UTC)
+    except ValidationError:
+        raise UsageError(
+            f"{option}: {text!r} is not an RFC 3339 time with a timezone, e.g. 2026-11-30T09:00:00Z"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The context every command shares
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace, out: TextIO):
+        self.args = args
+        self.out = out
+        self.now = parse_time(args.now, "--now") if args.now else datetime.now(UTC).replace(microsecond=0)
+        self.project = Path(args.project_dir) if args.project_dir else _project_dir(Path.cwd())
+        if args.file:
+            self.path = Path(args.file)
+        elif args.stack:
+            self.path = self.project / f"Pulumi.{args.stack}.yaml"
+        else:
+            raise UsageError("name the stack: --stack NAME (reads Pulumi.NAME.yaml) or --file PATH")
+        self._records: dict[str, Publications] | None = None
+        self.unavailable: str | None = "no stack name to ask `pulumi stack output` for; pass --outputs FILE"
+        self.notices: list[str] = []
+
+    @property
+    def stack_name(self) -> str | None:
+        if self.args.stack:
+            return self.args.stack
+        match = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", self.path.name)
+        return match.group(1) if match else None
+
+    def load(self) -> StackFile:
+        return StackFile(self.path)
+
+    def records(self, stack) -> dict[str, Publications]:
+        """The publisher's record: --outputs FILE, else `pulumi stack output`, else none."""
+        if self._records is not None:
+            return self._records
+        data, source = None, None
+        if self.args.outputs:
+            data, source = outputs.load(self.args.outputs), self.args.outputs
+        elif self.args.no_outputs:
+            self.unavailable = "--no-outputs"
+        elif self.stack_name:
+            data, source = outputs.from_pulumi(self.stack_name, self.project)
+            if data is None:
+                self.unavailable = f"{source}; pass --outputs FILE"
+        if data is None:
+            self.notices.append(f"no publisher record ({self.unavailable}): publish times count from createdAt")
+            self._records = {}
+        else:
+            self._records = outputs.records(data, stack, source)
+            self.unavailable = f"not in the stack outputs ({source}): not deployed yet"
+        return self._records
+
+    def record(self, stack, keyset: str) -> Publications:
+        found = self.records(stack).get(keyset)
+        return found if found is not None else Publications(unavailable=self.unavailable)
+
+    def emit(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def emit_json(self, data: Any) -> None:
+        print(json.dumps(data, indent=2, sort_keys=False), file=self.out)
+
+
+def _project_dir(start: Path) -> Path:
+    for directory in (start, *start.parents):
+        if (directory / "Pulumi.yaml").exists():
+            return directory
+    return start
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that edit the stack file
+
+
+def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
+    stack_file = ctx.load()
+    result = run(stack_file)
+    written = False
+    text = stack_file.edited(result.edits)
+    if not ctx.args.dry_run:
+        text = stack_file.write(result.edits, result.stack)
+        written = True
+    if ctx.args.json:
+        ctx.emit_json({
+            "command": result.command, "file": str(stack_file.path), "written": written,
+            "now": format_time(ctx.now), "keyset": result.keyset,
+            "changes": [_change_json(e) for e in result.edits],
+            "notes": result.notes, "warnings": result.warnings,
+        })
+        return 0
+    ctx.emit(f"{stack_file.name}: {result.command} {result.keyset}"
+             f" at {format_time(ctx.now)}{'' if written else ' (dry run: not written)'}")
+    for line in _describe_edits(result):
+        ctx.emit(f"  {line}")
+    for note in result.warnings:
+        ctx.emit(f"warning: {note}")
+    for note in result.notes:
+        ctx.emit(f"note: {note}")
+    if ctx.args.diff:
+        ctx.emit("".join(difflib.unified_diff(
+            stack_file.text.splitlines(keepends=True), text.splitlines(keepends=True),
+            f"a/{stack_file.name}", f"b/{stack_file.name}",
+        )).rstrip("\n"))
+    return 0
+
+
+def _change_json(edit) -> dict[str, Any]:
+    if isinstance(edit, AddGeneration):
+        return {"keyset": edit.keyset, "generation": edit.generation, "added": edit.fields}
+    return {"keyset": edit.keyset, "generation": edit.generation, "field": edit.field,
+            "old": edit.old, "new": edit.new}
+
+
+def _describe_edits(result: Result) -> list[str]:
+    """One line per generation, in the order the command touched them."""
+    lines: dict[str, list[str]] = {}
+    added: dict[str, str] = {}
+    for edit in result.edits:
+        if isinstance(edit, AddGeneration):
+            fields = ", ".join(f"{k} {v}" for k, v in edit.fields.items() if k not in ("id", "publicKeyPem"))
+            added[edit.generation] = f"+ generation '{edit.generation}': {fields}"
+            lines.setdefault(edit.generation, [])
+        elif edit.field == "state":
+            lines.setdefault(edit.generation, []).append(f"state {edit.old} -> {edit.new}")
+        elif edit.new is None:
+            lines.setdefault(edit.generation, []).append(f"{edit.field} removed (was {edit.old})")
+        else:
+            change = f"{edit.field} {edit.new}" if edit.old is None else f"{edit.field} {edit.old} -> {edit.new}"
+            lines.setdefault(edit.generation, []).append(change)
+    return [
+        added[g] if g in added else f"~ generation '{g}': {', '.join(changes)}" for g, changes in lines.items()
+    ]
+
+
+def cmd_rotate(ctx: Context) -> int:
+    pem = None
+    if ctx.args.public_key:
+        try:
+            pem = Path(ctx.args.public_key).read_text()
+        except OSError as error:
+            raise UsageError(f"--public-key: cannot read {ctx.args.public_key}: {error.strerror}") from None
+    return _mutate(ctx, lambda f: commands.rotate(
+        f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem))
+
+
+def cmd_promote(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.promote(
+        f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now,
+        record=ctx.record(f.config, ctx.args.keyset), force=ctx.args.force))
+
+
+def cmd_retire(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.retire(
+        f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now, force=ctx.args.force))
+
+
+def cmd_revoke(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.revoke(
+        f.config, ctx.args.keyset, ctx.args.generation, reason=ctx.args.reason, now=ctx.now,
+        record=ctx.record(f.config, ctx.args.keyset), force=ctx.args.force, new_id=ctx.args.id))
+
+
+def cmd_rollback(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.rollback(f.config, ctx.args.keyset, now=ctx.now))
+
+
+def cmd_destroy(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.destroy(
+        f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now, confirm=ctx.args.confirm))
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that report
+
+
+def _only(stack, names: Sequence[str] | None):
+    for name in names or []:
+        commands.keyset_of(stack, name)
+    return [n for n in stack.keysets if not names or n in names]
+
+
+def _t(t: datetime | None) -> str:
+    return "-" if t is None else format_time(t)
+
+
+def _age(d: timedelta | None) -> str:
+    if d is None:
+        return "-"
+    days, rest = divmod(int(d.total_seconds()), 86400)
+    return f"{days}d {rest // 3600}h" if days else format_duration(timedelta(seconds=rest))
+
+
+def cmd_status(ctx: Context) -> int:
+    stack = ctx.load().config
+    names = _only(stack, ctx.args.keysets)
+    records = ctx.records(stack) if _has_pending(stack, names) else {}
+    items = [i for i in schedule.status(stack, ctx.now, records) if i.name in names]
+    code = schedule.status_exit_code(items)
+    if ctx.args.json:
+        ctx.emit_json({"file": ctx.path.name, "now": format_time(ctx.now), "exitCode": code,
+                       "keysets": [i.to_json() for i in items], "notices": ctx.notices})
+        return code
+    ctx.emit(f"{ctx.path.name} at {format_time(ctx.now)}")
+    for i in items:
+        ctx.emit(f"{i.name} ({i.purpose} {i.algorithm}, {i.backend}): {i.health.upper()}, active '{i.active}'"
+                 f" age {_age(i.age)}, due {_t(i.due_at)}")
+        for g in i.generations:
+            step = ""
+            if g.next:
+                step = f"; {g.next}" + (f" from {_t(g.next_at)}" if g.next_at else "")
+                if g.next_at is not None and g.next_at <= ctx.now and g.next in ("promote", "retire"):
+                    step += " (allowed now)"
+            ctx.emit(f"  {g.id:<12} {g.state:<9} since {_t(g.since)}, age {_age(g.age)}{step}")
+        for w in i.warnings:
+            ctx.emit(f"  warning: {w}")
+    for notice in ctx.notices:
+        ctx.emit(f"note: {notice}")
+    return code
+
+
+def _has_pending(stack, names) -> bool:
+    return any(g.state == "pending" for n in names for g in stack.keysets[n].generations)
+
+
+def cmd_plan(ctx: Context) -> int:
+    stack = ctx.load().config
+    names = _only(stack, ctx.args.keysets)
+    records = ctx.records(stack) if _has_pending(stack, names) else {}
+    items = [i for i in schedule.plan(stack, ctx.now, records) if i.name in names]
+    code = schedule.plan_exit_code(items)
+    if ctx.args.json:
+        ctx.emit_json({"file": ctx.path.name, "now": format_time(ctx.now), "exitCode": code,
+                       "keysets": [i.to_json() for i in items], "notices": ctx.notices})
+        return code
+    ctx.emit(f"{ctx.path.name}: plan from {format_time(ctx.now)}")
+    for i in items:
+        ctx.emit(f"{i.name}: active '{i.active}', due {_t(i.due_at)}, rotate by {_t(i.rotate_by)}")
+        for step, at, why in i.steps:
+            when = "now" if at is not None and at <= ctx.now else f"from {_t(at)}"
+            ctx.emit(f"  {when:<26} {step}  ({why})")
+        unintended = i.unintended_gaps
+        verdict = "GAP" if unintended else "no gap"
+        intended = len(i.gaps) - len(unintended)
+        ctx.emit(f"  gap check: {verdict}" + (f" ({intended} intended, compromise)" if intended else ""))
+        for gap in i.gaps:
+            ctx.emit(f"    {'intended' if gap.intended else 'GAP'}: {gap.describe()}")
+    for notice in ctx.notices:
+        ctx.emit(f"note: {notice}")
+    return code
+
+
+def cmd_timeline(ctx: Context) -> int:
+    stack = ctx.load().config
+    svg_path = Path(ctx.args.svg) if ctx.args.svg else Path(f"timeline-{ctx.stack_name or 'stack'}.svg")
+    picture = timeline.svg(stack, ctx.now)
+    _write_text(svg_path, picture)
+    block = timeline.mermaid(stack, ctx.now)
+    if ctx.args.mermaid:
+        _write_text(Path(ctx.args.mermaid), block)
+    if ctx.args.json:
+        ctx.emit_json({"svg": str(svg_path), "mermaid": block})
+        return 0
+    ctx.emit(f"wrote {svg_path}" + (f" and {ctx.args.mermaid}" if ctx.args.mermaid else ""))
+    ctx.emit(block.rstrip("\n"))
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+
+
+def cmd_valid_at(ctx: Context) -> int:
+    stack = ctx.load().config
+    at = parse_time(ctx.args.at, "--at") if ctx.args.at else ctx.now
+    ks = commands.keyset_of(stack, ctx.args.keyset)
+    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else commands.NO_RECORD
+    v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
+    code = 0 if v.valid else schedule.EXIT_NOT_VALID
+    if ctx.args.json:
+        ctx.emit_json(v.to_json())
+        return code
+    ctx.emit(f"{'VALID' if v.valid else 'NOT VALID'}: {ks.name} {v.kid} (generation '{v.generation}')"
+             f" at {format_time(at)}")
+    for reason in v.reasons:
+        ctx.emit(f"  - {reason}")
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    def common(suppress: bool) -> argparse.ArgumentParser:
+        default = argparse.SUPPRESS if suppress else None
+        p = argparse.ArgumentParser(add_help=False)
+        g = p.add_argument_group("stack and clock")
+        where = g.add_mutually_exclusive_group()
+        where.add_argument("--stack", "-s", metavar="NAME", default=default,
+                           help="edit/read Pulumi.NAME.yaml in the project directory")
+        where.add_argument("--file", "-f", metavar="PATH", default=default, help="edit/read this stack file")
+        g.add_argument("--project-dir", metavar="DIR", default=default,
+                       help="where Pulumi.yaml is (default: the nearest one above the current directory)")
+        g.add_argument("--now", metavar="TIME", default=default,
+                       help="the time to act at, RFC 3339 (default: the clock); for reproducible runs")
+        g.add_argument("--json", action="store_true", default=default, help="print data as JSON")
+        o = g.add_mutually_exclusive_group()
+        o.add_argument("--outputs", metavar="FILE", default=default,
+                       help="`pulumi stack output --json` saved to FILE: the publisher's first-published"
+                            " times (default: ask the Pulumi CLI if it is installed)")
+        o.add_argument("--no-outputs", action="store_true", default=default,
+                       help="do not ask the Pulumi CLI; publish times count from createdAt")
+        return p
+
+    def editing() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(add_help=False)
+        g = p.add_argument_group("editing")
+        g.add_argument("--dry-run", action="store_true", help="print the change without writing the file")
+        g.add_argument("--diff", action="store_true", help="also print the change as a unified diff")
+        return p
+
+    parser = argparse.ArgumentParser(
+        prog="key-rotation", description=DESCRIPTION, epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common(False)],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    shared = [common(True)]
+
+    def add(name: str, handler, help: str, description: str, edits: bool = False):
+        p = sub.add_parser(name, help=help, description=description, epilog=EXIT_CODES,
+                           parents=shared + ([editing()] if edits else []),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("status", cmd_status, "every keyset and generation: state, age, due date, warnings",
+            "Every keyset and generation with its state, age and the next step. Exit 0 when all is well,"
+            f" {schedule.EXIT_WARNING} when a key is within warnDays of maxAgeDays, {schedule.EXIT_OVERDUE}"
+            " when one is overdue (for cron and CI alerts).")
+    p.add_argument("keysets", nargs="*", metavar="KEYSET", help="only these keysets")
+
+    p = add("rotate", cmd_rotate, "add a pending generation (scheduled rotation)",
+            "Add a pending generation. `pulumi up` publishes it (or delivers it decrypt-only) before it is"
+            " used; promote it once the publish lead has passed.", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("--id", help="the new generation's id (default: the date, e.g. 2026-11-30)")
+    p.add_argument("--public-key", metavar="FILE", help="backend external: the new generation's public key PEM")
+
+    p = add("promote", cmd_promote, "pending -> active; the active generation becomes retiring",
+            "Make the pending generation active and the active one retiring. Refused before the publish lead"
+            " (publishMaxAgeSeconds + clockSkewSeconds) has passed since the generation was first published"
+            " (the publisher's record from the stack outputs, else its createdAt).", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("generation", nargs="?", metavar="GENERATION", help="default: the newest pending generation")
+    p.add_argument("--force", action="store_true",
+                   help="promote before the publish lead: verifiers with a stale document reject it for a while")
+
+    p = add("retire", cmd_retire, "retiring -> retired after the overlap",
+            "Stop publishing a retiring generation. Refused before the overlap (tokenLifetimeSeconds +"
+            " publishMaxAgeSeconds + clockSkewSeconds) has passed since it stopped signing.", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("generation", metavar="GENERATION")
+    p.add_argument("--force", action="store_true",
+                   help="retire before the overlap: its still-valid signatures are rejected")
+
+    p = add("revoke", cmd_revoke, "revoke at once (compromise, personnel, hardware, superseded)",
+            "Revoke a generation at once: it leaves every document and is listed as revoked. Revoking the"
+            " active generation is an emergency rotation: the newest pending generation (or a new one) becomes"
+            " active at once, without the publish lead. For a reason other than compromise, a revocation that"
+            " would cut short signatures that are still valid is refused (--force to do it anyway).",
+            edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("generation", metavar="GENERATION")
+    p.add_argument("--reason", required=True, choices=REVOKE_REASONS)
+    p.add_argument("--id", help="id of the replacement generation when one is created (default: the date)")
+    p.add_argument("--force", action="store_true", help="revoke now although valid signatures are cut short")
+
+    p = add("rollback", cmd_rollback, "re-activate the previous (still retiring) generation",
+            "Make the previous generation active again while it is still retiring; the current one becomes"
+            " retiring (never lost: it stays published and decrypt-capable for the overlap).", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+
+    p = add("destroy", cmd_destroy, "retired -> destroyed (schedules key deletion)",
+            "Schedule a retired generation's key material for deletion (deletionWindowDays); its public key"
+            " stays in the key history.", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("generation", metavar="GENERATION")
+    p.add_argument("--confirm", metavar="GENERATION", help="repeat the generation id to confirm")
+
+    p = add("plan", cmd_plan, "the schedule from now and the gap check's verdict",
+            "Per keyset: the next rotation due, the earliest safe promote and retire times, and the gap"
+            f" check's verdict. Exit {schedule.EXIT_GAP} when it finds a gap that is not intended.")
+    p.add_argument("keysets", nargs="*", metavar="KEYSET", help="only these keysets")
+
+    p = add("timeline", cmd_timeline, "an SVG of every generation over time, and a Mermaid gantt block",
+            "Write an SVG with a bar per generation coloured by state, gaps underneath and now marked; print"
+            " the same as a Mermaid gantt block (for a pull-request comment).")
+    p.add_argument("--svg", metavar="PATH", help="where to write the SVG (default: timeline-<stack>.svg)")
+    p.add_argument("--mermaid", metavar="PATH", help="also write the Mermaid block to PATH")
+
+    p = add("valid-at", cmd_valid_at, "could this key make a valid signature at that time?",
+            "Temporal verification, as in the signing-profile runbook: the key was added before T and not"
+            " revoked before T, and T falls within the time it was signing. Exit"
+            f" {schedule.EXIT_NOT_VALID} when not.")
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("kid", metavar="KID", help="the key id (or the generation id)")
+    p.add_argument("--at", metavar="TIME", help="RFC 3339 (default: --now)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, or a usage error argparse has already explained
+        return exit.code if isinstance(exit.code, int) else EXIT_USAGE
+    try:
+        ctx = Context(args, out)
+        return args.handler(ctx)
+    except UsageError as error:
+        return _fail(args, out, err, str(error), EXIT_USAGE)
+    except (CommandError, StackFileError, ConfigError, outputs.OutputsError) as error:
+        return _fail(args, out, err, str(error), EXIT_ERROR)
+
+
+def _fail(args: argparse.Namespace, out: TextIO, err: TextIO, message: str, code: int) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "exitCode": code}, indent=2), file=out)
+    print(f"error: {message}", file=err)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

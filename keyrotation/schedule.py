@@ -1,0 +1,296 @@
+"""What is due and when: ``status``, ``plan`` and ``valid-at`` (read-only, pure).
+
+Every time comes from the lifecycle's rules: key age against maxAgeDays/warnDays, the publish
+lead before a promote, the overlap before a retire, and the gap check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import lifecycle
+from .commands import NO_RECORD, CommandError, Publications, keyset_of, kid_of
+from .config import Generation, KeySet, StackConfig
+from .lifecycle import State, format_duration
+from .stackfile import format_time
+
+EXIT_OK = 0
+EXIT_WARNING = 3
+"""status: a keyset's active generation is within warnDays of maxAgeDays."""
+EXIT_OVERDUE = 4
+"""status: a keyset's active generation is older than maxAgeDays."""
+EXIT_GAP = 5
+"""plan: the gap check finds a gap that is not intended."""
+EXIT_NOT_VALID = 6
+"""valid-at: the key could not have signed at that time."""
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else format_time(t)
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+@dataclass
+class GenerationStatus:
+    id: str
+    state: str
+    created_at: datetime
+    age: timedelta
+    since: datetime
+    """When it entered its current state."""
+    next: str | None = None
+    """The next step for it and from when, e.g. ``promote from ...``."""
+    next_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "state": self.state, "createdAt": _iso(self.created_at),
+            "ageSeconds": int(self.age.total_seconds()), "since": _iso(self.since),
+            "next": self.next, "nextAt": _iso(self.next_at),
+        }
+
+
+@dataclass
+class KeysetStatus:
+    name: str
+    purpose: str
+    algorithm: str
+    backend: str
+    active: str | None
+    health: str
+    age: timedelta | None
+    due_at: datetime | None
+    warn_at: datetime | None
+    generations: list[GenerationStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyset": self.name, "purpose": self.purpose, "algorithm": self.algorithm,
+            "backend": self.backend, "active": self.active, "health": self.health,
+            "ageSeconds": None if self.age is None else int(self.age.total_seconds()),
+            "dueAt": _iso(self.due_at), "warnAt": _iso(self.warn_at),
+            "generations": [g.to_json() for g in self.generations], "warnings": self.warnings,
+        }
+
+
+def _since(g: Generation) -> datetime:
+    times = {
+        State.PENDING: g.created_at, State.ACTIVE: g.activated_at, State.RETIRING: g.retiring_at,
+        State.RETIRED: g.retired_at, State.DESTROYED: g.destroyed_at, State.REVOKED: g.revoked_at,
+    }
+    return times[g.state] or g.created_at
+
+
+def _next_step(ks: KeySet, g: Generation, record: Publications) -> tuple[str | None, datetime | None]:
+    if g.state is State.PENDING:
+        if g.id in record.missing:
+            return f"publish it (`pulumi up`); not yet in {', '.join(record.missing[g.id])}", None
+        at = lifecycle.earliest_promote(g, ks.timings, record.first_published)
+        return "promote", at
+    if g.state is State.RETIRING:
+        return "retire", lifecycle.earliest_retire(g, ks.timings)
+    if g.state is State.RETIRED:
+        return "destroy (optional)", g.retired_at
+    return None, None
+
+
+def status(stack: StackConfig, now: datetime, records: dict[str, Publications] | None = None) -> list[KeysetStatus]:
+    out = []
+    for name, ks in stack.keysets.items():
+        record = (records or {}).get(name, NO_RECORD)
+        age = lifecycle.key_age(ks.generations, ks.timings, now)
+        item = KeysetStatus(
+            name, ks.purpose, ks.algorithm, ks.backend, age.generation, age.health, age.age, age.due_at, age.warn_at
+        )
+        for g in ks.generations:
+            step, at = _next_step(ks, g, record)
+            item.generations.append(GenerationStatus(g.id, str(g.state), g.created_at, now - g.created_at,
+                                                     _since(g), step, at))
+        if age.health == "overdue":
+            item.warnings.append(
+                f"overdue: '{age.generation}' passed maxAgeDays ({ks.timings.max_age_days}) on {_iso(age.due_at)};"
+                f" rotate now: `rotate {name}`, then `promote {name}` after {format_duration(ks.timings.publish_lead)}"
+            )
+        elif age.health == "warning":
+            item.warnings.append(
+                f"due soon: '{age.generation}' reaches maxAgeDays ({ks.timings.max_age_days}) on {_iso(age.due_at)}"
+                f" (warnDays {ks.timings.warn_days})"
+                + ("" if any(g.state is State.PENDING for g in ks.generations) else f"; `rotate {name}`")
+            )
+        out.append(item)
+    return out
+
+
+def status_exit_code(items: list[KeysetStatus]) -> int:
+    health = {i.health for i in items}
+    if "overdue" in health or "no-active" in health:
+        return EXIT_OVERDUE
+    return EXIT_WARNING if "warning" in health else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+@dataclass
+class KeysetPlan:
+    name: str
+    active: str | None
+    due_at: datetime | None
+    rotate_by: datetime | None
+    """The last moment to add a generation so it can be promoted (publish lead) before due."""
+    steps: list[tuple[str, datetime | None, str]] = field(default_factory=list)
+    """(what, earliest time, why): the schedule from now."""
+    gaps: list[lifecycle.Gap] = field(default_factory=list)
+    published_from: str | None = None
+
+    @property
+    def unintended_gaps(self) -> list[lifecycle.Gap]:
+        return [g for g in self.gaps if not g.intended]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyset": self.name, "active": self.active, "dueAt": _iso(self.due_at),
+            "rotateBy": _iso(self.rotate_by),
+            "steps": [{"step": s, "earliest": _iso(t), "why": why} for s, t, why in self.steps],
+            "gapCheck": {
+                "verdict": "gap" if self.unintended_gaps else "no gap",
+                "gaps": [
+                    {"generation": g.generation, "kind": g.kind, "start": _iso(g.start), "end": _iso(g.end),
+                     "intended": g.intended, "message": g.describe()}
+                    for g in self.gaps
+                ],
+            },
+            "publishedFrom": self.published_from,
+        }
+
+
+def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | None = None) -> list[KeysetPlan]:
+    out = []
+    for name, ks in stack.keysets.items():
+        record = (records or {}).get(name, NO_RECORD)
+        t = ks.timings
+        age = lifecycle.key_age(ks.generations, t, now)
+        rotate_by = None if age.due_at is None else age.due_at - t.publish_lead
+        item = KeysetPlan(name, age.generation, age.due_at, rotate_by,
+                          published_from=record.source or "createdAt (no publisher record)")
+        pending = [g for g in ks.generations if g.state is State.PENDING]
+        if pending:
+            p = pending[-1]
+            at = lifecycle.earliest_promote(p, t, record.first_published)
+            if p.id in record.missing:
+                item.steps.append(("pulumi up", now, f"'{p.id}' is not yet in {', '.join(record.missing[p.id])}"))
+                at = max(at, now + t.publish_lead)
+            promote_at = max(at, now)
+            item.steps.append((f"promote {name} {p.id}", promote_at,
+                               f"publish lead {format_duration(t.publish_lead)} after it was first published"))
+        else:
+            start = now if age.warn_at is None else max(now, min(age.warn_at, rotate_by))
+            item.steps.append((f"rotate {name}", start,
+                               f"due {_iso(age.due_at)}; rotate by {_iso(rotate_by)} to promote in time"
+                               if age.due_at else "no active generation"))
+            promote_at = start + t.publish_lead
+            item.steps.append((f"promote {name}", promote_at,
+                               f"publish lead {format_duration(t.publish_lead)}"))
+        if age.generation is not None:
+            item.steps.append((f"retire {name} {age.generation}", promote_at + t.overlap,
+                               f"overlap {format_duration(t.overlap)} after the promote"))
+        for g in ks.generations:
+            if g.state is State.RETIRING:
+                at = lifecycle.earliest_retire(g, t)
+                item.steps.append((f"retire {name} {g.id}", max(now, at) if at else now,
+                                   f"overlap {format_duration(t.overlap)} after it stopped signing"))
+        item.steps.sort(key=lambda s: s[1] or now)
+        item.gaps = lifecycle.keyset_gaps(ks, record.first_published)
+        out.append(item)
+    return out
+
+
+def plan_exit_code(items: list[KeysetPlan]) -> int:
+    return EXIT_GAP if any(i.unintended_gaps for i in items) else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# valid-at
+
+
+@dataclass
+class Validity:
+    keyset: str
+    generation: str
+    kid: str
+    at: datetime
+    trusted: bool
+    """The signing-profile runbook's rule: added before T, and not revoked or revoked after T."""
+    signing: bool
+    """The lifecycle's: T falls in the generation's signing window (skew and propagation included)."""
+    reasons: list[str]
+
+    @property
+    def valid(self) -> bool:
+        return self.trusted and self.signing
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyset": self.keyset, "generation": self.generation, "kid": self.kid, "at": _iso(self.at),
+            "valid": self.valid, "trusted": self.trusted, "signing": self.signing, "reasons": self.reasons,
+        }
+
+
+def valid_at(
+    stack: StackConfig, keyset: str, kid: str, at: datetime, record: Publications = NO_RECORD
+) -> Validity:
+    ks = keyset_of(stack, keyset)
+    generation = _by_kid(stack, ks, kid, record)
+    g, t = generation, ks.timings
+    reasons: list[str] = []
+    trusted = g.created_at <= at and (g.revoked_at is None or g.revoked_at > at)
+    if g.created_at > at:
+        reasons.append(f"added {_iso(g.created_at)}, after {_iso(at)}")
+    else:
+        reasons.append(f"added {_iso(g.created_at)}, before {_iso(at)}")
+    if g.revoked_at is None:
+        reasons.append("never revoked")
+    elif g.revoked_at > at:
+        reasons.append(f"revoked {_iso(g.revoked_at)} ({g.revoke_reason}), after {_iso(at)}")
+        if g.revoke_reason == "compromise":
+            reasons.append("compromised key: trust a time before the revocation only if it is attested"
+                           " independently (a transparency log), not claimed by the signature")
+    else:
+        reasons.append(f"revoked {_iso(g.revoked_at)} ({g.revoke_reason}), before {_iso(at)}")
+    window = lifecycle.signing_window(g)
+    skew = timedelta(seconds=t.clock_skew_seconds)
+    lag = timedelta(seconds=t.publish_max_age_seconds) + skew
+    if window is None:
+        signing = False
+        reasons.append("it never signed (never active)")
+    else:
+        start, end = window
+        first, last = start - skew, None if end is None else end + lag
+        signing = first <= at and (last is None or at < last)
+        if at < first:
+            reasons.append(f"it started signing {_iso(start)}, after {_iso(at)}")
+        elif last is not None and at >= last:
+            reasons.append(f"it stopped signing {_iso(end)} (signers lag up to {format_duration(lag)}),"
+                           f" before {_iso(at)}")
+        else:
+            reasons.append(f"it was signing then (active from {_iso(start)}"
+                           + (f" until {_iso(end)})" if end else ")"))
+    return Validity(keyset, g.id, kid_of(stack, ks, g, record), at, trusted, signing, reasons)
+
+
+def _by_kid(stack: StackConfig, ks: KeySet, kid: str, record: Publications) -> Generation:
+    for g in ks.generations:
+        if kid in (g.id, kid_of(stack, ks, g, record)):
+            return g
+    kids = ", ".join(kid_of(stack, ks, g, record) for g in ks.generations)
+    hint = "" if ks.kid != "thumbprint" or record.kids else " (thumbprint kids are known from the stack outputs: --outputs)"
+    raise CommandError(
+        f"{stack.stack_file}: keyset '{ks.name}' has no generation with kid or id '{kid}' (kids: {kids}){hint}"
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pulumi
+from pydantic.alias_generators import to_camel
 
 from components.backend import load_backend
 from components.publication import Publication, PublicationArgs
@@ -38,7 +39,15 @@ class KeyGeneration(pulumi.ComponentResource):
         self.record: pulumi.Output[KeyRecord] = pulumi.Output.all(self.kid, self.key.public_pem).apply(
             lambda values: _record(keyset, generation, *values)
         )
-        self.register_outputs({"kid": self.kid, "state": str(generation.state), "keyId": self.key.key_id})
+        self.register_outputs({
+            "kid": self.kid, "state": str(generation.state), "keyId": self.key.key_id,
+            # What the policy pack judges the rotation by (policy/resources.py): the generation as
+            # in the stack file, and the keyset timings its publish lead and overlap derive from.
+            "keyset": keyset.name, "purpose": keyset.purpose,
+            "lifecycle": generation.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                               exclude={"public_key_pem"}),
+            "timings": {to_camel(k): v for k, v in asdict(keyset.timings).items()},
+        })
 
 
 def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:

@@ -123,3 +123,8 @@ def gcp_label_problem(value: str) -> str | None:
             " '_' and '-'"
         )
     return None
+
+
+def from_properties(props: Mapping[str, object] | None) -> RotationMetadata | None:
+    """A dynamic key resource's properties (``SoftwareKey``): the field names, RFC 3339 times."""
+    return _decode({k: str(v) for k, v in (props or {}).items() if k in _FIELDS and v is not None})

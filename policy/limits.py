@@ -1,0 +1,173 @@
+"""The pack's configuration: limits from `--policy-pack-config`, the profile and the evaluation time.
+
+Every limit is a property of a policy's config schema, so each environment's security policy lives
+in ``policy/config/<env>.json``. Defaults are the domain's own (``keyrotation.lifecycle.Timings``),
+not restated numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from pulumi.runtime import get_config_env
+from pulumi_policy import PolicyConfigSchema
+
+from components.publication import NOW_VARIABLE
+from keyrotation import algorithms
+from keyrotation.lifecycle import Timings, default_warn_days
+from keyrotation.metadata import format_time, parse_time
+
+PURPOSES: tuple[str, ...] = get_args(algorithms.Purpose)
+PROFILES: tuple[str, ...] = get_args(algorithms.Profile)
+
+_LIMIT = {
+    "type": "object",
+    "properties": {
+        "maxAgeDays": {
+            "type": "integer", "minimum": 1,
+            "description": "The active generation must be younger than this many days.",
+        },
+        "warnDays": {
+            "type": "integer", "minimum": 0,
+            "description": "Warn this many days before maxAgeDays (default: 14, or a quarter of a"
+            " shorter maxAgeDays).",
+        },
+    },
+    "additionalProperties": False,
+}
+
+NOW_PROPERTY = {
+    "type": "string",
+    "description": f"Evaluation time (RFC 3339) for tests and what-if reviews; default: ${NOW_VARIABLE},"
+    " else the clock.",
+}
+
+AGE_SCHEMA = PolicyConfigSchema(
+    properties={
+        "maxAgeDays": {**_LIMIT["properties"]["maxAgeDays"], "default": Timings.max_age_days},
+        "warnDays": _LIMIT["properties"]["warnDays"],
+        "purposes": {
+            "type": "object",
+            "description": "Limits per keyset purpose (sign, encrypt, mac), over the top-level ones.",
+            "properties": {purpose: _LIMIT for purpose in PURPOSES},
+            "additionalProperties": False,
+        },
+        "keysets": {
+            "type": "object",
+            "description": "Limits per keyset name, over the purpose and top-level ones.",
+            "additionalProperties": _LIMIT,
+        },
+        "now": NOW_PROPERTY,
+    }
+)
+"""The schema of both age policies (the mandatory limit and the advisory warning)."""
+
+CLOCK_SCHEMA = PolicyConfigSchema(properties={"now": NOW_PROPERTY})
+
+PROFILE_SCHEMA = PolicyConfigSchema(
+    properties={
+        "profile": {
+            "type": "string", "enum": list(PROFILES),
+            "description": "Algorithm profile to enforce (fips: "
+            f"{algorithms.PROFILE_RULES['fips']}); default: the stack's key-rotation:profile.",
+        },
+    }
+)
+
+DELETION_SCHEMA = PolicyConfigSchema(
+    properties={
+        "minDeletionWindowDays": {
+            "type": "integer", "minimum": 1, "default": Timings.deletion_window_days,
+            "description": "Least AWS KMS pending-deletion window / GCP destroy-scheduled duration,"
+            " in days.",
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class AgeLimit:
+    max_age_days: float
+    warn_days: float
+    source: str
+    """Where the limit comes from, for messages: ``keysets.atlas-gateway``, ``purposes.sign``..."""
+
+    def describe(self) -> str:
+        return f"{_days(self.max_age_days)} ({self.source})"
+
+
+def age_limit(config: Mapping[str, Any], keyset: str | None, purpose: str | None) -> AgeLimit:
+    """The most specific limit: per keyset, then per purpose, then the top level.
+
+    warnDays is taken only from the level that sets maxAgeDays or a more specific one; a limit
+    without it gets the domain's default for that maximum age.
+    """
+    levels: list[tuple[str, Mapping[str, Any]]] = []
+    if keyset and keyset in (config.get("keysets") or {}):
+        levels.append((f"policy config keysets.{keyset}", config["keysets"][keyset] or {}))
+    if purpose and purpose in (config.get("purposes") or {}):
+        levels.append((f"policy config purposes.{purpose}", config["purposes"][purpose] or {}))
+    levels.append(("policy config maxAgeDays", config))
+    warn = None
+    for source, level in levels:
+        if warn is None and level.get("warnDays") is not None:
+            warn = float(level["warnDays"])
+        if level.get("maxAgeDays") is not None:
+            max_age = float(level["maxAgeDays"])
+            if warn is None:
+                warn = float(default_warn_days(int(max_age)))
+            return AgeLimit(max_age, warn, source)
+    # No maxAgeDays anywhere (a test calling the policy without the CLI's schema defaults).
+    max_age = float(Timings.max_age_days)
+    return AgeLimit(max_age, warn if warn is not None else float(default_warn_days(int(max_age))),
+                    "default maxAgeDays")
+
+
+def evaluation_time(config: Mapping[str, Any]) -> datetime:
+    """``now`` from the policy config, else $KEY_ROTATION_NOW, else the clock."""
+    for source, text in (("policy config 'now'", config.get("now")),
+                         (f"${NOW_VARIABLE}", os.environ.get(NOW_VARIABLE))):
+        if text:
+            try:
+                value = parse_time(str(text))
+            except ValueError:
+                raise ValueError(f"{source} is {text!r}, not an RFC 3339 time such as"
+                                 " 2026-11-23T12:00:00Z") from None
+            if value.tzinfo is None:
+                raise ValueError(f"{source} is {text!r}: give a time zone (e.g. a trailing Z)")
+            return value
+    return datetime.now(UTC)
+
+
+def profile(config: Mapping[str, Any]) -> str:
+    """The profile to enforce: the policy config's, else the stack's `key-rotation:profile`."""
+    chosen = config.get("profile") or get_config_env().get("key-rotation:profile") or "default"
+    if chosen not in PROFILES:
+        raise ValueError(f"unknown profile {chosen!r} (profiles: {', '.join(PROFILES)})")
+    return chosen
+
+
+def min_deletion_window_days(config: Mapping[str, Any]) -> float:
+    value = config.get("minDeletionWindowDays")
+    return float(Timings.deletion_window_days if value is None else value)
+
+
+def stack_name() -> str:
+    """The stack being previewed (the CLI sets PULUMI_STACK for the pack), for commands in messages."""
+    return os.environ.get("PULUMI_STACK") or "<stack>"
+
+
+def iso(t: datetime) -> str:
+    return format_time(t)
+
+
+def _days(value: float) -> str:
+    return f"{value:g} days" if value != 1 else "1 day"
+
+
+def days(value: float) -> str:
+    return _days(round(value, 1))

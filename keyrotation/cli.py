@@ -352,7 +352,7 @@ def cmd_valid_at(ctx: Context) -> int:
     if ctx.args.json:
         ctx.emit_json(v.to_json())
         return code
-    ctx.emit(f"{'VALID' if v.valid else 'NOT VALID'}: {ks.name} {v.kid} (generation '{v.generation}')"
+    ctx.emit(f"{'VALID' if v.valid else 'NOT VALID'}: {ks.name} generation '{v.generation}' (kid {v.kid})"
              f" at {format_time(at)}")
     for reason in v.reasons:
         ctx.emit(f"  - {reason}")

@@ -80,7 +80,7 @@ def kid_of(stack: StackConfig, keyset: KeySet, generation: Generation, record: P
     if generation.id in record.kids:
         return record.kids[generation.id]
     if keyset.kid == "thumbprint":
-        return f"the thumbprint of generation '{generation.id}'"
+        return f"thumbprint of '{generation.id}'"  # known from the stack outputs only
     return render_kid(keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment)
 
 
@@ -193,6 +193,10 @@ def _published_since(generation: Generation, record: Publications) -> datetime:
     return lifecycle.published_since(generation, record.first_published)
 
 
+def _published_in(keyset: KeySet) -> str:
+    return _documents(keyset) if keyset.purpose == "sign" else "every consumer's keyring"
+
+
 def _documents(keyset: KeySet) -> str:
     if not keyset.publish:
         return "no published document"
@@ -234,7 +238,7 @@ def rotate(
     )
     earliest = lifecycle.earliest_promote(new, ks.timings)
     due = lifecycle.key_age(ks.generations, ks.timings, now)
-    where = _documents(ks) if ks.purpose == "sign" else "every consumer's keyring (decrypt-only)"
+    where = _documents(ks) if ks.purpose == "sign" else "every consumer's keyring (decrypt/verify only)"
     draft.result.notes.append(
         f"after `pulumi up` the pending generation '{new.id}' is in {where}; promote it from {_iso(earliest)}"
         f" (publish lead {span(ks.timings.publish_lead)} after the publisher first wrote it)"
@@ -350,7 +354,7 @@ def retire(
         )
     draft.set(generation.id, state=State.RETIRED, retiredAt=now)
     draft.result.notes.append(
-        f"'{generation.id}' leaves {_documents(ks)} at the next `pulumi up`; its key material is disabled,"
+        f"'{generation.id}' leaves {_published_in(ks)} at the next `pulumi up`; its key material is disabled,"
         f" not deleted (`destroy {ks.name} {generation.id} --confirm {generation.id}` schedules deletion)"
     )
     return draft.finish()
@@ -486,11 +490,12 @@ def rollback(stack: StackConfig, keyset: str, *, now: datetime) -> Result:
     draft.set(active.id, state=State.RETIRING, retiringAt=now)
     draft.set(previous.id, state=State.ACTIVE, retiringAt=None)
     res = draft.result
+    verb, what = ("signs", "signed") if ks.purpose == "sign" else ("encrypts" if ks.purpose == "encrypt"
+                                                                   else "MACs", "protected")
     res.notes.append(
-        f"'{previous.id}' signs again from the next `pulumi up` (it never left the documents, so no"
-        f" publish lead); '{active.id}' stays published (and in keyrings) as retiring: nothing it signed or"
-        f" encrypted is lost; retire it from {_iso(now + ks.timings.overlap)} or roll forward with"
-        f" `rollback {ks.name}` again"
+        f"'{previous.id}' {verb} again from the next `pulumi up` (it never left {_published_in(ks)}, so no"
+        f" publish lead); '{active.id}' stays there as retiring: nothing it {what} is lost; retire it from"
+        f" {_iso(now + ks.timings.overlap)} or roll forward with `rollback {ks.name}` again"
     )
     age = lifecycle.key_age(draft.generations, ks.timings, now)
     if age.health in ("warning", "overdue"):

@@ -95,10 +95,11 @@ def svg(stack: StackConfig, now: datetime, *, width: int = 960) -> str:
         parts.append(f'<text x="8" y="{y + 14}" class="keyset">{escape(name)}'
                      f' <tspan class="meta">{escape(ks.algorithm)}, {escape(ks.backend)},'
                      f' max age {ks.timings.max_age_days}d</tspan></text>')
-        parts.append(f'<text x="{label_w}" y="{y + 14}" class="axis">{escape(format_time(start))}</text>')
-        parts.append(f'<text x="{width - 20}" y="{y + 14}" class="axis" text-anchor="end">'
-                     f'{escape(format_time(end))}</text>')
         y += row
+        parts.append(f'<text x="{label_w}" y="{y + 10}" class="axis">{escape(format_time(start))}</text>')
+        parts.append(f'<text x="{width - 20}" y="{y + 10}" class="axis" text-anchor="end">'
+                     f'{escape(format_time(end))}</text>')
+        y += row * 2 // 3
         section_top = y
         gaps = lifecycle.keyset_gaps(ks)
         for g in ks.generations:
@@ -160,15 +161,16 @@ MERMAID_TAGS = {
 
 
 def _m(t: datetime) -> str:
-    return format_time(t).removesuffix("Z")
+    # Minutes are precise enough for a picture; "YYYY-MM-DD HH:mm" is a format every Mermaid parses.
+    return format_time(t)[:16].replace("T", " ")
 
 
 def mermaid(stack: StackConfig, now: datetime) -> str:
     lines = [
         "```mermaid",
         "gantt",
-        f"  title {stack.environment}: key rotation timeline (UTC), now {format_time(now)}",
-        "  dateFormat YYYY-MM-DDTHH:mm:ss",
+        f"  title {stack.environment} key rotation timeline, now {_m(now)} UTC",
+        "  dateFormat YYYY-MM-DD HH:mm",
         "  axisFormat %Y-%m-%d",
         "  todayMarker off",
     ]

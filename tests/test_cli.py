@@ -321,7 +321,7 @@ def test_rollback_reactivates_the_previous_generation_and_keeps_the_new_one_reti
         '           activatedAt: "2026-11-25T12:06:00Z", retiringAt: "2026-11-25T12:30:00Z"}',
     ]
     assert "retiringAt removed (was 2026-11-25T12:06:00Z)" in out
-    assert "nothing it signed or encrypted is lost" in out
+    assert "stays there as retiring: nothing it signed is lost" in out
     # the due date still counts from the first activation: a rollback does not make a key younger
     code, out, _ = run(stack, "status", "atlas-gateway", now="2026-11-28T12:00:00Z")
     assert code == 3
@@ -406,15 +406,16 @@ def test_timeline_draws_each_state_and_now_and_prints_a_mermaid_gantt(stack, tmp
     assert len(now_lines) == 2  # one per keyset
     assert out.startswith(f"wrote {svg}\n```mermaid\ngantt\n")
     assert "  section atlas-gateway" in out
-    assert "  2026-11-23 active :active, 2026-11-23T09:10:00, " in out
-    assert "  now :milestone, 2026-11-25T12:00:00, 0d" in out
+    assert "  dateFormat YYYY-MM-DD HH:mm" in out
+    assert "  2026-11-23 active :active, 2026-11-23 09:10, " in out
+    assert "  now :milestone, 2026-11-25 12:00, 0d" in out
     assert out.rstrip().endswith("```")
 
 
 def test_valid_at_follows_the_signing_profile_runbook(stack):
     code, out, _ = run(stack, "valid-at", "signer", "key-2025-dev", "--at", "2025-06-15T12:00:00Z")
     assert code == 0
-    assert out.startswith("VALID: signer key-2025-dev (generation '2025') at 2025-06-15T12:00:00Z")
+    assert out.startswith("VALID: signer generation '2025' (kid key-2025-dev) at 2025-06-15T12:00:00Z")
     # retired (stopped signing 2026-01-20): a signature dated later was not made by the signer
     code, out, _ = run(stack, "valid-at", "signer", "key-2025-dev", "--at", "2026-06-15T12:00:00Z")
     assert code == 6

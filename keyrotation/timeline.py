@@ -108,14 +108,14 @@ def svg(stack: StackConfig, now: datetime, *, width: int = 960) -> str:
                 e = e or end
                 title = f"{name} {g.id} {state}: {format_time(s)} - {format_time(e)}"
                 parts.append(
-                    f'<rect x="{x(s)}" y="{y + 3}" width="{max(x(e) - x(s), 1.0)}" height="12"'
+                    f'<rect x="{x(s)}" y="{y + 3}" width="{round(max(x(e) - x(s), 1.0), 1)}" height="12"'
                     f' fill="{COLOURS[state]}" data-keyset={quoteattr(name)} data-generation={quoteattr(g.id)}'
                     f' data-state="{state}"><title>{escape(title)}</title></rect>'
                 )
             for gap in (gp for gp in gaps if gp.generation == g.id):
                 colour = INTENDED_GAP_COLOUR if gap.intended else GAP_COLOUR
                 parts.append(
-                    f'<rect x="{x(gap.start)}" y="{y + 16}" width="{max(x(gap.end) - x(gap.start), 2.0)}"'
+                    f'<rect x="{x(gap.start)}" y="{y + 16}" width="{round(max(x(gap.end) - x(gap.start), 2.0), 1)}"'
                     f' height="4" fill="{colour}" data-gap="{gap.kind}" data-intended="{str(gap.intended).lower()}">'
                     f'<title>{escape(gap.describe())}</title></rect>'
                 )

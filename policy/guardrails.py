@@ -1,7 +1,8 @@
 """Resource guardrails: the algorithm profile, deletion windows, protection, and where key material may be.
 
-Each policy judges one resource at a time (`Analyze`, before it is created or updated), so an
-unsafe change stops at `pulumi preview`. Key material may live only in its key resource's secret
+Most policies judge one resource at a time (`Analyze`, before it is created or updated), so an
+unsafe change stops at `pulumi preview`; protection needs the generation's state, which the
+KeyGeneration parent holds, and is judged over the stack. Key material may live only in its key resource's secret
 outputs and in Kubernetes Secrets; published documents are public by construction and checked
 anyway.
 """
@@ -21,9 +22,12 @@ from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
     Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 from keyrotation import algorithms, documents
+from keyrotation.lifecycle import TRANSITIONS, State
 from policy import limits, resources
 from policy.resources import UNKNOWN, dig, plain, where
 
@@ -157,20 +161,43 @@ _LOSS = {
 _GCP_KEPT = ("PREVENT", "ABANDON")
 
 
-def validate_protected(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in resources.KEY_TYPES or args.opts.protect:
-        return
-    props = plain(args.props)
-    if args.resource_type in (resources.GCP_CRYPTO_KEY, resources.GCP_KEY_VERSION) and \
-            props.get("deletionPolicy") in _GCP_KEPT:
-        return
-    meta = resources.rotation_metadata(args.resource_type, props).metadata
-    of = f" of keyset '{meta.keyset}', generation '{meta.generation}'" if meta else ""
-    report_violation(
-        f"{where(args.resource_type, args.name)}{of} is not protected: a `pulumi destroy`, or a change that"
-        f" stops registering it, would {_LOSS[args.resource_type]}. Register it with"
-        " ResourceOptions(protect=True) (retainOnDelete is not visible to policies). Old keys leave by"
-        " moving their generation to `destroyed`, never by deleting the resource.", None)
+def _generation_state(resource: Any) -> str | None:
+    """The lifecycle state of the generation a key resource belongs to: its KeyGeneration
+    ancestor's, else the resource's own rotation metadata."""
+    ancestor = resource.parent
+    while ancestor is not None:
+        if ancestor.resource_type == resources.KEY_GENERATION:
+            state = plain(ancestor.props).get("state")
+            return state if isinstance(state, str) else None
+        ancestor = ancestor.parent
+    meta = resources.rotation_metadata(resource.resource_type, plain(resource.props)).metadata
+    return meta.state if meta else None
+
+
+def may_be_deleted(state: str | None) -> bool:
+    """A generation whose next step may be `destroyed`: destroying its KMS key is deleting the
+    resource, which a protected resource would refuse in the same `pulumi up`."""
+    return state in set(State) and State.DESTROYED in TRANSITIONS[State(state)]
+
+
+def validate_protected(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for r in args.resources:
+        if r.resource_type not in resources.KEY_TYPES or r.opts.protect:
+            continue
+        props = plain(r.props)
+        if r.resource_type in (resources.GCP_CRYPTO_KEY, resources.GCP_KEY_VERSION) and \
+                props.get("deletionPolicy") in _GCP_KEPT:
+            continue
+        state = _generation_state(r)
+        if may_be_deleted(state):
+            continue
+        meta = resources.rotation_metadata(r.resource_type, props).metadata
+        of = f" of keyset '{meta.keyset}', generation '{meta.generation}'" if meta else ""
+        report_violation(
+            f"{where(r.resource_type, r.name)}{of} is not protected{f' (generation {state})' if state else ''}:"
+            f" a `pulumi destroy`, or a change that stops registering it, would {_LOSS[r.resource_type]}."
+            " Register it with ResourceOptions(protect=True) (retainOnDelete is not visible to policies);"
+            " only a retired generation's key may be unprotected, so that `destroyed` can delete it.", r.urn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,9 +336,9 @@ deletion_window = ResourceValidationPolicy(
     validate=validate_deletion_window,
 )
 
-key_protected = ResourceValidationPolicy(
+key_protected = StackValidationPolicy(
     name="key-resources-protected",
-    description="Key resources are protected against deletion.",
+    description="Key resources are protected against deletion (a retired generation's may be deleted).",
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     validate=validate_protected,

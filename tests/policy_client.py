@@ -248,9 +248,12 @@ def stack_args(resources: list[PolicyResource], config: dict | None = None) -> S
 
 
 def stack_resource(resource_type: str, props: dict[str, Any], *, name: str = "r", protect: bool = True,
-                   dependencies: list[PolicyResource] | None = None) -> PolicyResource:
+                   dependencies: list[PolicyResource] | None = None, parent: PolicyResource | None = None,
+                   ) -> PolicyResource:
+    """A PolicyResource as `AnalyzeStack` builds it (outputs behind the unknown-checking proxy)."""
     return PolicyResource(resource_type, unknown_checking_proxy(copy.deepcopy(props)), urn_of(resource_type, name),
-                          name, resource_options(protect=protect), None, None, list(dependencies or []), {})
+                          name, resource_options(protect=protect, parent=parent.urn if parent else None), None,
+                          parent, list(dependencies or []), {})
 
 
 def violations(policy: ResourceValidationPolicy | StackValidationPolicy, args: Any) -> list[tuple[str, str | None]]:

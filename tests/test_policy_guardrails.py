@@ -18,10 +18,11 @@ from policy.resources import (
     CONFIG_MAP,
     GCP_CRYPTO_KEY,
     GCP_KEY_VERSION,
+    KEY_GENERATION,
     PUBLICATION,
     SOFTWARE_KEY,
 )
-from tests.policy_client import messages, resource_args
+from tests.policy_client import messages, resource_args, stack_args, stack_resource, violations
 
 CREATED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -125,24 +126,49 @@ def test_gcp_destroy_scheduled_durations_below_the_minimum_are_refused():
 # Protection
 
 
+def under_generation(resource_type: str, state: str, props: dict | None = None, *, protect: bool):
+    """A key resource under its KeyGeneration component (which records the generation's state)."""
+    parent = stack_resource(KEY_GENERATION, {"state": state, "keyset": "ks", "lifecycle": {"id": "g1", "state": state}},
+                            name="ks-g1", protect=False)
+    return [parent, stack_resource(resource_type, props or {}, name="k", protect=protect, parent=parent)]
+
+
 @pytest.mark.parametrize("resource_type", [SOFTWARE_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION])
 def test_key_resources_must_be_protected(resource_type):
-    [found] = messages(guardrails.key_protected, resource_args(resource_type, {}, name="k", protect=False))
-    assert "'k' is not protected" in found and "protect=True" in found
-    assert messages(guardrails.key_protected, resource_args(resource_type, {}, protect=True)) == []
+    [(found, urn)] = violations(guardrails.key_protected,
+                                stack_args(under_generation(resource_type, "active", protect=False)))
+    assert "'k' is not protected (generation active)" in found and "protect=True" in found
+    assert urn.endswith("::k")
+    assert violations(guardrails.key_protected, stack_args(under_generation(resource_type, "active", protect=True))) == []
+
+
+@pytest.mark.parametrize("state", ["pending", "active", "retiring", "revoked", "destroyed"])
+def test_only_a_retired_generations_key_may_be_unprotected(state):
+    # retired -> destroyed is the one transition that deletes a KMS key (components/kms_record.py).
+    assert violations(guardrails.key_protected, stack_args(under_generation(AWS_KEY, "retired", protect=False))) == []
+    assert len(violations(guardrails.key_protected, stack_args(under_generation(AWS_KEY, state, protect=False)))) == 1
+
+
+def test_without_a_generation_the_key_metadata_or_nothing_decides():
+    retired = {"tags": RotationMetadata("ks", "g1", "prod", "retired", "ES256", "sign", CREATED, CREATED).aws_tags()}
+    assert violations(guardrails.key_protected, stack_args([stack_resource(AWS_KEY, retired, protect=False)])) == []
+    [(found, _)] = violations(guardrails.key_protected, stack_args([stack_resource(AWS_KEY, {}, name="legacy",
+                                                                                   protect=False)]))
+    assert found.startswith("AWS KMS key 'legacy' is not protected: a `pulumi destroy`")
 
 
 def test_a_software_key_names_its_keyset_and_the_loss():
-    [found] = messages(guardrails.key_protected, resource_args(SOFTWARE_KEY, software_key("ES256"), protect=False))
+    [(found, _)] = violations(guardrails.key_protected,
+                              stack_args(under_generation(SOFTWARE_KEY, "active", software_key("ES256"), protect=False)))
     assert "of keyset 'ks', generation 'g1'" in found
     assert "forget the private key for good" in found
 
 
 def test_a_gcp_deletion_policy_that_keeps_the_key_counts_as_protection():
-    props = {"deletionPolicy": "PREVENT"}
-    assert messages(guardrails.key_protected, resource_args(GCP_KEY_VERSION, props, protect=False)) == []
-    assert len(messages(guardrails.key_protected, resource_args(GCP_KEY_VERSION, {"deletionPolicy": "DELETE"},
-                                                                protect=False))) == 1
+    kept = under_generation(GCP_KEY_VERSION, "active", {"deletionPolicy": "PREVENT"}, protect=False)
+    assert violations(guardrails.key_protected, stack_args(kept)) == []
+    deleted = under_generation(GCP_KEY_VERSION, "active", {"deletionPolicy": "DELETE"}, protect=False)
+    assert len(violations(guardrails.key_protected, stack_args(deleted))) == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from keyrotation.metadata import RotationMetadata, format_time
 from policy import key_age, limits
 from policy.resources import AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, SECRET, SOFTWARE_KEY
 from tests.policy_client import messages, resource_args, stack_args, stack_resource, violations
+from tests.project import ROOT
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = {"maxAgeDays": 90, "warnDays": 14, "now": format_time(NOW)}
@@ -115,6 +118,17 @@ def test_now_comes_from_the_config_then_the_environment_then_the_clock(monkeypat
     # without both, the real clock
     monkeypatch.delenv("KEY_ROTATION_NOW")
     assert abs(limits.evaluation_time({}) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_the_pack_reads_the_publishers_clock_variable_without_importing_the_program():
+    from components.publication import NOW_VARIABLE
+
+    assert limits.NOW_VARIABLE == NOW_VARIABLE
+    code = ("import sys; sys.path.insert(0, '.'); import policy.key_age, policy.guardrails, policy.rotation;"
+            " print(sorted(m for m in sys.modules if m.startswith(('components', 'pulumi_aws', 'pulumi_gcp',"
+            " 'pulumi_kubernetes', 'google.cloud', 'boto3'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_a_bad_now_is_an_error_that_names_where_it_came_from(monkeypatch):

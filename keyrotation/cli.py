@@ -221,7 +221,8 @@ def cmd_promote(ctx: Context) -> int:
 
 def cmd_retire(ctx: Context) -> int:
     return _mutate(ctx, lambda f: commands.retire(
-        f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now, force=ctx.args.force))
+        f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now, force=ctx.args.force,
+        record=ctx.record(f.config, ctx.args.keyset)))
 
 
 def cmd_revoke(ctx: Context) -> int:

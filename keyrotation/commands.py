@@ -35,6 +35,8 @@ class Publications:
     """Targets whose document does not list the generation yet."""
     kids: Mapping[str, str] = field(default_factory=dict)
     """The generation's key id as deployed (thumbprint kids are only known from the outputs)."""
+    deployed_states: Mapping[str, str] = field(default_factory=dict)
+    """The generation's state as last deployed (``pulumi up``), which may lag the stack file."""
     source: str | None = None
     """Where the record came from; None: no record, times count from createdAt."""
     unavailable: str | None = None
@@ -325,7 +327,8 @@ def promote(
 
 
 def retire(
-    stack: StackConfig, keyset: str, generation_id: str, *, now: datetime, force: bool = False
+    stack: StackConfig, keyset: str, generation_id: str, *, now: datetime, force: bool = False,
+    record: Publications = NO_RECORD,
 ) -> Result:
     """``retiring`` -> ``retired``: it leaves the published documents (key history keeps it)."""
     draft = _Draft("retire", stack, keyset, now)
@@ -338,6 +341,14 @@ def retire(
             + (" (promote another generation first)" if generation.state is State.ACTIVE else "")
         )
     draft.check_transition(generation, State.RETIRED)
+    deployed = record.deployed_states.get(generation.id)
+    if deployed == str(State.ACTIVE) and not force:
+        # The overlap counts from retiringAt, the time the promote takes effect: it has not yet.
+        raise CommandError(
+            f"{draft.where(generation.id)}: refused: the deployed stack still has it active ({record.source});"
+            f" deploy the promote first (`pulumi up`), then retire it after the overlap"
+            f" ({span(ks.timings.overlap)}) counted from that deploy"
+        )
     earliest = lifecycle.earliest_retire(generation, ks.timings)
     if earliest is not None and now < earliest and not force:
         raise CommandError(

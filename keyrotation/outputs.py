@@ -76,7 +76,9 @@ def records(outputs: dict[str, Any], stack: StackConfig, source: str) -> dict[st
 
 
 def _record(summary: dict[str, Any], source: str) -> Publications:
-    kids = {str(g["id"]): str(g["kid"]) for g in summary.get("generations") or [] if isinstance(g.get("kid"), str)}
+    generations = summary.get("generations") or []
+    kids = {str(g["id"]): str(g["kid"]) for g in generations if isinstance(g.get("kid"), str)}
+    states = {str(g["id"]): str(g["state"]) for g in generations if isinstance(g.get("state"), str)}
     by_kid = {kid: gid for gid, kid in kids.items()}
     first: dict[str, datetime] = {}
     missing: dict[str, list[str]] = {}
@@ -95,5 +97,6 @@ def _record(summary: dict[str, Any], source: str) -> Publications:
     for gid in missing:
         first.pop(gid, None)
     return Publications(
-        first_published=first, missing={g: tuple(t) for g, t in missing.items()}, kids=kids, source=source
+        first_published=first, missing={g: tuple(t) for g, t in missing.items()}, kids=kids,
+        deployed_states=states, source=source,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -524,3 +525,55 @@ def test_python_dash_m_keyrotation_runs_the_commands(stack):
     )
     assert done.returncode == 0, done.stderr
     assert [k["keyset"] for k in json.loads(done.stdout)["keysets"]] == ["atlas-gateway", "signer"]
+
+
+def test_retire_waits_for_the_promote_to_be_deployed(stack, tmp_path):
+    rotated(stack)
+    run(stack, "promote", "atlas-gateway", now="2026-11-25T12:06:00Z")
+    # the outputs of the last `pulumi up` still show 2026-11-23 active: the promote is not deployed
+    outputs = outputs_file(tmp_path, {"atlas-2026-11-25": "2026-11-25T12:01:00Z"})
+    data = json.loads(outputs.read_text())
+    data["keysets"]["atlas-gateway"]["generations"][1]["state"] = "active"
+    outputs.write_text(json.dumps(data))
+    before = stack.read_bytes()
+    err = io.StringIO()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-26T00:00:00Z"], out=io.StringIO(), err=err)
+    assert code == 1
+    assert "the deployed stack still has it active" in err.getvalue()
+    assert "deploy the promote first (`pulumi up`)" in err.getvalue()
+    assert stack.read_bytes() == before
+
+
+def fake_pulumi(tmp_path: Path, script: str) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    executable = bin_dir / "pulumi"
+    executable.write_text("#!/bin/sh\n" + script)
+    executable.chmod(0o755)
+    return str(bin_dir) + os.pathsep + os.environ.get("PATH", "")
+
+
+def test_without_outputs_the_pulumi_cli_is_asked_for_the_stack_outputs(stack, tmp_path, monkeypatch):
+    rotated(stack)
+    outputs = outputs_file(tmp_path, {"atlas-2026-11-25": "2026-11-25T12:30:00Z"})
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("PATH", fake_pulumi(tmp_path, f'echo "$@" > {calls}\ncat {outputs}\n'))
+    err = io.StringIO()
+    code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:10:00Z"],
+                out=io.StringIO(), err=err)
+    assert code == 1
+    assert calls.read_text().split() == ["stack", "output", "--json", "--stack", "dev"]
+    assert "first published 2026-11-25T12:30:00Z (pulumi stack output --stack dev)" in err.getvalue()
+
+
+def test_a_failing_pulumi_cli_falls_back_to_created_at_with_a_warning(stack, tmp_path, monkeypatch):
+    rotated(stack)
+    monkeypatch.setenv("PATH", fake_pulumi(tmp_path, "echo \"error: no stack named 'dev' found\" >&2\nexit 255\n"))
+    out = io.StringIO()
+    code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z"],
+                out=out, err=io.StringIO())
+    assert code == 0
+    assert ("warning: no publisher record for '2026-11-25' (`pulumi stack output --json --stack dev` failed:"
+            " error: no stack named 'dev' found; pass --outputs FILE)") in out.getvalue()
+    assert "the policy pack checks the publisher's first-published time at `pulumi preview`" in out.getvalue()

@@ -577,3 +577,15 @@ def test_a_failing_pulumi_cli_falls_back_to_created_at_with_a_warning(stack, tmp
     assert ("warning: no publisher record for '2026-11-25' (`pulumi stack output --json --stack dev` failed:"
             " error: no stack named 'dev' found; pass --outputs FILE)") in out.getvalue()
     assert "the policy pack checks the publisher's first-published time at `pulumi preview`" in out.getvalue()
+
+
+def test_editing_commands_print_their_changes_as_json(stack):
+    code, out, _ = run(stack, "rotate", "atlas-gateway", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["written"] is True and data["command"] == "rotate" and data["keyset"] == "atlas-gateway"
+    assert data["changes"] == [{"keyset": "atlas-gateway", "generation": "2026-11-25", "added": {
+        "id": "2026-11-25", "state": "pending", "createdAt": "2026-11-25T12:00:00Z"}}]
+    code, out, err = run(stack, "promote", "atlas-gateway", "--json")
+    assert code == 1
+    assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
+
 from . import lifecycle
 from .config import ConfigError, Generation, KeySet, StackConfig, validate
 from .keys import render_kid
@@ -102,6 +104,8 @@ class _Draft:
         self.now = now
         self.generations = list(self.keyset.generations)
         self.result = Result(command, keyset, stack)
+        self.published_at: Mapping[str, datetime] = {}
+        """The publisher's record, for the gap check of the result."""
 
     def where(self, generation: str | None = None) -> str:
         head = f"{self.stack.stack_file}: keyset '{self.keyset.name}'"
@@ -143,7 +147,11 @@ class _Draft:
         return new
 
     def add(self, **fields: object) -> Generation:
-        generation = Generation.model_validate({k: v for k, v in fields.items() if v is not None})
+        try:
+            generation = Generation.model_validate({k: v for k, v in fields.items() if v is not None})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise CommandError(f"{self.where(str(fields.get('id')))}: cannot add it: {problems}") from None
         self.generations.append(generation)
         self.result.edits.append(AddGeneration(
             self.keyset.name, {k: _text(v) for k, v in fields.items() if v is not None}
@@ -172,8 +180,10 @@ class _Draft:
                 + str(ConfigError(self.stack.stack_file, problems))
             )
         self.result.stack = stack
-        before = {(g.generation, g.kind, g.start, g.end) for g in lifecycle.keyset_gaps(self.keyset)}
-        for gap in lifecycle.keyset_gaps(keyset):
+        before = {
+            (g.generation, g.kind, g.start, g.end) for g in lifecycle.keyset_gaps(self.keyset, self.published_at)
+        }
+        for gap in lifecycle.keyset_gaps(keyset, self.published_at):
             if not gap.intended and (gap.generation, gap.kind, gap.start, gap.end) not in before:
                 self.result.warnings.append(f"gap: {gap.describe()}")
         return self.result
@@ -256,6 +266,7 @@ def promote(
 ) -> Result:
     """The pending generation becomes ``active``, the active one ``retiring``."""
     draft = _Draft("promote", stack, keyset, now)
+    draft.published_at = record.first_published
     ks = draft.keyset
     if generation_id is None:
         pending = [g for g in draft.generations if g.state is State.PENDING]
@@ -377,6 +388,7 @@ def revoke(
 ) -> Result:
     """Revoke at once; revoking the active generation activates a replacement at once."""
     draft = _Draft("revoke", stack, keyset, now)
+    draft.published_at = record.first_published
     ks = draft.keyset
     if reason not in REVOKE_REASONS:
         raise CommandError(f"{draft.where()}: unknown reason {reason!r}; use one of {', '.join(REVOKE_REASONS)}")

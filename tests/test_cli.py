@@ -589,3 +589,22 @@ def test_editing_commands_print_their_changes_as_json(stack):
     code, out, err = run(stack, "promote", "atlas-gateway", "--json")
     assert code == 1
     assert json.loads(out)["error"] == err.removeprefix("error: ").rstrip("\n")
+
+
+def test_a_generation_id_the_contract_does_not_allow_is_refused(stack):
+    code, _, err = run(stack, "rotate", "atlas-gateway", "--id", "x" * 64)
+    assert code == 1
+    assert "cannot add it: id: String should have at most 63 characters" in err
+    assert stack.read_text() == STACK
+
+
+def test_a_forced_promote_is_judged_against_the_publishers_record(stack, tmp_path):
+    rotated(stack)
+    outputs = outputs_file(tmp_path, {"atlas-2026-11-25": "2026-11-25T12:30:00Z"})
+    out = io.StringIO()
+    code = main(["promote", "atlas-gateway", "--force", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T12:10:00Z"], out=out, err=io.StringIO())
+    assert code == 0
+    # createdAt + lead (12:06) has passed, but the key reached the JWKS only at 12:30
+    assert ("generation '2026-11-25' was used before every verifier could have fetched it: verifiers may"
+            " reject valid signatures from 2026-11-25T12:09:00Z to 2026-11-25T12:35:00Z") in out.getvalue()

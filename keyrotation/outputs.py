@@ -70,7 +70,9 @@ def records(outputs: dict[str, Any], stack: StackConfig, source: str) -> dict[st
             continue  # not deployed yet: no record for it
         try:
             out[name] = _record(summary, source)
-        except (ValidationError, TypeError, KeyError, AttributeError) as error:
+        except OutputsError as error:
+            raise OutputsError(f"keyset '{name}': {error}") from None
+        except (TypeError, KeyError, AttributeError) as error:
             raise OutputsError(f"{source}: keyset '{name}': unexpected output shape: {error}") from None
     return out
 
@@ -89,7 +91,13 @@ def _record(summary: dict[str, Any], source: str) -> Publications:
             continue  # a document that lists no kids (key history) says nothing about publication
         for kid, gid in by_kid.items():
             if kid in published:
-                t = _TIME.validate_python(published[kid])
+                try:
+                    t = _TIME.validate_python(published[kid])
+                except ValidationError:
+                    raise OutputsError(
+                        f"{source}: documents.{target}.firstPublished.{kid}: not an RFC 3339 time:"
+                        f" {published[kid]!r}"
+                    ) from None
                 first[gid] = max(first.get(gid, t), t)
             else:
                 missing.setdefault(gid, []).append(document.get("target", target))

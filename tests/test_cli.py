@@ -608,3 +608,15 @@ def test_a_forced_promote_is_judged_against_the_publishers_record(stack, tmp_pat
     # createdAt + lead (12:06) has passed, but the key reached the JWKS only at 12:30
     assert ("generation '2026-11-25' was used before every verifier could have fetched it: verifiers may"
             " reject valid signatures from 2026-11-25T12:09:00Z to 2026-11-25T12:35:00Z") in out.getvalue()
+
+
+def test_malformed_outputs_are_reported_with_the_file_and_the_field(stack, tmp_path):
+    rotated(stack)
+    outputs = outputs_file(tmp_path, {"atlas-2026-11-25": "soon"})
+    err = io.StringIO()
+    code = main(["promote", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", NOW],
+                out=io.StringIO(), err=err)
+    assert code == 1
+    assert err.getvalue() == (
+        f"error: keyset 'atlas-gateway': {outputs}: documents.file://published/atlas/.well-known/jwks.json"
+        ".firstPublished.atlas-2026-11-25: not an RFC 3339 time: 'soon'\n")

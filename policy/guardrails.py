@@ -75,9 +75,9 @@ def validate_profile(args: ResourceValidationArgs, report_violation: ReportViola
     if args.resource_type not in resources.KEY_TYPES:
         return
     props = plain(args.props)
-    profile = limits.profile(args.get_config())
-    rule = algorithms.PROFILE_RULES[profile]
     meta = resources.rotation_metadata(args.resource_type, props).metadata
+    profile = limits.profile(args.get_config(), meta.keyset if meta else None)
+    rule = algorithms.PROFILE_RULES[profile]
     who = where(args.resource_type, args.name)
     if meta is not None:
         who = f"keyset '{meta.keyset}', generation '{meta.generation}' ({who})"

@@ -79,6 +79,11 @@ PROFILE_SCHEMA = PolicyConfigSchema(
             "description": "Algorithm profile to enforce (fips: "
             f"{algorithms.PROFILE_RULES['fips']}); default: the stack's key-rotation:profile.",
         },
+        "keysets": {
+            "type": "object",
+            "description": "A stricter profile per keyset name, e.g. a fips keyset in a default stack.",
+            "additionalProperties": {"type": "string", "enum": list(PROFILES)},
+        },
     }
 )
 
@@ -147,9 +152,11 @@ def evaluation_time(config: Mapping[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
-def profile(config: Mapping[str, Any]) -> str:
-    """The profile to enforce: the policy config's, else the stack's `key-rotation:profile`."""
-    chosen = config.get("profile") or get_config_env().get("key-rotation:profile") or "default"
+def profile(config: Mapping[str, Any], keyset: str | None = None) -> str:
+    """The profile to enforce: the keyset's in the policy config, the policy config's, else the
+    stack's `key-rotation:profile`."""
+    chosen = ((config.get("keysets") or {}).get(keyset) if keyset else None) or config.get("profile") \
+        or get_config_env().get("key-rotation:profile") or "default"
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r} (profiles: {', '.join(PROFILES)})")
     return chosen

@@ -70,6 +70,14 @@ def test_the_profile_defaults_to_the_stacks_own(monkeypatch):
     assert messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key("EdDSA"))) == []
 
 
+def test_a_keyset_can_be_held_to_a_stricter_profile_than_its_stack():
+    config = {"profile": "default", "keysets": {"ks": "fips"}}
+    [found] = messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key("EdDSA"), config=config))
+    assert "EdDSA is not allowed in profile 'fips'" in found
+    other = {**software_key("EdDSA"), "keyset": "other"}
+    assert messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, other, config=config)) == []
+
+
 def test_an_unmanaged_aws_key_is_judged_by_its_key_spec():
     props = {"customerMasterKeySpec": "ECC_SECG_P256K1", "keyUsage": "SIGN_VERIFY"}
     [found] = messages(guardrails.algorithm_profile, resource_args(AWS_KEY, props, name="legacy",

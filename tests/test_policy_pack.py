@@ -21,9 +21,12 @@ from keyrotation.lifecycle import Timings, default_warn_days
 from keyrotation.metadata import format_time, parse_time
 from tests.engine import Engine, EngineRun
 from tests.policy_client import CONFIGS, Diagnostic, PolicyConfigInvalid, PolicyPackProcess, reconcile
-from tests.project import STACKS, copy_project, stack_config
+from tests.project import ROOT, copy_project, stack_config
 
 pytestmark = pytest.mark.slow
+
+STACKS = tuple(sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml")))
+"""Every stack file of the project (each needs its environment's policy config)."""
 
 SHIPPED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 """The day the stack files describe: they must pass the policies then."""
@@ -135,6 +138,7 @@ def test_the_pack_describes_its_policies_and_their_limits(pack):
 
 @pytest.mark.parametrize("env", STACKS)
 def test_each_environment_config_is_valid_for_the_pack_and_its_age_limits_agree(pack, env):
+    assert (CONFIGS / f"{env}.json").exists(), f"Pulumi.{env}.yaml has no policy/config/{env}.json"
     config = config_of(env)
     reconciled = reconcile(pack.info(), config)
 

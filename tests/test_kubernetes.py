@@ -33,7 +33,7 @@ from referencing import Registry, Resource
 
 from components.delivery import FINGERPRINTS_ANNOTATION, PATCH_FORCE_ANNOTATION, checksum_annotation
 from keyrotation import documents, lifecycle, metadata
-from keyrotation.config import load_stack_file
+from keyrotation.config import from_config_map, load_stack_file
 from keyrotation.metadata import parse_time
 from tests.engine import UNKNOWN, Engine, Secret
 from tests.project import ROOT, STACKS, copy_project, stack_config
@@ -163,6 +163,13 @@ def keysets(config: dict) -> dict:
     return config["key-rotation:keysets"]
 
 
+def cluster_only(stack: str) -> dict:
+    """The stack's config with only the Secrets Service keyset: its delivery needs no cloud emulator."""
+    config = stack_config(stack)
+    config["key-rotation:keysets"] = {SS: keysets(config)[SS]}
+    return config
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
@@ -269,7 +276,7 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
 
 
 def test_pending_generation_is_delivered_decrypt_only(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "pending", "createdAt": "2027-01-20T09:00:00Z"})
     run = Engine(project, "staging", config=config).up()
 
@@ -319,7 +326,7 @@ def rolling_update(before: dict[str, str], after: dict[str, str], label: str) ->
 
 
 def test_rolling_update_never_meets_undecryptable_ciphertext_through_rotation_and_rollback(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     engine = Engine(project, "staging", config=config)
     gens = keysets(config)[SS]["generations"]
     by_id = {g["id"]: g for g in gens}
@@ -390,7 +397,7 @@ def other_keyset() -> dict:
 
 
 def test_checksum_changes_exactly_when_delivered_keys_or_key_ids_change(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     keysets(config)["reporter"] = other_keyset()
     engine = Engine(project, "staging", config=config)
     seen = [rollout_checksum(engine.up())]
@@ -459,7 +466,7 @@ def signing_keysets() -> dict:
 
 
 def test_deployment_patch_sets_env_after_the_key_is_published(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     keysets(config).update(signing_keysets())
     run = Engine(project, "staging", config=config).up()
 
@@ -494,7 +501,7 @@ def test_deployment_patch_sets_env_after_the_key_is_published(project):
 
 
 def test_configmap_target_holds_the_public_document_only(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     keysets(config).update(signing_keysets())
     run = Engine(project, "staging", config=config).up()
 
@@ -518,7 +525,7 @@ def test_configmap_target_holds_the_public_document_only(project):
 
 
 def test_removing_a_consumer_removes_only_its_own_objects(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     keysets(config)["reporter"] = other_keyset()
     keysets(config)[SS]["consumers"].append(
         {"deployment": "aether/reporter", "env": {"SS_KID": "kid"}, "material": {"SS_KEY": "material"}})
@@ -575,7 +582,7 @@ def fires(expr: str, at: datetime) -> float | None:
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
-    config = stack_config(stack)
+    config = cluster_only(stack)
     keysets(config).update(signing_keysets())
     run = Engine(project, stack, config=config).up()
 
@@ -584,8 +591,8 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
     validate_prometheus_rule(obj)
     assert obj["metadata"]["namespace"] == "aether"
     groups = {g["name"]: {r["alert"]: r for r in g["rules"]} for g in obj["spec"]["groups"]}
-    parsed = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
-    assert set(groups) == {f"key-rotation.{name}" for name in [*parsed.keysets, *signing_keysets()]}
+    parsed = from_config_map(config, stack_file=f"Pulumi.{stack}.yaml")
+    assert set(groups) == {f"key-rotation.{name}" for name in [SS, *signing_keysets()]}
     second = timedelta(seconds=1)
     for name in [*signing_keysets(), SS]:
         ks = keysets(config)[name]
@@ -614,7 +621,7 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
 
 
 def test_alerts_follow_the_rotation_and_are_optional(project):
-    config = stack_config("staging")
+    config = cluster_only("staging")
     engine = Engine(project, "staging", config=config)
 
     def beyond_max() -> str:
@@ -651,7 +658,7 @@ def test_a_keyset_without_material_in_state_delivers_its_ids(project):
         return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
-    config = stack_config("staging")
+    config = cluster_only("staging")
     keysets(config)["hsm"] = {
         "purpose": "sign", "algorithm": "ES256", "backend": "external", "kid": "hsm-{generation}",
         "consumers": [{"secret": "aether/hsm-ids", "data": {"HSM_KID": "kid", "HSM_KEY": "keyId"},

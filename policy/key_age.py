@@ -61,6 +61,14 @@ def _describe(meta: RotationMetadata, args: ResourceValidationArgs, now: datetim
 
 
 def validate_max_age(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type in resources.AGED_TYPES:
+        reading = resources.rotation_metadata(args.resource_type, plain(args.props))
+        meta = reading.metadata
+        if meta is not None and reading.known and meta.state == "active" and meta.activated_at is None:
+            report_violation(
+                f"keyset '{meta.keyset}', generation '{meta.generation}' ({where(args.resource_type, args.name)}):"
+                " active, but its rotation metadata has no activated-at time, so its age cannot be checked."
+                f" Set activatedAt for the generation in Pulumi.{limits.stack_name()}.yaml.", None)
     judged = _active_age(args)
     if judged is not None:
         meta, limit, now = judged

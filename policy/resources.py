@@ -25,6 +25,7 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
     UnknownValueError,
 )
+from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
 from keyrotation import documents, metadata
@@ -213,10 +214,14 @@ def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, na
     knobs = {f.name: int(timings[to_camel(f.name)]) for f in fields(Timings)
              if isinstance(timings, Mapping) and isinstance(timings.get(to_camel(f.name)), (int, float))}
     kid = props.get("kid")
+    try:
+        generation = Generation.model_validate(dict(lifecycle))
+    except ValidationError:
+        return None  # recorded by another version of the program: judged by key metadata instead
     return GenerationRecord(
         keyset=keyset,
         purpose=str(props.get("purpose") or ""),
-        generation=Generation.model_validate(dict(lifecycle)),
+        generation=generation,
         kid=kid if isinstance(kid, str) else None,
         timings=Timings(**knobs),
         urn=urn,

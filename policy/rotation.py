@@ -176,9 +176,9 @@ def published_times(ks: KeySetView, now: datetime) -> _Published:
                 activated = g.generation.activated_at
                 if activated is not None and first > activated and first == min(doc.first_published.values()):
                     continue
-                source = f"first published in {doc.target} at {iso(first)}"
+                source = f"was first published in {doc.target} at {iso(first)}"
             elif doc.kids is not None and g.kid in doc.kids:
-                first, source = now, f"first published in {doc.target} by this deployment ({iso(now)})"
+                first, source = now, f"is first published in {doc.target} by this deployment ({iso(now)})"
             else:
                 continue
             if g.generation.id not in times or first > times[g.generation.id]:
@@ -206,10 +206,11 @@ def validate_publish_lead(args: StackValidationArgs, report_violation: ReportVio
             if gap.kind != "published-too-late":
                 continue
             since = lifecycle.published_since(g.generation, published.times)
-            source = published.sources.get(g.generation.id, f"not yet recorded by a publisher: its createdAt {iso(since)}")
+            source = published.sources.get(
+                g.generation.id, f"no publisher has recorded its first publication: it counts from its createdAt {iso(since)}")
             allowed = max(since + ks.timings.publish_lead, now)
             report_violation(
-                f"{_named(g)} is active since {iso(g.generation.activated_at)} but was {source}; the publish lead"
+                f"{_named(g)} was activated at {iso(g.generation.activated_at)} but {source}; the publish lead"
                 f" is {int(ks.timings.publish_lead.total_seconds())}s (publishMaxAgeSeconds + clockSkewSeconds),"
                 f" so {gap.describe()}. Keep it pending and promote after {iso(since + ks.timings.publish_lead)}:"
                 f" `python -m keyrotation promote {ks.name} {g.generation.id} --stack {limits.stack_name()}`"

@@ -139,6 +139,13 @@ def test_a_bad_now_is_an_error_that_names_where_it_came_from(monkeypatch):
         limits.evaluation_time({})
 
 
+def test_an_active_key_without_an_activation_time_cannot_pass():
+    props = {**software_key(meta(10)), "activated_at": None}
+    [found] = messages(key_age.key_max_age, resource_args(SOFTWARE_KEY, props, config=CONFIG))
+    assert "keyset 'atlas-gateway', generation '2026-08-01'" in found
+    assert "no activated-at time, so its age cannot be checked" in found
+
+
 def test_unknown_metadata_in_a_preview_is_not_judged():
     props = software_key(meta(100))
     props["activated_at"] = UNKNOWN_STRING_VALUE

@@ -136,7 +136,7 @@ def promoted(activated_minutes: float, first_published: dict[str, str] | None, c
 def test_promoting_before_the_publish_lead_after_first_publication_is_refused():
     records = {"k1": at(-10_000), "k2": at(0)}
     [(message, urn)] = violations(rotation.publish_lead, stack_args(promoted(1, records), config(2)))
-    assert "keyset 'atlas-gateway', generation 'g2' (kid k2) is active since 2026-11-23T12:01:00Z" in message
+    assert "keyset 'atlas-gateway', generation 'g2' (kid k2) was activated at 2026-11-23T12:01:00Z" in message
     assert "first published in s3://portal/.well-known/jwks.json at 2026-11-23T12:00:00Z" in message
     assert "the publish lead is 360s (publishMaxAgeSeconds + clockSkewSeconds)" in message
     assert "promote after 2026-11-23T12:06:00Z" in message
@@ -167,7 +167,7 @@ def test_without_records_in_a_preview_the_created_time_is_the_first_publication(
     # A preview of a changed document: the engine hands back its inputs, no records.
     assert messages(rotation.publish_lead, stack_args(promoted(5, None), config(5))) == []  # createdAt -1 + 6 = 5
     [message] = messages(rotation.publish_lead, stack_args(promoted(3, None), config(3)))
-    assert "not yet recorded by a publisher: its createdAt 2026-11-23T11:59:00Z" in message
+    assert "no publisher has recorded its first publication: it counts from its createdAt 2026-11-23T11:59:00Z" in message
     assert "promote after 2026-11-23T12:05:00Z" in message
 
 
@@ -300,3 +300,11 @@ def test_material_only_in_its_key_and_secrets_passes():
     secret = stack_resource(SECRET, {"data": {"KEY": base64.b64encode(material.encode()).decode()}})
     other = stack_resource(CONFIG_MAP, {"data": {"LOG_LEVEL": "debug"}}, name="cfg")
     assert messages(rotation.material_placement, stack_args([software_key(material), secret, other])) == []
+
+
+def test_a_generation_recorded_by_another_program_version_does_not_crash_the_pack():
+    odd = stack_resource(KEY_GENERATION, {"kid": "k1", "state": "active", "keyset": "atlas-gateway",
+                                          "lifecycle": {"id": "g1", "state": "active", "createdAt": "yesterday"},
+                                          "timings": {}}, name="odd")
+    for policy in rotation.POLICIES:
+        assert violations(policy, stack_args([odd], config(0))) == []

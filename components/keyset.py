@@ -130,6 +130,10 @@ class KeySet(pulumi.ComponentResource):
             "activeKid": self.active_kid,
             "activeGeneration": keyset.active.id,
             "activeKeyId": self.active.key.key_id,
+            **({"activeKeyArn": self.active.key.key_arn} if self.active.key.key_arn is not None else {}),
+            **({"activeKeyName": self.active.key.key_name} if self.active.key.key_name is not None else {}),
+            **({"consumerEnv": consumer_env(keyset, self.active_kid, self.active.key.key_id)}
+               if keyset.purpose in ("sign", "mac") else {}),
             "algorithm": keyset.algorithm,
             "backend": keyset.backend,
             "purpose": keyset.purpose,
@@ -146,3 +150,23 @@ class KeySet(pulumi.ComponentResource):
                 )
             },
         }
+
+
+KMS_BACKENDS = ("aws-kms", "gcp-kms")
+
+
+def consumer_env(keyset: KeySetConfig, kid: pulumi.Output[str], key_id: pulumi.Output[str]) -> dict:
+    """The seed services' environment for the active generation, under their own names.
+
+    The gateway reads ``SIGNING_KEY_ID`` (runbook 000); the agent manager the ``AUDIT_*`` variables
+    (runbook 001), whose algorithm is the ``signers.json`` vocabulary (``rsa-sha256``...).
+    """
+    env: dict = {
+        "SIGNING_KEY_ID": kid,
+        "AUDIT_SIGNER_KID": kid,
+        "AUDIT_SIGNING_ALG": keyset.spec.signers_name,
+    }
+    if keyset.backend in KMS_BACKENDS:
+        env["AUDIT_SIGNING_KEY_SOURCE"] = "kms"
+        env["AUDIT_SIGNING_KMS_KEY_ID"] = key_id
+    return env

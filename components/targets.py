@@ -6,6 +6,7 @@ held on an instance: the publisher is pickled into the Pulumi state and runs in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -83,7 +84,39 @@ class S3Target:
         self._client().delete_object(Bucket=self.bucket, Key=self.key)
 
 
-ADAPTERS: dict[str, type] = {"file": FileTarget, "s3": S3Target}
+class GcsTarget:
+    """``gs://bucket/object``: one upload replaces the object atomically for readers."""
+
+    def __init__(self, location: str):
+        self.bucket, _, self.name = location.partition("/")
+
+    def _blob(self):
+        # Built per call: a storage client holds sockets and credentials that must not be pickled.
+        from google.cloud import storage
+
+        return storage.Client().bucket(self.bucket).blob(self.name)
+
+    def read(self) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._blob().download_as_bytes()
+        except NotFound:
+            return None
+
+    def write(self, body: bytes, *, content_type: str, cache_control: str) -> None:
+        blob = self._blob()
+        blob.cache_control = cache_control
+        blob.upload_from_string(body, content_type=content_type)
+
+    def delete(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self._blob().delete()
+
+
+ADAPTERS: dict[str, type] = {"file": FileTarget, "s3": S3Target, "gs": GcsTarget}
 
 
 def open_target(target: str) -> Target:

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from . import algorithms
+from . import algorithms, metadata
 from .lifecycle import FORBIDDEN_TIMES, REQUIRED_TIMES, TIME_ORDER, State, Timings, default_warn_days
 
 PROJECT = "key-rotation"
@@ -419,15 +419,58 @@ def _validate_backend(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
         for key in ("location", "keyRing"):
             if getattr(ks.gcp, _snake(key)) is None:
                 out.append(Problem("is required for backend gcp-kms", name, None, f"gcp.{key}"))
-    if ks.backend == "aws-kms" and ks.aws.region is None and not stack.other.get("aws:region"):
-        out.append(Problem(
-            "is required for backend aws-kms (or set the stack's aws:region)", name, None, "aws.region"
-        ))
+        if ks.gcp.project is None and not stack.other.get("gcp:project"):
+            out.append(Problem(
+                "is required for backend gcp-kms (or set the stack's gcp:project)", name, None, "gcp.project"
+            ))
+        if ks.gcp.key_ring is not None and not _GCP_RESOURCE_ID.fullmatch(ks.gcp.key_ring):
+            out.append(Problem(
+                f"{ks.gcp.key_ring!r} is not a Cloud KMS KeyRing id: 1 to 63 letters, digits, '_' and '-'",
+                name, None, "gcp.keyRing",
+            ))
+        # The keyset names the CryptoKey, and keyset, generation and environment become the
+        # CryptoKey's labels (keyrotation.metadata), which GCP restricts further than ids.
+        label = f"backend gcp-kms writes it into the CryptoKey's labels ({metadata.GCP_PREFIX}*)"
+        for value, generation, field in (
+            (name, None, None),
+            (stack.environment, None, "environment"),
+            *((g.id, g.id, "id") for g in ks.generations),
+        ):
+            why = metadata.gcp_label_problem(value)
+            if why:
+                out.append(Problem(f"{why}; {label}", name, generation, field))
+    if ks.backend == "aws-kms":
+        if ks.aws.region is None and not stack.other.get("aws:region"):
+            out.append(Problem(
+                "is required for backend aws-kms (or set the stack's aws:region)", name, None, "aws.region"
+            ))
+        low, high = algorithms.AWS_ROTATION_PERIOD_DAYS
+        if spec.aws_key_spec == "SYMMETRIC_DEFAULT" and ks.timings.max_age_days < low:
+            out.append(Problem(
+                f"{ks.timings.max_age_days} days is shorter than AWS KMS can rotate a symmetric key"
+                f" (RotationPeriodInDays {low}..{high}), and AWS's native rotation must not outlast"
+                f" maxAgeDays; use maxAgeDays >= {low} for backend aws-kms",
+                name, None, "maxAgeDays",
+            ))
+        prefix = ks.aws.alias_prefix
+        aliases = [(f"{prefix}{name}", None, "aws.aliasPrefix")]
+        aliases += [(f"{prefix}{name}-{g.id}", g.id, "id") for g in ks.generations]
+        for alias, generation, field in aliases:
+            if not _AWS_ALIAS.fullmatch(alias) or alias.startswith("alias/aws/"):
+                out.append(Problem(
+                    f"alias {alias!r} is not an AWS KMS alias name: 'alias/' then letters, digits, '/',"
+                    " '_' and '-' (at most 256 characters, not under alias/aws/)",
+                    name, generation, field,
+                ))
     if ks.backend == "external" and spec.is_symmetric:
         out.append(Problem(
             f"backend external holds only public keys; {ks.algorithm} is symmetric", name, None, "backend"
         ))
     return out
+
+
+_GCP_RESOURCE_ID = re.compile(r"[a-zA-Z0-9_-]{1,63}")
+_AWS_ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
 
 
 def _validate_kid(name: str, ks: KeySet) -> list[Problem]:

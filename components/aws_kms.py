@@ -1,0 +1,144 @@
+"""Backend ``aws-kms``: one AWS KMS key per generation, and the aliases that name them.
+
+Asymmetric and HMAC keys cannot rotate in place, so rotation is a new key per generation for
+every algorithm; symmetric encryption keys additionally turn on AWS's own rotation of their key
+material. A generation's key is enabled while it is pending, active or retiring, disabled once
+retired or revoked, and deleted by Pulumi when it is destroyed, which AWS turns into its
+pending-deletion window (``deletionWindowDays``, cancelable with ``aws kms cancel-key-deletion``).
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_aws import kms
+
+from components.backend import GenerationKey
+from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, public_key_facts
+from keyrotation.algorithms import AWS_ROTATION_PERIOD_DAYS
+from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.lifecycle import ENABLED_STATES, State
+from keyrotation.metadata import RotationMetadata
+
+
+def rotation_period_days(max_age_days: int) -> int:
+    """AWS's rotation period for a symmetric key: as long as allowed, never past ``maxAgeDays``.
+
+    Config validation rejects a ``maxAgeDays`` below AWS's minimum; above AWS's maximum the key
+    material rotates at AWS's maximum, still within the keyset's maximum age.
+    """
+    return min(max_age_days, AWS_ROTATION_PERIOD_DAYS[1])
+
+
+def metadata(stack: StackConfig, keyset: KeySet, generation: Generation) -> RotationMetadata:
+    return RotationMetadata(
+        keyset=keyset.name, generation=generation.id, environment=stack.environment,
+        state=str(generation.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
+        created_at=generation.created_at, activated_at=generation.activated_at,
+    )
+
+
+class AwsKmsBackend:
+    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
+        self.stack = stack
+        self.keyset = keyset
+        self.parent = parent
+        self.spec = keyset.spec
+        # None: the provider's region (the stack's aws:region).
+        self.region = keyset.aws.region
+
+    def alias_name(self, generation: Generation | None = None) -> str:
+        base = f"{self.keyset.aws.alias_prefix}{self.keyset.name}"
+        return base if generation is None else f"{base}-{generation.id}"
+
+    def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
+        keyset, spec = self.keyset, self.spec
+        key = None
+        key_id = key_arn = public_der = None
+        if generation.state is not State.DESTROYED:
+            # Not registering a destroyed generation's key is what deletes it: the provider's
+            # delete is ScheduleKeyDeletion with the key's deletion_window_in_days.
+            symmetric_encryption = spec.aws_key_spec == "SYMMETRIC_DEFAULT"
+            key = kms.Key(
+                f"{name}-key",
+                description=(
+                    f"key-rotation {self.stack.environment}: keyset {keyset.name}, generation"
+                    f" {generation.id} ({keyset.algorithm})"
+                ),
+                customer_master_key_spec=spec.aws_spec(keyset.rsa_key_size),
+                key_usage=spec.aws_key_usage,
+                deletion_window_in_days=keyset.timings.deletion_window_days,
+                is_enabled=generation.state in ENABLED_STATES,
+                enable_key_rotation=symmetric_encryption,
+                rotation_period_in_days=(
+                    rotation_period_days(keyset.timings.max_age_days) if symmetric_encryption else None
+                ),
+                multi_region=keyset.aws.multi_region,
+                region=self.region,
+                tags=metadata(self.stack, keyset, generation).aws_tags(),
+                opts=pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
+            )
+            key_id, key_arn = key.key_id, key.arn
+            kms.Alias(
+                f"{name}-alias",
+                name=self.alias_name(generation),
+                target_key_id=key.key_id,
+                region=self.region,
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
+            if spec.publishes_public_key and generation.state in ENABLED_STATES:
+                # An Output-based invoke: while the key id is unknown (a preview of a new
+                # generation) the result is unknown instead of a call with no key id.
+                public_der = kms.get_public_key_output(
+                    key_id=key.key_id, region=self.region, opts=pulumi.InvokeOutputOptions(parent=parent)
+                ).public_key
+        record = KmsKeyRecord(
+            f"{name}-record",
+            KmsKeyRecordArgs(
+                keyset=keyset.name,
+                generation=generation.id,
+                key_id=key_id,
+                key_ref=key_arn,
+                public_key_pem=None if public_der is None else public_der.apply(_pem_from_der),
+            ),
+            pulumi.ResourceOptions(parent=parent),
+        )
+        pem, kid = public_key_facts(record, keyset.name, generation.id)
+        if spec.publishes_public_key:
+            pem.apply(lambda p: None if p else _warn_unknown_public_key(keyset, generation))
+        return GenerationKey(
+            public_pem=pem,
+            thumbprint=kid,
+            key_id=record.key_id.apply(lambda v: v or None),
+            key_arn=record.key_ref.apply(lambda v: v or None),
+            resource=key,
+        )
+
+    def finish(self, keys: dict[str, GenerationKey]) -> None:
+        # The active generation always has its key (only destroyed ones do not).
+        active = keys[self.keyset.active.id].resource
+        kms.Alias(
+            f"{self.keyset.name}-alias",
+            name=self.alias_name(),
+            target_key_id=active.key_id,
+            region=self.region,
+            opts=pulumi.ResourceOptions(parent=self.parent),
+        )
+
+
+def _pem_from_der(der_b64: str | None) -> str | None:
+    import base64
+
+    from keyrotation import keys
+
+    return None if der_b64 is None else keys.public_pem_from_der(base64.b64decode(der_b64))
+
+
+def _warn_unknown_public_key(keyset: KeySet, generation: Generation) -> None:
+    pulumi.log.warn(
+        f"keyset '{keyset.name}', generation '{generation.id}': its public key is not known. AWS KMS"
+        f" does not return the public key of a {generation.state} (disabled or deleted) key, and this"
+        " stack never saw the key enabled; the documents list the generation without a public key."
+    )
+
+
+BACKEND = AwsKmsBackend

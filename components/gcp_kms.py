@@ -1,0 +1,152 @@
+"""Backend ``gcp-kms``: a Cloud KMS CryptoKey per keyset, a CryptoKeyVersion per generation.
+
+KeyRings are shared by the keysets of a stack that name the same ring, and are registered once.
+Cloud KMS never deletes a KeyRing, and deleting a CryptoKey would destroy every version of it,
+so the CryptoKey is protected. A generation's version is ENABLED while pending, active or
+retiring, DISABLED once retired or revoked, and deleted by Pulumi when destroyed, which Cloud
+KMS turns into DESTROY_SCHEDULED for ``destroy_scheduled_duration`` and then DESTROYED. (The
+provider only lets a program set ENABLED or DISABLED; DESTROYED is reached by deleting.)
+
+CryptoKeyVersions carry no labels in Cloud KMS, so the CryptoKey's labels describe the active
+generation (keyrotation.metadata), which is what the policy pack judges the keyset's age by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_gcp import kms
+
+from components.backend import GenerationKey
+from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, public_key_facts
+from keyrotation.algorithms import GCP_PURPOSES
+from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.lifecycle import ENABLED_STATES, State
+from keyrotation.metadata import RotationMetadata
+
+SECONDS_PER_DAY = 86400
+
+
+@dataclass
+class _Rings:
+    """The KeyRings registered by the current program run (one run per process)."""
+
+    stack: StackConfig | None = None
+    rings: dict[tuple[str | None, str, str], kms.KeyRing] = field(default_factory=dict)
+
+
+_RUN = _Rings()
+
+
+def key_ring(stack: StackConfig, keyset: KeySet) -> kms.KeyRing:
+    """The keyset's KeyRing, registered by the first keyset of the stack that names it."""
+    if _RUN.stack is not stack:
+        _RUN.stack, _RUN.rings = stack, {}
+    gcp = keyset.gcp
+    ident = (gcp.project, gcp.location, gcp.key_ring)
+    if ident not in _RUN.rings:
+        name = "-".join(p for p in (gcp.project, gcp.location, gcp.key_ring) if p)
+        _RUN.rings[ident] = kms.KeyRing(
+            f"keyring-{name}",
+            name=gcp.key_ring,
+            location=gcp.location,
+            project=gcp.project,
+        )
+    return _RUN.rings[ident]
+
+
+def version_number(version_name: str) -> int:
+    """``projects/.../cryptoKeyVersions/3`` -> 3."""
+    return int(version_name.rsplit("/", 1)[1])
+
+
+class GcpKmsBackend:
+    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
+        self.stack = stack
+        self.keyset = keyset
+        self.parent = parent
+        self.spec = spec = keyset.spec
+        active = keyset.active
+        labels = RotationMetadata(
+            keyset=keyset.name, generation=active.id, environment=stack.environment,
+            state=str(active.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
+            created_at=active.created_at, activated_at=active.activated_at,
+        ).gcp_labels()
+        timings = keyset.timings
+        self.crypto_key = kms.CryptoKey(
+            f"{keyset.name}-key",
+            name=keyset.name,
+            key_ring=key_ring(stack, keyset).id,
+            purpose=GCP_PURPOSES[keyset.purpose],
+            version_template=kms.CryptoKeyVersionTemplateArgs(
+                algorithm=spec.gcp_algorithm(keyset.rsa_key_size),
+                protection_level=keyset.gcp.protection_level,
+            ),
+            destroy_scheduled_duration=f"{timings.deletion_window_days * SECONDS_PER_DAY}s",
+            # Cloud KMS rotates only symmetric encryption keys by itself (at most maxAgeDays apart).
+            rotation_period=(
+                f"{timings.max_age_days * SECONDS_PER_DAY}s" if keyset.purpose == "encrypt" else None
+            ),
+            # Versions are the generations: no version that the stack file does not list.
+            skip_initial_version_creation=True,
+            labels=labels,
+            opts=pulumi.ResourceOptions(parent=parent, protect=True),
+        )
+
+    def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
+        keyset, spec = self.keyset, self.spec
+        version = None
+        version_name = public_pem = None
+        if generation.state is not State.DESTROYED:
+            # A destroyed generation's version is not registered: Pulumi deletes it, which is
+            # Cloud KMS's DestroyCryptoKeyVersion (DESTROY_SCHEDULED, then DESTROYED).
+            version = kms.CryptoKeyVersion(
+                f"{name}-version",
+                crypto_key=self.crypto_key.id,
+                state="ENABLED" if generation.state in ENABLED_STATES else "DISABLED",
+                opts=pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
+            )
+            version_name = version.name
+            if spec.publishes_public_key and generation.state in ENABLED_STATES:
+                # Output-based invoke: unknown (not failed) while the version is being created.
+                public_pem = kms.get_kms_crypto_key_version_output(
+                    crypto_key=self.crypto_key.id,
+                    version=version.name.apply(version_number),
+                    opts=pulumi.InvokeOutputOptions(parent=parent),
+                ).public_keys.apply(lambda found: found[0].pem if found else None)
+        record = KmsKeyRecord(
+            f"{name}-record",
+            KmsKeyRecordArgs(
+                keyset=keyset.name,
+                generation=generation.id,
+                key_id=version_name,
+                key_ref=version_name,
+                public_key_pem=public_pem,
+            ),
+            pulumi.ResourceOptions(parent=parent),
+        )
+        pem, kid = public_key_facts(record, keyset.name, generation.id)
+        if spec.publishes_public_key:
+            pem.apply(lambda p: None if p else _warn_unknown_public_key(keyset, generation))
+        return GenerationKey(
+            public_pem=pem,
+            thumbprint=kid,
+            key_id=record.key_id.apply(lambda v: v or None),
+            key_name=record.key_ref.apply(lambda v: v or None),
+            resource=version,
+        )
+
+    def finish(self, keys: dict[str, GenerationKey]) -> None:
+        return None
+
+
+def _warn_unknown_public_key(keyset: KeySet, generation: Generation) -> None:
+    pulumi.log.warn(
+        f"keyset '{keyset.name}', generation '{generation.id}': its public key is not known. Cloud"
+        f" KMS returns public keys of ENABLED versions only, and this stack never saw the {generation.state}"
+        " version enabled; the documents list the generation without a public key."
+    )
+
+
+BACKEND = GcpKmsBackend

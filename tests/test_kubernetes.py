@@ -36,6 +36,7 @@ from keyrotation import documents, lifecycle, metadata
 from keyrotation.config import from_config_map, load_stack_file
 from keyrotation.metadata import parse_time
 from tests.engine import UNKNOWN, Engine, Secret
+from tests.kms_emulators import cloud_engine
 from tests.project import ROOT, STACKS, copy_project, stack_config
 
 K8S_VERSION = "1.31"
@@ -186,7 +187,7 @@ def pinned_clock(monkeypatch):
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_every_kubernetes_object_of_the_stack_validates_offline(project, stack):
-    run = Engine(project, stack).up()
+    run = cloud_engine(project, stack).up()
 
     objects = kube_objects(run)
     assert {r.type for r in objects} >= {SECRET, DEPLOYMENT_PATCH, PROMETHEUS_RULE}
@@ -237,7 +238,7 @@ def test_dev_stack_has_no_cluster_and_never_imports_pulumi_kubernetes(tmp_path):
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_the_clear(project, stack):
-    run = Engine(project, stack).up()
+    run = cloud_engine(project, stack).up()
 
     secret = run.named(SS_SECRET)
     assert secret.inputs["type"] == "Opaque"

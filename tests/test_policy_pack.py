@@ -20,6 +20,7 @@ from pulumi.runtime.proto import analyzer_pb2
 from keyrotation.lifecycle import Timings, default_warn_days
 from keyrotation.metadata import format_time, parse_time
 from tests.engine import Engine, EngineRun
+from tests.kms_emulators import cloud_engine
 from tests.policy_client import CONFIGS, Diagnostic, PolicyConfigInvalid, PolicyPackProcess, reconcile
 from tests.project import ROOT, copy_project, stack_config
 
@@ -65,7 +66,7 @@ def deployed(tmp_path_factory) -> dict[str, tuple[Engine, EngineRun]]:
     """Every stack deployed once, on the day its file describes."""
     runs = {}
     for stack in STACKS:
-        engine = Engine(copy_project(tmp_path_factory.mktemp(stack) / "project"), stack)
+        engine = cloud_engine(copy_project(tmp_path_factory.mktemp(stack) / "project"), stack)
         with publisher_clock(SHIPPED_AT):
             runs[stack] = (engine, engine.up())
     return runs
@@ -167,7 +168,7 @@ def test_the_shipped_stacks_pass(pack, deployed, stack, tmp_path):
     # So does the preview of the next PR that changes nothing, and a first preview of a new stack
     # (documents and kids unknown, no first-published records yet).
     assert mandatory(analyze(pack, engine.preview(), stack, SHIPPED_AT)) == []
-    fresh = Engine(copy_project(tmp_path / "fresh"), stack).preview()
+    fresh = cloud_engine(copy_project(tmp_path / "fresh"), stack).preview()
     assert mandatory(analyze(pack, fresh, stack, SHIPPED_AT)) == []
 
 
@@ -267,7 +268,7 @@ def test_a_promotion_before_the_publish_lead_fails_and_one_after_it_passes(pack,
 def test_key_material_pasted_into_a_stack_file_fails_the_preview(pack, deployed, tmp_path):
     _, shipped = deployed["staging"]
     config = stack_config("staging")
-    engine = Engine(copy_project(tmp_path / "project"), "staging", config=config)
+    engine = cloud_engine(copy_project(tmp_path / "project"), "staging", config=config)
     with publisher_clock(SHIPPED_AT):
         run = engine.up()
     material = next(r.outputs["private_key"].value for r in run.resources.values()

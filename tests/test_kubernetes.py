@@ -176,18 +176,36 @@ def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
 
 
+NOW = "2026-11-23T12:00:00Z"
+
+
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch):
-    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
+    monkeypatch.setenv("KEY_ROTATION_NOW", NOW)
+
+
+@pytest.fixture(scope="module", params=CLUSTER_STACKS)
+def shipped(request, tmp_path_factory) -> tuple[str, Any]:
+    """A shipped stack file as it is, up once against the cloud emulators: (stack, run)."""
+    stack = request.param
+    saved = os.environ.get("KEY_ROTATION_NOW")
+    os.environ["KEY_ROTATION_NOW"] = NOW
+    try:
+        project = copy_project(tmp_path_factory.mktemp(stack) / "project")
+        return stack, cloud_engine(project, stack).up()
+    finally:
+        if saved is None:
+            del os.environ["KEY_ROTATION_NOW"]
+        else:
+            os.environ["KEY_ROTATION_NOW"] = saved
 
 
 # ---------------------------------------------------------------------------------------------
 # The shipped stacks
 
 
-@pytest.mark.parametrize("stack", CLUSTER_STACKS)
-def test_every_kubernetes_object_of_the_stack_validates_offline(project, stack):
-    run = cloud_engine(project, stack).up()
+def test_every_kubernetes_object_of_the_stack_validates_offline(shipped):
+    stack, run = shipped
 
     objects = kube_objects(run)
     assert {r.type for r in objects} >= {SECRET, DEPLOYMENT_PATCH, PROMETHEUS_RULE}
@@ -199,6 +217,33 @@ def test_every_kubernetes_object_of_the_stack_validates_offline(project, stack):
     assert provider.inputs["context"] == expected.context == f"aether-{stack}"
     assert provider.inputs["namespace"] == expected.namespace
     assert {r.options.provider.rsplit("::", 1)[0] for r in objects} == {provider.urn}
+
+
+def test_gateway_and_agent_manager_get_the_active_key_after_it_is_published(shipped):
+    stack, run = shipped
+    outputs = run.outputs["keysets"]
+
+    gateway = plain(run.named("atlas-gateway-delivery-atlas-atlas-gateway-patch").inputs)
+    assert gateway["spec"]["template"]["spec"]["containers"] == [{"name": "atlas-gateway", "env": [
+        {"name": "SIGNING_KEY_ID", "value": outputs["atlas-gateway"]["activeKid"]}]}]
+    assert outputs["atlas-gateway"]["activeKid"] == "atlas-2026-11-23"
+
+    audit = outputs["audit-signing"]
+    active_key = run.named(f"audit-signing-{audit['activeGeneration']}-key")
+    manager = plain(run.named("audit-signing-delivery-aether-agent-manager-patch").inputs)
+    assert manager["spec"]["template"]["spec"]["containers"] == [{"name": "agent-manager", "env": [
+        {"name": "AUDIT_SIGNER_KID", "value": audit["activeKid"]},
+        {"name": "AUDIT_SIGNING_ALG", "value": "rsa-sha256"},
+        {"name": "AUDIT_SIGNING_KEY_SOURCE", "value": "kms"},
+        {"name": "AUDIT_SIGNING_KMS_KEY_ID", "value": active_key.outputs["keyId"]},
+    ]}]
+    # Each env switch waits for every document of its keyset (the signers.json first of all).
+    for keyset, patch in (("atlas-gateway", "atlas-gateway-delivery-atlas-atlas-gateway-patch"),
+                          ("audit-signing", "audit-signing-delivery-aether-agent-manager-patch")):
+        documents_of = {r.urn for r in run.of_type(PUBLICATION) if r.inputs["keyset"] == keyset}
+        assert documents_of and documents_of <= set(run.named(patch).options.dependencies)
+    # Each Deployment carries its own keyset's rollout annotation only.
+    assert set(manager["spec"]["template"]["metadata"]["annotations"]) == {checksum_annotation("audit-signing")}
 
 
 def test_the_validation_rejects_what_a_cluster_would():
@@ -236,9 +281,8 @@ def test_dev_stack_has_no_cluster_and_never_imports_pulumi_kubernetes(tmp_path):
 # Secrets
 
 
-@pytest.mark.parametrize("stack", CLUSTER_STACKS)
-def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_the_clear(project, stack):
-    run = cloud_engine(project, stack).up()
+def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_the_clear(shipped):
+    stack, run = shipped
 
     secret = run.named(SS_SECRET)
     assert secret.inputs["type"] == "Opaque"

@@ -1,9 +1,10 @@
 """The REAL policy pack over gRPC, on what every stack file registers under the engine-faithful harness.
 
 `python policy/__main__.py` runs as its own process (once for this module); each stack runs through
-`tests/engine.py` (`up`, `preview`); its resources go to `Analyze` / `AnalyzeStack` as the CLI sends
-them, with that environment's `policy/config/<env>.json`. The evaluation time is injected through
-the policy config's `now`, the publisher's clock through KEY_ROTATION_NOW.
+`tests/engine.py` (`up`, `preview`) with the emulated clouds behind its KMS keys and buckets
+(`tests/kms_emulators.cloud_engine`); its resources go to `Analyze` / `AnalyzeStack` as the CLI
+sends them, with that environment's `policy/config/<env>.json`. The evaluation time is injected
+through the policy config's `now`, the publisher's clock through KEY_ROTATION_NOW.
 """
 
 from __future__ import annotations
@@ -265,8 +266,7 @@ def test_a_promotion_before_the_publish_lead_fails_and_one_after_it_passes(pack,
     assert f"promote after {format_time(published + timedelta(minutes=6))}" in failed[0].message
 
 
-def test_key_material_pasted_into_a_stack_file_fails_the_preview(pack, deployed, tmp_path):
-    _, shipped = deployed["staging"]
+def test_key_material_pasted_into_a_stack_file_fails_the_preview(pack, tmp_path):
     config = stack_config("staging")
     engine = cloud_engine(copy_project(tmp_path / "project"), "staging", config=config)
     with publisher_clock(SHIPPED_AT):
@@ -290,3 +290,39 @@ def test_the_pack_starts_the_way_the_cli_launches_it():
     # first on sys.path; the policies still import the project's keyrotation package.
     with PolicyPackProcess(via_cli_launcher=True) as launched:
         assert {p.name for p in launched.info().policies} == ALL_POLICIES
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud guardrails on the production stack's own keys
+
+
+def test_a_shorter_kms_deletion_window_fails_the_production_preview(pack, tmp_path):
+    config = stack_config("production")
+    config["key-rotation:defaults"]["deletionWindowDays"] = 7
+    run = cloud_engine(copy_project(tmp_path / "project"), "production", config=config).preview()
+
+    failed = mandatory(analyze(pack, run, "production", SHIPPED_AT))
+
+    assert {d.policy for d in failed} == {"deletion-window-minimum"}
+    kms = {r.urn for r in run.resources.values() if r.type in ("aws:kms/key:Key", "gcp:kms/cryptoKey:CryptoKey")}
+    assert {d.urn for d in failed} == kms
+    assert all("is 7 days, below the minimum of 30 days (policy config minDeletionWindowDays)" in d.message
+               for d in failed)
+    # Staging's policy allows a 7-day window.
+    staging = stack_config("staging")
+    staging["key-rotation:defaults"]["deletionWindowDays"] = 7
+    run = cloud_engine(copy_project(tmp_path / "staging"), "staging", config=staging).preview()
+    assert mandatory(analyze(pack, run, "staging", SHIPPED_AT)) == []
+
+
+def test_the_fips_keyset_of_a_default_stack_keeps_to_the_fips_profile(pack, tmp_path):
+    # secp256k1 is held by Cloud HSM, and allowed by the stack's default profile, not by fips.
+    config = stack_config("production")
+    config["key-rotation:keysets"]["stellaops-fips"]["algorithm"] = "ES256K"
+    run = cloud_engine(copy_project(tmp_path / "project"), "production", config=config).preview()
+
+    failed = mandatory(analyze(pack, run, "production", SHIPPED_AT))
+
+    assert {d.policy for d in failed} == {"algorithm-allowed-by-profile"}
+    assert keysets_named(failed, "algorithm-allowed-by-profile") == {"stellaops-fips"}
+    assert "ES256K is not allowed in profile 'fips'" in failed[0].message

@@ -32,7 +32,7 @@ class SoftwareBackend:
             pulumi.ResourceOptions(parent=parent),
         )
         return GenerationKey(
-            public_pem=key.public_key_pem,
+            public_pem=key.public_key_pem.apply(lambda pem: pem or None),
             thumbprint=key.thumbprint,
             key_id=key.id,
             material=key.private_key,

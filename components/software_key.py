@@ -52,7 +52,7 @@ class SoftwareKeyProvider(ResourceProvider):
         spec = ALGORITHMS[props["algorithm"]]
         material = keys.generate_private(spec, int(props.get("key_size") or 2048))
         outs = {**props, **_public_outputs(spec, material)}
-        outs["private_key"] = material if props.get("state") != "destroyed" else None
+        outs["private_key"] = material if props.get("state") != "destroyed" else ""
         return CreateResult(f"{props['keyset']}/{props['generation']}", outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -64,7 +64,7 @@ class SoftwareKeyProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         outs = {**olds, **news}
         # A destroyed generation keeps its public key (key history) and loses its private key.
-        outs["private_key"] = None if news.get("state") == "destroyed" else olds.get("private_key")
+        outs["private_key"] = "" if news.get("state") == "destroyed" else olds.get("private_key")
         return UpdateResult(outs)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
@@ -84,7 +84,9 @@ def _public_outputs(spec, material: str) -> dict[str, Any]:
 
     if spec.is_symmetric:
         return {
-            "public_key_pem": None,
+            # "" rather than None: an output that is null on the wire reads as unknown in every
+            # preview, which would show the keyset's documents changing when nothing did.
+            "public_key_pem": "",
             "thumbprint": keys.secret_thumbprint(material),
             "fingerprint": keys.fingerprint(material),
         }
@@ -110,9 +112,10 @@ class SoftwareKeyArgs:
 
 
 class SoftwareKey(Resource, module="keys", name="SoftwareKey"):
-    private_key: pulumi.Output[str | None]
-    """PKCS#8 PEM (key pairs) or base64 (symmetric keys); always a secret."""
-    public_key_pem: pulumi.Output[str | None]
+    private_key: pulumi.Output[str]
+    """PKCS#8 PEM (key pairs) or base64 (symmetric keys); always a secret; "" once destroyed."""
+    public_key_pem: pulumi.Output[str]
+    """SubjectPublicKeyInfo PEM; "" for symmetric keys."""
     thumbprint: pulumi.Output[str]
     """RFC 7638 SHA-256 thumbprint (for symmetric keys: of the oct JWK)."""
     fingerprint: pulumi.Output[str]

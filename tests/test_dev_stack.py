@@ -122,6 +122,14 @@ def test_preview_of_a_new_generation_does_not_fail_and_writes_nothing(project):
     assert jwks.read_bytes() == before
 
 
+def test_a_preview_after_up_plans_no_change(project):
+    engine = Engine(project, "dev")
+    engine.up()
+    preview = engine.preview()
+    changes = [(op, preview.resources[u].name) for op, u in preview.operations if op != "same"]
+    assert changes == []
+
+
 def test_publishing_writes_nothing_when_nothing_changed(project, monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
     engine = Engine(project, "dev")
@@ -209,7 +217,7 @@ def test_destroyed_generation_drops_its_private_key(project):
     gen.update(state="destroyed", destroyedAt="2026-11-23T12:00:00Z")
     run = engine.up()
     key = run.named("atlas-gateway-2026-11-09-key")
-    assert key.outputs.get("private_key") in (None, Secret(None))
+    assert key.outputs.get("private_key") in (None, "", Secret(""), Secret(None))
     assert key.outputs["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
 
 

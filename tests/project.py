@@ -29,3 +29,24 @@ def stack_config(stack: str) -> dict[str, Any]:
     """The ``config:`` map of ``Pulumi.<stack>.yaml``, as plain data a test may modify."""
     document = YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     return copy.deepcopy(document["config"])
+
+
+def generations(*states: str, prefix: str = "g") -> list[dict[str, Any]]:
+    """A generation history with the given states, oldest first, in a gap-free order."""
+    out = []
+    for index, state in enumerate(states):
+        day = 10 + index * 3
+        g: dict[str, Any] = {"id": f"{prefix}{index + 1}", "state": state,
+                             "createdAt": f"2026-11-{day:02d}T09:00:00Z"}
+        if state in ("active", "retiring", "retired", "destroyed"):
+            g["activatedAt"] = f"2026-11-{day:02d}T10:00:00Z"
+        if state in ("retiring", "retired", "destroyed"):
+            g["retiringAt"] = f"2026-11-{day + 3:02d}T10:00:00Z"
+        if state in ("retired", "destroyed"):
+            g["retiredAt"] = f"2026-11-{day + 4:02d}T10:00:00Z"
+        if state == "destroyed":
+            g["destroyedAt"] = f"2026-11-{day + 5:02d}T10:00:00Z"
+        if state == "revoked":
+            g.update(revokedAt=f"2026-11-{day + 1:02d}T10:00:00Z", revokeReason="compromise")
+        out.append(g)
+    return out

@@ -25,6 +25,7 @@ from keyrotation.metadata import from_aws_tags
 from tests.engine import UNKNOWN, Engine, ProgramFailed
 from tests.kms_emulators import AWS_ALIAS, AWS_KEY, Clouds, cloud_servers
 from tests.project import copy_project
+from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
 RECORD = "pulumi-python:dynamic/kms:KeyRecord"
@@ -68,21 +69,7 @@ def stack(keysets: dict, **extra) -> dict:
 
 
 def generations(*states: str) -> list[dict]:
-    """A history with the given states, oldest first, in a gap-free order."""
-    out = []
-    for index, state in enumerate(states):
-        day = 10 + index * 3
-        g = {"id": f"g{index + 1}", "state": state, "createdAt": f"2026-11-{day:02d}T09:00:00Z"}
-        if state in ("active", "retiring", "retired", "destroyed"):
-            g["activatedAt"] = f"2026-11-{day:02d}T10:00:00Z"
-        if state in ("retiring", "retired", "destroyed"):
-            g["retiringAt"] = f"2026-11-{day + 3:02d}T10:00:00Z"
-        if state in ("retired", "destroyed"):
-            g["retiredAt"] = f"2026-11-{day + 4:02d}T10:00:00Z"
-        if state == "destroyed":
-            g["destroyedAt"] = f"2026-11-{day + 5:02d}T10:00:00Z"
-        out.append(g)
-    return out
+    return history(*states, prefix="g")
 
 
 def key_of(run, keyset: str, generation: str):

@@ -23,6 +23,7 @@ from keyrotation.metadata import from_gcp_labels
 from tests.engine import Engine, ProgramFailed
 from tests.kms_emulators import GCP_CRYPTO_KEY, GCP_KEY_RING, GCP_KEY_VERSION, Clouds, cloud_servers
 from tests.project import copy_project
+from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
 PROJECT = "kms-tests"
@@ -65,22 +66,7 @@ def stack(keysets: dict, **extra) -> dict:
 
 
 def generations(*states: str) -> list[dict]:
-    out = []
-    for index, state in enumerate(states):
-        day = 10 + index * 3
-        g = {"id": f"v{index + 1}", "state": state, "createdAt": f"2026-11-{day:02d}T09:00:00Z"}
-        if state in ("active", "retiring", "retired", "destroyed"):
-            g["activatedAt"] = f"2026-11-{day:02d}T10:00:00Z"
-        if state in ("retiring", "retired", "destroyed"):
-            g["retiringAt"] = f"2026-11-{day + 3:02d}T10:00:00Z"
-        if state in ("retired", "destroyed"):
-            g["retiredAt"] = f"2026-11-{day + 4:02d}T10:00:00Z"
-        if state == "destroyed":
-            g["destroyedAt"] = f"2026-11-{day + 5:02d}T10:00:00Z"
-        if state == "revoked":
-            g.update(revokedAt=f"2026-11-{day + 1:02d}T10:00:00Z", revokeReason="compromise")
-        out.append(g)
-    return out
+    return history(*states, prefix="v")
 
 
 def b64url(data: bytes) -> str:

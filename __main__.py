@@ -17,4 +17,4 @@ keysets = {
 stack_alerts(stack, cluster)
 
 pulumi.export("environment", stack.environment)
-pulumi.export("keysets", {name: keyset.summary() for name, keyset in keysets.items()})
+pulumi.export("keysets", {name: keyset.outputs for name, keyset in keysets.items()})

@@ -90,7 +90,8 @@ class KeySet(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self),
             )
         self._warn_gaps(name, keyset)
-        self.register_outputs(self.summary())
+        self.outputs = self.summary()
+        self.register_outputs(self.outputs)
 
     def _publication(self, name: str, pub, records: pulumi.Output[list[KeyRecord]]) -> pulumi.Resource:
         document = records.apply(lambda rs: documents.build(pub.format, rs))

@@ -13,7 +13,7 @@ import pulumi
 from pulumi_aws import kms
 
 from components.backend import GenerationKey
-from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, public_key_facts
+from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
 from keyrotation.algorithms import AWS_ROTATION_PERIOD_DAYS
 from keyrotation.config import Generation, KeySet, StackConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
@@ -102,16 +102,8 @@ class AwsKmsBackend:
             ),
             pulumi.ResourceOptions(parent=parent),
         )
-        pem, kid = public_key_facts(record, keyset.name, generation.id)
-        if spec.publishes_public_key:
-            pem.apply(lambda p: None if p else _warn_unknown_public_key(keyset, generation))
-        return GenerationKey(
-            public_pem=pem,
-            thumbprint=kid,
-            key_id=record.key_id.apply(lambda v: v or None),
-            key_arn=record.key_ref.apply(lambda v: v or None),
-            resource=key,
-        )
+        return recorded_key(record, keyset, generation, key, ref="key_arn",
+                            unknown_because="AWS KMS does not return the public key of a disabled or deleted key")
 
     def finish(self, keys: dict[str, GenerationKey]) -> None:
         # The active generation always has its key (only destroyed ones do not).
@@ -131,14 +123,6 @@ def _pem_from_der(der_b64: str | None) -> str | None:
     from keyrotation import keys
 
     return None if der_b64 is None else keys.public_pem_from_der(base64.b64decode(der_b64))
-
-
-def _warn_unknown_public_key(keyset: KeySet, generation: Generation) -> None:
-    pulumi.log.warn(
-        f"keyset '{keyset.name}', generation '{generation.id}': its public key is not known. AWS KMS"
-        f" does not return the public key of a {generation.state} (disabled or deleted) key, and this"
-        " stack never saw the key enabled; the documents list the generation without a public key."
-    )
 
 
 BACKEND = AwsKmsBackend

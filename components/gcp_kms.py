@@ -19,7 +19,7 @@ import pulumi
 from pulumi_gcp import kms
 
 from components.backend import GenerationKey
-from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, public_key_facts
+from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
 from keyrotation.algorithms import GCP_PURPOSES
 from keyrotation.config import Generation, KeySet, StackConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
@@ -126,27 +126,11 @@ class GcpKmsBackend:
             ),
             pulumi.ResourceOptions(parent=parent),
         )
-        pem, kid = public_key_facts(record, keyset.name, generation.id)
-        if spec.publishes_public_key:
-            pem.apply(lambda p: None if p else _warn_unknown_public_key(keyset, generation))
-        return GenerationKey(
-            public_pem=pem,
-            thumbprint=kid,
-            key_id=record.key_id.apply(lambda v: v or None),
-            key_name=record.key_ref.apply(lambda v: v or None),
-            resource=version,
-        )
+        return recorded_key(record, keyset, generation, version, ref="key_name",
+                            unknown_because="Cloud KMS returns public keys of ENABLED versions only")
 
     def finish(self, keys: dict[str, GenerationKey]) -> None:
         return None
-
-
-def _warn_unknown_public_key(keyset: KeySet, generation: Generation) -> None:
-    pulumi.log.warn(
-        f"keyset '{keyset.name}', generation '{generation.id}': its public key is not known. Cloud"
-        f" KMS returns public keys of ENABLED versions only, and this stack never saw the {generation.state}"
-        " version enabled; the documents list the generation without a public key."
-    )
 
 
 BACKEND = GcpKmsBackend

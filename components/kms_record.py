@@ -18,7 +18,9 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, ResourceProvider
 
+from components.backend import GenerationKey
 from keyrotation import keys
+from keyrotation.config import Generation, KeySet
 from keyrotation.lifecycle import TRANSITIONS, State
 
 REMEMBERED = ("key_id", "key_ref", "public_key_pem")
@@ -119,10 +121,16 @@ class KmsKeyRecord(Resource, module="kms", name="KeyRecord"):
         super().__init__(KmsKeyRecordProvider(), name, props, opts)
 
 
-def public_key_facts(
-    record: KmsKeyRecord, keyset: str, generation: str
-) -> tuple[pulumi.Output[str | None], pulumi.Output[str]]:
-    """(public PEM, default kid) of a recorded KMS key.
+def recorded_key(
+    record: KmsKeyRecord,
+    keyset: KeySet,
+    generation: Generation,
+    resource: pulumi.Resource,
+    *,
+    ref: str,
+    unknown_because: str,
+) -> GenerationKey:
+    """The GenerationKey of a recorded KMS key (``ref``: ``key_arn`` or ``key_name``).
 
     The default kid is the RFC 7638 thumbprint of the KMS's public key, as for software keys. A
     key without a public key (symmetric keys; a key first seen already disabled) is named
@@ -130,5 +138,17 @@ def public_key_facts(
     material.
     """
     pem = record.public_key_pem.apply(lambda p: keys.normalize_public_pem(p) if p else None)
-    kid = pem.apply(lambda p: keys.thumbprint(p) if p else f"{keyset}-{generation}")
-    return pem, kid
+    kid = pem.apply(lambda p: keys.thumbprint(p) if p else f"{keyset.name}-{generation.id}")
+    if keyset.spec.publishes_public_key:
+        pem.apply(lambda p: None if p else pulumi.log.warn(
+            f"keyset '{keyset.name}', generation '{generation.id}': its public key is not known."
+            f" {unknown_because}, and this stack never saw the {generation.state} key enabled; the"
+            " documents list the generation without a public key."
+        ))
+    return GenerationKey(
+        public_pem=pem,
+        thumbprint=kid,
+        key_id=record.key_id.apply(lambda v: v or None),
+        resource=resource,
+        **{ref: record.key_ref.apply(lambda v: v or None)},
+    )

@@ -13,7 +13,6 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import jwt
 import pytest
@@ -24,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from keyrotation.metadata import from_aws_tags
 from tests.engine import UNKNOWN, Engine, ProgramFailed
 from tests.kms_emulators import AWS_ALIAS, AWS_KEY, Clouds, cloud_servers
-from tests.project import copy_project
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
@@ -40,11 +38,6 @@ def servers():
 @pytest.fixture
 def clouds(servers) -> Clouds:
     return Clouds(servers)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return copy_project(tmp_path / "project")
 
 
 @pytest.fixture(autouse=True)

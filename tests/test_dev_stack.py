@@ -7,21 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from keyrotation.algorithms import ALGORITHMS
 from tests.engine import Engine, ProgramFailed, Secret
-from tests.project import ROOT, copy_project, stack_config
+from tests.project import ROOT, stack_config
 
 SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return copy_project(tmp_path / "project")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from pathlib import Path
 
 import jwt
 import pytest
@@ -22,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from keyrotation.metadata import from_gcp_labels
 from tests.engine import Engine, ProgramFailed
 from tests.kms_emulators import GCP_CRYPTO_KEY, GCP_KEY_RING, GCP_KEY_VERSION, Clouds, cloud_servers
-from tests.project import copy_project
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
@@ -38,11 +36,6 @@ def servers():
 @pytest.fixture
 def clouds(servers) -> Clouds:
     return Clouds(servers, gcp_project=PROJECT)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return copy_project(tmp_path / "project")
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,6 @@ import textwrap
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -169,11 +168,6 @@ def cluster_only(stack: str) -> dict:
     config = stack_config(stack)
     config["key-rotation:keysets"] = {SS: keysets(config)[SS]}
     return config
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return copy_project(tmp_path / "project")
 
 
 NOW = "2026-11-23T12:00:00Z"

@@ -174,6 +174,8 @@ class EngineRun:
     log: list[tuple[str, str]] = field(default_factory=list)
     operations: list[tuple[str, str]] = field(default_factory=list)
     wire_outputs: dict[str, Any] = field(default_factory=dict)  # stack outputs with Secret wrappers
+    config: dict[str, str] = field(default_factory=dict)
+    """The stack config as the engine hands it to the program and to a policy pack (ConfigureStack)."""
 
     def of_type(self, token: str) -> list[Resource]:
         """Resources of this type token, in registration order."""
@@ -1158,6 +1160,7 @@ class Engine:
         with _RUN_LOCK:
             self._config_strings = self._read_config()
             deployment = _Deployment(self, kind)
+            deployment.run.config = dict(self._config_strings)
             defaults = _context_property_defaults()
             try:
                 with _ProgramProcess(self.project_dir, self.project):

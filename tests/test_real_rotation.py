@@ -100,3 +100,15 @@ def test_rotate_promote_retire_through_the_engine(project):
     assert retired["outputs"]["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     assert retired.get("protect")
     project.pulumi("preview", "--expect-no-changes", "--stack", "dev")
+
+
+def test_an_invalid_stack_file_stops_the_engine_with_the_message_and_no_traceback(project):
+    stack_file = project.dir / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("    maxAgeDays: 90\n", "    maxAgeDays: -3\n", 1))
+    done = project.pulumi("up", "--yes", "--stack", "dev", check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Pulumi.dev.yaml: invalid key-rotation configuration" in output
+    assert "field 'defaults.maxAgeDays'" in output
+    assert "Traceback" not in output
+    assert project.export()["deployment"].get("resources") in (None, []), "nothing was registered"

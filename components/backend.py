@@ -18,6 +18,7 @@ MODULES = {
     "external": "components.external",
     "aws-kms": "components.aws_kms",
     "gcp-kms": "components.gcp_kms",
+    "pkcs11": "components.pkcs11",
 }
 
 

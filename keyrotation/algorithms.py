@@ -11,11 +11,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
 Purpose = Literal["sign", "encrypt", "mac"]
-Backend = Literal["software", "aws-kms", "gcp-kms", "external"]
-Profile = Literal["default", "fips"]
+Backend = Literal["software", "aws-kms", "gcp-kms", "external", "pkcs11"]
+Profile = Literal["default", "fips", "gost", "sm2", "pqc"]
+PROFILES: tuple[str, ...] = ("default", "fips", "gost", "sm2", "pqc")
 
 RSA_KEY_SIZES = (2048, 3072, 4096)
 
@@ -30,6 +31,12 @@ _EC_CURVES = {
     "secp256k1": ec.SECP256K1,
 }
 
+_MLDSA = {
+    "ML-DSA-44": mldsa.MLDSA44PrivateKey,
+    "ML-DSA-65": mldsa.MLDSA65PrivateKey,
+    "ML-DSA-87": mldsa.MLDSA87PrivateKey,
+}
+
 
 @dataclass(frozen=True)
 class Algorithm:
@@ -37,8 +44,9 @@ class Algorithm:
 
     name: str
     purpose: Purpose
-    kty: Literal["OKP", "EC", "RSA", "oct"]
-    """JWK key type (RFC 7518 section 6, RFC 8037 for OKP)."""
+    kty: Literal["OKP", "EC", "RSA", "oct", "AKP", "SPKI"]
+    """JWK key type (RFC 7518 section 6, RFC 8037 for OKP, the JOSE ML-DSA draft for AKP);
+    ``SPKI`` for keys JOSE has no key type for (GOST, SM2): they are published as SPKI only."""
     curve: str | None = None
     """JWK ``crv`` for OKP and EC keys."""
     secret_bytes: int | None = None
@@ -46,6 +54,11 @@ class Algorithm:
     hash_name: str | None = None
     """Digest the signature or MAC uses (``SHA256`` ...)."""
     profiles: frozenset[str] = frozenset({"default", "fips"})
+    spki_algorithm: str | None = None
+    """For ``SPKI`` keys: the SubjectPublicKeyInfo algorithm OID (``keyrotation.spki``)."""
+    pkcs11_key_type: str | None = None
+    """The PKCS#11 key type (``EC``, ``RSA``) backend ``pkcs11`` generates in a token; None: no
+    token key generation for this algorithm (``backend: external`` with its public key instead)."""
     aws_key_spec: str | None = None
     """``customer_master_key_spec`` (``{size}`` is filled with the RSA key size)."""
     aws_key_usage: str | None = None
@@ -73,6 +86,16 @@ class Algorithm:
     def publishes_public_key(self) -> bool:
         return not self.is_symmetric
 
+    @property
+    def has_jwk(self) -> bool:
+        """Whether a JWKS can carry the key correctly (JOSE defines its key type)."""
+        return self.kty in ("OKP", "EC", "RSA", "AKP")
+
+    @property
+    def cryptography_generates(self) -> bool:
+        """Whether backend ``software`` can make the key (``cryptography`` implements it)."""
+        return self.kty != "SPKI"
+
     def aws_spec(self, key_size: int) -> str:
         assert self.aws_key_spec is not None
         return self.aws_key_spec.format(size=key_size)
@@ -91,6 +114,10 @@ class Algorithm:
             return ec.generate_private_key(_EC_CURVES[self.curve]())
         if self.kty == "RSA":
             return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        if self.kty == "AKP":
+            return _MLDSA[self.name].generate()
+        if self.kty == "SPKI":
+            raise ValueError(f"{self.name} keys are made in an HSM and declared by their public key")
         return os.urandom(self.secret_bytes)
 
 
@@ -98,7 +125,7 @@ def _ecdsa(name, curve, bits, aws_spec, gcp, *, fips=True, hsm_only=False, gcp_r
     return Algorithm(
         name=name, purpose="sign", kty="EC", curve=curve, hash_name=f"SHA{bits}",
         profiles=frozenset({"default", "fips"} if fips else {"default"}),
-        aws_key_spec=aws_spec, aws_key_usage="SIGN_VERIFY",
+        pkcs11_key_type="EC", aws_key_spec=aws_spec, aws_key_usage="SIGN_VERIFY",
         aws_signing_algorithm=f"ECDSA_SHA_{bits}",
         gcp_algorithms={None: gcp} if gcp else {}, gcp_hsm_only=hsm_only, gcp_rule=gcp_rule,
         signers_name=f"ecdsa-sha{bits}", anchor_name=f"ECDSA-{curve}",
@@ -113,7 +140,7 @@ def _rsa(name, bits, scheme):
         {4096: f"{gcp_kind}_4096_SHA512"} if bits == 512 else {}
     )
     return Algorithm(
-        name=name, purpose="sign", kty="RSA", hash_name=f"SHA{bits}",
+        name=name, purpose="sign", kty="RSA", hash_name=f"SHA{bits}", pkcs11_key_type="RSA",
         aws_key_spec="RSA_{size}", aws_key_usage="SIGN_VERIFY",
         aws_signing_algorithm=f"RSASSA_{'PSS' if pss else 'PKCS1_V1_5'}_SHA_{bits}",
         gcp_algorithms=gcp,
@@ -122,6 +149,28 @@ def _rsa(name, bits, scheme):
             " bits; it has no SHA-384 RSA algorithm"
         ),
         signers_name=f"rsa-{'pss-' if pss else ''}sha{bits}", anchor_name=f"RSA-{scheme}-SHA{bits}",
+    )
+
+
+def _mldsa(level):
+    # FIPS 204 ML-DSA, named as the JOSE/COSE ML-DSA draft names it. AWS KMS holds all three
+    # (KeySpec ML_DSA_44/65/87, SigningAlgorithm ML_DSA_SHAKE_256: the botocore model and the
+    # pulumi-aws Key docs in this venv); pulumi-gcp 10.2 lists no ML-DSA CryptoKey algorithm.
+    return Algorithm(
+        name=f"ML-DSA-{level}", purpose="sign", kty="AKP", profiles=frozenset({"default", "pqc"}),
+        aws_key_spec=f"ML_DSA_{level}", aws_key_usage="SIGN_VERIFY",
+        aws_signing_algorithm="ML_DSA_SHAKE_256",
+        gcp_rule="pulumi-gcp 10.2 lists no ML-DSA algorithm for a Cloud KMS CryptoKey",
+        signers_name=f"ml-dsa-{level}", anchor_name=f"ML-DSA-{level}",
+    )
+
+
+def _national(name, profile, spki_algorithm, signers_name):
+    # Held in an HSM, declared by their public key; JOSE has no key type for them.
+    return Algorithm(
+        name=name, purpose="sign", kty="SPKI", profiles=frozenset({"default", profile}),
+        spki_algorithm=spki_algorithm, signers_name=signers_name, anchor_name=name,
+        gcp_rule=f"Cloud KMS has no {name} algorithm",
     )
 
 
@@ -160,6 +209,12 @@ ALGORITHMS: dict[str, Algorithm] = {
         ),
         *(_rsa(f"RS{bits}", bits, "PKCS1") for bits in (256, 384, 512)),
         *(_rsa(f"PS{bits}", bits, "PSS") for bits in (256, 384, 512)),
+        *(_mldsa(level) for level in (44, 65, 87)),
+        # Seed 002's names. SM2 keys are EC keys on the SM2 curve (GB/T 32918, RFC 8998's OIDs);
+        # GOST R 34.10-2012 with a 256-bit or a 512-bit key (RFC 9215's OIDs).
+        _national("SM2-P256", "sm2", "sm2", "sm2-sm3"),
+        _national("GOST-R-34.10-2012", "gost", "gost2012-256", "gost2012-256-streebog256"),
+        _national("GOST-R-34.10-2012-512", "gost", "gost2012-512", "gost2012-512-streebog512"),
         *(_hmac(bits) for bits in (256, 384, 512)),
         Algorithm(
             name="A256GCM", purpose="encrypt", kty="oct", secret_bytes=32,
@@ -179,7 +234,15 @@ GCP_PURPOSES: dict[str, str] = {
 PROFILE_RULES: dict[str, str] = {
     "default": "every algorithm of the contract",
     "fips": "no EdDSA, no ES256K, RSA >= 2048, ECDSA P-256/P-384 only",
+    "gost": "GOST R 34.10-2012 only",
+    "sm2": "SM2-P256 only",
+    "pqc": "ML-DSA-44/65/87 (FIPS 204) only",
 }
+
+
+def allowed_in(profile: str) -> list[str]:
+    """The algorithms a profile allows, in table order."""
+    return [a.name for a in ALGORITHMS.values() if a.allowed_in(profile)]
 
 
 def get(name: str) -> Algorithm:

@@ -138,13 +138,34 @@ class GcpOptions(_Model):
     project: str | None = None
 
 
+class Pkcs11Options(_Model):
+    """Where backend ``pkcs11`` generates keys: a PKCS#11 module and the label of a token in it.
+
+    The PIN is never here: it is the secret config value ``key-rotation:pkcs11Pin`` or the
+    ``PKCS11_PIN`` environment variable.
+    """
+
+    module: str = Field(min_length=1)
+    """Path of the PKCS#11 library (``/usr/lib/softhsm/libsofthsm2.so``)."""
+    token: str = Field(min_length=1, max_length=32)
+    """The token's label (CKA_LABEL of the token, at most 32 characters)."""
+
+
+PIN_KEY = "pkcs11Pin"
+"""``key-rotation:pkcs11Pin``: the token PIN, only as a Pulumi secret."""
+
+
 class KeySet(TimingOverrides):
     """One keyset as written in the stack file, plus its name and resolved timings."""
 
     purpose: Literal["sign", "encrypt", "mac"]
     algorithm: str
     key_size: Literal[2048, 3072, 4096] | None = None
-    backend: Literal["software", "aws-kms", "gcp-kms", "external"] = "software"
+    backend: Literal["software", "aws-kms", "gcp-kms", "external", "pkcs11"] = "software"
+    profile: algorithms.Profile | None = None
+    """The keyset's signing profile (seed 002's ``signer.profiles.<name>``); default: the stack's."""
+    pkcs11: Pkcs11Options | None = None
+    """Backend ``pkcs11``: module and token; default: the stack's ``pkcs11``."""
     kid: str = "thumbprint"
     publish: list[Publication] = Field(default_factory=list)
     consumers: list[Consumer] = Field(default_factory=list)
@@ -194,7 +215,8 @@ class Kubernetes(_Model):
 
 class StackConfig(_Model):
     environment: str
-    profile: Literal["default", "fips"] = "default"
+    profile: algorithms.Profile = "default"
+    pkcs11: Pkcs11Options | None = None
     defaults: TimingOverrides = Field(default_factory=TimingOverrides)
     keysets: dict[str, KeySet]
     kubernetes: Kubernetes | None = None
@@ -255,10 +277,10 @@ def load_stack_file(path: str | Path) -> StackConfig:
 
     path = Path(path)
     document = YAML(typ="safe").load(path.read_text()) or {}
-    return from_config_map(document.get("config") or {}, stack_file=path.name)
+    return from_config_map(document.get("config") or {}, stack_file=path.name, from_file=True)
 
 
-def from_config_map(config: Mapping[str, Any], *, stack_file: str) -> StackConfig:
+def from_config_map(config: Mapping[str, Any], *, stack_file: str, from_file: bool = False) -> StackConfig:
     """Validate a stack's ``config:`` map (keys such as ``key-rotation:keysets``).
 
     Values may be the decoded objects (from the YAML file) or JSON strings (as the Pulumi engine
@@ -266,12 +288,28 @@ def from_config_map(config: Mapping[str, Any], *, stack_file: str) -> StackConfi
     """
     ours: dict[str, Any] = {}
     other: dict[str, Any] = {}
+    pin_problem = None
     for key, value in config.items():
         namespace, _, name = key.partition(":")
-        if namespace == PROJECT and name:
+        if namespace == PROJECT and name == PIN_KEY:
+            # The PIN is read where it is used (components/pkcs11.py), never kept in the model. In
+            # a stack file it must be a Pulumi secret ({secure: ...}); the engine hands the program
+            # its decrypted value, which is a string here and fine.
+            if from_file and not (isinstance(value, dict) and set(value) == {"secure"}):
+                pin_problem = Problem(
+                    "is in plain text; set it as a secret: pulumi config set --secret"
+                    f" {PROJECT}:{PIN_KEY} (or give PKCS11_PIN in the environment)", field=PIN_KEY,
+                )
+        elif namespace == PROJECT and name:
             ours[name] = _decode(value)
         else:
             other[key] = value
+    if pin_problem is not None:
+        try:
+            parse(ours, stack_file=stack_file, other=other)
+        except ConfigError as error:
+            raise ConfigError(stack_file, [pin_problem, *error.problems]) from None
+        raise ConfigError(stack_file, [pin_problem])
     return parse(ours, stack_file=stack_file, other=other)
 
 
@@ -291,7 +329,11 @@ def parse(data: Mapping[str, Any], *, stack_file: str, other: Mapping[str, Any] 
     except ValidationError as error:
         raise ConfigError(stack_file, [_problem(e, data) for e in error.errors()]) from None
     keysets = {
-        name: keyset.model_copy(update={"name": name, "timings": stack.timings_of(keyset)})
+        name: keyset.model_copy(update={
+            "name": name, "timings": stack.timings_of(keyset),
+            # Resolved once: every reader sees the keyset's own profile and token.
+            "profile": keyset.profile or stack.profile, "pkcs11": keyset.pkcs11 or stack.pkcs11,
+        })
         for name, keyset in stack.keysets.items()
     }
     stack = stack.model_copy(
@@ -388,10 +430,11 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
         )
     if ks.key_size is not None and not spec.is_rsa:
         problem(f"keySize applies to RSA algorithms (RS*, PS*) only, not {ks.algorithm}", "keySize")
-    if not spec.allowed_in(stack.profile):
+    profile = ks.profile or stack.profile
+    if not spec.allowed_in(profile):
         problem(
-            f"{ks.algorithm} is not allowed by profile '{stack.profile}'"
-            f" ({algorithms.PROFILE_RULES[stack.profile]})",
+            f"{ks.algorithm} is not allowed by profile '{profile}'"
+            f" ({algorithms.PROFILE_RULES[profile]}); use {', '.join(algorithms.allowed_in(profile))}",
             "algorithm",
         )
     out += _validate_backend(stack, name, ks, spec)
@@ -406,6 +449,27 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
 
 def _validate_backend(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
     out: list[Problem] = []
+    if ks.backend in ("software", "pkcs11", "aws-kms") and not spec.cryptography_generates:
+        out.append(Problem(
+            f"{ks.algorithm} keys are held in an HSM and declared by their public key: use backend"
+            " external with each generation's publicKeyPem", name, None, "backend",
+        ))
+    elif ks.backend == "pkcs11" and spec.pkcs11_key_type is None:
+        fitting = [a.name for a in algorithms.ALGORITHMS.values() if a.pkcs11_key_type]
+        out.append(Problem(
+            f"backend pkcs11 generates {', '.join(fitting)} keys in a token, not {ks.algorithm};"
+            " declare a key made elsewhere with backend external", name, None, "backend",
+        ))
+    elif ks.backend == "aws-kms" and spec.aws_key_spec is None:
+        out.append(Problem(f"aws-kms has no key spec for {ks.algorithm}", name, None, "algorithm"))
+    if ks.backend == "pkcs11" and ks.pkcs11 is None and stack.pkcs11 is None:
+        out.append(Problem(
+            "is required for backend pkcs11 (module and token, here or for the whole stack)",
+            name, None, "pkcs11",
+        ))
+    if ks.backend != "pkcs11" and ks.pkcs11 is not None:
+        out.append(Problem(f"only backend pkcs11 takes pkcs11 (this keyset is {ks.backend})", name, None,
+                           "pkcs11"))
     if ks.backend == "gcp-kms":
         if spec.gcp_algorithm(ks.rsa_key_size) is None:
             size = f" with keySize {ks.rsa_key_size}" if spec.is_rsa else ""
@@ -505,6 +569,11 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
                 f"a {ks.purpose} keyset has no public key to publish; only 'key-history' is allowed,"
                 f" not '{pub.format}'", name, None, f"{field}.format",
             ))
+        elif pub.format == "jwks" and not spec.has_jwk:
+            out.append(Problem(
+                f"JOSE defines no JWK key type for {ks.algorithm}: a JWKS cannot carry it; publish"
+                " signers, trust-anchor or key-history (they carry the SPKI)", name, None, f"{field}.format",
+            ))
         scheme, sep, rest = pub.target.partition("://")
         if not sep or scheme not in PUBLISH_SCHEMES or not rest:
             out.append(Problem(
@@ -550,8 +619,11 @@ def _validate_consumers(stack: StackConfig, name: str, ks: KeySet) -> list[Probl
             ))
         if "keyArn" in sources and ks.backend != "aws-kms":
             out.append(Problem("keyArn is only known for backend aws-kms", name, None, field))
-        if "keyName" in sources and ks.backend != "gcp-kms":
-            out.append(Problem("keyName is only known for backend gcp-kms", name, None, field))
+        if "keyName" in sources and ks.backend not in ("gcp-kms", "pkcs11"):
+            out.append(Problem(
+                "keyName is only known for backends gcp-kms (the version name) and pkcs11 (the key's"
+                " PKCS#11 URI)", name, None, field,
+            ))
         if "keyring" in sources and ks.purpose == "sign":
             out.append(Problem(
                 "a sign keyset delivers only its active private key (material); verifiers use the"
@@ -690,6 +762,11 @@ def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> st
     except ValueError as error:
         return f"is not a PEM public key: {error}"
     actual = describe_public_key(key)
+    if spec.kty in ("AKP", "SPKI"):
+        expected = (spec.kty, spec.name if spec.kty == "AKP" else spec.spki_algorithm)
+        if actual != expected:
+            return f"holds a {actual[0]} {actual[1]} key; {spec.name} needs {expected[0]} {expected[1]}"
+        return None
     expected = (spec.kty, spec.curve if spec.kty != "RSA" else key_size)
     if spec.kty == "RSA":
         if actual[0] != "RSA" or actual[1] < 2048:

@@ -1,19 +1,26 @@
 """Key material: generation with ``cryptography``, PEM handling and JWK encoding via joserfc.
 
 Private key material leaves this module only as PEM or base64 text destined for a Pulumi secret.
+ML-DSA public keys become ``AKP`` JWKs here (joserfc 1.8 has no AKP key type), with the AKP
+thumbprint of the JOSE/COSE ML-DSA draft (draft-ietf-cose-dilithium, section 6: the members
+``alg``, ``kty``, ``pub`` in that order, RFC 7638's procedure). SM2 and GOST public keys, which
+``cryptography`` cannot load, are validated by :mod:`keyrotation.spki` and have no JWK.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import string
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
+from . import spki
 from .algorithms import Algorithm
 
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
@@ -22,15 +29,36 @@ PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521", "secp256k1": "secp256k1"}
 
 
+_MLDSA_NAMES = {
+    mldsa.MLDSA44PublicKey: "ML-DSA-44",
+    mldsa.MLDSA65PublicKey: "ML-DSA-65",
+    mldsa.MLDSA87PublicKey: "ML-DSA-87",
+}
+
+
 def load_public_key(pem: str):
+    """A ``cryptography`` public key, or a :class:`spki.PublicKey` for SM2 and GOST keys."""
     try:
         return serialization.load_pem_public_key(pem.strip().encode())
+    except UnsupportedAlgorithm as unsupported:
+        try:
+            return spki.load(pem)
+        except ValueError as error:
+            raise ValueError(f"{str(unsupported).split(chr(10))[0]}; {error}") from None
     except (ValueError, TypeError) as error:
         raise ValueError(str(error).split("\n")[0] or "unreadable PEM") from None
 
 
+def _mldsa_name(key) -> str | None:
+    return next((name for cls, name in _MLDSA_NAMES.items() if isinstance(key, cls)), None)
+
+
 def describe_public_key(key) -> tuple[str, Any]:
-    """(kty, curve or RSA size) of a public key object."""
+    """(kty, curve or RSA size) of a public key object; ("AKP", "ML-DSA-65"), ("SPKI", "sm2")."""
+    if isinstance(key, spki.PublicKey):
+        return "SPKI", key.kind
+    if _mldsa_name(key):
+        return "AKP", _mldsa_name(key)
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "OKP", "Ed25519"
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -58,7 +86,10 @@ def public_pem_from_private(private_pem: str) -> str:
 
 
 def public_pem_from_der(der: bytes) -> str:
-    key = serialization.load_der_public_key(der)
+    try:
+        key = serialization.load_der_public_key(der)
+    except UnsupportedAlgorithm:
+        return spki.load(spki.PublicKey("?", der).pem).pem
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
@@ -66,7 +97,10 @@ def public_pem_from_der(der: bytes) -> str:
 
 def normalize_public_pem(pem: str) -> str:
     """The canonical SubjectPublicKeyInfo PEM of a public key given in any PEM layout."""
-    return load_public_key(pem).public_bytes(
+    key = load_public_key(pem)
+    if isinstance(key, spki.PublicKey):
+        return key.pem
+    return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
 
@@ -74,23 +108,37 @@ def normalize_public_pem(pem: str) -> str:
 def public_der_b64url(public_pem: str) -> str:
     """The SubjectPublicKeyInfo DER, base64url without padding (raw bytes for Ed25519)."""
     key = load_public_key(public_pem)
-    if isinstance(key, ed25519.Ed25519PublicKey):
+    if isinstance(key, spki.PublicKey):
+        raw = key.der
+    elif isinstance(key, ed25519.Ed25519PublicKey):
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     else:
         raw = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _jose_key(public_pem: str):
-    key = load_public_key(public_pem)
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jose_key(key):
     kty, _ = describe_public_key(key)
+    if kty == "SPKI":
+        raise ValueError(f"JOSE defines no key type for {spki.KINDS[key.kind]} keys; publish them as SPKI")
     cls = {"OKP": OKPKey, "EC": ECKey, "RSA": RSAKey}[kty]
     return cls.import_key(key)
 
 
+def akp_jwk(key) -> dict[str, Any]:
+    """The public AKP JWK of an ML-DSA key: ``kty``, ``alg`` and ``pub`` (the FIPS 204 encoding)."""
+    return {"kty": "AKP", "alg": _mldsa_name(key), "pub": _b64url(key.public_bytes_raw())}
+
+
 def public_jwk(public_pem: str) -> dict[str, Any]:
-    """The public JWK members of a key (RFC 7517/7518, OKP per RFC 8037), no private members."""
-    jwk = dict(_jose_key(public_pem).as_dict(private=False))
+    """The public JWK members of a key (RFC 7517/7518, OKP per RFC 8037, AKP per the JOSE ML-DSA
+    draft), no private members."""
+    key = load_public_key(public_pem)
+    jwk = akp_jwk(key) if _mldsa_name(key) else dict(_jose_key(key).as_dict(private=False))
     leaked = PRIVATE_JWK_MEMBERS & jwk.keys()
     if leaked:  # defensive: joserfc never returns these for public keys
         raise ValueError(f"public JWK carries private members {sorted(leaked)}")
@@ -98,8 +146,19 @@ def public_jwk(public_pem: str) -> dict[str, Any]:
 
 
 def thumbprint(public_pem: str) -> str:
-    """RFC 7638 SHA-256 JWK thumbprint, base64url without padding."""
-    return _jose_key(public_pem).thumbprint()
+    """RFC 7638 SHA-256 JWK thumbprint, base64url without padding.
+
+    ML-DSA: the AKP thumbprint (required members ``alg``, ``kty``, ``pub``). SM2 and GOST keys have
+    no JWK: their identifier is the base64url SHA-256 of the SubjectPublicKeyInfo DER.
+    """
+    key = load_public_key(public_pem)
+    if isinstance(key, spki.PublicKey):
+        return key.fingerprint()
+    if _mldsa_name(key):
+        jwk = akp_jwk(key)
+        canonical = json.dumps({m: jwk[m] for m in ("alg", "kty", "pub")}, separators=(",", ":"))
+        return _b64url(hashlib.sha256(canonical.encode()).digest())
+    return _jose_key(key).thumbprint()
 
 
 def secret_thumbprint(secret_b64: str) -> str:

@@ -46,7 +46,7 @@ def _gcp_algorithms(name: str) -> list[algorithms.Algorithm]:
 
 
 def _rsa_size(resource_type: str, props: Mapping[str, Any]) -> int | None:
-    if resource_type == resources.SOFTWARE_KEY:
+    if resource_type in (resources.SOFTWARE_KEY, resources.PKCS11_KEY):
         size = props.get("key_size")
         return int(size) if isinstance(size, (int, float)) else None
     text = None
@@ -154,6 +154,7 @@ def validate_deletion_window(args: ResourceValidationArgs, report_violation: Rep
 
 _LOSS = {
     resources.SOFTWARE_KEY: "forget the private key for good (it exists only in this resource's state)",
+    resources.PKCS11_KEY: "destroy the key pair in its PKCS#11 token",
     resources.AWS_KEY: "schedule the KMS key for deletion",
     resources.GCP_CRYPTO_KEY: "destroy every version of the key",
     resources.GCP_KEY_VERSION: "destroy the key version",
@@ -319,8 +320,8 @@ def validate_public_documents(args: ResourceValidationArgs, report_violation: Re
 
 algorithm_profile = ResourceValidationPolicy(
     name="algorithm-allowed-by-profile",
-    description="Every key's algorithm is allowed by the stack's profile (fips: no EdDSA, no ES256K,"
-    " RSA >= 2048, ECDSA P-256/P-384).",
+    description="Every key's algorithm is allowed by its keyset's profile (fips: no EdDSA, no ES256K,"
+    " RSA >= 2048, ECDSA P-256/P-384; gost, sm2, pqc: only their algorithms).",
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     config_schema=limits.PROFILE_SCHEMA,

@@ -78,8 +78,9 @@ PROFILE_SCHEMA = PolicyConfigSchema(
     properties={
         "profile": {
             "type": "string", "enum": list(PROFILES),
-            "description": "Algorithm profile to enforce (fips: "
-            f"{algorithms.PROFILE_RULES['fips']}); default: the stack's key-rotation:profile.",
+            "description": "Algorithm profile to enforce ("
+            + "; ".join(f"{p}: {rule}" for p, rule in algorithms.PROFILE_RULES.items())
+            + "); default: each keyset's profile in the stack file, else the stack's key-rotation:profile.",
         },
         "keysets": {
             "type": "object",
@@ -178,12 +179,18 @@ def evaluation_time(config: Mapping[str, Any]) -> datetime:
 
 def profile(config: Mapping[str, Any], keyset: str | None = None) -> str:
     """The profile to enforce: the keyset's in the policy config, the policy config's, else the
-    stack's `key-rotation:profile`."""
+    keyset's own `profile` in the stack file, else the stack's `key-rotation:profile`."""
     chosen = ((config.get("keysets") or {}).get(keyset) if keyset else None) or config.get("profile") \
-        or stack_config.profile() or "default"
+        or _keyset_profile(keyset) or stack_config.profile() or "default"
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r} (profiles: {', '.join(PROFILES)})")
     return chosen
+
+
+def _keyset_profile(keyset: str | None) -> str | None:
+    stack = stack_config.stack() if keyset else None
+    declared = stack.keysets.get(keyset) if stack is not None else None
+    return declared.profile if declared is not None else None
 
 
 def min_deletion_window_days(config: Mapping[str, Any]) -> float:

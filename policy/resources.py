@@ -34,6 +34,7 @@ from keyrotation.lifecycle import Timings
 from keyrotation.metadata import ANNOTATION_PREFIX, RotationMetadata
 
 SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
+PKCS11_KEY = "pulumi-python:dynamic/keys:Pkcs11Key"
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
 KEY_GENERATION = "key-rotation:index:KeyGeneration"
 AWS_KEY = "aws:kms/key:Key"
@@ -44,7 +45,7 @@ SECRET_PATCH = "kubernetes:core/v1:SecretPatch"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 CONFIG_MAP_PATCH = "kubernetes:core/v1:ConfigMapPatch"
 
-KEY_TYPES = (SOFTWARE_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION)
+KEY_TYPES = (SOFTWARE_KEY, PKCS11_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION)
 """Resources that hold key material (or are the key in a KMS): protected, profile-checked."""
 AGED_TYPES = (*KEY_TYPES, SECRET, SECRET_PATCH)
 """Resources judged for key age when they carry rotation metadata."""
@@ -60,6 +61,7 @@ WORKLOAD_TYPES = tuple(
 
 _KINDS = {
     SOFTWARE_KEY: "SoftwareKey",
+    PKCS11_KEY: "PKCS#11 key",
     AWS_KEY: "AWS KMS key",
     GCP_CRYPTO_KEY: "Cloud KMS CryptoKey",
     GCP_KEY_VERSION: "Cloud KMS CryptoKeyVersion",
@@ -162,7 +164,7 @@ class MetadataReading:
 def rotation_metadata(resource_type: str, props: Mapping[str, Any]) -> MetadataReading:
     """The rotation metadata a component wrote on a key resource (tags, labels, annotations, props)."""
     try:
-        if resource_type == SOFTWARE_KEY:
+        if resource_type in (SOFTWARE_KEY, PKCS11_KEY):
             fields_ = {f.name for f in fields(RotationMetadata)}
             unknown = any(props.get(f) is UNKNOWN for f in fields_)
             return MetadataReading(metadata.from_properties(_known_strings(props)), not unknown)

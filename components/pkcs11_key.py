@@ -1,0 +1,172 @@
+"""A generation's key pair generated inside a PKCS#11 token: a Pulumi dynamic resource.
+
+The private key never leaves the token (keyrotation.pkcs11_token). The state holds the label,
+the id, the module and token names, the public key and what was done to the key in the token;
+no PIN, no private material. The PIN is read in the provider's process: the secret config value
+``key-rotation:pkcs11Pin`` (handed to ``configure``), else ``PKCS11_PIN``. The provider is
+pickled into the state, so it never holds a session and drops the PIN when pickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+# Fixed at creation: another module, token, algorithm or size would be another key.
+IMMUTABLE = ("keyset", "generation", "algorithm", "key_size", "module", "token")
+METADATA = ("state", "environment", "purpose", "created_at", "activated_at")
+
+
+class Pkcs11KeyProvider(ResourceProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self._pin: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The serialized provider is stored in the state: never with the PIN.
+        return {k: v for k, v in self.__dict__.items() if k != "_pin"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pin = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self._pin = req.config.get("pkcs11Pin")
+
+    def _where(self, props: dict[str, Any]):
+        from keyrotation.pkcs11_token import Where
+
+        return Where(props["module"], props["token"], props["keyset"], props["generation"])
+
+    def _user_pin(self) -> str | None:
+        from keyrotation.pkcs11_token import pin
+
+        return pin(self._pin)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        for prop in IMMUTABLE:
+            if olds and prop in olds and olds[prop] != news.get(prop):
+                failures.append(CheckFailure(
+                    prop,
+                    f"keyset '{olds.get('keyset')}', generation '{olds.get('generation')}': {prop} was"
+                    f" {olds[prop]!r} and cannot become {news.get(prop)!r}; a generation's key is created"
+                    " once in its token. Add a new generation instead (rotate).",
+                ))
+        return CheckResult(news, failures)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from keyrotation import keys, pkcs11_token
+        from keyrotation.algorithms import ALGORITHMS
+
+        spec = ALGORITHMS[props["algorithm"]]
+        where = self._where(props)
+        outs = {**props, "label": where.label, "key_id": where.key_id.hex(), "uri": where.uri()}
+        if props.get("state") == "destroyed":
+            # Declared destroyed before it ever existed: nothing to generate.
+            return CreateResult(where.label, {**outs, "public_key_pem": "", "thumbprint": where.label,
+                                              "fingerprint": "", "token_state": "destroyed"})
+        pin = self._user_pin()
+        pem = pkcs11_token.generate(where, pin, spec.pkcs11_key_type, spec.curve,
+                                    int(props.get("key_size") or 2048))
+        try:
+            token_state = pkcs11_token.apply_state(where, pin, str(props.get("state")))
+        except Exception:
+            pkcs11_token.destroy(where, pin)
+            raise
+        return CreateResult(where.label, {
+            **outs, "public_key_pem": pem, "thumbprint": keys.thumbprint(pem),
+            "fingerprint": keys.fingerprint(pem), "token_state": token_state,
+        })
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [p for p in METADATA if olds.get(p) != news.get(p)]
+        return DiffResult(changes=bool(changed), replaces=[], stables=list(IMMUTABLE),
+                          delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from keyrotation import pkcs11_token
+        from keyrotation.algorithms import ALGORITHMS
+
+        spec = ALGORITHMS[olds["algorithm"]]
+        where, pin = self._where(olds), self._user_pin()
+        outs = {**olds, **news}
+        if olds.get("token_state") == "destroyed":
+            return UpdateResult(outs)
+        if news.get("state") != "destroyed":
+            # The key must still be the one the documents publish.
+            if pkcs11_token.public_pem(where, pin, spec.pkcs11_key_type, spec.curve).strip() != \
+                    str(olds.get("public_key_pem", "")).strip():
+                raise where.say("the token's public key is not the one recorded in the state")
+        outs["token_state"] = pkcs11_token.apply_state(where, pin, str(news.get("state")))
+        if outs["token_state"] == "sign-unchangeable":
+            pulumi.log.warn(f"{where.say('the token does not let CKA_SIGN be changed')}; the key can still"
+                            " sign: disable it with the token's own tools")
+        return UpdateResult(outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from keyrotation import pkcs11_token
+        from keyrotation.algorithms import ALGORITHMS
+
+        if props.get("token_state") != "destroyed":
+            spec = ALGORITHMS[props["algorithm"]]
+            pkcs11_token.public_pem(self._where(props), self._user_pin(), spec.pkcs11_key_type, spec.curve)
+        return ReadResult(id_, props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        from keyrotation import pkcs11_token
+
+        if props.get("token_state") != "destroyed":
+            pkcs11_token.destroy(self._where(props), self._user_pin())
+
+
+@dataclass
+class Pkcs11KeyArgs:
+    keyset: pulumi.Input[str]
+    generation: pulumi.Input[str]
+    algorithm: pulumi.Input[str]
+    module: pulumi.Input[str]
+    token: pulumi.Input[str]
+    state: pulumi.Input[str]
+    environment: pulumi.Input[str]
+    purpose: pulumi.Input[str]
+    created_at: pulumi.Input[str]
+    activated_at: pulumi.Input[str] | None = None
+    key_size: pulumi.Input[int] | None = None
+
+
+class Pkcs11Key(Resource, module="keys", name="Pkcs11Key"):
+    public_key_pem: pulumi.Output[str]
+    """SubjectPublicKeyInfo PEM read back from the token ("" if never generated)."""
+    thumbprint: pulumi.Output[str]
+    fingerprint: pulumi.Output[str]
+    label: pulumi.Output[str]
+    """CKA_LABEL of both key objects: ``<keyset>/<generation>``."""
+    key_id: pulumi.Output[str]
+    """CKA_ID, hex."""
+    uri: pulumi.Output[str]
+    """RFC 7512 PKCS#11 URI of the private key, with ``module-path``."""
+    token_state: pulumi.Output[str]
+    """``signs``, ``cannot-sign`` (CKA_SIGN false), ``sign-unchangeable`` or ``destroyed``."""
+
+    def __init__(self, name: str, args: Pkcs11KeyArgs, opts: pulumi.ResourceOptions | None = None):
+        props = {
+            **{k: getattr(args, k) for k in Pkcs11KeyArgs.__dataclass_fields__},
+            "public_key_pem": None, "thumbprint": None, "fingerprint": None, "label": None,
+            "key_id": None, "uri": None, "token_state": None,
+        }
+        opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(protect=True), opts)
+        super().__init__(Pkcs11KeyProvider(), name, props, opts)

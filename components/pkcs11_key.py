@@ -66,7 +66,30 @@ class Pkcs11KeyProvider(ResourceProvider):
                     f" {olds[prop]!r} and cannot become {news.get(prop)!r}; a generation's key is created"
                     " once in its token. Add a new generation instead (rotate).",
                 ))
+        if not failures:
+            failures += self._token_failures(olds, news)
         return CheckResult(news, failures)
+
+    def _token_failures(self, olds: dict[str, Any], news: dict[str, Any]) -> list[CheckFailure]:
+        """What the token says before anything changes (a check failure, not a crash)."""
+        from keyrotation import pkcs11_token
+
+        if any(not isinstance(news.get(p), str) for p in ("module", "token", "keyset", "generation")):
+            return []
+        where = self._where(news)
+        try:
+            if olds:
+                if olds.get("token_state") != "destroyed" and not pkcs11_token.present(where, self._user_pin()):
+                    return [CheckFailure("label", str(where.say(
+                        f"the key labelled '{where.label}' is no longer in the token; restore it from the"
+                        " token's backup, or revoke the generation and rotate")))]
+            elif news.get("state") != "destroyed" and pkcs11_token.present(where, self._user_pin()):
+                return [CheckFailure("label", str(where.say(
+                    f"a key labelled '{where.label}' is already in the token; a generation's key is created"
+                    " once (remove the stray object or use a new generation id)")))]
+        except pkcs11_token.TokenError as error:
+            return [CheckFailure("token", str(error))]
+        return []
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         from keyrotation import keys, pkcs11_token

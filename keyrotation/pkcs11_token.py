@@ -12,6 +12,7 @@ the id; nothing private.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ PIN_ENV = "PKCS11_PIN"
 
 _CURVES = {"P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1", "secp256k1": "secp256k1"}
 SIGNING_STATES = ("pending", "active", "retiring")
+# The engine calls a provider from several threads; C_Initialize must happen once per module and
+# process, and sessions are serialised (a token is a single device).
+_LOCK = threading.RLock()
+_LIBS: dict[str, object] = {}
 """States whose private key keeps CKA_SIGN true; retired and revoked keys can no longer sign."""
 
 
@@ -33,7 +38,7 @@ class Where:
     module: str
     token: str
     keyset: str
-    generation: str
+    generation: str | None = None
 
     @property
     def label(self) -> str:
@@ -44,9 +49,9 @@ class Where:
         return self.label.encode()
 
     def say(self, message: str) -> TokenError:
+        generation = f", generation '{self.generation}'" if self.generation is not None else ""
         return TokenError(
-            f"keyset '{self.keyset}', generation '{self.generation}', PKCS#11 token '{self.token}'"
-            f" ({self.module}): {message}"
+            f"keyset '{self.keyset}'{generation}, PKCS#11 token '{self.token}' ({self.module}): {message}"
         )
 
     def uri(self) -> str:
@@ -67,10 +72,13 @@ def _lib(where: Where):
 
     if not os.path.isfile(where.module):
         raise where.say("the PKCS#11 module does not exist (pkcs11.module)")
-    try:
-        return pkcs11.lib(where.module)
-    except (OSError, RuntimeError, pkcs11.PKCS11Error) as error:
-        raise where.say(f"the PKCS#11 module cannot be loaded: {error}") from None
+    with _LOCK:
+        if where.module not in _LIBS:
+            try:
+                _LIBS[where.module] = pkcs11.lib(where.module)
+            except (OSError, RuntimeError, pkcs11.PKCS11Error) as error:
+                raise where.say(f"the PKCS#11 module cannot be loaded: {error}") from None
+        return _LIBS[where.module]
 
 
 @contextmanager
@@ -80,6 +88,15 @@ def session(where: Where, user_pin: str | None, *, rw: bool = True) -> Iterator:
 
     if not user_pin:
         raise where.say(f"no PIN: set the secret key-rotation:pkcs11Pin or {PIN_ENV}")
+    with _LOCK, _opened(where, user_pin, rw) as opened:
+        yield opened
+
+
+@contextmanager
+def _opened(where: Where, user_pin: str, rw: bool) -> Iterator:
+    import pkcs11
+    from pkcs11 import exceptions
+
     lib = _lib(where)
     try:
         token = lib.get_token(token_label=where.token)
@@ -106,6 +123,14 @@ def check(where: Where, user_pin: str | None) -> None:
     """Module, token and PIN work (the program calls this before it registers any resource)."""
     with session(where, user_pin, rw=False):
         pass
+
+
+def present(where: Where, user_pin: str | None) -> bool:
+    """Whether the generation's private key is in the token."""
+    from pkcs11 import ObjectClass
+
+    with session(where, user_pin, rw=False) as sess:
+        return bool(_objects(sess, where, ObjectClass.PRIVATE_KEY))
 
 
 def _objects(sess, where: Where, object_class) -> list:

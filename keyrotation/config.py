@@ -332,7 +332,8 @@ def parse(data: Mapping[str, Any], *, stack_file: str, other: Mapping[str, Any] 
         name: keyset.model_copy(update={
             "name": name, "timings": stack.timings_of(keyset),
             # Resolved once: every reader sees the keyset's own profile and token.
-            "profile": keyset.profile or stack.profile, "pkcs11": keyset.pkcs11 or stack.pkcs11,
+            "profile": keyset.profile or stack.profile,
+            "pkcs11": keyset.pkcs11 or (stack.pkcs11 if keyset.backend == "pkcs11" else None),
         })
         for name, keyset in stack.keysets.items()
     }

@@ -181,16 +181,10 @@ def profile(config: Mapping[str, Any], keyset: str | None = None) -> str:
     """The profile to enforce: the keyset's in the policy config, the policy config's, else the
     keyset's own `profile` in the stack file, else the stack's `key-rotation:profile`."""
     chosen = ((config.get("keysets") or {}).get(keyset) if keyset else None) or config.get("profile") \
-        or _keyset_profile(keyset) or stack_config.profile() or "default"
+        or (stack_config.keyset_profile(keyset) if keyset else None) or stack_config.profile() or "default"
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r} (profiles: {', '.join(PROFILES)})")
     return chosen
-
-
-def _keyset_profile(keyset: str | None) -> str | None:
-    stack = stack_config.stack() if keyset else None
-    declared = stack.keysets.get(keyset) if stack is not None else None
-    return declared.profile if declared is not None else None
 
 
 def min_deletion_window_days(config: Mapping[str, Any]) -> float:

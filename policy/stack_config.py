@@ -87,3 +87,16 @@ def profile() -> str | None:
     config = _config() or {}
     value = config.get("key-rotation:profile")
     return value if isinstance(value, str) and value else None
+
+
+def keyset_profile(keyset: str) -> str | None:
+    """A keyset's own ``profile`` in the stack file as given, even where the rest would not validate."""
+    raw = (_config() or {}).get("key-rotation:keysets")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+    declared = raw.get(keyset) if isinstance(raw, dict) else None
+    value = declared.get("profile") if isinstance(declared, dict) else None
+    return value if isinstance(value, str) and value else None

@@ -12,23 +12,37 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "staging", "production")
 _IGNORE = shutil.ignore_patterns(".venv", ".git", "published", ".pulumi-state", "__pycache__", "*.pyc",
-                                 ".pytest_cache", ".hypothesis", ".ruff_cache", "tests", "bench", "docs",
+                                 ".pytest_cache", ".hypothesis", ".ruff_cache", "tests", "bench", "docs", ".softhsm",
                                  ".pulumi-cli", "tools")
+
+
+HSM_MODULE = "/opt/cloudhsm/lib/libcloudhsm_pkcs11.so"
+"""The PKCS#11 module staging and production name; tests run those stacks against SoftHSM2."""
+
+
+def _local_hsm(text: str) -> str:
+    from tests.softhsm import module_path
+
+    return text.replace(HSM_MODULE, module_path() or HSM_MODULE)
 
 
 def copy_project(destination: Path) -> Path:
     """The program, its packages and stack files copied to ``destination``.
 
     File publications are relative to the project directory, so each test writes its documents
-    into its own copy, never into the working tree.
+    into its own copy, never into the working tree. The stack files' PKCS#11 module becomes
+    SoftHSM2's (the test's own token: tests/conftest.py).
     """
     shutil.copytree(ROOT, destination, ignore=_IGNORE, dirs_exist_ok=True)
+    for stack in STACKS:
+        path = destination / f"Pulumi.{stack}.yaml"
+        path.write_text(_local_hsm(path.read_text()))
     return destination
 
 
 def stack_config(stack: str) -> dict[str, Any]:
     """The ``config:`` map of ``Pulumi.<stack>.yaml``, as plain data a test may modify."""
-    document = YAML(typ="safe").load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = YAML(typ="safe").load(_local_hsm((ROOT / f"Pulumi.{stack}.yaml").read_text()))
     return copy.deepcopy(document["config"])
 
 

@@ -34,7 +34,24 @@ def module_path() -> str | None:
     return next((m for m in MODULES if os.path.isfile(m)), None)
 
 
-def init_token(directory: Path, label: str = "key-rotation-test") -> Token:
+STACK_TOKEN = "stellaops-signer"
+"""The token label Pulumi.staging.yaml and Pulumi.production.yaml name (their PKCS#11 HSM)."""
+
+
+def installed() -> bool:
+    return module_path() is not None and shutil.which("softhsm2-util") is not None
+
+
+def copy_token(template: Token, directory: Path) -> Token:
+    """A token of its own for one test: a copy of an initialised one (cheaper than initialising)."""
+    tokens = directory / "tokens"
+    shutil.copytree(template.conf.parent / "tokens", tokens)
+    conf = directory / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    return Token(conf, template.module, template.label, template.pin)
+
+
+def init_token(directory: Path, label: str = STACK_TOKEN) -> Token:
     module = module_path()
     if module is None or shutil.which("softhsm2-util") is None:
         why = "SoftHSM2 is not installed (apt-get install softhsm2; scripts/test.sh does it)"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,18 +26,11 @@ from tests.softhsm import Token, init_token
 PKCS11_KEY = "pulumi-python:dynamic/keys:Pkcs11Key"
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory) -> Token:
-    # SoftHSM reads SOFTHSM2_CONF once per process: this module's in-process checks and every
-    # engine run below share one token; each test uses its own keyset names in it.
-    made = init_token(tmp_path_factory.mktemp("softhsm"))
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(made.conf)
-    yield made
-    if previous is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = previous
+@pytest.fixture
+def token(softhsm_token) -> Token:
+    # The test's own SoftHSM2 token (tests/conftest.py), shared by its in-process checks and its
+    # engine runs (they inherit SOFTHSM2_CONF).
+    return softhsm_token or init_token(Path("/nonexistent"))
 
 
 def _where(token: Token, keyset: str, generation: str | None = None) -> pkcs11_token.Where:
@@ -197,7 +189,6 @@ class HsmStack:
 @pytest.fixture
 def hsm(tmp_path, token) -> HsmStack:
     project = PulumiProject.create(tmp_path, require_bin_dir(), stack="hsm")
-    project.env.update(token.env)
     project.env.pop("PKCS11_PIN", None)
     stack = HsmStack(project, token, f"fips-{uuid.uuid4().hex[:8]}")
     t = stack.t

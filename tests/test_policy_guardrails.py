@@ -70,6 +70,22 @@ def test_the_profile_defaults_to_the_stacks_own(monkeypatch):
     assert messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key("EdDSA"))) == []
 
 
+@pytest.mark.parametrize("profile, allowed, refused", [
+    ("pqc", "ML-DSA-65", "ES256"), ("sm2", "SM2-P256", "EdDSA"), ("gost", "GOST-R-34.10-2012", "ML-DSA-44"),
+])
+def test_each_keyset_is_held_to_its_own_profile_from_the_stack_file(monkeypatch, profile, allowed, refused):
+    keysets = {"ks": {"purpose": "sign", "algorithm": allowed, "profile": profile},
+               "other": {"purpose": "sign", "algorithm": "EdDSA"}}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"key-rotation:profile": "default",
+                                                    "key-rotation:keysets": json.dumps(keysets)}))
+    assert messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key(allowed))) == []
+    [found] = messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key(refused)))
+    assert f"{refused} is not allowed in profile '{profile}' ({algorithms.PROFILE_RULES[profile]})" in found
+    # Another keyset of the same stack keeps the stack's profile.
+    assert messages(guardrails.algorithm_profile,
+                    resource_args(SOFTWARE_KEY, software_key(refused, keyset="other"))) == []
+
+
 def test_a_keyset_can_be_held_to_a_stricter_profile_than_its_stack():
     config = {"profile": "default", "keysets": {"ks": "fips"}}
     [found] = messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key("EdDSA"), config=config))

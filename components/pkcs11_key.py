@@ -129,11 +129,10 @@ class Pkcs11KeyProvider(ResourceProvider):
         outs = {**olds, **news}
         if olds.get("token_state") == "destroyed":
             return UpdateResult(outs)
-        if news.get("state") != "destroyed":
-            # The key must still be the one the documents publish.
-            if pkcs11_token.public_pem(where, pin, spec.pkcs11_key_type, spec.curve).strip() != \
-                    str(olds.get("public_key_pem", "")).strip():
-                raise where.say("the token's public key is not the one recorded in the state")
+        # The key must still be the one the documents publish.
+        if news.get("state") != "destroyed" and str(olds.get("public_key_pem", "")).strip() != \
+                pkcs11_token.public_pem(where, pin, spec.pkcs11_key_type, spec.curve).strip():
+            raise where.say("the token's public key is not the one recorded in the state")
         outs["token_state"] = pkcs11_token.apply_state(where, pin, str(news.get("state")))
         if outs["token_state"] == "sign-unchangeable":
             pulumi.log.warn(f"{where.say('the token does not let CKA_SIGN be changed')}; the key can still"

@@ -91,8 +91,6 @@ def _lib(where: Where):
 
 @contextmanager
 def session(where: Where, user_pin: str | None, *, rw: bool = True) -> Iterator:
-    import pkcs11
-    from pkcs11 import exceptions
 
     if not user_pin:
         raise where.say(f"no PIN: set the secret key-rotation:pkcs11Pin or {PIN_ENV}")

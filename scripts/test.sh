@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# System packages the tests use: SoftHSM2 (a real PKCS#11 token for backend pkcs11), OpenSSL 3
+# (SM2 signatures) and its GOST engine. Installed only when missing.
+bash scripts/install-system-packages.sh
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

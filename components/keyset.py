@@ -141,6 +141,7 @@ class KeySet(pulumi.ComponentResource):
             **({"consumerEnv": consumer_env(keyset, self.active_kid, self.active.key.key_id)}
                if keyset.purpose in ("sign", "mac") else {}),
             "algorithm": keyset.algorithm,
+            "profile": keyset.profile,
             "backend": keyset.backend,
             "purpose": keyset.purpose,
             "generations": [

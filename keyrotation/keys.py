@@ -23,8 +23,9 @@ from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 from . import spki
 from .algorithms import Algorithm
 
-PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
-"""JWK members that carry private or secret key material (RFC 7518 section 6)."""
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth", "priv"})
+"""JWK members that carry private or secret key material (RFC 7518 section 6; ``priv`` of AKP keys,
+the JOSE ML-DSA draft)."""
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521", "secp256k1": "secp256k1"}
 

@@ -62,14 +62,6 @@ class Where:
                 f";id={pct};type=private?module-path={quote(self.module, safe='/')}")
 
 
-def reload() -> None:
-    """Initialise the loaded modules again: a module reads its configuration (SoftHSM2's
-    SOFTHSM2_CONF) at C_Initialize only. For a process that switches tokens, such as a test run."""
-    with _LOCK:
-        for lib in _LIBS.values():
-            lib.reinitialize()
-
-
 def pin(configured: str | None = None) -> str | None:
     """The PIN: the secret config value if given, else ``PKCS11_PIN``."""
     return configured or os.environ.get(PIN_ENV) or None

@@ -1116,6 +1116,7 @@ class Engine:
         self._pending: list[_State] = []
         self._config_strings: dict[str, str] = {}
         self._stack_deployed = False
+        self._token = None  # the stack's own SoftHSM2 token, made at the first run that needs one
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -1174,8 +1175,13 @@ class Engine:
             deployment = _Deployment(self, kind)
             deployment.run.config = dict(self._config_strings)
             defaults = _context_property_defaults()
+            # A stack with backend pkcs11 runs against a SoftHSM2 token of its own (tests/softhsm.py).
+            from tests import softhsm
+
+            if self._token is None and any('"pkcs11"' in str(v) for v in self._config_strings.values()):
+                self._token = softhsm.new_token()
             try:
-                with _ProgramProcess(self.project_dir, self.project):
+                with softhsm.active(self._token), _ProgramProcess(self.project_dir, self.project):
                     failure = contextvars.copy_context().run(self._drive, deployment)
                     if failure is None:
                         failure = self._finish(deployment)

@@ -31,7 +31,8 @@ def test_dev_stack_creates_keys_documents_and_outputs(project, pinned_clock):
     run = Engine(project, "dev").up()
 
     keys = run.of_type(SOFTWARE_KEY)
-    assert len(keys) == sum(len(ks["generations"]) for ks in keysets(stack_config("dev")).values())
+    assert len(keys) == sum(len(ks["generations"]) for ks in keysets(stack_config("dev")).values()
+                            if ks.get("backend", "software") == "software")
     for key in keys:
         assert isinstance(key.outputs["private_key"], Secret) or key.outputs["state"] == "destroyed"
         assert key.options.protect, f"{key.name} must be protected against deletion"
@@ -78,6 +79,25 @@ def test_no_cloud_sdk_is_imported_by_the_dev_stack():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_dev_stack_shows_each_signing_profile_of_seed_002(project, pinned_clock):
+    run = Engine(project, "dev").up()
+    outputs = run.outputs["keysets"]
+    shown = {name: (o["profile"], o["algorithm"], o["backend"]) for name, o in outputs.items()
+             if name.startswith("signer-")}
+    assert shown == {
+        "signer-default": ("default", "ES256", "software"),
+        "signer-fips": ("fips", "ES256", "software"),
+        "signer-pqc": ("pqc", "ML-DSA-65", "software"),
+        "signer-sm2": ("sm2", "SM2-P256", "external"),
+        "signer-gost": ("gost", "GOST-R-34.10-2012", "external"),
+    }
+    [akp] = json.loads((project / "published/stellaops/pqc/jwks.json").read_text())["keys"]
+    assert (akp["kty"], akp["alg"], akp["kid"]) == ("AKP", "ML-DSA-65", "key-2026-pqc-dev")
+    for profile, algorithm in (("sm2", "SM2-P256"), ("gost", "GOST-R-34.10-2012"), ("fips", "ECDSA-P-256")):
+        anchor = json.loads((project / f"published/stellaops/{profile}/trust-anchor.json").read_text())
+        assert [(k["key_id"], k["algorithm"]) for k in anchor["keys"]] == [(f"key-2026-{profile}-dev", algorithm)]
 
 
 def test_rotation_is_additive(project, pinned_clock):

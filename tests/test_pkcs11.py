@@ -21,16 +21,19 @@ from ruamel.yaml import YAML
 
 from keyrotation import config, pkcs11_token
 from tests.pulumi_cli import PulumiProject, require_bin_dir
-from tests.softhsm import Token, init_token
+from tests.softhsm import Token, activate, init_token, new_token
 
 PKCS11_KEY = "pulumi-python:dynamic/keys:Pkcs11Key"
 
 
 @pytest.fixture
-def token(softhsm_token) -> Token:
-    # The test's own SoftHSM2 token (tests/conftest.py), shared by its in-process checks and its
-    # engine runs (they inherit SOFTHSM2_CONF).
-    return softhsm_token or init_token(Path("/nonexistent"))
+def token(monkeypatch) -> Token:
+    """A SoftHSM2 token of the test's own, active in this process (its in-process checks) and named
+    by SOFTHSM2_CONF for the engine runs."""
+    made = new_token() or init_token(Path("/nonexistent"))
+    monkeypatch.setenv("SOFTHSM2_CONF", str(made.conf))
+    activate(made)
+    return made
 
 
 def _where(token: Token, keyset: str, generation: str | None = None) -> pkcs11_token.Where:

@@ -20,7 +20,7 @@ from pulumi.runtime.proto import analyzer_pb2
 
 from keyrotation.lifecycle import Timings, default_warn_days
 from keyrotation.metadata import format_time, parse_time
-from tests.engine import Engine, EngineRun
+from tests.engine import Engine, EngineRun, ProgramFailed
 from tests.kms_emulators import cloud_engine
 from tests.policy_client import CONFIGS, Diagnostic, PolicyConfigInvalid, PolicyPackProcess, reconcile
 from tests.project import ROOT, copy_project, stack_config
@@ -96,8 +96,9 @@ def keysets_named(diagnostics: list[Diagnostic], policy: str) -> set[str]:
 
 def active_since(stack: str) -> dict[str, datetime]:
     keysets = stack_config(stack)["key-rotation:keysets"]
+    # Keysets whose key the program manages (an external key has no resource for the pack to judge).
     return {name: parse_time(next(g["activatedAt"] for g in ks["generations"] if g["state"] == "active"))
-            for name, ks in keysets.items()}
+            for name, ks in keysets.items() if ks.get("backend") != "external"}
 
 
 def limit(env: str, keyset: str, purpose: str) -> tuple[float, float]:
@@ -209,15 +210,17 @@ def test_within_warn_days_there_are_advisory_warnings_only(pack, deployed, stack
     assert all(d.level == "advisory" for d in diagnostics if d.policy == "key-age-warning")
 
 
-def test_a_fips_environment_refuses_the_dev_stacks_ed25519_keysets(pack, deployed):
+def test_a_fips_environment_refuses_the_dev_stacks_non_fips_keysets(pack, deployed):
     _, run = deployed["dev"]
     config = {**config_of("dev"), "algorithm-allowed-by-profile": {"enforcementLevel": "mandatory", "profile": "fips"}}
 
     failed = mandatory(analyze(pack, run, "dev", SHIPPED_AT, config))
 
     assert {d.policy for d in failed} == {"algorithm-allowed-by-profile"}
+    # The Ed25519 keysets and the ML-DSA one (pqc); the external SM2/GOST keys have no key resource.
     assert keysets_named(failed, "algorithm-allowed-by-profile") == {
-        name for name, ks in stack_config("dev")["key-rotation:keysets"].items() if ks["algorithm"] == "EdDSA"}
+        name for name, ks in stack_config("dev")["key-rotation:keysets"].items()
+        if ks["algorithm"] in ("EdDSA", "ML-DSA-65")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,6 +329,11 @@ def test_the_fips_keyset_of_a_default_stack_keeps_to_the_fips_profile(pack, tmp_
     # secp256k1 is held by Cloud HSM, and allowed by the stack's default profile, not by fips.
     config = stack_config("production")
     config["key-rotation:keysets"]["stellaops-fips"]["algorithm"] = "ES256K"
+    # The keyset's own `profile: fips` makes the program refuse it before any resource...
+    with pytest.raises(ProgramFailed, match="keyset 'stellaops-fips', field 'algorithm': ES256K is not allowed"):
+        cloud_engine(copy_project(tmp_path / "before"), "production", config=config).preview()
+    # ... and without it the pack's policy config (keysets.stellaops-fips: fips) still does.
+    del config["key-rotation:keysets"]["stellaops-fips"]["profile"]
     run = cloud_engine(copy_project(tmp_path / "project"), "production", config=config).preview()
 
     failed = mandatory(analyze(pack, run, "production", SHIPPED_AT))

@@ -210,7 +210,7 @@ def earliest_retire(generation: Generation, timings: Timings) -> datetime | None
 # A gap is an interval of verification times at which some verifier could reject a valid
 # signature. With s0 = activatedAt - skew and s1 = min(end + M + skew, revokedAt):
 #   published-too-late  [s0, min(p0 + M, s1 + L))   empty iff activatedAt >= p0 + publish_lead
-#   removed-too-early   [max(s0, p1), s1 + L)        empty iff p1 >= end + overlap (not revoked)
+#   removed-too-early   [max(s0, p0, p1), s1 + L)    empty iff p1 >= end + overlap (not revoked)
 # Intended gaps are reported but not warned about: a compromise revocation rejects everything
 # its generation signed from revokedAt on, and the emergency replacement (activated at the
 # compromised active generation's revokedAt, which is what `revoke` writes) is used before any
@@ -365,9 +365,13 @@ def find_gaps(
         late_end = p0 + cache if v_end is None else min(p0 + cache, v_end)
         if s0 < late_end:
             pieces += _split("published-too-late", s0, late_end, compromised_at, emergency)
-        # (p1 is only set once the generation stopped signing, so v_end is then known.)
-        if p1 is not None and v_end is not None and max(s0, p1) < v_end:
-            pieces += _split("removed-too-early", max(s0, p1), v_end, compromised_at, False)
+        # (p1 is only set once the generation stopped signing, so v_end is then known.) A copy
+        # fetched before p0 lacks the generation because it was not published yet, not because it
+        # was removed: removal rejects only from max(p0, p1) on (p1 < p0 when it was revoked or
+        # retired before the publisher ever wrote it).
+        removed_from = None if p1 is None else max(s0, p1, p0)
+        if removed_from is not None and v_end is not None and removed_from < v_end:
+            pieces += _split("removed-too-early", removed_from, v_end, compromised_at, False)
         gaps += [Gap(keyset, g.id, kind, a, b, intended, purpose) for kind, a, b, intended in pieces]
     return sorted(gaps, key=lambda gap: (gap.start, gap.generation, gap.kind))
 

@@ -229,7 +229,7 @@ def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, na
     )
 
 
-PUBLIC_KEY_FORMATS = ("jwks", "signers", "trust-anchor")
+PUBLIC_KEY_FORMATS = documents.KID_FORMATS
 """Formats that publish key ids (key-history lists every generation, revoked ones on purpose)."""
 
 

@@ -20,6 +20,7 @@ import pytest
 from keyrotation.cli import main
 from keyrotation.config import load_stack_file
 from keyrotation.lifecycle import State
+from tests.deployed import write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,8 +77,10 @@ def stack(tmp_path: Path) -> Path:
 
 
 def run(path: Path, *args: str, now: str = NOW) -> tuple[int, str, str]:
+    """The command, with the stack outputs of a `pulumi up` right after every earlier change."""
     out, err = io.StringIO(), io.StringIO()
-    code = main([*args, "--file", str(path), "--now", now, "--no-outputs"], out=out, err=err)
+    outputs = write_outputs(path, path.with_name("outputs-deployed.json"))
+    code = main([*args, "--file", str(path), "--now", now, "--outputs", str(outputs)], out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -164,7 +167,6 @@ def test_promote_at_the_publish_lead_switches_active_and_retiring(stack):
     assert "~ generation '2026-11-23': state active -> retiring, retiringAt 2026-11-25T12:06:00Z" in out
     assert "~ generation '2026-11-25': state pending -> active, activatedAt 2026-11-25T12:06:00Z" in out
     assert "retire it from 2026-11-25T13:12:00Z" in out
-    assert "warning: no publisher record for '2026-11-25' (--no-outputs)" in out
 
 
 def test_promote_force_says_what_risk_it_takes(stack):
@@ -308,25 +310,48 @@ def test_revoke_of_a_retiring_generation_after_its_overlap_is_plain(stack):
     assert "key-history verifiers still accept those made before 2026-11-25T12:00:00Z" in out
 
 
-def test_rollback_reactivates_the_previous_generation_and_keeps_the_new_one_retiring(stack):
+def test_rollback_reactivates_the_previous_generation_as_a_new_period_and_keeps_the_new_one_retiring(stack):
     rotated(stack)
     run(stack, "promote", "atlas-gateway", now="2026-11-25T12:06:00Z")
     before = stack.read_text()
     code, out, _ = run(stack, "rollback", "atlas-gateway", now="2026-11-25T12:30:00Z")
-    assert code == 0
+    assert code == 0, out
     removed, added = changed_lines(before, stack.read_text())
+    # nothing recorded is removed: the first period's retiringAt stays, the new period is appended
     assert added == [
         '        - {id: "2026-11-23", state: active, createdAt: "2026-11-23T09:00:00Z",',
-        '           activatedAt: "2026-11-23T09:10:00Z"}',
+        '           activatedAt: "2026-11-23T09:10:00Z", retiringAt: "2026-11-25T12:06:00Z",',
+        '           history: [{state: active, at: "2026-11-25T12:30:00Z"}]}',
         '        - {id: "2026-11-25", state: retiring, createdAt: "2026-11-25T12:00:00Z",',
         '           activatedAt: "2026-11-25T12:06:00Z", retiringAt: "2026-11-25T12:30:00Z"}',
     ]
-    assert "retiringAt removed (was 2026-11-25T12:06:00Z)" in out
+    assert "removed" not in out
+    assert "history + {state active, at 2026-11-25T12:30:00Z}" in out
     assert "stays there as retiring: nothing it signed is lost" in out
     # the due date still counts from the first activation: a rollback does not make a key younger
     code, out, _ = run(stack, "status", "atlas-gateway", now="2026-11-28T12:00:00Z")
     assert code == 3
     assert "WARNING, active '2026-11-23' age 5d 2h, due 2026-11-30T09:10:00Z" in out
+    # a moment between the two periods keeps its answer: the key was not signing then
+    code, out, _ = run(stack, "valid-at", "atlas-gateway", "atlas-2026-11-23", "--at", "2026-11-25T12:20:00Z",
+                       now="2026-11-28T12:00:00Z")
+    assert code == 6, out
+    code, _, _ = run(stack, "valid-at", "atlas-gateway", "atlas-2026-11-23", "--at", "2026-11-25T12:40:00Z",
+                     now="2026-11-28T12:00:00Z")
+    assert code == 0
+
+
+def test_rollback_when_no_rotation_is_under_way_is_refused_without_force(stack):
+    # the gateway's 2026-11-16 has been retiring for days, long past its overlap: nothing to undo
+    before = stack.read_bytes()
+    code, _, err = run(stack, "rollback", "atlas-gateway")
+    assert code == 1
+    assert "refused: rollback undoes a rotation that went wrong" in err
+    assert "past its overlap" in err and "past maxAgeDays (7)" in err
+    assert stack.read_bytes() == before
+    code, out, _ = run(stack, "rollback", "atlas-gateway", "--force")
+    assert code == 0
+    assert "warning: --force: '2026-11-16' is past maxAgeDays (7)" in out
 
 
 def test_rollback_without_a_retiring_generation_is_refused(stack):
@@ -567,16 +592,23 @@ def test_without_outputs_the_pulumi_cli_is_asked_for_the_stack_outputs(stack, tm
     assert "first published 2026-11-25T12:30:00Z (pulumi stack output --stack dev)" in err.getvalue()
 
 
-def test_a_failing_pulumi_cli_falls_back_to_created_at_with_a_warning(stack, tmp_path, monkeypatch):
+def test_without_readable_outputs_an_edit_that_depends_on_them_is_refused_unless_forced(stack, tmp_path, monkeypatch):
     rotated(stack)
+    before = stack.read_bytes()
     monkeypatch.setenv("PATH", fake_pulumi(tmp_path, "echo \"error: no stack named 'dev' found\" >&2\nexit 255\n"))
-    out = io.StringIO()
+    err = io.StringIO()
     code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z"],
+                out=io.StringIO(), err=err)
+    assert code == 1
+    assert ("refused: cannot read the stack outputs (`pulumi stack output --json --stack dev` failed:"
+            " error: no stack named 'dev' found; pass --outputs FILE), and the publish lead counts from what"
+            " was deployed") in err.getvalue()
+    assert stack.read_bytes() == before
+    out = io.StringIO()
+    code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z", "--force"],
                 out=out, err=io.StringIO())
     assert code == 0
-    assert ("warning: no publisher record for '2026-11-25' (`pulumi stack output --json --stack dev` failed:"
-            " error: no stack named 'dev' found; pass --outputs FILE)") in out.getvalue()
-    assert "the policy pack checks the publisher's first-published time at `pulumi preview`" in out.getvalue()
+    assert "warning: --force without the stack outputs" in out.getvalue()
 
 
 def test_editing_commands_print_their_changes_as_json(stack):

@@ -16,6 +16,7 @@ from tests.project import ROOT, stack_config
 
 SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
+SWITCHES = "pulumi-python:dynamic/deploy:SwitchRecord"
 
 
 @pytest.fixture
@@ -92,14 +93,21 @@ def test_rotation_is_additive(project, pinned_clock):
     assert set(before.resources) <= set(after.resources), "no resource may change its URN"
     changed = {
         before.resources[u].name for u in before.resources
-        if before.resources[u].type != PUBLICATION and before.resources[u].inputs != after.resources[u].inputs
+        if before.resources[u].type not in (PUBLICATION, SWITCHES)
+        and before.resources[u].inputs != after.resources[u].inputs
     }
     assert changed == set(), f"inputs changed for {changed}"
     ops = {after.resources[u].name: op for op, u in after.operations}
     assert ops["atlas-gateway-2026-11-30-key"] == "create"
-    # The only update is the gateway's JWKS, which now pre-publishes the pending key.
+    # The only updates: the gateway's JWKS, which now pre-publishes the pending key, and its
+    # deployment record, which records when the pending generation was deployed.
     updated = {after.resources[u].name for op, u in after.operations if op == "update"}
-    assert updated == {next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway")}
+    assert updated == {next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"),
+                       "atlas-gateway-switches"}
+    switches = after.named("atlas-gateway-switches").outputs["switches"]
+    assert switches["2026-11-30"] == [{"state": "pending", "at": "2026-11-23T12:00:00Z", "targets": [
+        "file://published/atlas/.well-known/jwks.json"]}]
+    assert [e["state"] for e in switches["2026-11-23"]] == ["active"]
     jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
     assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
 

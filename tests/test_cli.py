@@ -652,3 +652,82 @@ def test_malformed_outputs_are_reported_with_the_file_and_the_field(stack, tmp_p
     assert err.getvalue() == (
         f"error: keyset 'atlas-gateway': {outputs}: documents.file://published/atlas/.well-known/jwks.json"
         ".firstPublished.atlas-2026-11-25: not an RFC 3339 time: 'soon'\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# The clock and the deployment record
+
+
+def test_an_edit_with_now_in_the_future_is_refused_but_reports_and_dry_runs_may_look_ahead(stack, monkeypatch):
+    from datetime import UTC, datetime
+
+    from keyrotation import cli
+
+    monkeypatch.setattr(cli, "wall_clock", lambda: datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    before = stack.read_bytes()
+    # the sequence: rotate, then promote at +7 min, all within seconds of wall time
+    code, _, err = run(stack, "rotate", "atlas-gateway", now="2026-11-25T12:02:00Z")
+    assert code == 1
+    assert ("refused: --now 2026-11-25T12:02:00Z is later than the clock (2026-11-25T12:00:00Z) by more than"
+            " clockSkewSeconds (60s)") in err
+    assert stack.read_bytes() == before
+    # within the skew it is the clock's own uncertainty
+    assert run(stack, "rotate", "atlas-gateway", now="2026-11-25T12:01:00Z")[0] == 0
+    code, out, _ = run(stack, "promote", "atlas-gateway", "--dry-run", now="2026-11-25T12:07:00Z")
+    assert code == 0 and "dry run: not written" in out
+    assert run(stack, "status", now="2027-01-01T00:00:00Z")[0] == 4
+    assert run(stack, "plan", now="2027-01-01T00:00:00Z")[0] in (0, 5)
+
+
+def test_retire_counts_the_overlap_from_when_the_promote_was_deployed(stack, tmp_path):
+    rotated(stack)
+    assert run(stack, "promote", "atlas-gateway", now="2026-11-25T12:06:00Z")[0] == 0
+    # the promote was merged and deployed at 13:00, not when the command wrote retiringAt
+    outputs = write_outputs(stack, tmp_path / "outputs.json", deployed_at={
+        ("2026-11-23", "retiring"): datetime_of("2026-11-25T13:00:00Z"),
+        ("2026-11-25", "active"): datetime_of("2026-11-25T13:00:00Z")})
+    err = io.StringIO()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T13:01:00Z"], out=io.StringIO(), err=err)
+    assert code == 1
+    assert "it stopped signing at 2026-11-25T12:06:00Z, deployed 2026-11-25T13:00:00Z" in err.getvalue()
+    assert "Retire allowed from 2026-11-25T14:06:00Z" in err.getvalue()
+    out = io.StringIO()
+    main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", "2026-11-25T13:01:00Z"],
+         out=out, err=io.StringIO())
+    assert "from 2026-11-25T14:06:00Z" in out.getvalue() and "retire atlas-gateway 2026-11-23" in out.getvalue()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T14:06:00Z"], out=io.StringIO(), err=io.StringIO())
+    assert code == 0
+
+
+def datetime_of(text: str):
+    from keyrotation.cli import parse_time
+
+    return parse_time(text, "test")
+
+
+def test_status_piped_into_head_exits_quietly(tmp_path):
+    # enough keysets that the output outgrows the pipe's buffer: head closes it while status writes
+    lines = ["config:", "  key-rotation:environment: dev", "  key-rotation:keysets:"]
+    for i in range(300):
+        lines += [f"    k{i}:", "      purpose: sign", "      algorithm: ES256", '      kid: "k-{generation}"',
+                  "      generations:", '        - {id: a, state: active, createdAt: "2026-11-01T00:00:00Z",'
+                  ' activatedAt: "2026-11-01T00:10:00Z"}']
+    big = tmp_path / "Pulumi.dev.yaml"
+    big.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        f"{sys.executable} -m keyrotation status --file {big} --now {NOW} --no-outputs | head -1",
+        shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert done.stdout == "Pulumi.dev.yaml at 2026-11-25T12:00:00Z\n"
+    assert done.stderr == ""
+
+
+def test_status_suggests_promote_when_a_generation_is_pending(stack):
+    rotated(stack)
+    code, out, _ = run(stack, "status", "atlas-gateway", now="2026-11-30T10:00:00Z")
+    assert code == 4
+    assert "overdue: '2026-11-23' passed maxAgeDays (7) on 2026-11-30T09:10:00Z; promote the pending generation" \
+        " now: `promote atlas-gateway`" in out
+    assert "`rotate atlas-gateway`" not in out

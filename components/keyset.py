@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from components.backend import load_backend
 from components.publication import Publication, PublicationArgs
-from keyrotation import documents, keys, lifecycle
+from keyrotation import documents, keys, lifecycle, names
 from keyrotation.config import Generation, StackConfig
 from keyrotation.config import KeySet as KeySetConfig
 from keyrotation.documents import KeyRecord
@@ -27,7 +27,7 @@ class KeyGeneration(pulumi.ComponentResource):
 
     def __init__(self, name: str, stack: StackConfig, keyset: KeySetConfig, generation: Generation,
                  backend, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("key-rotation:index:KeyGeneration", name, None, opts)
+        super().__init__(names.KEY_GENERATION_TYPE, name, None, opts)
         self.generation = generation
         self.key = backend.generation_key(generation, name, self)
         if keyset.kid == "thumbprint":
@@ -40,13 +40,13 @@ class KeyGeneration(pulumi.ComponentResource):
             lambda values: _record(keyset, generation, *values)
         )
         self.register_outputs({
-            "kid": self.kid, "state": str(generation.state), "keyId": self.key.key_id,
+            names.GENERATION_KID: self.kid, "state": str(generation.state), "keyId": self.key.key_id,
             # What the policy pack judges the rotation by (policy/resources.py): the generation as
             # in the stack file, and the keyset timings its publish lead and overlap derive from.
-            "keyset": keyset.name, "purpose": keyset.purpose,
-            "lifecycle": generation.model_dump(mode="json", by_alias=True, exclude_defaults=True,
+            names.GENERATION_KEYSET: keyset.name, names.GENERATION_PURPOSE: keyset.purpose,
+            names.GENERATION_LIFECYCLE: generation.model_dump(mode="json", by_alias=True, exclude_defaults=True,
                                                exclude={"public_key_pem"}),
-            "timings": {to_camel(k): v for k, v in asdict(keyset.timings).items()},
+            names.GENERATION_TIMINGS: {to_camel(k): v for k, v in asdict(keyset.timings).items()},
         })
 
 
@@ -58,7 +58,7 @@ class KeySet(pulumi.ComponentResource):
     """A keyset: one KeyGeneration per generation, and one Publication per publish target."""
 
     def __init__(self, name: str, args: KeySetArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("key-rotation:index:KeySet", name, None, opts)
+        super().__init__(names.KEYSET_TYPE, name, None, opts)
         stack, keyset = args.stack, args.keyset
         self.config = keyset
         backend = load_backend(keyset.backend)(stack, keyset, self)

@@ -16,6 +16,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
+from keyrotation.names import SWITCH_RECORD
+
 
 def _now() -> str:
     from components.publication import _now as publisher_now
@@ -60,7 +62,7 @@ class SwitchRecordArgs:
     """What switches with it: the publication targets and the consumers delivered."""
 
 
-class SwitchRecord(Resource, module="deploy", name="SwitchRecord"):
+class SwitchRecord(Resource, module=SWITCH_RECORD[0], name=SWITCH_RECORD[1]):
     switches: pulumi.Output[dict[str, list[dict[str, Any]]]]
     """Per generation, every deployed switch: ``{state, at, targets}``, oldest first."""
 

@@ -25,7 +25,7 @@ from .commands import CommandError, Publications, Result
 from .config import ConfigError
 from .lifecycle import REVOKE_REASONS, Timings, format_duration
 from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError
-from .times import format_time, utc_now
+from .times import SECONDS_PER_DAY, format_time, utc_now
 
 EXIT_ERROR = 1
 """Bad input, an invalid stack file, or a refused command: nothing was written."""
@@ -299,7 +299,7 @@ def _t(t: datetime | None) -> str:
 def _age(d: timedelta | None) -> str:
     if d is None:
         return "-"
-    days, rest = divmod(int(d.total_seconds()), 86400)
+    days, rest = divmod(int(d.total_seconds()), SECONDS_PER_DAY)
     return f"{days}d {rest // 3600}h" if days else format_duration(timedelta(seconds=rest))
 
 

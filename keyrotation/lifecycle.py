@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
-from .times import format_time
+from .times import SECONDS_PER_DAY, format_time
 
 if TYPE_CHECKING:
     from .config import Generation, KeySet
@@ -367,7 +367,7 @@ _iso = format_time
 def format_duration(d: timedelta) -> str:
     """``1d 2h 3m``: durations as the commands and messages print them."""
     seconds = int(d.total_seconds())
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(seconds, SECONDS_PER_DAY)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if v]

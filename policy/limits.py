@@ -16,11 +16,11 @@ from typing import Any, get_args
 from pulumi.runtime import get_config_env
 from pulumi_policy import PolicyConfigSchema
 
-from keyrotation import algorithms
+from keyrotation import algorithms, names
 from keyrotation.lifecycle import Timings, default_warn_days
 from keyrotation.metadata import format_time, parse_time
 
-NOW_VARIABLE = "KEY_ROTATION_NOW"
+NOW_VARIABLE = names.NOW_VARIABLE
 """The clock variable the publisher also reads (components.publication.NOW_VARIABLE; a test holds
 them equal). Not imported: the pack loads the domain package only, never the program's components
 and their cloud SDKs."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -238,3 +239,38 @@ def test_symmetric_keys_have_the_right_length(project, algorithm):
     assert isinstance(material, Secret)
     assert len(base64.b64decode(material.value)) == ALGORITHMS[algorithm].secret_bytes
     assert os.path.exists(project)
+
+
+def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deployed(project, monkeypatch, tmp_path):
+    """rotate -> up -> promote -> up (later) -> retire: the publish lead counts from the publisher's
+    record, the overlap from the deployment record of the promote, both read from the outputs."""
+    from keyrotation import cli
+
+    def command(*args: str, now: str) -> tuple[int, str]:
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(json.dumps(engine_outputs[-1]))
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main([*args, "--file", str(project / "Pulumi.dev.yaml"), "--outputs", str(outputs),
+                         "--now", now], out=out, err=err)
+        return code, out.getvalue() + err.getvalue()
+
+    def up(at: str) -> None:
+        monkeypatch.setenv("KEY_ROTATION_NOW", at)
+        engine_outputs.append(engine.up().outputs)
+
+    monkeypatch.setattr(cli, "wall_clock", lambda: cli.parse_time("2026-11-30T00:00:00Z", "clock"))
+    engine = Engine(project, "dev")
+    engine_outputs: list[dict] = []
+    up("2026-11-23T12:00:00Z")
+    assert command("rotate", "atlas-gateway", "--id", "next", now="2026-11-24T09:00:00Z")[0] == 0
+    up("2026-11-24T10:00:00Z")  # the rotation PR merged an hour later: the JWKS holds it from then
+    code, said = command("promote", "atlas-gateway", now="2026-11-24T10:05:00Z")
+    assert code == 1 and "first published 2026-11-24T10:00:00Z" in said
+    assert command("promote", "atlas-gateway", now="2026-11-24T10:06:00Z")[0] == 0
+    up("2026-11-24T13:00:00Z")  # ... and the promote deployed at 13:00
+    deployments = engine_outputs[-1]["keysets"]["atlas-gateway"]["deployments"]
+    assert deployments["2026-11-23"][-1] == {"state": "retiring", "at": "2026-11-24T13:00:00Z",
+                                             "targets": ["file://published/atlas/.well-known/jwks.json"]}
+    code, said = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
+    assert code == 1 and "deployed 2026-11-24T13:00:00Z" in said and "Retire allowed from 2026-11-24T14:06:00Z" in said
+    assert command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T14:06:00Z")[0] == 0

@@ -424,13 +424,17 @@ def retire_gate(ks: KeySet, generation: Generation, record: Publications) -> tup
     deployed = deployed_switch(record, generation, State.RETIRING)
     basis = stopped if deployed is None or stopped is None else max(stopped, deployed)
     earliest = lifecycle.earliest_retire(generation, t, deployed)
-    what = "ciphertexts and MACs it made" if ks.purpose != "sign" else "what it signed"
+    if ks.purpose == "sign":
+        lag = (f"what it signed stays valid for tokenLifetimeSeconds ({t.token_lifetime_seconds}s) and"
+               " signers and caches lag by publishMaxAgeSeconds + clockSkewSeconds")
+    else:
+        lag = (f"ciphertext in flight is read for up to tokenLifetimeSeconds ({t.token_lifetime_seconds}s)"
+               " and writers and keyrings lag by publishMaxAgeSeconds + clockSkewSeconds")
     why = (
         f"it stopped {'signing' if ks.purpose == 'sign' else 'encrypting'} at {_iso(stopped)}"
         + (f", deployed {_iso(deployed)} ({record.source})" if deployed is not None else "")
-        + f"; {what} stay{'s' if ks.purpose == 'sign' else ''} in use for tokenLifetimeSeconds"
-        f" ({t.token_lifetime_seconds}s) and signers and caches lag by publishMaxAgeSeconds + clockSkewSeconds"
-    ) if stopped is not None else "it never signed"
+        + f"; {lag}"
+    ) if stopped is not None else f"it never {'signed' if ks.purpose == 'sign' else 'encrypted'}"
     if not ks.keeps_data or basis is None:
         return earliest, why
     writers_done = basis + lifecycle.signer_lag(t)

@@ -96,7 +96,7 @@ class KeySet(pulumi.ComponentResource):
                 targets=[p.target for p in keyset.publish] + [
                     getattr(c, "deployment", None) or c.secret for c in keyset.consumers],
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=after),
+            pulumi.ResourceOptions(parent=self, depends_on=after, deleted_with=self),
         )
         self._warn_gaps(name, keyset)
         self.outputs = self.summary()

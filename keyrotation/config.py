@@ -39,9 +39,9 @@ from .lifecycle import (
     default_warn_days,
     first_pass,
 )
+from .names import PROJECT
 from .times import format_time
 
-PROJECT = "key-rotation"
 PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
 PUBLISH_SCHEMES = ("file", "s3", "gs", "configmap")
 EnvSource = Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "signersAlgorithm", "generation"]
@@ -440,6 +440,11 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
     out += _validate_kid(name, ks)
     out += _validate_publish(stack, name, ks, spec)
     out += _validate_consumers(stack, name, ks)
+    if ks.purpose == "sign":
+        for field in ("dataAtRest", "dataRetentionSeconds"):
+            if getattr(ks, _snake(field)) is not None:
+                problem(f"a sign keyset keeps no data at rest (signatures expire with tokenLifetimeSeconds);"
+                        f" {field} is for encrypt and mac keysets", field)
     t = ks.timings
     if t.warn_days >= t.max_age_days:
         problem(f"warnDays ({t.warn_days}) must be less than maxAgeDays ({t.max_age_days})", "warnDays")

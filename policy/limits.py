@@ -137,7 +137,7 @@ def age_limit(config: Mapping[str, Any], keyset: str | None, purpose: str | None
 
 
 def evaluation_time(config: Mapping[str, Any]) -> datetime:
-    """``now`` from the policy config, else $KEY_ROTATION_NOW, else the clock."""
+    """``now`` from the policy config, else the clock variable (names.NOW_VARIABLE), else the clock."""
     for source, text in (("policy config 'now'", config.get("now")),
                          (f"${NOW_VARIABLE}", os.environ.get(NOW_VARIABLE))):
         if text:

@@ -274,3 +274,24 @@ def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deploye
     code, said = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
     assert code == 1 and "deployed 2026-11-24T13:00:00Z" in said and "Retire allowed from 2026-11-24T14:06:00Z" in said
     assert command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T14:06:00Z")[0] == 0
+
+
+def test_a_restored_generation_is_published_again_from_the_same_key(project, pinned_clock):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    first = engine.up()
+    retired = first.named("atlas-gateway-2026-11-09-key")
+    jwks_path = project / "published/atlas/.well-known/jwks.json"
+    assert "atlas-2026-11-09" not in [k["kid"] for k in json.loads(jwks_path.read_text())["keys"]]
+    old = next(g for g in keysets(engine.config)["atlas-gateway"]["generations"] if g["id"] == "2026-11-09")
+    old.update(state="retiring", history=[{"state": "retiring", "at": "2026-11-23T11:00:00Z"}])
+    second = engine.up()
+    assert op_of(second, "atlas-gateway-2026-11-09-key") == "update"  # never a new key
+    restored = second.named("atlas-gateway-2026-11-09-key").outputs
+    assert restored["public_key_pem"] == retired.outputs["public_key_pem"]
+    assert restored["private_key"] == retired.outputs["private_key"]
+    assert "atlas-2026-11-09" in [k["kid"] for k in json.loads(jwks_path.read_text())["keys"]]
+
+
+def op_of(run, name: str) -> str:
+    urn = run.named(name).urn
+    return next(op for op, u in run.operations if u == urn)

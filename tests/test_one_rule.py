@@ -9,6 +9,9 @@ same about when each generation was first published and which gaps remain.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from keyrotation import lifecycle, outputs
 from keyrotation.config import from_config_map
@@ -49,3 +52,23 @@ def test_the_pack_and_the_commands_read_the_same_first_publications_and_gaps(pro
     assert records["atlas-gateway"].first_published["next"].isoformat() == "2026-11-24T10:00:00+00:00"
     # the dev stack's first generations were in the first version of their documents: not held to it
     assert "2026-11-23" not in records["atlas-gateway"].first_published
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFINED_ONCE = {
+    # a literal that defines a fact -> the one module allowed to spell it
+    "KEY_ROTATION_NOW": "keyrotation/names.py",
+    ":index:": "keyrotation/names.py",
+    "pulumi-python:dynamic/": "keyrotation/names.py",
+    '{fmt}.json': "keyrotation/names.py",
+    "86400": "keyrotation/times.py",
+    '.isoformat().replace("+00:00", "Z")': "keyrotation/times.py",
+}
+
+
+@pytest.mark.parametrize(("literal", "home"), sorted(DEFINED_ONCE.items()))
+def test_each_name_and_format_is_spelled_in_one_module(literal, home):
+    sources = [*ROOT.glob("keyrotation/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("policy/*.py"),
+               ROOT / "__main__.py"]
+    spelled = sorted(str(p.relative_to(ROOT)) for p in sources if literal in p.read_text())
+    assert spelled == [home]

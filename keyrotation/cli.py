@@ -115,7 +115,8 @@ class Context:
             if data is None:
                 self.unavailable = f"{source}; pass --outputs FILE"
         if data is None:
-            self.notices.append(f"no publisher record ({self.unavailable}): publish times count from createdAt")
+            self.notices.append(f"no stack outputs ({self.unavailable}): publish times count from createdAt,"
+                                " the overlap from the recorded stop")
             self._records = {}
         else:
             self._records = outputs.records(data, stack, source)
@@ -419,14 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--project-dir", metavar="DIR", default=default,
                        help="where Pulumi.yaml is (default: the nearest one above the current directory)")
         g.add_argument("--now", metavar="TIME", default=default,
-                       help="the time to act at, RFC 3339 (default: the clock); for reproducible runs")
+                       help="the time to act at, RFC 3339 (default: the clock); an edit may not be later than"
+                            " the clock (beyond clockSkewSeconds), reports and --dry-run may look ahead")
         g.add_argument("--json", action="store_true", default=default, help="print data as JSON")
         o = g.add_mutually_exclusive_group()
         o.add_argument("--outputs", metavar="FILE", default=default,
-                       help="`pulumi stack output --json` saved to FILE: the publisher's first-published"
-                            " times (default: ask the Pulumi CLI if it is installed)")
+                       help="`pulumi stack output --json` saved to FILE: the publishers' first-published"
+                            " times and the deployment record (default: ask the Pulumi CLI if it is installed)")
         o.add_argument("--no-outputs", action="store_true", default=default,
-                       help="do not ask the Pulumi CLI; publish times count from createdAt")
+                       help="do not ask the Pulumi CLI; reports count from the stack file's times, edits that"
+                            " depend on the outputs are refused unless --force")
         return p
 
     def editing() -> argparse.ArgumentParser:
@@ -466,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("promote", cmd_promote, "pending -> active; the active generation becomes retiring",
             "Make the pending generation active and the active one retiring. Refused before the publish lead"
             " (publishMaxAgeSeconds + clockSkewSeconds) has passed since the generation was first published"
-            " (the publisher's record from the stack outputs, else its createdAt).", edits=True)
+            " (the publisher's record from the stack outputs; without the outputs it is refused unless"
+            " --force).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", nargs="?", metavar="GENERATION", help="default: the newest pending generation")
     p.add_argument("--force", action="store_true",
@@ -474,7 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("retire", cmd_retire, "retiring -> retired after the overlap",
             "Stop publishing a retiring generation. Refused before the overlap (tokenLifetimeSeconds +"
-            " publishMaxAgeSeconds + clockSkewSeconds) has passed since it stopped signing.", edits=True)
+            " publishMaxAgeSeconds + clockSkewSeconds) has passed since its stop was deployed (the deployment"
+            " record in the stack outputs), and for keysets with data at rest before `rewrapped` (or"
+            " dataRetentionSeconds).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", metavar="GENERATION")
     p.add_argument("--force", action="store_true",

@@ -274,6 +274,15 @@ def _documents(keyset: KeySet) -> str:
     return ", ".join(f"{p.format} at {p.target}" for p in keyset.publish)
 
 
+def _holders(keyset: KeySet) -> str:
+    """Who holds a copy of what is published: verifiers (documents) or pods (keyrings)."""
+    return "verifiers" if keyset.purpose == "sign" else "pods"
+
+
+def _rejects_new(keyset: KeySet) -> str:
+    return "reject its signatures" if keyset.purpose == "sign" else "cannot decrypt what it encrypts"
+
+
 def _consumers(keyset: KeySet) -> str:
     names = [getattr(c, "deployment", None) or getattr(c, "secret", None) for c in keyset.consumers]
     return ", ".join(n for n in names if n)
@@ -372,11 +381,12 @@ def promote(
     )
     if now < earliest and not force:
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: {basis}; verifiers may hold a copy of the documents"
-            f" fetched before that for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s),"
-            f" clocks differ by up to clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed"
-            f" from {_iso(earliest)} (in {span(earliest - now)}); --force promotes now and accepts that those"
-            " verifiers reject its signatures until they refetch"
+            f"{draft.where(generation.id)}: refused: {basis}; {_holders(ks)} may hold a copy"
+            f" {'of the documents fetched' if ks.purpose == 'sign' else 'of the keyring delivered'} before that"
+            f" for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s), clocks differ by up to"
+            f" clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed from {_iso(earliest)}"
+            f" (in {span(earliest - now)}); --force promotes now and accepts that those {_holders(ks)}"
+            f" {_rejects_new(ks)} until they refetch"
         )
     if record.source is not None and generation.id not in record.first_published \
             and generation.id not in record.missing:
@@ -386,14 +396,13 @@ def promote(
         )
     if generation.id in record.missing:
         draft.result.warnings.append(
-            f"--force: '{generation.id}' is not in {', '.join(record.missing[generation.id])} yet: verifiers"
-            " reject its signatures until it is published and their caches expire"
+            f"--force: '{generation.id}' is not in {', '.join(record.missing[generation.id])} yet:"
+            f" {_holders(ks)} {_rejects_new(ks)} until it is published and their caches expire"
         )
     elif now < earliest:
         draft.result.warnings.append(
-            f"--force: promoted {span(earliest - now)} before the publish lead passed ({basis}): verifiers"
-            f" whose cached document predates it reject signatures of '{generation.id}' until about"
-            f" {_iso(published + lead)}"
+            f"--force: promoted {span(earliest - now)} before the publish lead passed ({basis}):"
+            f" {_holders(ks)} whose copy predates it {_rejects_new(ks)} until about {_iso(published + lead)}"
         )
     previous = [g for g in draft.generations if g.state is State.ACTIVE]
     for old in previous:
@@ -632,9 +641,11 @@ def revoke(
         else:
             advice = f"revoke it from {_iso(cut_until)} (in {span(cut_until - now)})"
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: revoking it now for '{reason}' makes verifiers reject"
-            f" signatures it made that are still valid (until {_iso(cut_until)})"
-            + (" and activates a replacement no verifier has fetched yet" if was_active else "")
+            f"{draft.where(generation.id)}: refused: revoking it now for '{reason}' makes {_holders(ks)}"
+            + (f" reject signatures it made that are still valid (until {_iso(cut_until)})" if ks.purpose == "sign"
+               else f" unable to decrypt ciphertext it made that is still read (until {_iso(cut_until)})")
+            + ((" and activates a replacement no verifier has fetched yet" if ks.purpose == "sign"
+                else " and activates a replacement no pod holds yet") if was_active else "")
             + f"; {advice}. Only a compromise justifies that; --force revokes now anyway"
         )
     draft.move(generation.id, State.REVOKED, revokeReason=reason)
@@ -642,8 +653,10 @@ def revoke(
     res.notes += _revocation_effects(stack, ks, generation, reason, now, record)
     if reason != "compromise" and cut_until is not None:
         res.warnings.append(
-            f"--force: '{generation.id}' revoked for '{reason}' before the overlap passed: its valid"
-            f" signatures are rejected until {_iso(cut_until)}"
+            f"--force: '{generation.id}' revoked for '{reason}' before the overlap passed: "
+            + ("its valid signatures are rejected" if ks.purpose == "sign"
+               else "ciphertext it made that is still read cannot be decrypted")
+            + f" until {_iso(cut_until)}"
         )
     if was_active:
         _emergency(draft, ks, now, record, new_id, reason)
@@ -662,6 +675,11 @@ def _revocation_effects(
             notes.append(
                 f"data encrypted with '{generation.id}' cannot be decrypted once `pulumi up` removes it from"
                 " the keyrings; the key material is disabled, not deleted, if some must be recovered"
+            )
+        elif ks.purpose == "mac":
+            notes.append(
+                f"MACs made with '{generation.id}' no longer verify once `pulumi up` removes it from the"
+                " keyrings; the key material is disabled, not deleted"
             )
         elif reason == "compromise":
             notes.append(
@@ -704,8 +722,10 @@ def _emergency(
     )
     if ready > now:
         res.notes.append(
-            f"verifiers that fetched the documents before the deploy reject '{replacement.id}' signatures"
-            f" until their caches expire (up to {span(ks.timings.publish_lead)} after `pulumi up`,"
+            (f"verifiers that fetched the documents before the deploy reject '{replacement.id}' signatures"
+             if ks.purpose == "sign" else
+             f"pods holding a keyring from before the deploy cannot decrypt what '{replacement.id}' encrypts")
+            + f" until their caches expire (up to {span(ks.timings.publish_lead)} after `pulumi up`,"
             f" {_iso(ready)} at the earliest)"
             + (": the intended cost of a compromise revocation" if reason == "compromise" else "")
         )

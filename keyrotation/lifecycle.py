@@ -339,9 +339,12 @@ class Gap:
         return self.end - self.start
 
     def describe(self) -> str:
+        symmetric = self.purpose in ("encrypt", "mac")
         what = {
-            "published-too-late": "was used before every verifier could have fetched it",
-            "removed-too-early": "was removed while signatures made with it were still valid",
+            "published-too-late": "was used before every pod's keyring held it" if symmetric
+            else "was used before every verifier could have fetched it",
+            "removed-too-early": "was removed from the keyrings while data made with it was still read"
+            if symmetric else "was removed while signatures made with it were still valid",
         }[self.kind]
         effect = (
             "pods may meet data they cannot decrypt or verify"

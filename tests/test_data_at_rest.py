@@ -191,3 +191,17 @@ def test_with_a_declared_retention_ciphertext_expires_by_itself():
     with pytest.raises(CommandError, match="Retire allowed from 2026-01-01T02:22:00Z"):
         commands.retire(stack, KS, "g0", now=at(100), record=deployed(stack, KS))
     commands.retire(stack, KS, "g0", now=at(142), record=deployed(stack, KS))
+
+
+def test_messages_for_an_encrypt_keyset_speak_of_ciphertext_and_decryption():
+    stack = keyset(5, 1, 60, None)
+    stack = commands.rotate(stack, KS, now=at(10), generation_id="g1").stack
+    with pytest.raises(CommandError) as early:
+        commands.promote(stack, KS, now=at(12), record=deployed(stack, KS))
+    forced = commands.promote(stack, KS, now=at(12), record=deployed(stack, KS), force=True)
+    with pytest.raises(CommandError) as cut:
+        commands.revoke(forced.stack, KS, "g1", reason="personnel", now=at(13), record=deployed(forced.stack, KS))
+    said = [str(early.value), *forced.warnings, str(cut.value)]
+    assert all("signature" not in text and "verifier" not in text for text in said), said
+    assert "pods whose copy predates it cannot decrypt what it encrypts" in forced.warnings[0]
+    assert "unable to decrypt ciphertext it made that is still read" in str(cut.value)

@@ -107,7 +107,8 @@ class PulumiProject:
             "PATH": os.pathsep.join([str(venv / "bin"), str(bin_dir), env.get("PATH", "")]),
             "PULUMI_HOME": str(home),
             "PULUMI_BACKEND_URL": f"file://{state}",
-            "PULUMI_CONFIG_PASSPHRASE": "test-only-passphrase",
+            # The dev-only passphrase whose salt Pulumi.dev.yaml carries (scripts/up-dev.sh).
+            "PULUMI_CONFIG_PASSPHRASE": "key-rotation-dev",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_SKIP_CONFIRMATIONS": "true",

@@ -8,12 +8,16 @@ them. Each test runs on a private copy of the project with its own file backend.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jwt
 import pytest
 
-from tests.project import stack_config
+from tests.project import ROOT, copy_project, stack_config
 from tests.pulumi_cli import PulumiProject, require_bin_dir
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -102,3 +106,37 @@ def test_a_token_signed_with_the_active_dev_key_verifies_against_the_published_j
     jwks = jwt.PyJWKSet.from_json((project.dir / JWKS).read_text())
     signing_key = next(k for k in jwks.keys if k.key_id == jwt.get_unverified_header(token)["kid"])
     assert jwt.decode(token, signing_key, algorithms=["EdDSA"], audience="atlas")["sub"] == "gateway-client"
+
+
+def test_the_readme_command_up_dev_runs_the_dev_stack_and_a_second_run_changes_nothing(tmp_path):
+    """`bash scripts/up-dev.sh` as a user runs it in a fresh checkout: keys, documents, outputs."""
+    bin_dir = require_bin_dir()
+    project = PulumiProject(tmp_path / "checkout", bin_dir)
+    copy_project(project.dir)
+    shutil.copytree(ROOT / "tools", project.dir / "tools")
+    (project.dir / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PULUMI_", "KEY_ROTATION_NOW"))}
+    env.update(PATH=f"{bin_dir}:{env.get('PATH', '')}", PULUMI_HOME=str(tmp_path / "home"), NO_COLOR="1")
+
+    def up_dev() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["bash", "scripts/up-dev.sh"], cwd=project.dir, env=env, capture_output=True,
+                              text=True, timeout=900, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    first = up_dev()
+    outputs = json.loads(first.stdout[first.stdout.rindex("\n{") + 1:])
+    kids = [k["kid"] for k in json.loads((project.dir / JWKS).read_text())["keys"]]
+    assert outputs["keysets"]["atlas-gateway"]["activeKid"] in kids
+    assert (project.dir / ".pulumi-state").is_dir(), "the local file backend is in the project"
+    assert "encryptionsalt" in (project.dir / "Pulumi.dev.yaml").read_text()
+    stack_file = (project.dir / "Pulumi.dev.yaml").read_bytes()
+
+    second = up_dev()
+    assert "unchanged" in second.stdout and "created" not in second.stdout.split("Resources:")[-1]
+    assert (project.dir / "Pulumi.dev.yaml").read_bytes() == stack_file, "the stack file is left as it is"
+    project.env = {**env, "PULUMI_BACKEND_URL": f"file://{project.dir / '.pulumi-state'}",
+                   "PULUMI_CONFIG_PASSPHRASE": "key-rotation-dev", "PULUMI_SKIP_UPDATE_CHECK": "true",
+                   "PATH": f"{Path(sys.prefix) / 'bin'}:{env['PATH']}"}
+    project.pulumi("preview", "--expect-no-changes", "--stack", "dev")

@@ -52,6 +52,16 @@ class Publications:
 NO_RECORD = Publications()
 
 
+def deployed_stops(keyset: KeySet, record: Publications) -> dict[str, datetime]:
+    """Per generation, when its latest switch to retiring was deployed (for the gap check)."""
+    out = {}
+    for g in keyset.generations:
+        at = deployed_switch(record, g, State.RETIRING)
+        if at is not None:
+            out[g.id] = at
+    return out
+
+
 def deployed_switch(record: Publications, generation: Generation, state: State) -> datetime | None:
     """When the generation's latest switch to ``state`` was deployed, if the record has it (a record
     older than the switch in the stack file says nothing about it)."""
@@ -120,6 +130,8 @@ class _Draft:
         self.result = Result(command, keyset, stack)
         self.published_at: Mapping[str, datetime] = {}
         """The publisher's record, for the gap check of the result."""
+        self.record: Publications = NO_RECORD
+        """The stack outputs' record (deployment times), for the gap check of the result."""
 
     def where(self, generation: str | None = None) -> str:
         head = f"{self.stack.stack_file}: keyset '{self.keyset.name}'"
@@ -239,10 +251,12 @@ class _Draft:
                 + str(ConfigError(self.stack.stack_file, problems))
             )
         self.result.stack = stack
+        stops = deployed_stops(self.keyset, self.record)
         before = {
-            (g.generation, g.kind, g.start, g.end) for g in lifecycle.keyset_gaps(self.keyset, self.published_at)
+            (g.generation, g.kind, g.start, g.end)
+            for g in lifecycle.keyset_gaps(self.keyset, self.published_at, stops)
         }
-        for gap in lifecycle.keyset_gaps(keyset, self.published_at):
+        for gap in lifecycle.keyset_gaps(keyset, self.published_at, stops):
             if not gap.intended and (gap.generation, gap.kind, gap.start, gap.end) not in before:
                 self.result.warnings.append(f"gap: {gap.describe()}")
         return self.result
@@ -351,7 +365,7 @@ def promote(
 ) -> Result:
     """The pending generation becomes ``active``, the active one ``retiring``."""
     draft = _Draft("promote", stack, keyset, now)
-    draft.published_at = record.first_published
+    draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     if generation_id is None:
         pending = [g for g in draft.generations if g.state is State.PENDING]
@@ -467,7 +481,7 @@ def retire(
 ) -> Result:
     """``retiring`` -> ``retired``: it leaves the published documents (key history keeps it)."""
     draft = _Draft("retire", stack, keyset, now)
-    draft.published_at = record.first_published
+    draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     generation = draft.get(generation_id)
     if generation.state is not State.RETIRING:
@@ -609,7 +623,7 @@ def revoke(
 ) -> Result:
     """Revoke at once; revoking the active generation activates a replacement at once."""
     draft = _Draft("revoke", stack, keyset, now)
-    draft.published_at = record.first_published
+    draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     if reason not in REVOKE_REASONS:
         raise CommandError(f"{draft.where()}: unknown reason {reason!r}; use one of {', '.join(REVOKE_REASONS)}")

@@ -401,11 +401,18 @@ def published_periods(
     return [(a, b) for a, b in out if b is None or b > a]
 
 
-def _valid_signing(generation: Generation, timings: Timings) -> list[tuple[datetime, datetime | None]]:
-    """[s0, s1) per signing period: when some signer may make a valid signature with it (true time)."""
+def _valid_signing(
+    generation: Generation, timings: Timings, deployed_stop: datetime | None = None
+) -> list[tuple[datetime, datetime | None]]:
+    """[s0, s1) per signing period: when some signer may make a valid signature with it (true time).
+    ``deployed_stop``: when its last stop was deployed, if later than recorded (signers switch then)."""
     skew = timedelta(seconds=timings.clock_skew_seconds)
     out = []
-    for start, end in signing_windows(generation, timings):
+    windows = signing_windows(generation, timings)
+    last = stopped_at(generation)
+    if windows and last is not None and deployed_stop is not None and deployed_stop > last:
+        windows[-1] = (windows[-1][0], deployed_stop + signer_lag(timings))
+    for start, end in windows:
         s1 = end
         if generation.revoked_at is not None:
             s1 = generation.revoked_at if s1 is None else min(s1, generation.revoked_at)
@@ -446,9 +453,12 @@ def find_gaps(
     published_at: Mapping[str, datetime] | None = None,
     *,
     purpose: str = "sign",
+    deployed_stops: Mapping[str, datetime] | None = None,
 ) -> list[Gap]:
     """Every interval in which a verifier following the cache rules could reject a valid
     signature (or a pod meet ciphertext it cannot decrypt), per generation, sorted by time.
+    ``deployed_stops``: per generation, when its last stop was deployed (the deployment record),
+    which moves the end of its signing later than the stack file's time when the deploy lagged.
 
     A verifier at v holds a copy fetched at some f in [v - M, v]; it rejects when f falls outside
     every published interval. Before the first publication that is a late publication; after it,
@@ -460,7 +470,7 @@ def find_gaps(
     lifetime = timedelta(seconds=timings.token_lifetime_seconds)
     gaps: list[Gap] = []
     for g in generations:
-        windows = _valid_signing(g, timings)
+        windows = _valid_signing(g, timings, (deployed_stops or {}).get(g.id))
         if not windows:
             continue
         published = published_periods(g, published_at)
@@ -517,8 +527,10 @@ def _split(
 
 
 def keyset_gaps(
-    keyset: KeySet, published_at: Mapping[str, datetime] | None = None
+    keyset: KeySet, published_at: Mapping[str, datetime] | None = None,
+    deployed_stops: Mapping[str, datetime] | None = None,
 ) -> list[Gap]:
     return find_gaps(
-        keyset.name, keyset.generations, keyset.timings, published_at, purpose=keyset.purpose
+        keyset.name, keyset.generations, keyset.timings, published_at, purpose=keyset.purpose,
+        deployed_stops=deployed_stops,
     )

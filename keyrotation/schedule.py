@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import lifecycle
-from .commands import NO_RECORD, CommandError, Publications, keyset_of, kid_of, retire_gate
+from .commands import NO_RECORD, CommandError, Publications, deployed_stops, keyset_of, kid_of, retire_gate
 from .config import Generation, KeySet, StackConfig
 from .lifecycle import State, format_duration
 from .stackfile import format_time
@@ -216,7 +216,7 @@ def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | N
                     continue
                 item.steps.append((f"retire {name} {g.id}", max(now, at), why))
         item.steps.sort(key=lambda s: s[1] or now)
-        item.gaps = lifecycle.keyset_gaps(ks, record.first_published)
+        item.gaps = lifecycle.keyset_gaps(ks, record.first_published, deployed_stops(ks, record))
         out.append(item)
     return out
 

@@ -697,8 +697,21 @@ def test_retire_counts_the_overlap_from_when_the_promote_was_deployed(stack, tmp
          out=out, err=io.StringIO())
     assert "from 2026-11-25T14:06:00Z" in out.getvalue() and "retire atlas-gateway 2026-11-23" in out.getvalue()
     code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
-                 "--now", "2026-11-25T14:06:00Z"], out=io.StringIO(), err=io.StringIO())
+                 "--now", "2026-11-25T14:06:00Z", "--dry-run"], out=io.StringIO(), err=io.StringIO())
     assert code == 0
+    # forced at 13:01, the gap check counts from the deploy too: verifiers lose what signers made
+    # with 2026-11-23 until 13:06, valid until 14:06
+    out = io.StringIO()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T13:01:00Z", "--force"], out=out, err=io.StringIO())
+    assert code == 0
+    assert ("warning: gap: keyset 'atlas-gateway', generation '2026-11-23' was removed while signatures made"
+            " with it were still valid: verifiers may reject valid signatures from 2026-11-25T13:01:00Z to"
+            " 2026-11-25T14:06:00Z") in out.getvalue()
+    out = io.StringIO()
+    code = main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", "2026-11-25T13:02:00Z"],
+                out=out, err=io.StringIO())
+    assert code == 5 and "gap check: GAP" in out.getvalue()
 
 
 def datetime_of(text: str):

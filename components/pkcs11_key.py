@@ -25,6 +25,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from keyrotation.names import PKCS11_KEY
+
 # Fixed at creation: another module, token, algorithm or size would be another key.
 IMMUTABLE = ("keyset", "generation", "algorithm", "key_size", "module", "token")
 METADATA = ("state", "environment", "purpose", "created_at", "activated_at")
@@ -170,7 +172,7 @@ class Pkcs11KeyArgs:
     key_size: pulumi.Input[int] | None = None
 
 
-class Pkcs11Key(Resource, module="keys", name="Pkcs11Key"):
+class Pkcs11Key(Resource, module=PKCS11_KEY[0], name=PKCS11_KEY[1]):
     public_key_pem: pulumi.Output[str]
     """SubjectPublicKeyInfo PEM read back from the token ("" if never generated)."""
     thumbprint: pulumi.Output[str]

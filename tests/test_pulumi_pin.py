@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 from packaging.version import Version
 
@@ -26,3 +28,18 @@ def test_the_cli_is_not_older_than_the_python_sdk_it_runs():
     requirement = re.search(r"^pulumi>=([\d.]+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert requirement
     assert Version(pinned_version().removeprefix("v")) >= Version(requirement.group(1))
+
+
+def test_without_go_or_a_cli_the_installer_says_what_to_install(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts/install-pulumi.sh", checkout / "scripts")
+    shutil.copytree(ROOT / "tools", checkout / "tools")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    done = subprocess.run(["bash", "scripts/install-pulumi.sh"], cwd=checkout, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 127
+    assert done.stdout == ""
+    assert f"The Pulumi CLI {pinned_version()} is needed, and Go is not installed to build it." in done.stderr
+    assert "install Go >= 1.26.6" in done.stderr and "pulumi-language-python" not in done.stdout
+    assert not (checkout / ".pulumi-cli").exists(), "nothing half-installed"

@@ -318,3 +318,14 @@ def test_the_pin_may_come_from_the_environment(hsm):
     assert len(hsm.jwks()["keys"]) == 2
     assert Path(hsm.project.dir / "published/hsm/jwks.json").exists()
 
+
+
+def test_consumers_find_a_pkcs11_key_by_label_and_uri_not_by_material():
+    options = {"module": "/usr/lib/softhsm/libsofthsm2.so", "token": "hsm"}
+    consumers = [{"deployment": "stellaops/signer", "env": {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}}]
+    top = {"key-rotation:pkcs11": options, "key-rotation:kubernetes": {"context": "kind"}}
+    stack = config.from_config_map(_config(_signer(consumers=consumers), **top), stack_file="Pulumi.hsm.yaml")
+    assert stack.keysets["signer"].consumers[0].env == {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}
+    material = [{"deployment": "stellaops/signer", "material": {"SIGNING_KEY": "material"}}]
+    with pytest.raises(config.ConfigError, match="key material cannot be delivered from backend pkcs11"):
+        config.from_config_map(_config(_signer(consumers=material), **top), stack_file="Pulumi.hsm.yaml")

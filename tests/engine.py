@@ -71,6 +71,7 @@ import contextvars
 import copy
 import json
 import os
+import pickle
 import re
 import runpy
 import sys
@@ -1092,6 +1093,10 @@ def _config_string(key: str, value: Any) -> str:
 # The Engine
 # ----------------------------------------------------------------------------------------------------
 
+_PICKLER_BATCH_SETITEMS = pickle._Pickler._batch_setitems
+"""The interpreter's own method, before any provider was serialized in this process."""
+
+
 class Engine:
     """A stack: its config, its state, and `up()` / `preview()` / `destroy()` over the real program.
 
@@ -1174,6 +1179,11 @@ class Engine:
 
     def _run(self, kind: str) -> EngineRun:
         with _RUN_LOCK:
+            # A program runs in a fresh process under the real engine. pulumi.dynamic's
+            # serialize_provider wraps pickle._Pickler._batch_setitems again at every dynamic resource
+            # and never unwraps it: in this long-lived process the wrappers would pile up into a
+            # RecursionError. Each run starts from the interpreter's own method, as a process would.
+            pickle._Pickler._batch_setitems = _PICKLER_BATCH_SETITEMS
             self._config_strings = self._read_config()
             deployment = _Deployment(self, kind)
             deployment.run.config = dict(self._config_strings)

@@ -62,6 +62,7 @@ import ast
 import asyncio
 import contextvars
 import copy
+import gc
 import json
 import os
 import re
@@ -1000,12 +1001,17 @@ class _ProgramProcess:
         self.path_added = str(self.dir) not in sys.path[:1]
         if self.path_added:
             sys.path.insert(0, str(self.dir))
+        self.gc_thresholds = gc.get_threshold()
         self.stashed = {n: m for n, m in list(sys.modules.items()) if self._ours(n, m)}
         for name in self.stashed:
             del sys.modules[name]
         return self
 
     def __exit__(self, *exc):
+        # A program may tune the collector for its own process (components/runtime.py): a real
+        # program's process ends, so the harness gives the test process its own settings back.
+        gc.unfreeze()
+        gc.set_threshold(*self.gc_thresholds)
         for name, module in list(sys.modules.items()):
             if self._ours(name, module):
                 del sys.modules[name]

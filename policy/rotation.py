@@ -29,7 +29,7 @@ from keyrotation.lifecycle import PUBLISHED_STATES, State
 from keyrotation.metadata import RotationMetadata
 from policy import limits, resources
 from policy.limits import iso
-from policy.resources import UNKNOWN, DocumentRecord, GenerationRecord, plain, where
+from policy.resources import UNKNOWN, DocumentRecord, GenerationRecord, where
 
 
 @dataclass

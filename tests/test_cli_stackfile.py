@@ -256,15 +256,15 @@ def test_a_merge_key_may_still_be_overridden():
 def _every_edit(f: StackFile):
     """One command per keyset of a shipped stack file that the contract lets run on it."""
     for name, keyset in f.config.keysets.items():
+        retiring = [g.id for g in keyset.generations if g.state is State.RETIRING]
         for run in (
-            lambda: commands.rotate(f.config, name, now=T, generation_id=f"{name}-next"),
-            lambda: commands.promote(f.config, name, now=T, force=True),
-            lambda: commands.retire(f.config, name, next(g.id for g in keyset.generations
-                                                          if g.state is State.RETIRING), now=T, force=True),
+            lambda name=name: commands.rotate(f.config, name, now=T, generation_id=f"{name}-next"),
+            lambda name=name: commands.promote(f.config, name, now=T, force=True),
+            lambda name=name, retiring=retiring: commands.retire(f.config, name, retiring[0], now=T, force=True),
         ):
             try:
                 yield name, run()
-            except (commands.CommandError, StopIteration):
+            except (commands.CommandError, IndexError):
                 continue
 
 

@@ -1,10 +1,12 @@
-"""Process settings for the Pulumi program: cyclic garbage collection tuned for registration.
+"""Process settings for the Pulumi program and the policy pack: cyclic garbage collection tuned.
 
 The program builds one large graph of resources, Outputs, futures and tasks that stays alive until
 the engine has every registration; almost nothing of it is garbage before the end. CPython's
 cyclic collector nevertheless re-scans that growing heap on every older-generation collection,
 which made it 40% of registration time and per-resource cost grow with the number of keysets
-(docs/design.md, "Measured speed"). So, once the imports are done:
+(docs/design.md, "Measured speed"). The policy pack, likewise, deserialises every resource of
+the stack once per stack policy (the SDK does) and keeps them alive for that analysis. So, once
+the imports are done:
 
 - ``gc.freeze()`` moves everything alive so far (the imported SDKs, the validated config) into
   the permanent generation, which no collection scans again;
@@ -26,6 +28,6 @@ THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_garbage_collection() -> None:
-    """Call once, at the top of the program, after its imports."""
+    """Call once, at the top of the program (or the pack), after its imports."""
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)

@@ -24,6 +24,7 @@ from . import commands, outputs, schedule, timeline
 from .commands import CommandError, Publications, Result
 from .config import ConfigError
 from .lifecycle import REVOKE_REASONS, format_duration
+from .runtime import garbage_collection_tuned
 from .stackfile import AddGeneration, StackFile, StackFileError, format_time
 
 EXIT_ERROR = 1
@@ -491,8 +492,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exit:  # --help, or a usage error argparse has already explained
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE
     try:
-        ctx = Context(args, out)
-        return args.handler(ctx)
+        # A big stack file is two large, long-lived object graphs (read, verify): keyrotation/runtime.py.
+        with garbage_collection_tuned():
+            ctx = Context(args, out)
+            return args.handler(ctx)
     except UsageError as error:
         return _fail(args, out, err, str(error), EXIT_USAGE)
     except (CommandError, StackFileError, ConfigError, outputs.OutputsError) as error:

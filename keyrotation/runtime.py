@@ -22,6 +22,8 @@ prints peak memory for the program and the baselines, which keep Python's defaul
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 THRESHOLDS = (50_000, 20, 100)
 """gc.set_threshold(gen0, gen1, gen2) while the program registers (Python's default: 700, 10, 10)."""
@@ -31,3 +33,16 @@ def tune_garbage_collection() -> None:
     """Call once, at the top of the program (or the pack), after its imports."""
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+@contextmanager
+def garbage_collection_tuned() -> Iterator[None]:
+    """The same tuning for a block (a rotation command reading a big stack file twice), then the
+    process's own settings back: the commands also run inside other programs' processes (tests)."""
+    thresholds = gc.get_threshold()
+    tune_garbage_collection()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

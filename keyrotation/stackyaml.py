@@ -91,12 +91,59 @@ for _tag, _regexp, _firsts in (
 Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
 
 
+_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Unusual(Exception):
+    """A node the direct construction leaves to PyYAML's constructor (merge keys, !!set, ...)."""
+
+
+def _construct(loader: Loader, node: yaml.Node, made: dict[int, Any]) -> Any:
+    """The data of ``node``: plain strings, lists and dicts built directly (PyYAML's constructor
+    spends most of a big file's read in its generic machinery), other scalars by PyYAML's
+    constructors. Aliases share one object, as in PyYAML."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
+    if id(node) in made:
+        return made[id(node)]
+    if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+        items: list[Any] = []
+        made[id(node)] = items
+        items.extend(_construct(loader, item, made) for item in node.value)
+        return items
+    if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+        mapping: dict[Any, Any] = {}
+        made[id(node)] = mapping
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                raise _Unusual
+            key = _construct(loader, key_node, made)
+            try:
+                duplicate = key in mapping
+            except TypeError:
+                raise _Unusual from None  # an unhashable key: PyYAML's constructor says why
+            if duplicate:
+                first = next(k for k, _ in node.value if k is not key_node and _construct(loader, k, made) == key)
+                raise DuplicateKeyError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first at line {first.start_mark.line + 1})", key_node.start_mark)
+            mapping[key] = _construct(loader, value_node, made)
+        return mapping
+    raise _Unusual
+
+
 def load(text: str) -> tuple[Any, yaml.Node | None]:
     """The document's data and its composed node (None for an empty document)."""
     loader = Loader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            return None, None
+        try:
+            data = _construct(loader, node, {})
+        except _Unusual:
+            data = loader.construct_document(node)
     finally:
         loader.dispose()
     return data, node

@@ -210,7 +210,7 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         f"{name}-jwks-{hashlib.sha256(target.encode()).hexdigest()[:8]}",
         PublicationArgs(target=target, format="jwks", content=content, kids=kids, cache_control=CACHE_CONTROL,
                         keyset=name),
-        pulumi.ResourceOptions(parent=keyset),
+        pulumi.ResourceOptions(parent=keyset, deleted_with=keyset),
     )
     active = next((g, kid, key_id) for g, kid, key_id, _key in generations if g["state"] == "active")
     summary = {

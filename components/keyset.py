@@ -116,7 +116,7 @@ class KeySet(pulumi.ComponentResource):
             self.delivery = KeyDelivery(
                 f"{name}-delivery",
                 KeyDeliveryArgs(stack=stack, keyset=keyset, generations=self.generations,
-                                publications=list(self.publications.values())),
+                                publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )
         self._warn_gaps(name, keyset)
@@ -132,7 +132,8 @@ class KeySet(pulumi.ComponentResource):
             from components.kubernetes import document_config_map
 
             return document_config_map(
-                f"{name}-{pub.format}-{suffix}", pub, text, name, pulumi.ResourceOptions(parent=self),
+                f"{name}-{pub.format}-{suffix}", pub, text, name,
+                pulumi.ResourceOptions(parent=self, deleted_with=self),
             )
         return Publication(
             f"{name}-{pub.format}-{suffix}",
@@ -144,7 +145,12 @@ class KeySet(pulumi.ComponentResource):
                 cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
                 keyset=name,
             ),
-            pulumi.ResourceOptions(parent=self),
+            # Removing a publish target deletes its document; a `pulumi destroy` does not. Without
+            # `--skip-preview` the protected keys stop a destroy before any step, but with it (and in
+            # the Automation API's destroy()) the engine deletes every unprotected resource first:
+            # the published documents would go while the keys stay. deletedWith the KeySet makes
+            # the engine drop them from the state without deleting what verifiers read.
+            pulumi.ResourceOptions(parent=self, deleted_with=self),
         )
 
     @staticmethod

@@ -162,6 +162,7 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
 
     from components.publication import Publication, PublicationArgs
     from components.software_key import SoftwareKey, SoftwareKeyArgs
+    from components.switches import SwitchRecord, SwitchRecordArgs
     from keyrotation import documents
     from keyrotation.documents import KeyRecord
     from keyrotation.lifecycle import State
@@ -212,6 +213,11 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
                         keyset=name),
         pulumi.ResourceOptions(parent=keyset, deleted_with=keyset),
     )
+    switches = SwitchRecord(
+        f"{name}-switches",
+        SwitchRecordArgs(keyset=name, states={g["id"]: g["state"] for g in ks["generations"]}, targets=[target]),
+        pulumi.ResourceOptions(parent=keyset, depends_on=[publication], deleted_with=keyset),
+    )
     active = next((g, kid, key_id) for g, kid, key_id, _key in generations if g["state"] == "active")
     summary = {
         "activeKid": active[1], "activeGeneration": active[0]["id"], "activeKeyId": active[2],
@@ -220,6 +226,8 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         "generations": [{"id": g["id"], "kid": kid, "state": g["state"], "keyId": key_id}
                         for g, kid, key_id, _key in generations],
         "documents": {target: {"format": "jwks", "target": target, "firstPublished": publication.first_published}},
+        # The mocks echo inputs: a switch record's output is null, which the literal program knows.
+        "deployments": switches.switches if wired else None,
     }
     keyset.register_outputs(summary)
     return summary
@@ -285,7 +293,7 @@ def _without_dependencies(requests: str) -> str:
             for deps in request["register"].get("propertyDependencies", {}).values():
                 deps.pop("urns", None)
         out.append(json.dumps(request, sort_keys=True))
-    return "\n".join(out)
+    return "\n".join(sorted(out))
 
 
 def verify(n: int) -> bool:

@@ -10,21 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-NOW_VARIABLE = "KEY_ROTATION_NOW"
-"""Tests pin the publisher's clock with this environment variable (RFC 3339)."""
+from keyrotation.names import NOW_VARIABLE, PUBLICATION
+from keyrotation.times import format_time, utc_now
 
 
 def _now() -> str:
     pinned = os.environ.get(NOW_VARIABLE)
     if pinned:
         return pinned
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return format_time(utc_now())
 
 
 def _sha256(content: str) -> str:
@@ -90,7 +89,7 @@ class PublicationArgs:
     content_type: pulumi.Input[str] = "application/json"
 
 
-class Publication(Resource, module="publishing", name="Publication"):
+class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
     target: pulumi.Output[str]
     sha256: pulumi.Output[str]
     first_published: pulumi.Output[dict[str, str]]

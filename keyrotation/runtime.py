@@ -18,7 +18,7 @@ Why it is safe: reference counting still frees every object the moment it is unr
 reference *cycles* wait longer for a collection, and young collections still run (this is not
 ``gc.disable()``), so short-lived cycles are still reclaimed. What it costs is measured:
 ``bench/registration.py`` prints peak memory for the program and for the baselines, which keep
-Python's defaults (1,000 keysets: 490 MB against 466 MB; with collection off entirely, 515 MB).
+Python's defaults (1,000 keysets: 511 MB against 520 MB; with collection off entirely, about 5% more).
 """
 
 from __future__ import annotations

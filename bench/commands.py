@@ -34,8 +34,8 @@ COMMANDS = {
     "timeline": ["timeline"],
     "valid-at": ["valid-at", "KEYSET", "g2", "--at", "2026-11-10T00:00:00Z"],
     "rotate": ["rotate", "KEYSET"],  # refused (a pending generation exists): reads and plans only
-    "promote": ["promote", "KEYSET", "g3"],
-    "retire": ["retire", "KEYSET", "g1"],
+    "promote": ["promote", "KEYSET", "g3", "--force"],  # no stack outputs here: the file's own times
+    "retire": ["retire", "KEYSET", "g1", "--force"],
 }
 EDITS = ("rotate", "promote", "retire")
 

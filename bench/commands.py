@@ -48,7 +48,7 @@ def _run(directory: Path, size: int, command: str) -> dict:
     argv = [sys.executable, "-m", "keyrotation", *[keyset if a == "KEYSET" else a for a in COMMANDS[command]],
             "--stack", stack, "--project-dir", str(directory), "--now", NOW, "--no-outputs"]
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(argv, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start

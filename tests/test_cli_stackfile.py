@@ -300,6 +300,7 @@ def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with
 
     from keyrotation import cli, stackyaml
 
+    monkeypatch.chdir(tmp_path)  # `timeline` writes its SVG beside the caller
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_bytes((PROJECT / "Pulumi.dev.yaml").read_bytes())
     (tmp_path / "Pulumi.yaml").write_bytes((PROJECT / "Pulumi.yaml").read_bytes())

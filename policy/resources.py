@@ -9,9 +9,8 @@ whole policy being skipped.
 
 from __future__ import annotations
 
+import contextvars
 import json
-import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -126,37 +125,21 @@ def plain(value: Any) -> Any:
 # What every stack policy reads, built once per analysis
 
 
-_ANALYSIS = threading.local()
-
-
-def _stack_request() -> object | None:
-    """The AnalyzeStack request the SDK's analyzer is serving on this thread, if any.
-
-    The SDK calls each stack policy with its own arguments, deserialised afresh from the same
-    request; that request is the one exact identity of "this analysis". It is read from the
-    SDK's frame; where there is none (a policy called directly, another SDK layout), nothing is
-    cached and each policy builds what it reads itself: slower, never stale.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "AnalyzeStack" and frame.f_globals.get("__name__", "").startswith("pulumi_policy"):
-            return frame.f_locals.get("request")
-        frame = frame.f_back
-    return None
+ANALYSIS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "key_rotation_analysis", default=None)
+"""What the stack policies of the AnalyzeStack being served have built so far: set afresh for each
+request by :mod:`policy.sdk_hooks` and dropped when it returns. Outside one (a policy called
+directly), nothing is cached and each policy builds what it reads itself: slower, never stale."""
 
 
 def per_analysis(name: str, build: Callable[[], Any]) -> Any:
-    """``build()``, once per AnalyzeStack request (see :func:`_stack_request`)."""
-    request = _stack_request()
-    if request is None:
+    """``build()``, once per AnalyzeStack request (see :data:`ANALYSIS`)."""
+    built = ANALYSIS.get()
+    if built is None:
         return build()
-    cache = getattr(_ANALYSIS, "cache", None)
-    if cache is None or cache[0] is not request:
-        cache = (request, {})
-        _ANALYSIS.cache = cache  # holds the last request only: the next analysis replaces it
-    if name not in cache[1]:
-        cache[1][name] = build()
-    return cache[1][name]
+    if name not in built:
+        built[name] = build()
+    return built[name]
 
 
 def stack_props(args: Any) -> dict[str, Any]:

@@ -318,8 +318,9 @@ def _servicer():
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-    from policy import guardrails, key_age
+    from policy import guardrails, key_age, sdk_hooks
 
+    sdk_hooks.install()  # as policy/__main__.py does
     return _PolicyAnalyzerServicer("key-rotation", "1", [*key_age.POLICIES, *guardrails.POLICIES, *rotation.POLICIES],
                                    EnforcementLevel.MANDATORY)
 

@@ -6,6 +6,7 @@ problems are reported together, before any resource is registered.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -436,6 +437,7 @@ def _generation_id(data: Mapping[str, Any], keyset: str, index: int) -> str:
     return str(gid) if gid is not None else f"#{index + 1}"
 
 
+@functools.lru_cache(maxsize=64)  # a handful of field names, asked 12 times per generation
 def _snake(camel: str) -> str:
     return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
 

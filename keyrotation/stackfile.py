@@ -6,6 +6,11 @@ mappings, and a rotation PR must show only the lines it changes. After editing, 
 parsed again and validated with :func:`keyrotation.config.from_config_map`; it is written only if
 it is valid and says exactly what the command computed, atomically (temporary file, fsync,
 rename). On any error the file is left byte for byte as it was.
+
+Speed (docs/design.md): the file is read with libyaml (:mod:`keyrotation.stackyaml`, same meaning
+as ruamel's safe loader), once for a command that only reads, and once more to verify an edit.
+ruamel's round trip, which finds where things sit, is given only the edited keyset's lines when
+they can be cut out cleanly (the whole file otherwise).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from . import stackyaml
 from .config import PROJECT, ConfigError, StackConfig, from_config_map
 from .lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
 from .times import format_time
@@ -95,10 +101,19 @@ class StackFile:
             self.text = self.raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise StackFileError(f"{self.name}: not UTF-8 text ({error})") from None
-        self.tree = self._load(self.text)
-        self.config: StackConfig = self._validate(self.text)
+        self.config: StackConfig
+        self.config, self._node = self._read(self.text)
+        self._tree: CommentedMap | None = None
+        self._edited: tuple[list[Edit], str] | None = None
 
     # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def tree(self) -> CommentedMap:
+        """The whole file's round-trip tree (comments, positions), parsed on first use."""
+        if self._tree is None:
+            self._tree = self._load(self.text)
+        return self._tree
 
     def _load(self, text: str) -> CommentedMap:
         try:
@@ -109,25 +124,79 @@ class StackFile:
             raise StackFileError(f"{self.name}: has no 'config:' mapping")
         return tree
 
-    def _validate(self, text: str) -> StackConfig:
+    def _read(self, text: str) -> tuple[StackConfig, Any]:
+        """The validated config, and the composed YAML node that says where each value sits."""
         try:
-            document = YAML(typ="safe").load(text) or {}
-        except YAMLError as error:
+            document, node = stackyaml.load(text)
+        except stackyaml.YAMLError as error:
             raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
+        document = document or {}
         if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
             raise StackFileError(f"{self.name}: has no 'config:' mapping")
-        return from_config_map(document["config"], stack_file=self.name)
+        return from_config_map(document["config"], stack_file=self.name), node
+
+    def _validate(self, text: str) -> StackConfig:
+        return self._read(text)[0]
 
     # -- editing ----------------------------------------------------------------------------
 
     def edited(self, edits: Sequence[Edit]) -> str:
         """The file's text with ``edits`` applied, each in the style of its surroundings."""
-        text = self.text
-        # Every edit is located in the text as read; later edits are placed on a fresh parse.
+        edits = list(edits)
+        if self._edited is not None and self._edited[0] == edits:
+            return self._edited[1]  # a command shows its edit and then writes it: edit once
+        region = self._region({e.keyset for e in edits})
+        start, end = region if region is not None else (0, len(self.text))
+        part = self.text[start:end]
+        first_line = self.text.count("\n", 0, start)
+        # Every edit is located in the text as read; later edits are placed on a fresh parse (of
+        # the keyset's lines only, when they could be cut out: a few hundred bytes, not the file).
         for edit in edits:
-            editor = _Editor(text, YAML().load(text), self.name)
-            text = editor.apply(edit)
+            if region is None:
+                tree = self.tree if part is self.text else self._load(part)
+            else:
+                tree = {"config": {KEYSETS: self._load_part(part)}}
+            part = _Editor(part, tree, self.name, first_line).apply(edit)
+        text = self.text[:start] + part + self.text[end:]
+        self._edited = (edits, text)
         return text
+
+    def _region(self, keysets: set[str]) -> tuple[int, int] | None:
+        """Where the one keyset ``keysets`` names sits in the text: whole lines, its key first.
+
+        None when the edit spans keysets or the keyset does not start and end on line boundaries
+        (a flow-style keysets map): the edit then parses the whole file.
+        """
+        if len(keysets) != 1:
+            return None
+        entry = None
+        config = stackyaml.child(self._node, "config")
+        mapping = stackyaml.child(config[1], KEYSETS) if config else None
+        if mapping is not None:
+            entry = stackyaml.child(mapping[1], next(iter(keysets)))
+        if entry is None:
+            return None
+        key, value = entry
+        lines = self.text.splitlines(keepends=True)
+        if key.start_mark.line >= len(lines) or lines[key.start_mark.line][:key.start_mark.column].strip():
+            return None
+        end = value.end_mark
+        if end.line < len(lines) and lines[end.line][:end.column].strip():
+            return None  # something else follows on the keyset's last line
+        if end.line <= key.start_mark.line:
+            return None
+        start = sum(len(line) for line in lines[:key.start_mark.line])
+        stop = sum(len(line) for line in lines[:end.line]) if end.line < len(lines) else len(self.text)
+        return start, stop
+
+    def _load_part(self, part: str) -> CommentedMap:
+        try:
+            tree = YAML().load(part)
+        except YAMLError as error:
+            raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
+        if not isinstance(tree, CommentedMap):
+            raise StackFileError(f"{self.name}: '{KEYSETS}' is not a YAML mapping that can be edited")
+        return tree
 
     def write(self, edits: Sequence[Edit], expected: StackConfig) -> str:
         """Apply, re-validate, compare with ``expected`` and replace the file atomically."""
@@ -177,10 +246,12 @@ class StackFile:
 class _Editor:
     """One edit on one text; positions come from ruamel's line/column records."""
 
-    def __init__(self, text: str, tree: CommentedMap, name: str):
+    def __init__(self, text: str, tree: Any, name: str, first_line: int = 0):
         self.text = text
         self.tree = tree
         self.name = name
+        self.first_line = first_line
+        """The line of the file ``text`` starts at (it may be one keyset's lines), for messages."""
         self.lines = text.splitlines(keepends=True)
         self.starts = [0]
         for line in self.lines:
@@ -229,7 +300,7 @@ class _Editor:
                 i += 1
             return i
         if first in ("|", ">", "{", "[", "&", "*", "!"):
-            line = text.count("\n", 0, start) + 1
+            line = self.first_line + text.count("\n", 0, start) + 1
             raise self.fail(f"cannot edit a value written as {first!r} at line {line}; write it as a plain scalar")
         end_of_line = text.find("\n", start)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
@@ -422,7 +493,7 @@ class _Editor:
                 if depth == 0:
                     return i + 1
             i += 1
-        raise self.fail(f"unterminated flow mapping at line {line + 1}")
+        raise self.fail(f"unterminated flow mapping at line {self.first_line + line + 1}")
 
     def _block_end(self, line: int, dash_col: int) -> int:
         last = line

@@ -133,7 +133,7 @@ class StackFile:
         document = document or {}
         if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
             raise StackFileError(f"{self.name}: has no 'config:' mapping")
-        return from_config_map(document["config"], stack_file=self.name), node
+        return from_config_map(document["config"], stack_file=self.name, from_file=True), node
 
     def _validate(self, text: str) -> StackConfig:
         return self._read(text)[0]

@@ -66,6 +66,7 @@ class KeySet(pulumi.ComponentResource):
         super().__init__("key-rotation:index:KeySet", name, None, opts)
         stack, keyset = args.stack, args.keyset
         self.config = keyset
+        self.publish_root = stack.publish_root
         backend = load_backend(keyset.backend)(stack, keyset, self)
         self.generations = {
             g.id: KeyGeneration(f"{name}-{g.id}", stack, keyset, g, backend, pulumi.ResourceOptions(parent=self))
@@ -114,6 +115,7 @@ class KeySet(pulumi.ComponentResource):
                 kids=document.apply(lambda d: documents.kids_in(pub.format, d)),
                 cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
                 keyset=name,
+                publish_root=self.publish_root if pub.scheme == "file" else None,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -7,8 +7,10 @@ whether a generation has been visible to verifiers for the publish lead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,17 +20,66 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 
 NOW_VARIABLE = "KEY_ROTATION_NOW"
 """Tests pin the publisher's clock with this environment variable (RFC 3339)."""
+DEBUG_VARIABLE = "KEY_ROTATION_DEBUG"
+"""Set to 1 to keep the cloud SDK's own traceback under a publisher error."""
+
+
+class PublishError(Exception):
+    """One line naming the target, the operation and the cause: what the engine shows under the URN."""
+
+
+# The engine prints the exception as "<module>.<name>: message"; keep that line short.
+PublishError.__module__ = "builtins"
 
 
 def _now() -> str:
+    from keyrotation import times
+
     pinned = os.environ.get(NOW_VARIABLE)
-    if pinned:
-        return pinned
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    if pinned is None:
+        return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    try:
+        return times.format_time(times.parse(pinned))
+    except times.TimeError as error:
+        raise PublishError(f"${NOW_VARIABLE}={times.shown(pinned)}: {error}") from None
 
 
-def _sha256(content: str) -> str:
-    return hashlib.sha256(content.encode()).hexdigest()
+def _sha256(content: str | bytes) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+def _cause(error: BaseException) -> str:
+    """The provider's own words for a failure: an error code and message, without a traceback."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):  # botocore ClientError
+        detail = response["Error"]
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        return f"{detail.get('Code', 'error')}{f' (HTTP {status})' if status else ''}: {detail.get('Message', '')}"
+    code, message = getattr(error, "code", None), getattr(error, "message", None)
+    if code is not None and isinstance(message, str):  # google.api_core exceptions
+        return f"HTTP {code}: {message.splitlines()[0] if message else type(error).__name__}"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}{f' ({error.filename})' if error.filename else ''}"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}{': ' + text[0][:300] if text else ''}"
+
+
+@contextlib.contextmanager
+def _operation(target: str, operation: str) -> Iterator[None]:
+    """Turn any failure of ``operation`` on ``target`` into one PublishError line."""
+    from keyrotation.targets import TargetError
+
+    try:
+        yield
+    except PublishError:
+        raise
+    except TargetError as error:
+        raise PublishError(f"{target}: {operation} refused: {error}") from None
+    except Exception as error:
+        message = f"{target}: {operation} failed: {_cause(error)}"
+        if os.environ.get(DEBUG_VARIABLE):
+            raise PublishError(message) from error
+        raise PublishError(message) from None
 
 
 class PublicationProvider(ResourceProvider):
@@ -48,24 +99,41 @@ class PublicationProvider(ResourceProvider):
         return UpdateResult(self._publish(news, previous, olds.get("first_published") or {}))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from components.targets import open_target
+        """Remove the document, only if it is still the one this publisher wrote (its recorded hash)."""
+        from components.targets import FileTarget, open_target
 
-        open_target(props["target"]).delete()
+        name = props["target"]
+        with _operation(name, "delete"):
+            target = open_target(name, props.get("publish_root"))
+            current = target.read()
+            if current is not None and _sha256(current) == props.get("sha256"):
+                target.delete()
+            elif isinstance(target, FileTarget):
+                target.clean()
 
     @staticmethod
     def _publish(props: dict[str, Any], previous_sha: str | None, first_published: dict[str, str]) -> dict[str, Any]:
-        from components.targets import open_target
+        from components.targets import FileTarget, open_target
 
         content: str = props["content"]
         sha = _sha256(content)
-        target = open_target(props["target"])
+        name = props["target"]
         now = _now()
         wrote = False
-        if sha != previous_sha and target.read() != content.encode():
-            target.write(
-                content.encode(), content_type=props["content_type"], cache_control=props["cache_control"]
-            )
-            wrote = True
+        with _operation(name, "open"):
+            target = open_target(name, props.get("publish_root"))
+        if isinstance(target, FileTarget):
+            with _operation(name, "clean up leftover temporary files"):
+                target.clean()  # what a killed write left behind
+        if sha != previous_sha:
+            with _operation(name, "read"):
+                current = target.read()
+            if current != content.encode():
+                with _operation(name, "write"):
+                    target.write(
+                        content.encode(), content_type=props["content_type"], cache_control=props["cache_control"]
+                    )
+                wrote = True
         kids = list(props.get("kids") or [])
         # Keep the first-published time of every kid still present; new kids are published now.
         published = {kid: first_published.get(kid, now) for kid in kids}
@@ -88,6 +156,8 @@ class PublicationArgs:
     cache_control: pulumi.Input[str]
     keyset: pulumi.Input[str]
     content_type: pulumi.Input[str] = "application/json"
+    publish_root: pulumi.Input[str] | None = None
+    """``file://`` targets: the stack's publish root (``key-rotation:publishRoot``)."""
 
 
 class Publication(Resource, module="publishing", name="Publication"):
@@ -106,6 +176,7 @@ class Publication(Resource, module="publishing", name="Publication"):
             "cache_control": args.cache_control,
             "content_type": args.content_type,
             "keyset": args.keyset,
+            **({"publish_root": args.publish_root} if args.publish_root is not None else {}),
             "sha256": None,
             "first_published": None,
             "published_at": None,

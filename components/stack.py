@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from keyrotation.config import ConfigError, StackConfig, from_config_map
+from keyrotation import config, times
+from keyrotation.config import ConfigError, StackConfig
+
+NOW_VARIABLE = "KEY_ROTATION_NOW"
+"""Tests and what-if runs pin the program's and the publisher's clock with it (RFC 3339)."""
+
+
+def now() -> datetime:
+    """``$KEY_ROTATION_NOW`` (strict RFC 3339, else the run stops), or the clock."""
+    pinned = os.environ.get(NOW_VARIABLE)
+    if pinned is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return times.parse(pinned)
+    except times.TimeError as error:
+        raise pulumi.RunError(f"${NOW_VARIABLE}={times.shown(pinned)}: {error}; unset it or give e.g."
+                              f" {times.EXAMPLE}") from None
 
 
 def load_stack() -> StackConfig:
-    """The validated stack config; a bad stack file stops the program before any resource."""
+    """The validated stack config; a bad stack file stops the program before any resource.
+
+    The engine hands the program the config values, not the file: the program validates those,
+    and reads the stack file beside ``Pulumi.yaml`` (when it is there) for what only the text
+    shows (duplicate keys, aliases, comments holding key material), through the same validator
+    the rotation commands use.
+    """
     stack_file = f"Pulumi.{pulumi.get_stack()}.yaml"
+    text = None
+    path = Path(stack_file)
     try:
-        return from_config_map(runtime_config.CONFIG.get(), stack_file=stack_file)
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise pulumi.RunError(f"{stack_file}: cannot read the stack file ({type(error).__name__})") from None
+    try:
+        return config.load(stack_file, text=text, config=runtime_config.CONFIG.get(), now=now())
     except ConfigError as error:
         # RunError: the CLI shows the message without a Python traceback.
         raise pulumi.RunError(str(error)) from None

@@ -10,12 +10,16 @@ rename). On any error the file is left byte for byte as it was.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import io
 import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from .config import PROJECT, ConfigError, StackConfig, from_config_map
+from .config import PROJECT, ConfigError, StackConfig, load
 
 KEYSETS = f"{PROJECT}:keysets"
 FIELD_ORDER = (
@@ -75,12 +79,48 @@ def format_time(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+LOCK_TIMEOUT_SECONDS = 30.0
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the stack file's edit lock (``.<name>.lock`` beside it) from the read to the rename.
+
+    Every command that edits the file takes it, so two concurrent edits are serialized and the
+    second one reads what the first one wrote: no edit is lost.
+    """
+    path = Path(path)
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StackFileError(f"{path.name}: cannot create the edit lock {lock_path.name}: {error.strerror}") \
+            from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    raise StackFileError(
+                        f"{path.name}: another command has been editing it for {timeout:.0f} s"
+                        f" (lock {lock_path.name}); not written, run it again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
 class StackFile:
     """One stack file: its bytes as read, its round-trip tree and its validated config."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, now: datetime | None = None):
         self.path = Path(path)
         self.name = self.path.name
+        self.now = now
         try:
             self.raw = self.path.read_bytes()
         except OSError as error:
@@ -88,9 +128,10 @@ class StackFile:
         try:
             self.text = self.raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise StackFileError(f"{self.name}: not UTF-8 text ({error})") from None
-        self.tree = self._load(self.text)
+            raise StackFileError(f"{self.name}: not UTF-8 text (byte {error.start})") from None
+        # The strict reading first: the round-trip parse below must never see a refused text.
         self.config: StackConfig = self._validate(self.text)
+        self.tree = self._load(self.text)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -104,24 +145,22 @@ class StackFile:
         return tree
 
     def _validate(self, text: str) -> StackConfig:
-        try:
-            document = YAML(typ="safe").load(text) or {}
-        except YAMLError as error:
-            raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-            raise StackFileError(f"{self.name}: has no 'config:' mapping")
-        return from_config_map(document["config"], stack_file=self.name)
+        return load(self.name, text=text, now=self.now)
 
     # -- editing ----------------------------------------------------------------------------
 
     def edited(self, edits: Sequence[Edit]) -> str:
         """The file's text with ``edits`` applied, each in the style of its surroundings."""
-        text = self.text
+        crlf = "\r\n" in self.text
+        if crlf and self.text.count("\r\n") != self.text.count("\n"):
+            raise StackFileError(f"{self.name}: mixes CRLF and LF line endings; give it one kind, then run it again")
+        # Edits are made on LF text and the file's own line endings are put back after.
+        text = self.text.replace("\r\n", "\n") if crlf else self.text
         # Every edit is located in the text as read; later edits are placed on a fresh parse.
         for edit in edits:
             editor = _Editor(text, YAML().load(text), self.name)
             text = editor.apply(edit)
-        return text
+        return text.replace("\n", "\r\n") if crlf else text
 
     def write(self, edits: Sequence[Edit], expected: StackConfig) -> str:
         """Apply, re-validate, compare with ``expected`` and replace the file atomically."""
@@ -198,9 +237,27 @@ class _Editor:
 
     # -- scalars ----------------------------------------------------------------------------
 
-    def value_end(self, line: int, col: int, flow: bool) -> int:
-        """Offset just after the scalar value starting at (line, col)."""
-        return self.end_at(self.offset(line, col), flow)
+    def value_end(self, line: int, col: int, flow: bool, block_key_col: int | None = None) -> int:
+        """Offset just after the scalar value starting at (line, col).
+
+        ``block_key_col``: the column of the value's key, to read (never to edit) a block scalar.
+        """
+        start = self.offset(line, col)
+        if block_key_col is not None and not flow and self.text[start:start + 1] in ("|", ">"):
+            return self._block_scalar_end(line, block_key_col)
+        return self.end_at(start, flow)
+
+    def _block_scalar_end(self, line: int, key_col: int) -> int:
+        """The end of a ``|``/``>`` scalar whose indicator is on ``line``: its lines are indented past the key."""
+        last = line
+        for i in range(line + 1, len(self.lines)):
+            content = self.lines[i].rstrip("\r\n")
+            if not content.strip():
+                continue
+            if len(content) - len(content.lstrip(" ")) <= key_col:
+                break
+            last = i
+        return self.starts[last] + len(self.lines[last].rstrip("\r\n"))
 
     def end_at(self, start: int, flow: bool) -> int:
         text = self.text
@@ -249,8 +306,8 @@ class _Editor:
     def raw_value(self, node: CommentedMap, key: str) -> str | None:
         if key not in node:
             return None
-        _, _, line, col = node.lc.data[key]
-        return self.text[self.offset(line, col):self.value_end(line, col, node.fa.flow_style())]
+        _, key_col, line, col = node.lc.data[key]
+        return self.text[self.offset(line, col):self.value_end(line, col, node.fa.flow_style(), key_col)]
 
     def style_like(self, node: CommentedMap, key: str, siblings: Sequence[CommentedMap]) -> str | None:
         """The raw text of a comparable value: the same key, else another time, in this or a sibling."""

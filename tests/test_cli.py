@@ -594,7 +594,7 @@ def test_editing_commands_print_their_changes_as_json(stack):
 def test_a_generation_id_the_contract_does_not_allow_is_refused(stack):
     code, _, err = run(stack, "rotate", "atlas-gateway", "--id", "x" * 64)
     assert code == 1
-    assert "cannot add it: id: String should have at most 63 characters" in err
+    assert "generation id 'xxxx" in err and "is longer than 63 characters; use 1 to 63 ASCII letters" in err
     assert stack.read_text() == STACK
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyrotation import commands
-from keyrotation.config import load_stack_file
+from keyrotation.config import ConfigError, load_stack_file
 from keyrotation.lifecycle import State
 from keyrotation.stackfile import AddGeneration, SetField, StackFile, StackFileError
 
@@ -155,10 +155,10 @@ def test_a_value_written_as_a_block_scalar_is_not_edited_blindly(tmp_path):
 def test_not_yaml_and_no_config_are_reported_with_the_file_name(tmp_path):
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config: [unclosed\n")
-    with pytest.raises(StackFileError, match="Pulumi.x.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"Pulumi.x.yaml: .*\n  - not valid YAML: expected ',' or ']'"):
         StackFile(path)
     path.write_text("encryptionsalt: abc\n")
-    with pytest.raises(StackFileError, match="Pulumi.x.yaml: has no 'config:' mapping"):
+    with pytest.raises(ConfigError, match="Pulumi.x.yaml: .*\n  - has no 'config:' mapping"):
         StackFile(path)
     with pytest.raises(StackFileError, match="cannot read the stack file"):
         StackFile(tmp_path / "Pulumi.missing.yaml")

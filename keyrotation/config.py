@@ -26,6 +26,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -50,6 +51,16 @@ class _Model(BaseModel):
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        # `maxAgeDays:` with nothing after it is a null: say so instead of quietly using the default.
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None]
+            if nulls:
+                raise ValueError(f"{', '.join(str(k) for k in nulls)} is null; give a value or remove the key")
+        return data
+
 
 # Strict types: YAML and JSON give real booleans, numbers and strings; none stands for another
 # (no `true` read as 1, no 1.5 as a day count, no "yes" as true, no number as a Unix time).
@@ -70,7 +81,8 @@ Time = Annotated[AwareDatetime, BeforeValidator(_time)]
 
 def _key_size(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be 2048, 3072 or 4096, not {_kind(value)} {times.shown(value)}".rstrip())
+        shown = "" if isinstance(value, bool) or value is None else f" {times.shown(value)}"
+        raise ValueError(f"must be 2048, 3072 or 4096, not {_kind(value)}{shown}")
     return value
 """An RFC 3339 time with a timezone, in :data:`keyrotation.times.EARLIEST`..``LATEST``."""
 
@@ -234,7 +246,7 @@ class Kubernetes(_Model):
 
 
 class StackConfig(_Model):
-    environment: Annotated[Text, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    environment: Text
     profile: Literal["default", "fips"] = "default"
     publish_root: Text = targets.DEFAULT_PUBLISH_ROOT
     """Where ``file://`` targets may write (relative to the project directory)."""
@@ -277,6 +289,8 @@ class Problem:
 
 def _label(text: str) -> str:
     """A name as the user wrote it, quoted; invisible and non-ASCII characters spelled out."""
+    if material.private_blocks(text):
+        return "<private key material>"
     if text.isascii() and text.isprintable() and len(text) <= 80:
         return f"'{text}'"
     return names.describe(text, 80)
@@ -309,15 +323,18 @@ def load(
     """The one entry point of validation, for the program and the commands alike.
 
     ``text``: the stack file's YAML (the commands read it; the program reads it when it finds it
-    beside ``Pulumi.yaml``): its YAML-level rules (:mod:`keyrotation.stacktext`) are checked and,
-    without ``config``, its ``config:`` map is validated. ``config``: the map as the Pulumi engine
+    beside ``Pulumi.yaml``): its YAML-level rules (:mod:`keyrotation.stacktext`) are checked and
+    its ``config:`` map is validated as written. ``config``: the map as the Pulumi engine
     hands it to the program (values may be JSON strings). ``now``: the clock the command or the
     program acts at; recorded times more than a year after it are refused.
     """
     if text is not None:
         document = stacktext.read(text, stack_file)
+        # The file as written first: the engine's YAML reading (YAML 1.1 `yes`, last duplicate
+        # wins, numbers as strings) must not turn a refused file into an accepted config.
+        from_file = from_config_map(document["config"], stack_file=stack_file, now=now)
         if config is None:
-            config = document["config"]
+            return from_file
     if config is None:
         raise ConfigError(stack_file, [Problem("has no 'config:' mapping")])
     return from_config_map(config, stack_file=stack_file, now=now)
@@ -543,6 +560,9 @@ def _snake(camel: str) -> str:
 
 def validate(stack: StackConfig, *, now: datetime | None = None) -> list[Problem]:
     problems: list[Problem] = []
+    why = names.id_problem(stack.environment, "environment")
+    if why:
+        problems.append(Problem(why, field="environment"))
     why = targets.root_problem(stack.publish_root)
     if why:
         problems.append(Problem(f"publishRoot {why}", field="publishRoot"))
@@ -722,7 +742,8 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
                 f"a {ks.purpose} keyset has no public key to publish; only 'key-history' is allowed,"
                 f" not '{pub.format}'", name, None, f"{field}.format",
             ))
-        why = targets.target_problem(pub.target, stack.publish_root)
+        root = None if targets.root_problem(stack.publish_root) else stack.publish_root
+        why = targets.target_problem(pub.target, root)
         if why:
             out.append(Problem(why, name, None, f"{field}.target"))
         elif pub.scheme == "configmap" and stack.kubernetes is None:
@@ -987,7 +1008,7 @@ def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> st
     try:
         key = load_public_key(pem)
     except ValueError as error:
-        return f"is not a PEM public key: {str(error)[:120]}"
+        return f"is not a PEM public key: {str(error).split(' See https')[0][:120]}"
     actual = describe_public_key(key)
     expected = (spec.kty, spec.curve if spec.kty != "RSA" else key_size)
     if spec.kty == "RSA":

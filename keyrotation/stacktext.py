@@ -114,7 +114,9 @@ def read(text: str, stack_file: str) -> dict[str, Any]:
     for m in blocks:
         if not any(start <= m.start() < end for start, end in spans):
             line = text.count("\n", 0, m.start()) + 1
-            problems.append(Problem(f"line {line}: {_private(m)} outside any value (in a comment?)"))
+            problems.append(Problem(
+                f"line {line}: a PEM '{m.group(1)}' block outside any value (in a comment?): {material.REMEDY}"
+            ))
     if problems:
         fail(problems)
     try:

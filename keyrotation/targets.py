@@ -62,7 +62,7 @@ def _shown(text: str) -> str:
 
 def root_problem(root: str) -> str | None:
     """Why ``root`` cannot be the publish root, or None."""
-    why = _path_problem(root, "publishRoot")
+    why = _path_problem(root, "path")
     if why:
         return f"{_shown(root)}: {why}"
     first = root.split("/")[0]
@@ -72,8 +72,11 @@ def root_problem(root: str) -> str | None:
     return None
 
 
-def target_problem(target: str, root: str = DEFAULT_PUBLISH_ROOT) -> str | None:
-    """Why ``target`` is not a valid publish target under publish root ``root``, or None."""
+def target_problem(target: str, root: str | None = DEFAULT_PUBLISH_ROOT) -> str | None:
+    """Why ``target`` is not a valid publish target under publish root ``root``, or None.
+
+    ``root`` None: the root itself is invalid (reported on its own); the path is checked alone.
+    """
     scheme, sep, rest = target.partition("://")
     if not sep or scheme not in SCHEMES or not rest:
         return f"target {_shown(target)} must be {FORMS}"
@@ -83,7 +86,7 @@ def target_problem(target: str, root: str = DEFAULT_PUBLISH_ROOT) -> str | None:
         why = _path_problem(rest, "path")
         if why:
             return f"target {_shown(target)}: {why}"
-        if not rest.startswith(root + "/"):
+        if root is not None and not rest.startswith(root + "/"):
             return (f"target {_shown(target)} is outside the publish root '{root}/': file:// targets are"
                     f" paths inside it (relative to the project directory), e.g. file://{root}/jwks.json")
         return None

@@ -41,8 +41,8 @@ def parse(text: object) -> datetime:
         if value.tzinfo is None:
             raise TimeError(f"needs a timezone, e.g. {EXAMPLE} (RFC 3339)")
     elif not isinstance(text, str):
-        kind = "true/false" if isinstance(text, bool) else type(text).__name__
-        raise TimeError(f"must be an RFC 3339 time in quotes, e.g. \"{EXAMPLE}\", not {kind} {shown(text)}")
+        what = str(text).lower() if isinstance(text, bool) else f"{type(text).__name__} {shown(text)}"
+        raise TimeError(f"must be an RFC 3339 time in quotes, e.g. \"{EXAMPLE}\", not {what}")
     else:
         if not _RFC3339.fullmatch(text):
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", text):
@@ -50,8 +50,8 @@ def parse(text: object) -> datetime:
             raise TimeError(f"is not an RFC 3339 time: {shown(text)} (write e.g. {EXAMPLE})")
         try:
             value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-        except ValueError as error:
-            raise TimeError(f"is not an RFC 3339 time: {shown(text)} ({error})") from None
+        except ValueError:
+            raise TimeError(f"is not an RFC 3339 time: {shown(text)} (no such date, time or offset)") from None
     # The year first: converting year 1 or 9999 with an offset to UTC would itself overflow.
     if not (EARLIEST.year <= value.year < LATEST.year and EARLIEST <= value < LATEST):
         raise TimeError(

@@ -4,8 +4,8 @@ Every case in ``tests/corpus/bad_stack_files.json`` is a shipped stack file and 
 break it (``set``/``delete``/``rename`` a config path, ``replace`` text, or a whole ``text``), and
 the exact problem lines the validator must report. The commands read the file; the program gets
 the config as the engine hands it over (JSON strings) plus the file's text, as
-``components/stack.py`` does; ``programErrors`` lists what it reports where the engine's
-encoding changes a value (a top-level `true` reaches the program as the string "true").
+``components/stack.py`` does, and reports the same problems (the file as written is checked
+first). tests/test_program_refusals.py runs the real program under the engine on a few.
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ CASES = json.loads(CORPUS.read_text())
 
 
 def program_view(text: str) -> dict[str, str]:
-    """The config map the Pulumi engine would hand the program for this text ({} if it cannot read it)."""
-    import yaml
-
-    from tests.engine import _config_string, _YamlLoader
+    """The config map as the Pulumi engine hands it to the program: objects JSON-encoded."""
+    from keyrotation import stacktext
+    from tests.engine import _config_string
 
     try:
-        document = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
-        raw = (document or {}).get("config") or {}
-        return {str(k): _config_string(str(k), v) for k, v in raw.items()}
-    except Exception:  # the CLI would refuse the file itself; the program then never runs
+        raw = stacktext.read(text, "view")["config"]
+    except config.ConfigError:  # the CLI would refuse such a file itself (the program never runs)
         return {}
+    return {str(k): _config_string(str(k), v) for k, v in raw.items()}
 
 
 def problems(run) -> list[str]:
@@ -54,23 +52,21 @@ def test_the_corpus_covers_every_class_with_at_least_150_cases():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_refused_by_the_commands_with_the_exact_error(case, tmp_path):
+def test_refused_by_the_commands_and_the_program_with_the_exact_error(case, tmp_path):
     text = build(case)
     path = tmp_path / f"Pulumi.{case['base']}.yaml"
     path.write_bytes(text.encode("utf-8"))
-    assert problems(lambda: config.load(path.name, text=text, now=NOW)) == case["errors"]
-    for argv in (["status"], ["rotate", "atlas-gateway"]):
-        out, err = io.StringIO(), io.StringIO()
-        code = cli.main([*argv, "--file", str(path), "--now", "2026-12-01T00:00:00Z", "--no-outputs"], out, err)
-        assert code == 1, err.getvalue()
-        assert "internal error" not in err.getvalue() and "Traceback" not in err.getvalue()
-        assert all(line in err.getvalue() for line in case["errors"])
+    # The commands: an editing command (which reads like every other) exits 1 with the problems.
+    out, err = io.StringIO(), io.StringIO()
+    command = "status" if case["name"].startswith("keysets") else "rotate"
+    code = cli.main([command, "atlas-gateway", "--file", str(path), "--now", "2026-12-01T00:00:00Z",
+                     "--no-outputs"], out, err)
+    assert code == 1, err.getvalue()
+    assert "internal error" not in err.getvalue() and "Traceback" not in err.getvalue()
+    reported = err.getvalue().removeprefix("error: ").rstrip("\n").split("\n")[1:]
+    assert [line.removeprefix("  - ") for line in reported] == case["errors"]
     assert path.read_bytes() == text.encode("utf-8"), "a refused command leaves the file byte for byte"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_refused_by_the_program_with_the_exact_error(case):
-    text = build(case)
-    stack_file = f"Pulumi.{case['base']}.yaml"
+    # The program: the engine's config and the file's text, through the same validator.
+    stack_file = path.name
     found = problems(lambda: config.load(stack_file, text=text, config=program_view(text), now=NOW))
-    assert found == case.get("programErrors", case["errors"])
+    assert found == case["errors"]

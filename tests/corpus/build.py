@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "bad_stack_files.json"
 
 
+@functools.cache
 def shipped(stack: str) -> str:
     return (ROOT / f"Pulumi.{stack}.yaml").read_text()
+
+
+@functools.cache
+def _document(stack: str) -> dict:
+    return stacktext.read(shipped(stack), f"Pulumi.{stack}.yaml")
 
 
 def _value(value: Any) -> Any:
@@ -46,7 +53,7 @@ def build(case: dict[str, Any]) -> str:
     text = shipped(case["base"])
     edits = [op for op in case["ops"] if op[0] in ("set", "delete", "rename")]
     if edits:
-        document = copy.deepcopy(stacktext.read(text, "base"))
+        document = copy.deepcopy(_document(case["base"]))
         for op in edits:
             holder, key = _walk(document, op[1])
             if op[0] == "set" and isinstance(holder, list) and key == len(holder):

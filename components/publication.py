@@ -92,7 +92,19 @@ class PublicationProvider(ResourceProvider):
         changed = replaces or [
             p for p in ("content", "kids", "cache_control", "content_type") if olds.get(p) != news.get(p)
         ]
+        if not changed and self._leftovers(news):
+            changed = ["leftover temporary files"]  # a killed write's debris: the update removes it
         return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=False)
+
+    @staticmethod
+    def _leftovers(props: dict[str, Any]) -> bool:
+        from components.targets import FileTarget, open_target
+
+        try:
+            target = open_target(props["target"], props.get("publish_root"))
+            return isinstance(target, FileTarget) and bool(target.leftovers())
+        except Exception:  # a diff only looks; the update reports what is wrong
+            return False
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         previous = olds.get("sha256") if olds.get("cache_control") == news.get("cache_control") else None

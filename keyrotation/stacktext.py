@@ -120,7 +120,8 @@ def read(text: str, stack_file: str) -> dict[str, Any]:
     if problems:
         fail(problems)
     try:
-        document = yaml.load(text)
+        # Construct from the tree already composed and checked: the text is parsed once.
+        document = yaml.constructor.construct_document(root)
     except (YAMLError, RecursionError, ValueError, TypeError) as error:
         fail([Problem(f"not valid YAML: {type(error).__name__}: {str(error).splitlines()[0][:200]}")])
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):

@@ -156,6 +156,9 @@ class KeyDeliveryArgs:
     """The keyset's KeyGeneration components by generation id (``kid``, ``key``)."""
     publications: Sequence[pulumi.Resource] = ()
     """The keyset's published documents: the env switch to a new key waits for them."""
+    deleted_with: pulumi.Resource | None = None
+    """The KeySet: a destroy that deletes it leaves the delivered Secrets and env in the cluster
+    (as it leaves the published documents); removing a consumer still deletes what it received."""
 
 
 @dataclass
@@ -179,6 +182,7 @@ class KeyDelivery(pulumi.ComponentResource):
         super().__init__("key-rotation:kubernetes:KeyDelivery", name, None, opts)
         keyset = args.keyset
         self.keyset = keyset
+        self._deleted_with = args.deleted_with
         generations = [args.generations[g.id] for g in keyset.generations]
         # Non-secret view (ids, fingerprints) and the secret one (plus material of the keyring).
         self.public = pulumi.Output.all(*(_identity(g) for g in generations)).apply(
@@ -244,7 +248,8 @@ class KeyDelivery(pulumi.ComponentResource):
                       "annotations": annotations},
             type="Opaque",
             data=pulumi.Output.secret(self.full.apply(lambda keys: secret_data(keys, sources))),
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"],
+                                        deleted_with=self._deleted_with),
         )
 
     def _patch(self, name: str, ref: str, target: _Target, publications: Sequence[pulumi.Resource]):
@@ -266,7 +271,7 @@ class KeyDelivery(pulumi.ComponentResource):
             metadata={"name": object_name, "namespace": namespace,
                       "annotations": {PATCH_FORCE_ANNOTATION: "true"}},
             spec={"template": template},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, deleted_with=self._deleted_with),
         )
 
 

@@ -87,7 +87,7 @@ class KeySet(pulumi.ComponentResource):
             self.delivery = KeyDelivery(
                 f"{name}-delivery",
                 KeyDeliveryArgs(stack=stack, keyset=keyset, generations=self.generations,
-                                publications=list(self.publications.values())),
+                                publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )
         self._warn_gaps(name, keyset)
@@ -104,7 +104,7 @@ class KeySet(pulumi.ComponentResource):
 
             return document_config_map(
                 f"{name}-{pub.format}-{suffix}", pub, document.apply(documents.render), name,
-                pulumi.ResourceOptions(parent=self),
+                pulumi.ResourceOptions(parent=self, deleted_with=self),
             )
         return Publication(
             f"{name}-{pub.format}-{suffix}",
@@ -117,7 +117,12 @@ class KeySet(pulumi.ComponentResource):
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,
             ),
-            pulumi.ResourceOptions(parent=self),
+            # Removing a publish target deletes its document; a `pulumi destroy` does not. Without
+            # `--skip-preview` the protected keys stop a destroy before any step, but with it (and in
+            # the Automation API's destroy()) the engine deletes every unprotected resource first:
+            # the published documents would go while the keys stay. deletedWith the KeySet makes
+            # the engine drop them from the state without deleting what verifiers read.
+            pulumi.ResourceOptions(parent=self, deleted_with=self),
         )
 
     @staticmethod

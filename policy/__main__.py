@@ -12,8 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
-from policy import guardrails, key_age, rotation  # noqa: E402
+from policy import guardrails, key_age, rotation, stack_config  # noqa: E402
 
+# The engine sends the stack's config in ConfigureStack; pulumi-policy keeps only its tags.
+stack_config.install()
 PolicyPack(
     name="key-rotation",
     enforcement_level=EnforcementLevel.MANDATORY,

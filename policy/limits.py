@@ -1,8 +1,10 @@
 """The pack's configuration: limits from `--policy-pack-config`, the profile and the evaluation time.
 
-Every limit is a property of a policy's config schema, so each environment's security policy lives
-in ``policy/config/<env>.json``. Defaults are the domain's own (``keyrotation.lifecycle.Timings``),
-not restated numbers.
+A keyset's own limits (``maxAgeDays``, ``warnDays``) are read from the stack's config, which the
+engine hands the pack (:mod:`policy.stack_config`); ``policy/config/<env>.json`` holds the
+environment's ceilings (top level, per purpose, optionally stricter per keyset), properties of each
+policy's config schema. Defaults are the domain's own (``keyrotation.lifecycle.Timings``), not
+restated numbers.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from pulumi.runtime import get_config_env
 from pulumi_policy import PolicyConfigSchema
 
 from keyrotation import algorithms
 from keyrotation.lifecycle import Timings, default_warn_days
 from keyrotation.metadata import format_time, parse_time
+from policy import stack_config
 
 NOW_VARIABLE = "KEY_ROTATION_NOW"
 """The clock variable the publisher also reads (components.publication.NOW_VARIABLE; a test holds
@@ -110,7 +112,29 @@ class AgeLimit:
 
 
 def age_limit(config: Mapping[str, Any], keyset: str | None, purpose: str | None) -> AgeLimit:
-    """The most specific limit: per keyset, then per purpose, then the top level.
+    """The keyset's own limit from the stack file, held to the environment's ceiling.
+
+    The stack's ``maxAgeDays`` for the keyset applies unless the policy config's most specific
+    limit is shorter: a pull request cannot raise a key's lifetime past the environment's policy.
+    """
+    ceiling = policy_limit(config, keyset, purpose)
+    declared = _stack_limit(keyset)
+    if declared is None or declared.max_age_days > ceiling.max_age_days:
+        return ceiling
+    return declared
+
+
+def _stack_limit(keyset: str | None) -> AgeLimit | None:
+    stack = stack_config.stack()
+    if stack is None or keyset is None or keyset not in stack.keysets:
+        return None
+    timings = stack.keysets[keyset].timings
+    return AgeLimit(float(timings.max_age_days), float(timings.warn_days),
+                    f"{stack.stack_file} keysets.{keyset}")
+
+
+def policy_limit(config: Mapping[str, Any], keyset: str | None, purpose: str | None) -> AgeLimit:
+    """The policy config's most specific limit: per keyset, then per purpose, then the top level.
 
     warnDays is taken only from the level that sets maxAgeDays or a more specific one; a limit
     without it gets the domain's default for that maximum age.
@@ -156,7 +180,7 @@ def profile(config: Mapping[str, Any], keyset: str | None = None) -> str:
     """The profile to enforce: the keyset's in the policy config, the policy config's, else the
     stack's `key-rotation:profile`."""
     chosen = ((config.get("keysets") or {}).get(keyset) if keyset else None) or config.get("profile") \
-        or get_config_env().get("key-rotation:profile") or "default"
+        or stack_config.profile() or "default"
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r} (profiles: {', '.join(PROFILES)})")
     return chosen
@@ -168,8 +192,8 @@ def min_deletion_window_days(config: Mapping[str, Any]) -> float:
 
 
 def stack_name() -> str:
-    """The stack being previewed (the CLI sets PULUMI_STACK for the pack), for commands in messages."""
-    return os.environ.get("PULUMI_STACK") or "<stack>"
+    """The stack being previewed (from the engine's ConfigureStack), for commands in messages."""
+    return stack_config.stack_name() or "<stack>"
 
 
 def iso(t: datetime) -> str:

@@ -51,7 +51,13 @@ step_executor.go, pkg/resource/plugin/provider_plugin.go):
   (so a test's own imports of project modules are not the program's objects).
 - RPCs are handled one at a time in the order the SDK issues them, so runs are deterministic.
 
-Not reproduced: remote (multi-language) components, transforms, refresh/import, `--target`, dependents
+The root stack is a step of the plan (create, then same) whose outputs are the stack outputs.
+tests/test_differential.py holds all of this to the real CLI on the dev scenario (plans, state,
+secretness, stack outputs).
+
+Not reproduced: `pulumi destroy --skip-preview` (the Automation API's destroy()) deleting unprotected
+resources before a protected one stops it (here a protected resource always stops the run before any
+delete, as when the CLI's preview runs first); remote (multi-language) components, transforms, refresh/import, `--target`, dependents
 of a delete-before-replace resource, output values (the mock monitor disables that feature) and
 `secure:` config values (there is no key to decrypt them: pass `config=`).
 """
@@ -174,6 +180,8 @@ class EngineRun:
     log: list[tuple[str, str]] = field(default_factory=list)
     operations: list[tuple[str, str]] = field(default_factory=list)
     wire_outputs: dict[str, Any] = field(default_factory=dict)  # stack outputs with Secret wrappers
+    config: dict[str, str] = field(default_factory=dict)
+    """The stack config as the engine hands it to the program and to a policy pack (ConfigureStack)."""
 
     def of_type(self, token: str) -> list[Resource]:
         """Resources of this type token, in registration order."""
@@ -620,7 +628,12 @@ class _Deployment:
     def register(self, request) -> resource_pb2.RegisterResourceResponse:
         urn = self.urn(request.parent, request.type, request.name)
         if request.type == _STACK_TYPE and not request.parent:
+            # The root stack: a step of its own in the plan (created by the first update, the same
+            # after that); its outputs are the stack outputs, kept by the engine, not in `resources`.
             self.stack_urn = urn
+            self.op("same" if self.engine._stack_deployed else "create", urn)
+            if not self.preview:
+                self.engine._stack_deployed = True
             return resource_pb2.RegisterResourceResponse(urn=urn)
         with self.lock:
             if urn in self.news:
@@ -1102,6 +1115,7 @@ class Engine:
         self._state: dict[str, _State] = {}
         self._pending: list[_State] = []
         self._config_strings: dict[str, str] = {}
+        self._stack_deployed = False
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -1158,6 +1172,7 @@ class Engine:
         with _RUN_LOCK:
             self._config_strings = self._read_config()
             deployment = _Deployment(self, kind)
+            deployment.run.config = dict(self._config_strings)
             defaults = _context_property_defaults()
             try:
                 with _ProgramProcess(self.project_dir, self.project):

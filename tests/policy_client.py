@@ -189,8 +189,16 @@ class PolicyPackProcess:
         self.stub.Configure(request)
         return reconciled
 
+    def configure_stack(self, run: EngineRun, *, stack: str, project: str = "key-rotation") -> None:
+        """`ConfigureStack`: the stack, the project and the stack config (key -> string, secrets
+        decrypted), as the CLI sends them once it has loaded the pack (plugin/analyzer_plugin.go)."""
+        self.stub.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack=stack, project=project, organization="organization", dry_run=run.kind == "preview",
+            config=run.config))
+
     def analyze(self, run: EngineRun, *, stack: str, project: str = "key-rotation") -> list[Diagnostic]:
         """`Analyze` for every registered resource, then `AnalyzeStack`: all diagnostics, in order."""
+        self.configure_stack(run, stack=stack, project=project)
         diagnostics: list[Diagnostic] = []
         for resource in run.resources.values():
             if resource.type.startswith("pulumi:providers:"):
@@ -205,6 +213,7 @@ class PolicyPackProcess:
         return diagnostics
 
     def analyze_stack(self, run: EngineRun, *, stack: str, project: str = "key-rotation") -> list[Diagnostic]:
+        self.configure_stack(run, stack=stack, project=project)
         root = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
         request = analyzer_pb2.AnalyzeStackRequest()
         request.resources.append(analyzer_pb2.AnalyzerResource(

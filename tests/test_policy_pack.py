@@ -101,12 +101,19 @@ def active_since(stack: str) -> dict[str, datetime]:
 
 
 def limit(env: str, keyset: str, purpose: str) -> tuple[float, float]:
-    """(maxAgeDays, warnDays) of a keyset in an environment's policy config, read independently."""
+    """(maxAgeDays, warnDays) of a keyset, read independently: the stack file's own limit, unless the
+    environment's policy config (its ceiling) is shorter."""
     config = config_of(env)["key-max-age"]
+    ceiling: tuple[float, float] = (Timings.max_age_days, Timings.warn_days)
     for level in ((config.get("keysets") or {}).get(keyset), (config.get("purposes") or {}).get(purpose), config):
         if level and "maxAgeDays" in level:
-            return level["maxAgeDays"], level.get("warnDays", default_warn_days(level["maxAgeDays"]))
-    return Timings.max_age_days, Timings.warn_days
+            ceiling = level["maxAgeDays"], level.get("warnDays", default_warn_days(level["maxAgeDays"]))
+            break
+    stack = stack_config(env)
+    defaults, own = stack.get("key-rotation:defaults") or {}, stack["key-rotation:keysets"][keyset]
+    max_age = own.get("maxAgeDays", defaults.get("maxAgeDays", Timings.max_age_days))
+    warn = own.get("warnDays", defaults.get("warnDays", default_warn_days(max_age)))
+    return (max_age, warn) if max_age <= ceiling[0] else ceiling
 
 
 def due_dates(stack: str) -> dict[str, tuple[datetime, datetime]]:

@@ -14,12 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
-
+from . import times
 from .commands import Publications
 from .config import StackConfig
-
-_TIME = TypeAdapter(AwareDatetime)
 
 
 class OutputsError(Exception):
@@ -92,11 +89,11 @@ def _record(summary: dict[str, Any], source: str) -> Publications:
         for kid, gid in by_kid.items():
             if kid in published:
                 try:
-                    t = _TIME.validate_python(published[kid])
-                except ValidationError:
+                    t = times.parse(published[kid])
+                except times.TimeError as error:
+                    # The same rule as the stack file's times: no Unix numbers, no year 9999.
                     raise OutputsError(
-                        f"{source}: documents.{target}.firstPublished.{kid}: not an RFC 3339 time:"
-                        f" {published[kid]!r}"
+                        f"{source}: documents.{target}.firstPublished.{kid}: {str(error).removeprefix('is ')}"
                     ) from None
                 first[gid] = max(first.get(gid, t), t)
             else:

@@ -82,9 +82,18 @@ def _operation(target: str, operation: str) -> Iterator[None]:
         raise PublishError(message) from None
 
 
+def _shortened(error: PublishError) -> PublishError:
+    return PublishError(str(error))
+
+
 class PublicationProvider(ResourceProvider):
+    # Each entry point re-raises a PublishError from its own frame: the SDK's dynamic provider
+    # server shows `traceback.format_exc()` under the URN, so the fewer frames, the shorter it is.
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._publish(props, previous_sha=None, first_published={})
+        try:
+            outs = self._publish(props, previous_sha=None, first_published={})
+        except PublishError as error:
+            raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
         return CreateResult(props["target"], outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -108,9 +117,19 @@ class PublicationProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         previous = olds.get("sha256") if olds.get("cache_control") == news.get("cache_control") else None
-        return UpdateResult(self._publish(news, previous, olds.get("first_published") or {}))
+        try:
+            return UpdateResult(self._publish(news, previous, olds.get("first_published") or {}))
+        except PublishError as error:
+            raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        try:
+            self._delete(props)
+        except PublishError as error:
+            raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
+
+    @staticmethod
+    def _delete(props: dict[str, Any]) -> None:
         """Remove the document, only if it is still the one this publisher wrote (its recorded hash)."""
         from components.targets import FileTarget, open_target
 

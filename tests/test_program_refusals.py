@@ -121,10 +121,12 @@ def test_a_cloud_failure_is_one_line_naming_target_operation_and_cause(monkeypat
     text = "".join(traceback.format_exception(info.value))
     assert text.rstrip().endswith("PublishError: " + str(info.value))
     assert "_Denied" not in text and "During handling" not in text, "no cloud SDK traceback without the debug switch"
+    frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert frames[1:] == ["create"], "raised from the provider method itself: the shortest traceback the SDK prints"
     monkeypatch.setenv("KEY_ROTATION_DEBUG", "1")
     with pytest.raises(PublishError) as info:
         PublicationProvider().create(_props("s3://audit-bucket/jwks.json"))
-    assert isinstance(info.value.__cause__, _Denied), "with the debug switch the cause's traceback is kept"
+    assert isinstance(info.value.__cause__.__cause__, _Denied), "with the debug switch the cause's traceback is kept"
 
 
 def test_a_file_target_refused_at_write_time_says_why(tmp_path, monkeypatch):

@@ -51,7 +51,8 @@ step_executor.go, pkg/resource/plugin/provider_plugin.go):
   (so a test's own imports of project modules are not the program's objects).
 - RPCs are handled one at a time in the order the SDK issues them, so runs are deterministic.
 
-The root stack is a step of the plan (create, then same) whose outputs are the stack outputs.
+The root stack is a step of the plan (create, then same: `EngineRun.stack_operation`) whose outputs
+are the stack outputs.
 tests/test_differential.py holds all of this to the real CLI on the dev scenario (plans, state,
 secretness, stack outputs).
 
@@ -182,6 +183,8 @@ class EngineRun:
     wire_outputs: dict[str, Any] = field(default_factory=dict)  # stack outputs with Secret wrappers
     config: dict[str, str] = field(default_factory=dict)
     """The stack config as the engine hands it to the program and to a policy pack (ConfigureStack)."""
+    stack_operation: tuple[str, str] | None = None
+    """The root stack's own step (create, then same), which the engine plans beside `operations`."""
 
     def of_type(self, token: str) -> list[Resource]:
         """Resources of this type token, in registration order."""
@@ -629,9 +632,9 @@ class _Deployment:
         urn = self.urn(request.parent, request.type, request.name)
         if request.type == _STACK_TYPE and not request.parent:
             # The root stack: a step of its own in the plan (created by the first update, the same
-            # after that); its outputs are the stack outputs, kept by the engine, not in `resources`.
+            # after that), kept apart from `operations`; its outputs are the stack outputs.
             self.stack_urn = urn
-            self.op("same" if self.engine._stack_deployed else "create", urn)
+            self.run.stack_operation = ("same" if self.engine._stack_deployed else "create", urn)
             if not self.preview:
                 self.engine._stack_deployed = True
             return resource_pb2.RegisterResourceResponse(urn=urn)

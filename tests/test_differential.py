@@ -179,7 +179,7 @@ def _real_plan(project: PulumiProject) -> dict[str, set[str]]:
 def _harness_plan(engine: Engine) -> dict[str, set[str]]:
     run = engine.preview()
     plan: dict[str, set[str]] = {}
-    for op, urn in run.operations:
+    for op, urn in [*run.operations, *([run.stack_operation] if run.stack_operation else [])]:
         plan.setdefault(op, set()).add(urn)
     same = plan.pop("same", set())
     plan["same-count"] = {str(len(same))}

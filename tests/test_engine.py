@@ -154,6 +154,16 @@ def test_first_up_checks_then_creates_through_the_wire(project):
     assert run.outputs["sizes"] == {"a": 5}
 
 
+def test_the_root_stack_is_planned_like_the_engine_plans_it(project):
+    d = project()
+    engine = things_engine(d, a={"content": "hello", "count": 3})
+    assert engine.preview().stack_operation[0] == "create"
+    first = engine.up()
+    assert first.stack_operation == ("create", "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev")
+    assert engine.preview().stack_operation[0] == "same"
+    assert engine.up().stack_operation[0] == "same"
+
+
 def test_provider_sees_olds_and_news_as_the_engine_passes_them(project):
     d = project()
     engine = things_engine(d, a={"content": "hello", "count": 3})

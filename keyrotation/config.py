@@ -87,8 +87,8 @@ def _key_size(value: Any) -> Any:
 """An RFC 3339 time with a timezone, in :data:`keyrotation.times.EARLIEST`..``LATEST``."""
 
 RANGES: dict[str, tuple[int, int]] = {
-    "maxAgeDays": (1, 3650),
-    "warnDays": (0, 3649),
+    "maxAgeDays": (1, 7300),
+    "warnDays": (0, 7299),
     "publishMaxAgeSeconds": (0, 604_800),
     "clockSkewSeconds": (0, 3600),
     "tokenLifetimeSeconds": (0, 31_622_400),

@@ -30,10 +30,11 @@ from keyrotation import lifecycle
 from keyrotation.config import KeySet as KeySetConfig
 from keyrotation.config import StackConfig
 from keyrotation.metadata import format_time
+from keyrotation.times import SECONDS_PER_DAY
 
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
-DAY_SECONDS = 86400
+DAY_SECONDS = SECONDS_PER_DAY
 
 
 def _age_days_at_least(since: datetime, days: float) -> str:

@@ -24,8 +24,7 @@ from keyrotation.algorithms import GCP_PURPOSES
 from keyrotation.config import Generation, KeySet, StackConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
 from keyrotation.metadata import RotationMetadata
-
-SECONDS_PER_DAY = 86400
+from keyrotation.times import SECONDS_PER_DAY
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from components.backend import load_backend
 from components.publication import Publication, PublicationArgs
-from keyrotation import documents, keys, lifecycle
+from keyrotation import documents, keys, lifecycle, names
 from keyrotation.config import Generation, StackConfig
 from keyrotation.config import KeySet as KeySetConfig
 from keyrotation.documents import KeyRecord
@@ -27,7 +27,7 @@ class KeyGeneration(pulumi.ComponentResource):
 
     def __init__(self, name: str, stack: StackConfig, keyset: KeySetConfig, generation: Generation,
                  backend, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("key-rotation:index:KeyGeneration", name, None, opts)
+        super().__init__(names.KEY_GENERATION_TYPE, name, None, opts)
         self.generation = generation
         self.key = backend.generation_key(generation, name, self)
         if keyset.kid == "thumbprint":
@@ -40,30 +40,25 @@ class KeyGeneration(pulumi.ComponentResource):
             lambda values: _record(keyset, generation, *values)
         )
         self.register_outputs({
-            "kid": self.kid, "state": str(generation.state), "keyId": self.key.key_id,
+            names.GENERATION_KID: self.kid, "state": str(generation.state), "keyId": self.key.key_id,
             # What the policy pack judges the rotation by (policy/resources.py): the generation as
             # in the stack file, and the keyset timings its publish lead and overlap derive from.
-            "keyset": keyset.name, "purpose": keyset.purpose,
-            "lifecycle": generation.model_dump(mode="json", by_alias=True, exclude_none=True,
+            names.GENERATION_KEYSET: keyset.name, names.GENERATION_PURPOSE: keyset.purpose,
+            names.GENERATION_LIFECYCLE: generation.model_dump(mode="json", by_alias=True, exclude_defaults=True,
                                                exclude={"public_key_pem"}),
-            "timings": {to_camel(k): v for k, v in asdict(keyset.timings).items()},
+            names.GENERATION_TIMINGS: {to_camel(k): v for k, v in asdict(keyset.timings).items()},
         })
 
 
 def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
-    return KeyRecord(
-        generation=g.id, state=g.state, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem,
-        created_at=g.created_at, activated_at=g.activated_at, retiring_at=g.retiring_at,
-        retired_at=g.retired_at, revoked_at=g.revoked_at, revoke_reason=g.revoke_reason,
-        destroyed_at=g.destroyed_at,
-    )
+    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem)
 
 
 class KeySet(pulumi.ComponentResource):
     """A keyset: one KeyGeneration per generation, and one Publication per publish target."""
 
     def __init__(self, name: str, args: KeySetArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("key-rotation:index:KeySet", name, None, opts)
+        super().__init__(names.KEYSET_TYPE, name, None, opts)
         stack, keyset = args.stack, args.keyset
         self.config = keyset
         self.publish_root = stack.publish_root
@@ -90,6 +85,20 @@ class KeySet(pulumi.ComponentResource):
                                 publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )
+        # The deployment record of each switch, written after the publications and deliveries
+        # have switched (depends_on): the overlap counts from it (components/switches.py).
+        from components.switches import SwitchRecord, SwitchRecordArgs
+
+        after = [*self.publications.values(), *([self.delivery] if self.delivery is not None else [])]
+        self.switches = SwitchRecord(
+            f"{name}-switches",
+            SwitchRecordArgs(
+                keyset=name, states={g.id: str(g.state) for g in keyset.generations},
+                targets=[p.target for p in keyset.publish] + [
+                    getattr(c, "deployment", None) or c.secret for c in keyset.consumers],
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=after, deleted_with=self),
+        )
         self._warn_gaps(name, keyset)
         self.outputs = self.summary()
         self.register_outputs(self.outputs)
@@ -149,6 +158,7 @@ class KeySet(pulumi.ComponentResource):
                 {"id": gid, "kid": gen.kid, "state": str(gen.generation.state), "keyId": gen.key.key_id}
                 for gid, gen in self.generations.items()
             ],
+            "deployments": self.switches.switches,
             "documents": {
                 # A ConfigMap keeps no publication record: the publish lead counts from createdAt.
                 target: {"format": fmt, "target": target,

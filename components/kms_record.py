@@ -22,6 +22,7 @@ from components.backend import GenerationKey
 from keyrotation import keys
 from keyrotation.config import Generation, KeySet
 from keyrotation.lifecycle import TRANSITIONS, State
+from keyrotation.names import KMS_KEY_RECORD
 
 REMEMBERED = ("key_id", "key_ref", "public_key_pem")
 """Outputs the record keeps when the program no longer knows them (None: keep the old value)."""
@@ -103,7 +104,7 @@ class KmsKeyRecordArgs:
     """The KMS's public key, None while the KMS does not return it (disabled, symmetric)."""
 
 
-class KmsKeyRecord(Resource, module="kms", name="KeyRecord"):
+class KmsKeyRecord(Resource, module=KMS_KEY_RECORD[0], name=KMS_KEY_RECORD[1]):
     key_id: pulumi.Output[str]
     """"" when never known (a generation first seen destroyed)."""
     key_ref: pulumi.Output[str]

@@ -10,6 +10,7 @@ import hashlib
 
 import pulumi
 
+from keyrotation import names
 from keyrotation.config import Publication as PublicationConfig
 from keyrotation.config import StackConfig
 from keyrotation.metadata import ANNOTATION_PREFIX
@@ -36,9 +37,7 @@ def cluster_provider(stack: StackConfig) -> pulumi.ProviderResource | None:
     )
 
 
-def document_key(fmt: str) -> str:
-    """The ConfigMap key (and so the file name when mounted) a document is stored under."""
-    return f"{fmt}.json"
+document_key = names.config_map_key
 
 
 def split_ref(ref: str) -> tuple[str, str]:

@@ -12,14 +12,14 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-NOW_VARIABLE = "KEY_ROTATION_NOW"
-"""Tests pin the publisher's clock with this environment variable (RFC 3339)."""
+from keyrotation.names import NOW_VARIABLE, PUBLICATION
+from keyrotation.times import format_time, utc_now
+
 DEBUG_VARIABLE = "KEY_ROTATION_DEBUG"
 """Set to 1 to keep the cloud SDK's own traceback under a publisher error."""
 
@@ -37,9 +37,9 @@ def _now() -> str:
 
     pinned = os.environ.get(NOW_VARIABLE)
     if pinned is None:
-        return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        return format_time(utc_now())
     try:
-        return times.format_time(times.parse(pinned))
+        return format_time(times.parse(pinned))
     except times.TimeError as error:
         raise PublishError(f"${NOW_VARIABLE}={times.shown(pinned)}: {error}") from None
 
@@ -191,7 +191,7 @@ class PublicationArgs:
     """``file://`` targets: the stack's publish root (``key-rotation:publishRoot``)."""
 
 
-class Publication(Resource, module="publishing", name="Publication"):
+class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
     target: pulumi.Output[str]
     sha256: pulumi.Output[str]
     first_published: pulumi.Output[dict[str, str]]

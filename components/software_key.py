@@ -21,6 +21,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from keyrotation.names import SOFTWARE_KEY
+
 # Inputs fixed at creation: changing any of them would silently mint a different key.
 IMMUTABLE = ("keyset", "generation", "algorithm", "key_size")
 SECRET_OUTPUTS = ["private_key"]
@@ -111,7 +113,7 @@ class SoftwareKeyArgs:
     key_size: pulumi.Input[int] | None = None
 
 
-class SoftwareKey(Resource, module="keys", name="SoftwareKey"):
+class SoftwareKey(Resource, module=SOFTWARE_KEY[0], name=SOFTWARE_KEY[1]):
     private_key: pulumi.Output[str]
     """PKCS#8 PEM (key pairs) or base64 (symmetric keys); always a secret; "" once destroyed."""
     public_key_pem: pulumi.Output[str]

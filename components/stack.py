@@ -11,9 +11,7 @@ from pulumi.runtime import config as runtime_config
 
 from keyrotation import config, times
 from keyrotation.config import ConfigError, StackConfig
-
-NOW_VARIABLE = "KEY_ROTATION_NOW"
-"""Tests and what-if runs pin the program's and the publisher's clock with it (RFC 3339)."""
+from keyrotation.names import NOW_VARIABLE
 
 
 def now() -> datetime:

@@ -16,15 +16,16 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import commands, material, outputs, schedule, timeline, times
 from .commands import CommandError, Publications, Result
 from .config import ConfigError
-from .lifecycle import REVOKE_REASONS, format_duration
-from .stackfile import AddGeneration, StackFile, StackFileError, format_time, locked
+from .lifecycle import REVOKE_REASONS, Timings, format_duration
+from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError, locked
+from .times import SECONDS_PER_DAY, format_time, utc_now
 
 DEBUG_VARIABLE = "KEY_ROTATION_DEBUG"
 """Set to 1 to see the Python traceback of an unexpected error instead of its one-line summary."""
@@ -78,9 +79,9 @@ class Context:
     def __init__(self, args: argparse.Namespace, out: TextIO):
         self.args = args
         self.out = out
+        self.clock = wall_clock()
         # An empty --now is an error, not "the clock".
-        self.now = (parse_time(args.now, "--now") if args.now is not None
-                    else datetime.now(UTC).replace(microsecond=0))
+        self.now = parse_time(args.now, "--now") if args.now is not None else self.clock
         self.project = Path(args.project_dir) if args.project_dir else _project_dir(Path.cwd())
         if args.file:
             self.path = Path(args.file)
@@ -116,7 +117,8 @@ class Context:
             if data is None:
                 self.unavailable = f"{source}; pass --outputs FILE"
         if data is None:
-            self.notices.append(f"no publisher record ({self.unavailable}): publish times count from createdAt")
+            self.notices.append(f"no stack outputs ({self.unavailable}): publish times count from createdAt,"
+                                " the overlap from the recorded stop")
             self._records = {}
         else:
             self._records = outputs.records(data, stack, source)
@@ -134,6 +136,11 @@ class Context:
         print(json.dumps(data, indent=2, sort_keys=False), file=self.out)
 
 
+def wall_clock() -> datetime:
+    """The machine's clock (tests replace it)."""
+    return utc_now()
+
+
 def _project_dir(start: Path) -> Path:
     for directory in (start, *start.parents):
         if (directory / "Pulumi.yaml").exists():
@@ -143,6 +150,22 @@ def _project_dir(start: Path) -> Path:
 
 # ---------------------------------------------------------------------------------------------
 # Commands that edit the stack file
+
+
+def _check_clock(ctx: Context, stack_file: StackFile) -> None:
+    """An edit is recorded at --now: never later than the clock (beyond clockSkewSeconds), or every
+    guard that counts time could be passed by writing the future. Read-only commands and
+    --dry-run may look ahead."""
+    if ctx.args.dry_run:
+        return
+    keyset = stack_file.config.keysets.get(getattr(ctx.args, "keyset", None) or "")
+    skew = (keyset.timings if keyset is not None else stack_file.config.defaults.over(Timings())).clock_skew_seconds
+    if ctx.now > ctx.clock + timedelta(seconds=skew):
+        raise CommandError(
+            f"{stack_file.name}: refused: --now {format_time(ctx.now)} is later than the clock"
+            f" ({format_time(ctx.clock)}) by more than clockSkewSeconds ({skew}s); an edit records"
+            " the time it is made. Use --dry-run to see what the command would do then"
+        )
 
 
 def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
@@ -179,6 +202,7 @@ def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
 
 def _edit(ctx: Context, run: Callable[[StackFile], Result], write: bool) -> tuple[StackFile, Result, str, bool]:
     stack_file = ctx.load()
+    _check_clock(ctx, stack_file)
     result = run(stack_file)
     if write:
         return stack_file, result, stack_file.write(result.edits, result.stack), True
@@ -188,6 +212,9 @@ def _edit(ctx: Context, run: Callable[[StackFile], Result], write: bool) -> tupl
 def _change_json(edit) -> dict[str, Any]:
     if isinstance(edit, AddGeneration):
         return {"keyset": edit.keyset, "generation": edit.generation, "added": edit.fields}
+    if isinstance(edit, AppendEntry):
+        return {"keyset": edit.keyset, "generation": edit.generation, "field": edit.field,
+                "appended": {k: format_time(v) if isinstance(v, datetime) else v for k, v in edit.entry.items()}}
     return {"keyset": edit.keyset, "generation": edit.generation, "field": edit.field,
             "old": edit.old, "new": edit.new}
 
@@ -201,6 +228,9 @@ def _describe_edits(result: Result) -> list[str]:
             fields = ", ".join(f"{k} {v}" for k, v in edit.fields.items() if k not in ("id", "publicKeyPem"))
             added[edit.generation] = f"+ generation '{edit.generation}': {fields}"
             lines.setdefault(edit.generation, [])
+        elif isinstance(edit, AppendEntry):
+            entry = ", ".join(f"{k} {format_time(v) if isinstance(v, datetime) else v}" for k, v in edit.entry.items())
+            lines.setdefault(edit.generation, []).append(f"{edit.field} + {{{entry}}}")
         elif edit.field == "state":
             lines.setdefault(edit.generation, []).append(f"state {edit.old} -> {edit.new}")
         elif edit.new is None:
@@ -251,7 +281,19 @@ def cmd_revoke(ctx: Context) -> int:
 
 
 def cmd_rollback(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.rollback(f.config, ctx.args.keyset, now=ctx.now))
+    return _mutate(ctx, lambda f: commands.rollback(
+        f.config, ctx.args.keyset, now=ctx.now, record=ctx.record(f.config, ctx.args.keyset),
+        force=ctx.args.force))
+
+
+def cmd_rewrapped(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.rewrapped(
+        f.config, ctx.args.keyset, ctx.args.generation, by=ctx.args.by, now=ctx.now,
+        record=ctx.record(f.config, ctx.args.keyset), force=ctx.args.force))
+
+
+def cmd_restore(ctx: Context) -> int:
+    return _mutate(ctx, lambda f: commands.restore(f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now))
 
 
 def cmd_destroy(ctx: Context) -> int:
@@ -276,7 +318,7 @@ def _t(t: datetime | None) -> str:
 def _age(d: timedelta | None) -> str:
     if d is None:
         return "-"
-    days, rest = divmod(int(d.total_seconds()), 86400)
+    days, rest = divmod(int(d.total_seconds()), SECONDS_PER_DAY)
     return f"{days}d {rest // 3600}h" if days else format_duration(timedelta(seconds=rest))
 
 
@@ -309,7 +351,8 @@ def cmd_status(ctx: Context) -> int:
 
 
 def _has_pending(stack, names) -> bool:
-    return any(g.state == "pending" for n in names for g in stack.keysets[n].generations)
+    """Whether some generation's next step depends on the publisher's or the deployment record."""
+    return any(g.state in ("pending", "retiring") for n in names for g in stack.keysets[n].generations)
 
 
 def cmd_plan(ctx: Context) -> int:
@@ -395,14 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--project-dir", metavar="DIR", default=default,
                        help="where Pulumi.yaml is (default: the nearest one above the current directory)")
         g.add_argument("--now", metavar="TIME", default=default,
-                       help="the time to act at, RFC 3339 (default: the clock); for reproducible runs")
+                       help="the time to act at, RFC 3339 (default: the clock); an edit may not be later than"
+                            " the clock (beyond clockSkewSeconds), reports and --dry-run may look ahead")
         g.add_argument("--json", action="store_true", default=default, help="print data as JSON")
         o = g.add_mutually_exclusive_group()
         o.add_argument("--outputs", metavar="FILE", default=default,
-                       help="`pulumi stack output --json` saved to FILE: the publisher's first-published"
-                            " times (default: ask the Pulumi CLI if it is installed)")
+                       help="`pulumi stack output --json` saved to FILE: the publishers' first-published"
+                            " times and the deployment record (default: ask the Pulumi CLI if it is installed)")
         o.add_argument("--no-outputs", action="store_true", default=default,
-                       help="do not ask the Pulumi CLI; publish times count from createdAt")
+                       help="do not ask the Pulumi CLI; reports count from the stack file's times, edits that"
+                            " depend on the outputs are refused unless --force")
         return p
 
     def editing() -> argparse.ArgumentParser:
@@ -442,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("promote", cmd_promote, "pending -> active; the active generation becomes retiring",
             "Make the pending generation active and the active one retiring. Refused before the publish lead"
             " (publishMaxAgeSeconds + clockSkewSeconds) has passed since the generation was first published"
-            " (the publisher's record from the stack outputs, else its createdAt).", edits=True)
+            " (the publisher's record from the stack outputs; without the outputs it is refused unless"
+            " --force).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", nargs="?", metavar="GENERATION", help="default: the newest pending generation")
     p.add_argument("--force", action="store_true",
@@ -450,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("retire", cmd_retire, "retiring -> retired after the overlap",
             "Stop publishing a retiring generation. Refused before the overlap (tokenLifetimeSeconds +"
-            " publishMaxAgeSeconds + clockSkewSeconds) has passed since it stopped signing.", edits=True)
+            " publishMaxAgeSeconds + clockSkewSeconds) has passed since its stop was deployed (the deployment"
+            " record in the stack outputs), and for keysets with data at rest before `rewrapped` (or"
+            " dataRetentionSeconds).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", metavar="GENERATION")
     p.add_argument("--force", action="store_true",
@@ -469,9 +517,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="revoke now although valid signatures are cut short")
 
     p = add("rollback", cmd_rollback, "re-activate the previous (still retiring) generation",
-            "Make the previous generation active again while it is still retiring; the current one becomes"
-            " retiring (never lost: it stays published and decrypt-capable for the overlap).", edits=True)
+            "Undo the latest promote: the generation it replaced (still retiring, within its overlap) signs"
+            " or encrypts again, recorded as a new period in its history; the current one becomes retiring"
+            " (never lost: it stays published and decrypt-capable). Refused when no rotation is under way"
+            " or the previous generation is past maxAgeDays (--force to accept that).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("--force", action="store_true",
+                   help="roll back although no rotation is under way or the key is past maxAgeDays")
+
+    p = add("rewrapped", cmd_rewrapped, "record that a retiring generation's data at rest was re-encrypted",
+            "encrypt/mac keysets with data at rest: record, with who and when, that every ciphertext (stored"
+            " MAC) under a retiring generation was re-encrypted under a newer one. Retirement waits for it"
+            " (or for dataRetentionSeconds).", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("generation", metavar="GENERATION")
+    p.add_argument("--by", required=True, metavar="WHO", help="who confirmed the re-encryption (name or email)")
+    p.add_argument("--force", action="store_true",
+                   help="record it before every writer has switched to the new generation")
+
+    p = add("restore", cmd_restore, "retired -> retiring: decrypt/verify-capable again",
+            "Make a retired generation whose key material still exists decrypt-only (verify-only) again, as a"
+            " new step in its history; it does not sign or encrypt.", edits=True)
+    p.add_argument("keyset", metavar="KEYSET")
+    p.add_argument("generation", metavar="GENERATION")
 
     p = add("destroy", cmd_destroy, "retired -> destroyed (schedules key deletion)",
             "Schedule a retired generation's key material for deletion (deletionWindowDays); its public key"
@@ -512,6 +580,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     try:
         ctx = Context(args, out)
         return args.handler(ctx)
+    except BrokenPipeError:
+        # `status | head -1`: the reader has what it wanted; say nothing more.
+        _silence_stdout(out)
+        return 0
     except UsageError as error:
         return _fail(args, out, err, str(error), EXIT_USAGE)
     except (CommandError, StackFileError, ConfigError, outputs.OutputsError) as error:
@@ -522,6 +594,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         summary = str(error).splitlines()[0][:200] if str(error) else ""
         return _fail(args, out, err, f"internal error ({type(error).__name__}: {summary})."
                      f" Set {DEBUG_VARIABLE}=1 for the traceback and please report it", EXIT_ERROR)
+
+
+def _silence_stdout(out: TextIO) -> None:
+    if out is sys.stdout:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _fail(args: argparse.Namespace, out: TextIO, err: TextIO, message: str, code: int) -> int:

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from . import lifecycle
-from .config import ConfigError, Generation, KeySet, StackConfig, validate
+from .config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
 from .keys import render_kid
-from .lifecycle import REVOKE_REASONS, State
-from .stackfile import AddGeneration, Edit, SetField, format_time
+from .lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
+from .stackfile import AddGeneration, AppendEntry, Edit, SetField
+from .times import format_time
 
 
 class CommandError(Exception):
@@ -39,6 +40,9 @@ class Publications:
     """The generation's key id as deployed (thumbprint kids are only known from the outputs)."""
     deployed_states: Mapping[str, str] = field(default_factory=dict)
     """The generation's state as last deployed (``pulumi up``), which may lag the stack file."""
+    deployed: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
+    """The deployment record of each switch: per generation, per state, when a `pulumi up` last
+    deployed the generation entering that state (its consumers and publications switched)."""
     source: str | None = None
     """Where the record came from; None: no record, times count from createdAt."""
     unavailable: str | None = None
@@ -46,6 +50,26 @@ class Publications:
 
 
 NO_RECORD = Publications()
+
+
+def deployed_stops(keyset: KeySet, record: Publications) -> dict[str, datetime]:
+    """Per generation, when its latest switch to retiring was deployed (for the gap check)."""
+    out = {}
+    for g in keyset.generations:
+        at = deployed_switch(record, g, State.RETIRING)
+        if at is not None:
+            out[g.id] = at
+    return out
+
+
+def deployed_switch(record: Publications, generation: Generation, state: State) -> datetime | None:
+    """When the generation's latest switch to ``state`` was deployed, if the record has it (a record
+    older than the switch in the stack file says nothing about it)."""
+    at = record.deployed.get(generation.id, {}).get(str(state))
+    entered = lifecycle.entered(generation, state)
+    if at is None or entered is None or at < entered:
+        return None
+    return at
 
 
 @dataclass
@@ -106,6 +130,8 @@ class _Draft:
         self.result = Result(command, keyset, stack)
         self.published_at: Mapping[str, datetime] = {}
         """The publisher's record, for the gap check of the result."""
+        self.record: Publications = NO_RECORD
+        """The stack outputs' record (deployment times), for the gap check of the result."""
 
     def where(self, generation: str | None = None) -> str:
         head = f"{self.stack.stack_file}: keyset '{self.keyset.name}'"
@@ -131,19 +157,51 @@ class _Draft:
             )
 
     def set(self, generation_id: str, **changes: object) -> Generation:
-        """Set (or, with None, remove) camelCase fields of a generation."""
+        """Set camelCase fields of a generation. A recorded time is never changed or removed."""
         current = self.get(generation_id)
         update = {}
         for camel, value in changes.items():
             old = current.time(camel) if camel.endswith("At") else getattr(current, _snake(camel))
             if old == value:
                 continue
+            if camel.endswith("At") and old is not None:
+                raise CommandError(f"{self.where(generation_id)}: {camel} is recorded ({_iso(old)});"
+                                   " history is append-only")
             update[_snake(camel)] = value
             self.result.edits.append(SetField(
                 self.keyset.name, generation_id, camel, _text(old), _text(value)
             ))
         new = current.model_copy(update=update)
         self.generations = [new if g.id == generation_id else g for g in self.generations]
+        return new
+
+    def move(self, generation_id: str, target: State, **extra: object) -> Generation:
+        """Record that the generation enters ``target`` now: in its top-level time on the first pass,
+        as a new ``history`` step once it returns to an earlier state (rollback, restore)."""
+        current = self.get(generation_id)
+        field_name = STATE_TIME[target]
+        reached = lifecycle.first_pass(current)[-1][0]
+        first_time = (
+            target is State.REVOKED
+            or (not current.history and TIME_ORDER.index(field_name) > TIME_ORDER.index(STATE_TIME[reached]))
+        )
+        if first_time:
+            return self.set(generation_id, state=target, **{field_name: self.now}, **extra)
+        self.set(generation_id, state=target, **extra)
+        current = self.get(generation_id)
+        step = Step(state=target, at=self.now)
+        new = current.model_copy(update={"history": [*current.history, step]})
+        self.generations = [new if g.id == generation_id else g for g in self.generations]
+        self.result.edits.append(AppendEntry(
+            self.keyset.name, generation_id, "history", {"state": str(target), "at": self.now}))
+        return new
+
+    def append_rewrap(self, generation_id: str, by: str) -> Generation:
+        current = self.get(generation_id)
+        new = current.model_copy(update={"rewrapped": [*current.rewrapped, Rewrap(at=self.now, by=by)]})
+        self.generations = [new if g.id == generation_id else g for g in self.generations]
+        self.result.edits.append(AppendEntry(
+            self.keyset.name, generation_id, "rewrapped", {"at": self.now, "by": by}))
         return new
 
     def add(self, **fields: object) -> Generation:
@@ -170,7 +228,20 @@ class _Draft:
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 
+    def _check_append_only(self) -> None:
+        """Every step recorded before stays, unchanged, at its place: the history only grows."""
+        after = {g.id: g for g in self.generations}
+        for old in self.keyset.generations:
+            new = after.get(old.id)
+            if new is None:
+                raise CommandError(f"{self.where(old.id)}: a generation is never removed")
+            before, now = lifecycle.path(old), lifecycle.path(new)
+            kept = [step for step in before if step[0] is not State.REVOKED]
+            if now[:len(kept)] != kept or new.rewrapped[:len(old.rewrapped)] != old.rewrapped:
+                raise CommandError(f"{self.where(old.id)}: the change would rewrite its recorded history")
+
     def finish(self) -> Result:
+        self._check_append_only()
         keyset = self.keyset.model_copy(update={"generations": self.generations})
         stack = self.stack.model_copy(update={"keysets": {**self.stack.keysets, keyset.name: keyset}})
         problems = validate(stack)
@@ -180,10 +251,12 @@ class _Draft:
                 + str(ConfigError(self.stack.stack_file, problems))
             )
         self.result.stack = stack
+        stops = deployed_stops(self.keyset, self.record)
         before = {
-            (g.generation, g.kind, g.start, g.end) for g in lifecycle.keyset_gaps(self.keyset, self.published_at)
+            (g.generation, g.kind, g.start, g.end)
+            for g in lifecycle.keyset_gaps(self.keyset, self.published_at, stops)
         }
-        for gap in lifecycle.keyset_gaps(keyset, self.published_at):
+        for gap in lifecycle.keyset_gaps(keyset, self.published_at, stops):
             if not gap.intended and (gap.generation, gap.kind, gap.start, gap.end) not in before:
                 self.result.warnings.append(f"gap: {gap.describe()}")
         return self.result
@@ -213,6 +286,15 @@ def _documents(keyset: KeySet) -> str:
     if not keyset.publish:
         return "no published document"
     return ", ".join(f"{p.format} at {p.target}" for p in keyset.publish)
+
+
+def _holders(keyset: KeySet) -> str:
+    """Who holds a copy of what is published: verifiers (documents) or pods (keyrings)."""
+    return "verifiers" if keyset.purpose == "sign" else "pods"
+
+
+def _rejects_new(keyset: KeySet) -> str:
+    return "reject its signatures" if keyset.purpose == "sign" else "cannot decrypt what it encrypts"
 
 
 def _consumers(keyset: KeySet) -> str:
@@ -260,13 +342,30 @@ def rotate(
     return draft.finish()
 
 
+def _needs_record(draft: _Draft, record: Publications, force: bool, what: str) -> None:
+    """An edit whose safety depends on the stack outputs is refused without them, unless --force."""
+    if record.source is not None or force:
+        if record.source is None:
+            draft.result.warnings.append(
+                f"--force without the stack outputs ({record.unavailable or 'no record'}): {what} was not"
+                " checked against what was deployed"
+            )
+        return
+    why = record.unavailable or "no stack outputs"
+    raise CommandError(
+        f"{draft.where()}: refused: cannot read the stack outputs ({why}), and {what} counts from what"
+        " was deployed. Pass `--outputs FILE` (saved `pulumi stack output --json`), or --force to act"
+        " on the stack file's own times"
+    )
+
+
 def promote(
     stack: StackConfig, keyset: str, generation_id: str | None = None, *, now: datetime,
     record: Publications = NO_RECORD, force: bool = False,
 ) -> Result:
     """The pending generation becomes ``active``, the active one ``retiring``."""
     draft = _Draft("promote", stack, keyset, now)
-    draft.published_at = record.first_published
+    draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     if generation_id is None:
         pending = [g for g in draft.generations if g.state is State.PENDING]
@@ -280,6 +379,7 @@ def promote(
             f"{draft.where(generation.id)}: is retiring; to make it sign again use `rollback {ks.name}`"
         )
     draft.check_transition(generation, State.ACTIVE)
+    _needs_record(draft, record, force, "the publish lead")
     lead = ks.timings.publish_lead
     if generation.id in record.missing and not force:
         targets = ", ".join(record.missing[generation.id])
@@ -295,33 +395,33 @@ def promote(
     )
     if now < earliest and not force:
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: {basis}; verifiers may hold a copy of the documents"
-            f" fetched before that for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s),"
-            f" clocks differ by up to clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed"
-            f" from {_iso(earliest)} (in {span(earliest - now)}); --force promotes now and accepts that those"
-            " verifiers reject its signatures until they refetch"
+            f"{draft.where(generation.id)}: refused: {basis}; {_holders(ks)} may hold a copy"
+            f" {'of the documents fetched' if ks.purpose == 'sign' else 'of the keyring delivered'} before that"
+            f" for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s), clocks differ by up to"
+            f" clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed from {_iso(earliest)}"
+            f" (in {span(earliest - now)}); --force promotes now and accepts that those {_holders(ks)}"
+            f" {_rejects_new(ks)} until they refetch"
         )
-    if generation.id not in record.first_published and generation.id not in record.missing:
-        why = f" ({record.unavailable})" if record.unavailable else ""
+    if record.source is not None and generation.id not in record.first_published \
+            and generation.id not in record.missing:
         draft.result.warnings.append(
-            f"no publisher record for '{generation.id}'{why}: the publish lead was counted from its"
-            " createdAt; the policy pack checks the publisher's first-published time at `pulumi preview`"
+            f"no publisher record for '{generation.id}' in {record.source}: the publish lead was counted"
+            " from its createdAt; the policy pack checks the publisher's first-published time at `pulumi preview`"
         )
     if generation.id in record.missing:
         draft.result.warnings.append(
-            f"--force: '{generation.id}' is not in {', '.join(record.missing[generation.id])} yet: verifiers"
-            " reject its signatures until it is published and their caches expire"
+            f"--force: '{generation.id}' is not in {', '.join(record.missing[generation.id])} yet:"
+            f" {_holders(ks)} {_rejects_new(ks)} until it is published and their caches expire"
         )
     elif now < earliest:
         draft.result.warnings.append(
-            f"--force: promoted {span(earliest - now)} before the publish lead passed ({basis}): verifiers"
-            f" whose cached document predates it reject signatures of '{generation.id}' until about"
-            f" {_iso(published + lead)}"
+            f"--force: promoted {span(earliest - now)} before the publish lead passed ({basis}):"
+            f" {_holders(ks)} whose copy predates it {_rejects_new(ks)} until about {_iso(published + lead)}"
         )
     previous = [g for g in draft.generations if g.state is State.ACTIVE]
     for old in previous:
-        draft.set(old.id, state=State.RETIRING, retiringAt=now)
-    draft.set(generation.id, state=State.ACTIVE, activatedAt=now)
+        draft.move(old.id, State.RETIRING)
+    draft.move(generation.id, State.ACTIVE)
     kid = kid_of(stack, ks, generation, record)
     draft.result.notes.append(
         f"'{generation.id}' ({kid}) signs from the next `pulumi up`" if ks.purpose == "sign"
@@ -329,12 +429,50 @@ def promote(
     )
     for old in previous:
         draft.result.notes.append(
-            f"'{old.id}' stays published for the overlap: retire it from"
-            f" {_iso(now + ks.timings.overlap)} (`retire {ks.name} {old.id}`)"
+            f"'{old.id}' stays published ({_published_in(ks)}) for the overlap, counted from the deploy of"
+            f" this promote: retire it from {_iso(now + ks.timings.overlap)} at the earliest"
+            + (" and once its data at rest is re-encrypted (`rewrapped`) or expired" if ks.keeps_data else "")
+            + f" (`retire {ks.name} {old.id}`)"
         )
     if _consumers(ks):
         draft.result.notes.append(f"consumers switched by `pulumi up`: {_consumers(ks)}")
     return draft.finish()
+
+
+def retire_gate(ks: KeySet, generation: Generation, record: Publications) -> tuple[datetime | None, str]:
+    """(earliest retirement, why) for a retiring generation: the overlap after the deployed switch,
+    and for keysets with data at rest the re-encryption or expiry of that data."""
+    t = ks.timings
+    stopped = lifecycle.stopped_at(generation)
+    deployed = deployed_switch(record, generation, State.RETIRING)
+    basis = stopped if deployed is None or stopped is None else max(stopped, deployed)
+    earliest = lifecycle.earliest_retire(generation, t, deployed)
+    if ks.purpose == "sign":
+        lag = (f"what it signed stays valid for tokenLifetimeSeconds ({t.token_lifetime_seconds}s) and"
+               " signers and caches lag by publishMaxAgeSeconds + clockSkewSeconds")
+    else:
+        lag = (f"ciphertext in flight is read for up to tokenLifetimeSeconds ({t.token_lifetime_seconds}s)"
+               " and writers and keyrings lag by publishMaxAgeSeconds + clockSkewSeconds")
+    why = (
+        f"it stopped {'signing' if ks.purpose == 'sign' else 'encrypting'} at {_iso(stopped)}"
+        + (f", deployed {_iso(deployed)} ({record.source})" if deployed is not None else "")
+        + f"; {lag}"
+    ) if stopped is not None else f"it never {'signed' if ks.purpose == 'sign' else 'encrypted'}"
+    if not ks.keeps_data or basis is None:
+        return earliest, why
+    writers_done = basis + lifecycle.signer_lag(t)
+    rewraps = [r for r in generation.rewrapped if r.at >= writers_done]
+    if rewraps:
+        return earliest, why + f"; its data at rest was re-encrypted ({_iso(rewraps[-1].at)}, {rewraps[-1].by})"
+    if ks.data_retention_seconds is not None:
+        expiry = writers_done + timedelta(seconds=ks.data_retention_seconds)
+        return max(earliest, expiry), why + (
+            f"; ciphertext written under it until {_iso(writers_done)} stays at rest for dataRetentionSeconds"
+            f" ({ks.data_retention_seconds}s), until {_iso(expiry)}")
+    return None, why + (
+        "; ciphertext stored under it stays encrypted under it until it is re-encrypted under a newer"
+        f" generation: re-encrypt (rewrap) it, then record that with `rewrapped {ks.name} {generation.id}"
+        " --by NAME`, or declare dataRetentionSeconds if the data expires by itself")
 
 
 def retire(
@@ -343,6 +481,7 @@ def retire(
 ) -> Result:
     """``retiring`` -> ``retired``: it leaves the published documents (key history keeps it)."""
     draft = _Draft("retire", stack, keyset, now)
+    draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     generation = draft.get(generation_id)
     if generation.state is not State.RETIRING:
@@ -352,32 +491,128 @@ def retire(
             + (" (promote another generation first)" if generation.state is State.ACTIVE else "")
         )
     draft.check_transition(generation, State.RETIRED)
+    _needs_record(draft, record, force, "the overlap")
     deployed = record.deployed_states.get(generation.id)
     if deployed == str(State.ACTIVE) and not force:
-        # The overlap counts from retiringAt, the time the promote takes effect: it has not yet.
         raise CommandError(
             f"{draft.where(generation.id)}: refused: the deployed stack still has it active ({record.source});"
             f" deploy the promote first (`pulumi up`), then retire it after the overlap"
             f" ({span(ks.timings.overlap)}) counted from that deploy"
         )
-    earliest = lifecycle.earliest_retire(generation, ks.timings)
-    if earliest is not None and now < earliest and not force:
+    if record.source is not None and deployed_switch(record, generation, State.RETIRING) is None and not force:
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: it stopped signing at {_iso(generation.retiring_at)};"
-            f" what it signed stays valid for tokenLifetimeSeconds ({ks.timings.token_lifetime_seconds}s)"
-            f" and signers and caches lag by publishMaxAgeSeconds + clockSkewSeconds. Retire allowed from"
-            f" {_iso(earliest)} (in {span(earliest - now)}); --force retires now and accepts that verifiers"
-            " reject its still-valid signatures"
+            f"{draft.where(generation.id)}: refused: {record.source} has no deployment record of its switch to"
+            " retiring; deploy the stack (`pulumi up`) and retire it after the overlap"
+            f" ({span(ks.timings.overlap)}) counted from that deploy"
         )
-    if earliest is not None and now < earliest:
+    earliest, why = retire_gate(ks, generation, record)
+    decrypt = ks.purpose != "sign"
+    effect = ("pods can no longer decrypt (or verify) the data still under it" if decrypt
+              else "verifiers reject its still-valid signatures")
+    if (earliest is None or now < earliest) and not force:
+        when = (f"Retire allowed from {_iso(earliest)} (in {span(earliest - now)})" if earliest is not None
+                else "Retire allowed once that is recorded")
+        raise CommandError(
+            f"{draft.where(generation.id)}: refused: {why}. {when}; --force retires now and accepts that {effect}"
+        )
+    if earliest is None or now < earliest:
         draft.result.warnings.append(
-            f"--force: retired {span(earliest - now)} before the overlap passed: signatures of"
-            f" '{generation.id}' made up to {_iso(generation.retiring_at)} are rejected once it is unpublished"
+            f"--force: retired {'before its data at rest was re-encrypted or expired' if earliest is None else span(earliest - now) + ' early'}:"
+            f" {effect} once it leaves {_published_in(ks)}"
         )
-    draft.set(generation.id, state=State.RETIRED, retiredAt=now)
+    draft.move(generation.id, State.RETIRED)
     draft.result.notes.append(
         f"'{generation.id}' leaves {_published_in(ks)} at the next `pulumi up`; its key material is disabled,"
-        f" not deleted (`destroy {ks.name} {generation.id} --confirm {generation.id}` schedules deletion)"
+        f" not deleted (`restore {ks.name} {generation.id}` makes it {'decrypt' if decrypt else 'verify'}-capable"
+        f" again; `destroy {ks.name} {generation.id} --confirm {generation.id}` schedules deletion)"
+    )
+    return draft.finish()
+
+
+def rewrapped(
+    stack: StackConfig, keyset: str, generation_id: str, *, by: str, now: datetime,
+    record: Publications = NO_RECORD, force: bool = False,
+) -> Result:
+    """Record that every ciphertext (stored MAC) under a retiring generation was re-encrypted under a
+    newer generation: who confirmed it and when. It lets `retire` remove the generation."""
+    draft = _Draft("rewrapped", stack, keyset, now)
+    ks = draft.keyset
+    generation = draft.get(generation_id)
+    if ks.purpose == "sign" or not ks.keeps_data:
+        raise CommandError(
+            f"{draft.where(generation.id)}: keyset '{ks.name}' keeps no data at rest ({ks.purpose},"
+            f" dataAtRest {str(ks.keeps_data).lower()}); nothing to re-encrypt"
+        )
+    if generation.state is not State.RETIRING:
+        raise CommandError(
+            f"{draft.where(generation.id)}: is '{generation.state}'; only a retiring generation (one that"
+            " no longer encrypts but still decrypts) can have its data re-encrypted"
+        )
+    if not by.strip():
+        raise CommandError(f"{draft.where(generation.id)}: --by: say who confirmed the re-encryption")
+    _needs_record(draft, record, force, "the switch of every writer to the new generation")
+    stopped = lifecycle.stopped_at(generation)
+    deployed = deployed_switch(record, generation, State.RETIRING)
+    basis = stopped if deployed is None or stopped is None else max(stopped, deployed)
+    if basis is not None:
+        writers_done = basis + lifecycle.signer_lag(ks.timings)
+        if now < writers_done and not force:
+            raise CommandError(
+                f"{draft.where(generation.id)}: refused: writers may still encrypt under it until"
+                f" {_iso(writers_done)} (stopped {_iso(basis)}, plus publishMaxAgeSeconds + clockSkewSeconds);"
+                " a re-encryption that started before then can miss ciphertext written after it. Re-encrypt"
+                " after that time and record it then; --force records it now"
+            )
+        if now < writers_done:
+            draft.result.warnings.append(
+                f"--force: recorded before every writer had switched ({_iso(writers_done)}): it does not count"
+                " for `retire`, which needs a re-encryption confirmed after that time"
+            )
+    draft.append_rewrap(generation.id, by.strip())
+    draft.result.notes.append(
+        f"recorded: data at rest under '{generation.id}' re-encrypted under the active generation, confirmed"
+        f" by {by.strip()} at {_iso(now)}; `retire {ks.name} {generation.id}` after the overlap"
+    )
+    return draft.finish()
+
+
+def restore(
+    stack: StackConfig, keyset: str, generation_id: str, *, now: datetime
+) -> Result:
+    """``retired`` (or ``destroyed`` within the deletion window) -> ``retiring``: the key material
+    decrypts/verifies again; a new history step, nothing rewritten."""
+    draft = _Draft("restore", stack, keyset, now)
+    ks = draft.keyset
+    generation = draft.get(generation_id)
+    if generation.state not in (State.RETIRED, State.DESTROYED):
+        raise CommandError(
+            f"{draft.where(generation.id)}: is '{generation.state}'; only a retired or destroyed generation"
+            " is restored"
+        )
+    if generation.state is State.DESTROYED:
+        destroyed = lifecycle.entered(generation, State.DESTROYED)
+        window_end = destroyed + timedelta(days=ks.timings.deletion_window_days)
+        if ks.backend not in ("aws-kms", "gcp-kms"):
+            raise CommandError(
+                f"{draft.where(generation.id)}: backend {ks.backend}: a destroyed generation's key material"
+                " is gone (a software key drops it at destroy); it cannot be restored"
+            )
+        if now >= window_end:
+            raise CommandError(
+                f"{draft.where(generation.id)}: its deletion window (deletionWindowDays"
+                f" {ks.timings.deletion_window_days}) ended {_iso(window_end)}: the KMS has deleted the key"
+            )
+        raise CommandError(
+            f"{draft.where(generation.id)}: restoring a destroyed KMS key is done in the KMS first"
+            f" (`aws kms cancel-key-deletion` / `gcloud kms keys versions restore`, before {_iso(window_end)}),"
+            " then imported into the stack; this program does not yet re-adopt a deleted key resource"
+        )
+    draft.check_transition(generation, State.RETIRING)
+    draft.move(generation.id, State.RETIRING)
+    verb = "decrypt" if ks.purpose != "sign" else "verify"
+    draft.result.notes.append(
+        f"'{generation.id}' is back in {_published_in(ks)} ({verb} only) from the next `pulumi up`;"
+        f" it does not {'sign' if ks.purpose == 'sign' else 'encrypt'} again"
     )
     return draft.finish()
 
@@ -388,7 +623,7 @@ def revoke(
 ) -> Result:
     """Revoke at once; revoking the active generation activates a replacement at once."""
     draft = _Draft("revoke", stack, keyset, now)
-    draft.published_at = record.first_published
+    draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     if reason not in REVOKE_REASONS:
         raise CommandError(f"{draft.where()}: unknown reason {reason!r}; use one of {', '.join(REVOKE_REASONS)}")
@@ -400,8 +635,16 @@ def revoke(
     if was_active:
         cut_until = now + t.overlap
     elif generation.state is State.RETIRING:
-        earliest = lifecycle.earliest_retire(generation, t)
-        cut_until = earliest if earliest is not None and now < earliest else None
+        earliest, _why = retire_gate(ks, generation, record)
+        if earliest is None:
+            if reason != "compromise" and not force:
+                raise CommandError(
+                    f"{draft.where(generation.id)}: refused: ciphertext stored under it has not been re-encrypted;"
+                    f" revoking it for '{reason}' would leave that data undecryptable. Re-encrypt it and record"
+                    f" `rewrapped {ks.name} {generation.id} --by NAME` first; --force revokes now anyway"
+                )
+        elif now < earliest:
+            cut_until = earliest
     if reason != "compromise" and cut_until is not None and not force:
         if was_active:
             advice = (
@@ -412,18 +655,22 @@ def revoke(
         else:
             advice = f"revoke it from {_iso(cut_until)} (in {span(cut_until - now)})"
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: revoking it now for '{reason}' makes verifiers reject"
-            f" signatures it made that are still valid (until {_iso(cut_until)})"
-            + (" and activates a replacement no verifier has fetched yet" if was_active else "")
+            f"{draft.where(generation.id)}: refused: revoking it now for '{reason}' makes {_holders(ks)}"
+            + (f" reject signatures it made that are still valid (until {_iso(cut_until)})" if ks.purpose == "sign"
+               else f" unable to decrypt ciphertext it made that is still read (until {_iso(cut_until)})")
+            + ((" and activates a replacement no verifier has fetched yet" if ks.purpose == "sign"
+                else " and activates a replacement no pod holds yet") if was_active else "")
             + f"; {advice}. Only a compromise justifies that; --force revokes now anyway"
         )
-    draft.set(generation.id, state=State.REVOKED, revokedAt=now, revokeReason=reason)
+    draft.move(generation.id, State.REVOKED, revokeReason=reason)
     res = draft.result
     res.notes += _revocation_effects(stack, ks, generation, reason, now, record)
     if reason != "compromise" and cut_until is not None:
         res.warnings.append(
-            f"--force: '{generation.id}' revoked for '{reason}' before the overlap passed: its valid"
-            f" signatures are rejected until {_iso(cut_until)}"
+            f"--force: '{generation.id}' revoked for '{reason}' before the overlap passed: "
+            + ("its valid signatures are rejected" if ks.purpose == "sign"
+               else "ciphertext it made that is still read cannot be decrypted")
+            + f" until {_iso(cut_until)}"
         )
     if was_active:
         _emergency(draft, ks, now, record, new_id, reason)
@@ -442,6 +689,11 @@ def _revocation_effects(
             notes.append(
                 f"data encrypted with '{generation.id}' cannot be decrypted once `pulumi up` removes it from"
                 " the keyrings; the key material is disabled, not deleted, if some must be recovered"
+            )
+        elif ks.purpose == "mac":
+            notes.append(
+                f"MACs made with '{generation.id}' no longer verify once `pulumi up` removes it from the"
+                " keyrings; the key material is disabled, not deleted"
             )
         elif reason == "compromise":
             notes.append(
@@ -466,7 +718,7 @@ def _emergency(
     res = draft.result
     pending = [g for g in draft.generations if g.state is State.PENDING]
     if pending:
-        replacement = draft.set(pending[-1].id, state=State.ACTIVE, activatedAt=now)
+        replacement = draft.move(pending[-1].id, State.ACTIVE)
         ready = _published_since(replacement, record) + ks.timings.publish_lead
         how = f"promoted the pending generation '{replacement.id}'"
     else:
@@ -484,19 +736,26 @@ def _emergency(
     )
     if ready > now:
         res.notes.append(
-            f"verifiers that fetched the documents before the deploy reject '{replacement.id}' signatures"
-            f" until their caches expire (up to {span(ks.timings.publish_lead)} after `pulumi up`,"
+            (f"verifiers that fetched the documents before the deploy reject '{replacement.id}' signatures"
+             if ks.purpose == "sign" else
+             f"pods holding a keyring from before the deploy cannot decrypt what '{replacement.id}' encrypts")
+            + f" until their caches expire (up to {span(ks.timings.publish_lead)} after `pulumi up`,"
             f" {_iso(ready)} at the earliest)"
             + (": the intended cost of a compromise revocation" if reason == "compromise" else "")
         )
 
 
-def rollback(stack: StackConfig, keyset: str, *, now: datetime) -> Result:
-    """Re-activate the generation the active one replaced, while it is still retiring."""
+def rollback(
+    stack: StackConfig, keyset: str, *, now: datetime, record: Publications = NO_RECORD, force: bool = False,
+) -> Result:
+    """Undo the latest promote while the generation it replaced is still retiring and within its
+    overlap: that generation signs (encrypts) again, in a new period; the newer one becomes
+    retiring. Nothing recorded is removed."""
     draft = _Draft("rollback", stack, keyset, now)
     ks = draft.keyset
+    t = ks.timings
     active = next(g for g in draft.generations if g.state is State.ACTIVE)
-    retiring = [g for g in draft.generations if g.state is State.RETIRING and g.retiring_at is not None]
+    retiring = [g for g in draft.generations if g.state is State.RETIRING and lifecycle.stopped_at(g)]
     if not retiring:
         previous = [g for g in draft.generations if g.state in (State.RETIRED, State.REVOKED, State.DESTROYED)
                     and g.activated_at is not None]
@@ -507,24 +766,52 @@ def rollback(stack: StackConfig, keyset: str, *, now: datetime) -> Result:
             f"{draft.where()}: nothing to roll back to: no retiring generation{detail}."
             f" Rotate instead (`rotate {ks.name}`)"
         )
-    previous = max(retiring, key=lambda g: (g.retiring_at, ks.generations.index(g)))
+    previous = max(retiring, key=lambda g: (lifecycle.stopped_at(g), ks.generations.index(g)))
     draft.check_transition(previous, State.ACTIVE)
     draft.check_transition(active, State.RETIRING)
-    draft.set(active.id, state=State.RETIRING, retiringAt=now)
-    draft.set(previous.id, state=State.ACTIVE, retiringAt=None)
+    risks: list[str] = []
+    replaced_by_promote = lifecycle.stopped_at(previous) == lifecycle.entered(active, State.ACTIVE)
+    overlap_end = lifecycle.earliest_retire(previous, t, deployed_switch(record, previous, State.RETIRING))
+    if not replaced_by_promote:
+        risks.append(
+            f"no rotation is under way: '{active.id}' did not replace '{previous.id}' (it became active"
+            f" {_iso(lifecycle.entered(active, State.ACTIVE))}, '{previous.id}' stopped"
+            f" {_iso(lifecycle.stopped_at(previous))})"
+        )
+    elif overlap_end is not None and now >= overlap_end:
+        risks.append(
+            f"the rotation is over: '{previous.id}' has been retiring past its overlap (since {_iso(overlap_end)});"
+            " verifiers and pods may already have dropped it"
+        )
+    due = previous.activated_at + t.max_age if previous.activated_at else None
+    if due is not None and now >= due:
+        risks.append(
+            f"'{previous.id}' is past maxAgeDays ({t.max_age_days}): it was due {_iso(due)}; re-activating it"
+            " puts an overdue key back into use"
+        )
+    if risks and not force:
+        raise CommandError(
+            f"{draft.where(previous.id)}: refused: rollback undoes a rotation that went wrong, and "
+            + "; ".join(risks)
+            + f". Roll forward instead (`rotate {ks.name}`, then `promote`); --force re-activates it anyway"
+        )
+    for risk in risks:
+        draft.result.warnings.append(f"--force: {risk}")
+    draft.move(active.id, State.RETIRING)
+    draft.move(previous.id, State.ACTIVE)
     res = draft.result
     verb, what = ("signs", "signed") if ks.purpose == "sign" else ("encrypts" if ks.purpose == "encrypt"
                                                                    else "MACs", "protected")
     res.notes.append(
-        f"'{previous.id}' {verb} again from the next `pulumi up` (it never left {_published_in(ks)}, so no"
-        f" publish lead); '{active.id}' stays there as retiring: nothing it {what} is lost; retire it from"
-        f" {_iso(now + ks.timings.overlap)} or roll forward with `rollback {ks.name}` again"
+        f"'{previous.id}' {verb} again from the next `pulumi up`, recorded as a new period in its history"
+        f" (it never left {_published_in(ks)}, so no publish lead); '{active.id}' stays there as retiring:"
+        f" nothing it {what} is lost; retire it from {_iso(now + t.overlap)} at the earliest"
+        + (", once its data at rest is re-encrypted (`rewrapped`) or expired" if ks.keeps_data else "")
     )
-    age = lifecycle.key_age(draft.generations, ks.timings, now)
-    if age.health in ("warning", "overdue"):
-        when = "was due" if age.health == "overdue" else "is due"
+    age = lifecycle.key_age(draft.generations, t, now)
+    if age.health == "warning":
         res.warnings.append(
-            f"'{previous.id}' {when} {_iso(age.due_at)} (maxAgeDays {ks.timings.max_age_days}): rotate again soon"
+            f"'{previous.id}' is due {_iso(age.due_at)} (maxAgeDays {t.max_age_days}): rotate again soon"
         )
     return draft.finish()
 
@@ -543,7 +830,7 @@ def destroy(
             f" window ({ks.timings.deletion_window_days} days); repeat the generation id to confirm:"
             f" --confirm {generation.id}"
         )
-    draft.set(generation.id, state=State.DESTROYED, destroyedAt=now)
+    draft.move(generation.id, State.DESTROYED)
     draft.result.notes.append(
         f"'{generation.id}' key material is scheduled for deletion at the next `pulumi up`"
         f" ({ks.backend}; deletion window {ks.timings.deletion_window_days} days); its public key stays in"

@@ -30,10 +30,22 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from . import algorithms, material, metadata, names, stacktext, targets, times
-from .lifecycle import FORBIDDEN_TIMES, REQUIRED_TIMES, TIME_ORDER, State, Timings, default_warn_days
+from . import algorithms, material, metadata, stacktext, targets, times
+from . import identifiers as names
+from .lifecycle import (
+    FORBIDDEN_TIMES,
+    REQUIRED_TIMES,
+    STATE_TIME,
+    TIME_ORDER,
+    State,
+    Timings,
+    allowed,
+    default_warn_days,
+    first_pass,
+)
+from .names import PROJECT
+from .times import format_time
 
-PROJECT = "key-rotation"
 PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
 PUBLISH_SCHEMES = targets.SCHEMES
 EnvSource = Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "signersAlgorithm", "generation"]
@@ -119,6 +131,21 @@ class TimingOverrides(_Model):
         return Timings(**{**base.__dict__, **values})
 
 
+class Step(_Model):
+    """One later step of a generation's history: it entered ``state`` at ``at``."""
+
+    state: State
+    at: Time
+
+
+class Rewrap(_Model):
+    """Confirmation that every ciphertext (or stored MAC) under the generation was re-encrypted
+    under a newer generation: when, and who confirmed it."""
+
+    at: Time
+    by: Text = Field(min_length=1, max_length=200)
+
+
 class Generation(_Model):
     id: Text
     state: State
@@ -130,6 +157,10 @@ class Generation(_Model):
     revoke_reason: Literal["compromise", "personnel", "hardware", "superseded"] | None = None
     destroyed_at: Time | None = None
     public_key_pem: Text | None = Field(None, max_length=16_384)
+    history: list[Step] = Field(default_factory=list)
+    """Steps after the first return to an earlier state (rollback, restore), appended in order."""
+    rewrapped: list[Rewrap] = Field(default_factory=list)
+    """encrypt/mac keysets with data at rest: confirmed re-encryptions, appended in order."""
 
     def time(self, camel_name: str) -> datetime | None:
         return getattr(self, _snake(camel_name))
@@ -203,6 +234,11 @@ class KeySet(TimingOverrides):
     consumers: list[Consumer] = Field(default_factory=list)
     aws: AwsOptions = Field(default_factory=AwsOptions)
     gcp: GcpOptions = Field(default_factory=GcpOptions)
+    data_at_rest: bool | None = None
+    """encrypt/mac: ciphertexts (MACs) are stored and outlive the overlap; default: true for
+    encrypt, false for mac; a sign keyset has none."""
+    data_retention_seconds: int | None = Field(None, gt=0)
+    """Stored ciphertext expires by itself this long after it was written (else: until rewrapped)."""
     generations: list[Generation]
 
     # Filled in by StackConfig: the map key and the stack defaults merged with the overrides.
@@ -216,6 +252,13 @@ class KeySet(TimingOverrides):
     @property
     def rsa_key_size(self) -> int:
         return self.key_size or 2048
+
+    @property
+    def keeps_data(self) -> bool:
+        """Retirement is gated on the data at rest (rewrap or retention), not on token lifetimes."""
+        if self.data_at_rest is not None:
+            return self.data_at_rest
+        return self.purpose == "encrypt"
 
     @property
     def active(self) -> Generation:
@@ -610,6 +653,11 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
     out += _validate_kid(name, ks, stack.environment)
     out += _validate_publish(stack, name, ks, spec)
     out += _validate_consumers(stack, name, ks)
+    if ks.purpose == "sign":
+        for field in ("dataAtRest", "dataRetentionSeconds"):
+            if getattr(ks, _snake(field)) is not None:
+                problem(f"a sign keyset keeps no data at rest (signatures expire with tokenLifetimeSeconds);"
+                        f" {field} is for encrypt and mac keysets", field)
     t = ks.timings
     if t.warn_days >= t.max_age_days:
         problem(f"warnDays ({t.warn_days}) must be less than maxAgeDays ({t.max_age_days})", "warnDays")
@@ -882,7 +930,11 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
                             " one is a directory of the other", name, None, field,
                         ))
                 files.setdefault(parts, (pub.target, name))
-        if ks.kid != "thumbprint" and not any(p.keyset == name and p.field == "kid" for p in out):
+        # Kids verifiers see (in a JWKS, signers.json or trust anchor) are unique across the stack, so
+        # that documents a verifier combines never hold one kid for two keys.
+        publishes_kids = any(p.format != "key-history" for p in ks.publish)
+        if ks.kid != "thumbprint" and publishes_kids and not any(
+                p.keyset == name and p.field == "kid" for p in out):
             for g in ks.generations:
                 try:
                     kid = _render_kid(ks, name, g.id, stack.environment)
@@ -957,12 +1009,7 @@ def _validate_generations(
                 f" '{previous.id}' ({_iso(previous.created_at)}); generations are listed oldest first",
                 "createdAt",
             )
-        for field in REQUIRED_TIMES[gen.state]:
-            if gen.time(field) is None:
-                problem(f"is required when state is '{gen.state}'", field)
-        for field in FORBIDDEN_TIMES[gen.state]:
-            if gen.time(field) is not None:
-                problem(f"must not be set while state is '{gen.state}'", field)
+        _validate_history(gen, problem)
         if gen.state is State.REVOKED and gen.revoke_reason is None:
             problem("is required when state is 'revoked' (compromise, personnel, hardware, superseded)", "revokeReason")
         if gen.revoke_reason is not None and gen.state is not State.REVOKED:
@@ -971,8 +1018,17 @@ def _validate_generations(
         for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
             if t2 < t1:
                 problem(f"{second} ({_iso(t2)}) is before {first} ({_iso(t1)})", second)
-        if gen.revoked_at is not None and gen.revoked_at < gen.created_at:
-            problem(f"revokedAt ({_iso(gen.revoked_at)}) is before createdAt ({_iso(gen.created_at)})", "revokedAt")
+        last_field, last = present[-1]
+        if gen.history:
+            last_field, last = "history[-1].at", gen.history[-1].at
+        if gen.revoked_at is not None and gen.revoked_at < last:
+            problem(f"revokedAt ({_iso(gen.revoked_at)}) is before {last_field} ({_iso(last)})", "revokedAt")
+        if gen.rewrapped and (spec is None or ks.purpose == "sign" or not ks.keeps_data):
+            problem("only an encrypt/mac keyset with data at rest records re-encryptions", "rewrapped")
+        for j, rewrap in enumerate(gen.rewrapped):
+            if rewrap.at < gen.created_at or (j and rewrap.at < gen.rewrapped[j - 1].at):
+                problem(f"{_iso(rewrap.at)} is before createdAt or an earlier entry; entries are appended in"
+                        " order", f"rewrapped[{j}].at")
         if ks.backend == "external":
             if gen.public_key_pem is None:
                 problem("is required for backend external", "publicKeyPem")
@@ -990,6 +1046,41 @@ def _validate_generations(
             name, None, "generations",
         ))
     return out
+
+
+def _validate_history(gen: Generation, problem) -> None:
+    """The top-level times are the first pass; ``history`` continues it step by step, and
+    revokedAt (terminal) ends it."""
+    first = first_pass(gen)
+    described = first[-1][0] if gen.history else gen.state
+    for field in REQUIRED_TIMES[described]:
+        if gen.time(field) is None:
+            problem(f"is required when state is '{gen.state}'" if not gen.history else
+                    f"is required: the history continues from '{described}'", field)
+    for field in FORBIDDEN_TIMES[described]:
+        if field == "revokedAt" and gen.history:
+            continue  # the terminal step after the history
+        if gen.time(field) is not None:
+            problem(f"must not be set while state is '{gen.state}'" if not gen.history else
+                    f"must not be set: the first pass ended in '{described}'; later steps are in 'history'",
+                    field)
+    if not gen.history:
+        return
+    previous, previous_at = first[-1]
+    for j, step in enumerate(gen.history):
+        field = f"history[{j}]"
+        if step.state in (State.PENDING, State.REVOKED):
+            problem(f"'{step.state}' is not a history step ({STATE_TIME[step.state]} records it)",
+                    f"{field}.state")
+        elif not allowed(previous, step.state):
+            problem(f"cannot go from '{previous}' to '{step.state}'", f"{field}.state")
+        if step.at < previous_at:
+            problem(f"{_iso(step.at)} is before the previous step ({_iso(previous_at)}); history is"
+                    " appended in order", f"{field}.at")
+        previous, previous_at = step.state, step.at
+    final = State.REVOKED if gen.revoked_at is not None else previous
+    if final is not gen.state:
+        problem(f"is '{gen.state}' but its history ends in '{final}'", "state")
 
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -1023,5 +1114,4 @@ def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> st
     return None
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+_iso = format_time

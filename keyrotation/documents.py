@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import algorithms
+from . import algorithms, lifecycle
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
+from .times import format_optional
 
 FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
+KID_FORMATS = ("jwks", "signers", "trust-anchor")
+"""Documents that list the kids verifiers accept (the key history lists every kid ever)."""
 CONTENT_TYPE = "application/json"
 
 
@@ -37,14 +40,30 @@ class KeyRecord:
     revoked_at: datetime | None = None
     revoke_reason: str | None = None
     destroyed_at: datetime | None = None
+    history: tuple[tuple[str, datetime], ...] = ()
+    """Every step the generation took (state, when), oldest first: ``lifecycle.path``."""
+    signing_periods: tuple[tuple[datetime, datetime | None], ...] = ()
+    """When it signed/encrypted: ``lifecycle.signing_periods`` (several after a rollback)."""
+
+    @classmethod
+    def of(cls, generation, *, kid: str, algorithm: str, public_pem: str | None) -> KeyRecord:
+        """The record of a stack-file generation (``keyrotation.config.Generation``)."""
+        g = generation
+        return cls(
+            generation=g.id, state=g.state, kid=kid, algorithm=algorithm, public_pem=public_pem,
+            created_at=g.created_at, activated_at=g.activated_at, retiring_at=g.retiring_at,
+            retired_at=g.retired_at, revoked_at=g.revoked_at, revoke_reason=g.revoke_reason,
+            destroyed_at=g.destroyed_at,
+            history=tuple((str(state), at) for state, at in lifecycle.path(g)),
+            signing_periods=tuple(lifecycle.signing_periods(g)),
+        )
 
     @property
     def published(self) -> bool:
         return self.state in PUBLISHED_STATES and self.public_pem is not None
 
 
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.isoformat().replace("+00:00", "Z")
+_iso = format_optional
 
 
 def jwks(records: Sequence[KeyRecord]) -> dict[str, Any]:
@@ -102,6 +121,9 @@ def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
             "destroyedAt": _iso(r.destroyed_at),
             "revokedAt": _iso(r.revoked_at),
             "revokeReason": r.revoke_reason,
+            # Every period, append-only: a rollback adds a signing period, a restore a step.
+            "signingPeriods": [{"from": _iso(a), "until": _iso(b)} for a, b in r.signing_periods],
+            "history": [{"state": state, "at": _iso(at)} for state, at in r.history],
         }
         if r.public_pem is not None:
             entry["publicKey"] = r.public_pem.strip() + "\n"

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
+from .times import SECONDS_PER_DAY, format_time
+
 if TYPE_CHECKING:
     from .config import Generation, KeySet
 
@@ -42,14 +44,28 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.ACTIVE: frozenset({State.RETIRING, State.REVOKED}),
     # retiring -> active is the rollback: the previous generation signs again.
     State.RETIRING: frozenset({State.RETIRED, State.ACTIVE, State.REVOKED}),
-    State.RETIRED: frozenset({State.DESTROYED, State.REVOKED}),
-    State.DESTROYED: frozenset(),
+    # retired -> retiring and destroyed -> retiring are the restore: the key material still
+    # exists (disabled, or within the KMS deletion window) and decrypts/verifies again.
+    State.RETIRED: frozenset({State.DESTROYED, State.RETIRING, State.REVOKED}),
+    State.DESTROYED: frozenset({State.RETIRING}),
     State.REVOKED: frozenset(),
 }
 
 REVOKE_REASONS = ("compromise", "personnel", "hardware", "superseded")
 
-# The timestamp each state requires (beyond createdAt), and the ones it must not have yet.
+STATE_TIME: dict[State, str] = {
+    State.PENDING: "createdAt",
+    State.ACTIVE: "activatedAt",
+    State.RETIRING: "retiringAt",
+    State.RETIRED: "retiredAt",
+    State.DESTROYED: "destroyedAt",
+    State.REVOKED: "revokedAt",
+}
+"""The stack-file field that records when a generation first entered each state."""
+TIME_FIELDS = frozenset(STATE_TIME.values())
+
+# The timestamp each state requires (beyond createdAt), and the ones it must not have yet. With a
+# ``history``, they apply to the state the top-level fields reach (the first pass).
 REQUIRED_TIMES: dict[State, tuple[str, ...]] = {
     State.PENDING: (),
     State.ACTIVE: ("activatedAt",),
@@ -73,6 +89,83 @@ TIME_ORDER = ("createdAt", "activatedAt", "retiringAt", "retiredAt", "destroyedA
 
 def allowed(source: State, target: State) -> bool:
     return target in TRANSITIONS[source]
+
+
+# ---------------------------------------------------------------------------------------------
+# History: the path a generation took, as recorded
+#
+# The top-level times record the first time a generation entered each state (createdAt,
+# activatedAt, retiringAt, retiredAt, destroyedAt) and are never changed afterwards. A return to
+# an earlier state (a rollback re-activates a retiring generation, a restore makes a retired or
+# destroyed one retiring again) and every transition after it are appended to ``history`` as
+# ``{state, at}``. revokedAt is terminal and always the last step. So the record only grows, and
+# the path below is the whole story.
+
+
+def first_pass(generation: Generation) -> list[tuple[State, datetime]]:
+    """The steps the top-level times record, in lifecycle order (revocation excluded)."""
+    path = [(State.PENDING, generation.created_at)]
+    for state in (State.ACTIVE, State.RETIRING, State.RETIRED, State.DESTROYED):
+        t = generation.time(STATE_TIME[state])
+        if t is not None:
+            path.append((state, t))
+    return path
+
+
+def path(generation: Generation) -> list[tuple[State, datetime]]:
+    """Every state the generation entered and when, oldest first."""
+    steps = first_pass(generation) + [(h.state, h.at) for h in generation.history]
+    if generation.revoked_at is not None:
+        steps.append((State.REVOKED, generation.revoked_at))
+    return steps
+
+
+def entered(generation: Generation, state: State) -> datetime | None:
+    """When the generation last entered ``state`` (None: never)."""
+    times = [t for s, t in path(generation) if s is state]
+    return times[-1] if times else None
+
+
+def periods(generation: Generation, states: frozenset[State]) -> list[tuple[datetime, datetime | None]]:
+    """[start, end) intervals during which the generation was in one of ``states``; end None: still is.
+    Intervals of no length (entered and left in the same instant) are dropped."""
+    out: list[tuple[datetime, datetime | None]] = []
+    start: datetime | None = None
+    for state, t in path(generation):
+        if state in states and start is None:
+            start = t
+        elif state not in states and start is not None:
+            if t > start:
+                out.append((start, t))
+            start = None
+    if start is not None:
+        out.append((start, None))
+    return out
+
+
+def signing_periods(generation: Generation) -> list[tuple[datetime, datetime | None]]:
+    """When the generation was the active one (signing or encrypting), as recorded."""
+    return periods(generation, frozenset({State.ACTIVE}))
+
+
+def stopped_at(generation: Generation) -> datetime | None:
+    """When it last stopped signing/encrypting; None while it is active or if it never was."""
+    spans = signing_periods(generation)
+    return spans[-1][1] if spans else None
+
+
+def signer_lag(timings: Timings) -> timedelta:
+    """How long after a recorded stop a signer may still use a generation: it learns of the
+    switch up to publishMaxAgeSeconds late, and its clock differs by up to clockSkewSeconds."""
+    return timedelta(seconds=timings.publish_max_age_seconds + timings.clock_skew_seconds)
+
+
+def signing_windows(generation: Generation, timings: Timings) -> list[tuple[datetime, datetime | None]]:
+    """[start, end + signer lag) per signing period: when a signature of the generation, dated by
+    the record's clock, was legitimately made. ``valid-at`` answers with these; the gap check adds
+    the clock skew before each start (a signer whose clock runs fast)."""
+    lag = signer_lag(timings)
+    return [(a, None if b is None else b + lag) for a, b in signing_periods(generation)]
 
 
 @dataclass(frozen=True)
@@ -172,10 +265,17 @@ def earliest_promote(
     return published_since(generation, published_at) + timings.publish_lead
 
 
-def earliest_retire(generation: Generation, timings: Timings) -> datetime | None:
-    if generation.retiring_at is None:
+def earliest_retire(
+    generation: Generation, timings: Timings, deployed_at: datetime | None = None
+) -> datetime | None:
+    """The overlap after it last stopped signing: from the recorded stop, or from when that switch
+    was deployed (the deployment record) when that is later."""
+    stopped = stopped_at(generation)
+    if stopped is None:
         return None
-    return generation.retiring_at + timings.overlap
+    if deployed_at is not None and deployed_at > stopped:
+        stopped = deployed_at
+    return stopped + timings.overlap
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +311,7 @@ def earliest_retire(generation: Generation, timings: Timings) -> datetime | None
 # A gap is an interval of verification times at which some verifier could reject a valid
 # signature. With s0 = activatedAt - skew and s1 = min(end + M + skew, revokedAt):
 #   published-too-late  [s0, min(p0 + M, s1 + L))   empty iff activatedAt >= p0 + publish_lead
-#   removed-too-early   [max(s0, p1), s1 + L)        empty iff p1 >= end + overlap (not revoked)
+#   removed-too-early   [max(s0, p0, p1), s1 + L)    empty iff p1 >= end + overlap (not revoked)
 # Intended gaps are reported but not warned about: a compromise revocation rejects everything
 # its generation signed from revokedAt on, and the emergency replacement (activated at the
 # compromised active generation's revokedAt, which is what `revoke` writes) is used before any
@@ -240,9 +340,12 @@ class Gap:
         return self.end - self.start
 
     def describe(self) -> str:
+        symmetric = self.purpose in ("encrypt", "mac")
         what = {
-            "published-too-late": "was used before every verifier could have fetched it",
-            "removed-too-early": "was removed while signatures made with it were still valid",
+            "published-too-late": "was used before every pod's keyring held it" if symmetric
+            else "was used before every verifier could have fetched it",
+            "removed-too-early": "was removed from the keyrings while data made with it was still read"
+            if symmetric else "was removed while signatures made with it were still valid",
         }[self.kind]
         effect = (
             "pods may meet data they cannot decrypt or verify"
@@ -262,70 +365,77 @@ _INTENDED = {
 }
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+_iso = format_time
 
 
 def format_duration(d: timedelta) -> str:
     """``1d 2h 3m``: durations as the commands and messages print them."""
     seconds = int(d.total_seconds())
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(seconds, SECONDS_PER_DAY)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if v]
     return " ".join(parts) or "0s"
 
 
-def signing_window(generation: Generation) -> tuple[datetime, datetime | None] | None:
-    """[activatedAt, end) as recorded: end None while it is active, no window if it never signed."""
-    if generation.activated_at is None:
-        return None
-    end = generation.retiring_at or generation.revoked_at
-    if end is None and generation.state is not State.ACTIVE:
-        # retired/destroyed without retiringAt: it stopped at the latest when it was retired.
-        end = generation.retired_at
-    if end is not None and end <= generation.activated_at:
-        return None  # activated and replaced in the same instant: no signer ever used it
-    return generation.activated_at, end
-
-
-def published_window(
+def published_periods(
     generation: Generation, published_at: Mapping[str, datetime] | None = None
-) -> tuple[datetime, datetime | None]:
-    """[p0, p1) during which the generation is published; p1 None while it still is."""
-    start = published_since(generation, published_at)
-    if generation.state in PUBLISHED_STATES:
-        return start, None
-    ends = [t for t in (generation.retired_at, generation.revoked_at) if t is not None]
-    return start, min(ends) if ends else None
+) -> list[tuple[datetime, datetime | None]]:
+    """[p0, p1) intervals during which the generation is in the published documents (keyrings).
+
+    The first starts when the publisher first wrote it (published_since); a restore publishes it
+    again from the restore. A publisher's record later than the first removal is a
+    re-publication: it dates the last interval, and the first counts from createdAt.
+    """
+    spans = periods(generation, PUBLISHED_STATES)
+    if not spans:
+        return []
+    since = published_since(generation, published_at)
+    first_end = spans[0][1]
+    if first_end is not None and since >= first_end:
+        # The record postdates the first removal: the publisher forgot the kid when it left the
+        # documents and recorded its re-publication, which dates the last interval.
+        out = [*spans[:-1], (max(spans[-1][0], since), spans[-1][1])]
+    else:
+        out = [(max(spans[0][0], since), first_end), *spans[1:]]
+    # A generation removed before the publisher ever wrote it was never published.
+    return [(a, b) for a, b in out if b is None or b > a]
 
 
-def _valid_signing(generation: Generation, timings: Timings) -> tuple[datetime, datetime | None] | None:
-    """[s0, s1): when some signer may make a valid signature with the generation."""
-    window = signing_window(generation)
-    if window is None:
-        return None
-    start, end = window
+def _valid_signing(
+    generation: Generation, timings: Timings, deployed_stop: datetime | None = None
+) -> list[tuple[datetime, datetime | None]]:
+    """[s0, s1) per signing period: when some signer may make a valid signature with it (true time).
+    ``deployed_stop``: when its last stop was deployed, if later than recorded (signers switch then)."""
     skew = timedelta(seconds=timings.clock_skew_seconds)
-    cache = timedelta(seconds=timings.publish_max_age_seconds)
-    s1 = None if end is None else end + cache + skew
-    if generation.revoked_at is not None:
-        s1 = generation.revoked_at if s1 is None else min(s1, generation.revoked_at)
-    return start - skew, s1
+    out = []
+    windows = signing_windows(generation, timings)
+    last = stopped_at(generation)
+    if windows and last is not None and deployed_stop is not None and deployed_stop > last:
+        windows[-1] = (windows[-1][0], deployed_stop + signer_lag(timings))
+    for start, end in windows:
+        s1 = end
+        if generation.revoked_at is not None:
+            s1 = generation.revoked_at if s1 is None else min(s1, generation.revoked_at)
+        s0 = start - skew
+        if s1 is None or s1 > s0:
+            out.append((s0, s1))
+    return out
 
 
 def required_window(
     generation: Generation, timings: Timings
 ) -> tuple[datetime, datetime | None] | None:
     """[start, end) over which the generation must be published for no verifier to reject it:
-    [activatedAt - publish_lead, retiringAt + overlap) for a generation that was not revoked."""
-    signing = _valid_signing(generation, timings)
-    if signing is None:
+    [activatedAt - publish_lead, stop + overlap) for a generation that was not revoked (over all
+    its signing periods)."""
+    windows = _valid_signing(generation, timings)
+    if not windows:
         return None
-    s0, s1 = signing
     cache = timedelta(seconds=timings.publish_max_age_seconds)
     lifetime = timedelta(seconds=timings.token_lifetime_seconds)
-    return s0 - cache, None if s1 is None else s1 + lifetime
+    s1 = windows[-1][1]
+    return windows[0][0] - cache, None if s1 is None else s1 + lifetime
 
 
 def _emergency_times(generations: Sequence[Generation]) -> set[datetime]:
@@ -333,7 +443,7 @@ def _emergency_times(generations: Sequence[Generation]) -> set[datetime]:
     return {
         g.revoked_at for g in generations
         if g.state is State.REVOKED and g.revoke_reason == "compromise" and g.revoked_at
-        and g.activated_at is not None and g.retiring_at is None and g.retired_at is None
+        and len(path(g)) >= 2 and path(g)[-2][0] is State.ACTIVE
     }
 
 
@@ -344,33 +454,67 @@ def find_gaps(
     published_at: Mapping[str, datetime] | None = None,
     *,
     purpose: str = "sign",
+    deployed_stops: Mapping[str, datetime] | None = None,
 ) -> list[Gap]:
     """Every interval in which a verifier following the cache rules could reject a valid
-    signature (or a pod meet ciphertext it cannot decrypt), per generation, sorted by time."""
+    signature (or a pod meet ciphertext it cannot decrypt), per generation, sorted by time.
+    ``deployed_stops``: per generation, when its last stop was deployed (the deployment record),
+    which moves the end of its signing later than the stack file's time when the deploy lagged.
+
+    A verifier at v holds a copy fetched at some f in [v - M, v]; it rejects when f falls outside
+    every published interval. Before the first publication that is a late publication; after it,
+    a removal. So each unpublished interval [u0, u1) rejects verifications in [u0, u1 + M).
+    """
     generations = list(generations)
     emergencies = _emergency_times(generations)
     cache = timedelta(seconds=timings.publish_max_age_seconds)
     lifetime = timedelta(seconds=timings.token_lifetime_seconds)
     gaps: list[Gap] = []
     for g in generations:
-        signing = _valid_signing(g, timings)
-        if signing is None:
+        windows = _valid_signing(g, timings, (deployed_stops or {}).get(g.id))
+        if not windows:
             continue
-        s0, s1 = signing
-        v_end = None if s1 is None else s1 + lifetime
-        p0, p1 = published_window(g, published_at)
+        published = published_periods(g, published_at)
+        p0 = published[0][0] if published else published_since(g, published_at)
+        unpublished: list[tuple[GapKind, datetime | None, datetime | None]] = [("published-too-late", None, p0)]
+        cursor: datetime | None = p0
+        for a, b in published:
+            if a > cursor:
+                unpublished.append(("removed-too-early", cursor, a))
+            cursor = b
+            if cursor is None:
+                break
+        if cursor is not None:
+            unpublished.append(("removed-too-early", cursor, None))
         # After a compromise revocation every rejection of the generation is what was asked for.
         compromised_at = g.revoked_at if g.revoke_reason == "compromise" else None
         emergency = g.activated_at in emergencies
         pieces: list[tuple[GapKind, datetime, datetime, bool]] = []
-        late_end = p0 + cache if v_end is None else min(p0 + cache, v_end)
-        if s0 < late_end:
-            pieces += _split("published-too-late", s0, late_end, compromised_at, emergency)
-        # (p1 is only set once the generation stopped signing, so v_end is then known.)
-        if p1 is not None and v_end is not None and max(s0, p1) < v_end:
-            pieces += _split("removed-too-early", max(s0, p1), v_end, compromised_at, False)
-        gaps += [Gap(keyset, g.id, kind, a, b, intended, purpose) for kind, a, b, intended in pieces]
+        for s0, s1 in windows:
+            v_end = None if s1 is None else s1 + lifetime
+            for kind, u0, u1 in unpublished:
+                start = s0 if u0 is None else max(s0, u0)
+                end = v_end if u1 is None else (u1 + cache if v_end is None else min(v_end, u1 + cache))
+                if end is None or start < end:
+                    if end is None:
+                        continue  # open-ended only while it is still signing and unpublished: impossible
+                    intended = emergency and kind == "published-too-late"
+                    pieces += _split(kind, start, end, compromised_at, intended)
+        gaps += [Gap(keyset, g.id, kind, a, b, intended, purpose) for kind, a, b, intended in _merge(pieces)]
     return sorted(gaps, key=lambda gap: (gap.start, gap.generation, gap.kind))
+
+
+def _merge(
+    pieces: list[tuple[GapKind, datetime, datetime, bool]],
+) -> list[tuple[GapKind, datetime, datetime, bool]]:
+    """Overlapping or touching intervals of the same kind and verdict, as one."""
+    out: list[tuple[GapKind, datetime, datetime, bool]] = []
+    for kind, a, b, intended in sorted(pieces, key=lambda p: (p[0], p[3], p[1])):
+        if out and out[-1][0] == kind and out[-1][3] == intended and a <= out[-1][2]:
+            out[-1] = (kind, out[-1][1], max(out[-1][2], b), intended)
+        else:
+            out.append((kind, a, b, intended))
+    return out
 
 
 def _split(
@@ -384,8 +528,10 @@ def _split(
 
 
 def keyset_gaps(
-    keyset: KeySet, published_at: Mapping[str, datetime] | None = None
+    keyset: KeySet, published_at: Mapping[str, datetime] | None = None,
+    deployed_stops: Mapping[str, datetime] | None = None,
 ) -> list[Gap]:
     return find_gaps(
-        keyset.name, keyset.generations, keyset.timings, published_at, purpose=keyset.purpose
+        keyset.name, keyset.generations, keyset.timings, published_at, purpose=keyset.purpose,
+        deployed_stops=deployed_stops,
     )

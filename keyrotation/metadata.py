@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
+from .times import format_time
+
 AWS_PREFIX = "key-rotation:"
 GCP_PREFIX = "key-rotation_"
 ANNOTATION_PREFIX = "key-rotation/"
@@ -85,10 +87,6 @@ def _decode(values: dict[str, str]) -> RotationMetadata | None:
     kwargs["created_at"] = parse_time(values["created_at"])
     kwargs["activated_at"] = parse_time(values["activated_at"]) if values.get("activated_at") else None
     return RotationMetadata(**kwargs)
-
-
-def format_time(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> datetime:

@@ -1,74 +1,48 @@
-"""The safe shape of every identifier a stack file gives: keyset names, generation ids and kids.
+"""The names the program registers and the policy pack (and the tests) read: one definition each.
 
-These names end up in resource names, URNs, file names, KMS aliases, labels, JWKS documents and
-log lines. They are ASCII letters, digits and a few separators, so that no id can be a path
-(``../``, ``/``), hide a character (U+200B, U+202E, a trailing space) or break a line.
+Type tokens of the components and dynamic resources, the output and property fields the pack
+judges by, the ConfigMap data key of an in-cluster document, and the clock variable that pins
+"now" for the publisher, the deployment record and the pack.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
+PROJECT = "key-rotation"
 
-ID_MAX = 63
-KID_MAX = 128
-ID_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?"
-"""Keyset names and generation ids: 1..63 ASCII letters, digits, '.', '_', '-'; a letter or digit
-at both ends; no '..'."""
-KID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
-"""Key ids: 1..128 ASCII letters, digits, '.', '_', ':', '-' (an RFC 7638 thumbprint is 43 of
-them); not only dots."""
-
-_ID = re.compile(ID_PATTERN)
-_KID = re.compile(KID_PATTERN)
-ID_RULE = f"1 to {ID_MAX} ASCII letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
-KID_RULE = f"1 to {KID_MAX} ASCII letters, digits, '.', '_', ':' and '-'"
+KEYSET_TYPE = f"{PROJECT}:index:KeySet"
+KEY_GENERATION_TYPE = f"{PROJECT}:index:KeyGeneration"
 
 
-def describe(value: str, limit: int = 40) -> str:
-    """``value`` quoted with every invisible or non-ASCII character spelled out (U+200B ...)."""
-    out = []
-    for c in value[:limit]:
-        if c.isascii() and c.isprintable():
-            out.append(c)
-        else:
-            name = unicodedata.name(c, "")
-            out.append(f"<U+{ord(c):04X}{' ' + name if name else ''}>")
-    text = "".join(out).replace("'", "\\'")
-    return f"'{text}'" + (f" (and {len(value) - limit} more characters)" if len(value) > limit else "")
+def dynamic_type(module: str, name: str) -> str:
+    """The type token the Python SDK gives a dynamic resource ``Resource(module=..., name=...)``."""
+    return f"pulumi-python:dynamic/{module}:{name}"
 
 
-def _why(value: str, allowed: str = "._-") -> str:
-    bad = next((c for c in value if not (c.isascii() and (c.isalnum() or c in allowed))), None)
-    if value == "":
-        return "is empty"
-    if bad is not None:
-        if bad == " " and value.strip() != value:
-            return "has leading or trailing spaces"
-        if bad in "/\\":
-            return "contains a path separator"
-        if not bad.isprintable() or not bad.isascii():
-            return f"contains U+{ord(bad):04X} {unicodedata.name(bad, 'a control character')}"
-        return f"contains {bad!r}"
-    if ".." in value:
-        return "contains '..'"
-    return "must start and end with a letter or digit"
+SOFTWARE_KEY = ("keys", "SoftwareKey")
+PUBLICATION = ("publishing", "Publication")
+KMS_KEY_RECORD = ("kms", "KeyRecord")
+SWITCH_RECORD = ("deploy", "SwitchRecord")
+SOFTWARE_KEY_TYPE = dynamic_type(*SOFTWARE_KEY)
+PUBLICATION_TYPE = dynamic_type(*PUBLICATION)
+KMS_KEY_RECORD_TYPE = dynamic_type(*KMS_KEY_RECORD)
+SWITCH_RECORD_TYPE = dynamic_type(*SWITCH_RECORD)
+
+# KeyGeneration outputs the pack reads (policy/resources.py)
+GENERATION_LIFECYCLE = "lifecycle"
+"""The generation as in the stack file (camelCase, history included)."""
+GENERATION_TIMINGS = "timings"
+GENERATION_KID = "kid"
+GENERATION_KEYSET = "keyset"
+GENERATION_PURPOSE = "purpose"
+
+# Publication properties the pack and the stack outputs read
+FIRST_PUBLISHED = "first_published"
+"""Per kid, when the publisher first wrote it (RFC 3339)."""
+
+NOW_VARIABLE = "KEY_ROTATION_NOW"
+"""Pins the clock (RFC 3339) of the publisher, the deployment record and the policy pack."""
 
 
-def id_problem(value: str, what: str) -> str | None:
-    """Why ``value`` cannot be a keyset name / generation id (``what`` says which), or None."""
-    if _ID.fullmatch(value) and ".." not in value:
-        return None
-    if len(value) > ID_MAX:
-        return f"{what} {describe(value)} is longer than {ID_MAX} characters; use {ID_RULE}"
-    return f"{what} {describe(value)} {_why(value)}; use {ID_RULE}"
-
-
-def kid_problem(kid: str) -> str | None:
-    """Why a rendered key id is not safe to publish, or None."""
-    if _KID.fullmatch(kid) and kid.strip("."):
-        return None
-    if len(kid) > KID_MAX:
-        return f"kid {describe(kid)} is longer than {KID_MAX} characters; use {KID_RULE}"
-    why = "is only dots" if kid and not kid.strip(".") else _why(kid, "._-:")
-    return f"kid {describe(kid)} {why}; use {KID_RULE}"
+def config_map_key(fmt: str) -> str:
+    """The ConfigMap key (and so the file name when mounted) a document is stored under."""
+    return f"{fmt}.json"

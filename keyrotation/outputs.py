@@ -1,8 +1,9 @@
 """The publisher's record, read from the stack outputs (``pulumi stack output --json``).
 
-Each keyset's output carries ``generations`` (id, kid, state) and, per published document,
-``firstPublished``: when the publisher first wrote each kid there. A generation counts as
-published when every document that lists kids lists it: the latest of those times.
+Each keyset's output carries ``generations`` (id, kid, state), per published document
+``firstPublished`` (when the publisher first wrote each kid there) and ``deployments`` (the
+deployment record of every switch, components/switches.py). When a generation counts as
+published is ``keyrotation.published.first_published``, the rule the policy pack uses too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from . import times
 from .commands import Publications
 from .config import StackConfig
+from .documents import KID_FORMATS
+from .published import DocumentSeen, first_published
 
 
 class OutputsError(Exception):
@@ -66,7 +69,7 @@ def records(outputs: dict[str, Any], stack: StackConfig, source: str) -> dict[st
         if not isinstance(summary, dict):
             continue  # not deployed yet: no record for it
         try:
-            out[name] = _record(summary, source)
+            out[name] = _record(summary, source, stack.keysets[name])
         except OutputsError as error:
             raise OutputsError(f"keyset '{name}': {error}") from None
         except (TypeError, KeyError, AttributeError) as error:
@@ -74,34 +77,48 @@ def records(outputs: dict[str, Any], stack: StackConfig, source: str) -> dict[st
     return out
 
 
-def _record(summary: dict[str, Any], source: str) -> Publications:
+def _record(summary: dict[str, Any], source: str, stack_keyset) -> Publications:
     generations = summary.get("generations") or []
     kids = {str(g["id"]): str(g["kid"]) for g in generations if isinstance(g.get("kid"), str)}
     states = {str(g["id"]): str(g["state"]) for g in generations if isinstance(g.get("state"), str)}
-    by_kid = {kid: gid for gid, kid in kids.items()}
+    seen: list[DocumentSeen] = []
+    for target, document in (summary.get("documents") or {}).items():
+        if document.get("format") not in KID_FORMATS:
+            continue  # the key history lists every kid ever: it says nothing about publication
+        recorded: dict[str, datetime] = {}
+        for kid, text in (document.get("firstPublished") or {}).items():
+            try:
+                # The stack file's rule: no Unix numbers, no year 9999 that overflows later.
+                recorded[kid] = times.parse(text)
+            except times.TimeError as error:
+                raise OutputsError(
+                    f"{source}: documents.{target}.firstPublished.{kid}: {str(error).removeprefix('is ')}"
+                ) from None
+        if document.get("firstPublished") is None:
+            continue  # no publisher record (a ConfigMap target)
+        seen.append(DocumentSeen(document.get("target", target), recorded))
+    deployed: dict[str, dict[str, datetime]] = {}
+    first_deployed: dict[str, datetime] = {}
+    for gid, entries in (summary.get("deployments") or {}).items():
+        for i, entry in enumerate(entries or []):
+            try:
+                at = times.parse(entry.get("at"))
+            except times.TimeError as error:
+                raise OutputsError(
+                    f"{source}: deployments.{gid}[{i}].at: {str(error).removeprefix('is ')}"
+                ) from None
+            deployed.setdefault(str(gid), {})[str(entry.get("state"))] = at  # the latest wins
+            first_deployed.setdefault(str(gid), at)
     first: dict[str, datetime] = {}
-    missing: dict[str, list[str]] = {}
-    documents = summary.get("documents") or {}
-    for target, document in documents.items():
-        published = document.get("firstPublished") or {}
-        if not published:
-            continue  # a document that lists no kids (key history) says nothing about publication
-        for kid, gid in by_kid.items():
-            if kid in published:
-                try:
-                    t = times.parse(published[kid])
-                except times.TimeError as error:
-                    # The same rule as the stack file's times: no Unix numbers, no year 9999.
-                    raise OutputsError(
-                        f"{source}: documents.{target}.firstPublished.{kid}: {str(error).removeprefix('is ')}"
-                    ) from None
-                first[gid] = max(first.get(gid, t), t)
-            else:
-                missing.setdefault(gid, []).append(document.get("target", target))
-    # A generation missing from some document is not yet published, whatever the others say.
-    for gid in missing:
-        first.pop(gid, None)
+    missing: dict[str, tuple[str, ...]] = {}
+    activated = {g.id: g.activated_at for g in stack_keyset.generations} if stack_keyset is not None else {}
+    for gid in sorted(set(kids) | set(first_deployed)):
+        found = first_published(kids.get(gid), activated.get(gid), seen, first_deployed=first_deployed.get(gid))
+        if found.at is not None:
+            first[gid] = found.at
+        if found.missing:
+            missing[gid] = found.missing
     return Publications(
-        first_published=first, missing={g: tuple(t) for g, t in missing.items()}, kids=kids,
-        deployed_states=states, source=source,
+        first_published=first, missing=missing, kids=kids,
+        deployed_states=states, deployed=deployed, source=source,
     )

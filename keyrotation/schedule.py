@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import lifecycle
-from .commands import NO_RECORD, CommandError, Publications, keyset_of, kid_of
+from .commands import NO_RECORD, CommandError, Publications, deployed_stops, keyset_of, kid_of, retire_gate
 from .config import Generation, KeySet, StackConfig
 from .lifecycle import State, format_duration
 from .stackfile import format_time
@@ -80,11 +80,7 @@ class KeysetStatus:
 
 
 def _since(g: Generation) -> datetime:
-    times = {
-        State.PENDING: g.created_at, State.ACTIVE: g.activated_at, State.RETIRING: g.retiring_at,
-        State.RETIRED: g.retired_at, State.DESTROYED: g.destroyed_at, State.REVOKED: g.revoked_at,
-    }
-    return times[g.state] or g.created_at
+    return lifecycle.entered(g, g.state) or g.created_at
 
 
 def _next_step(ks: KeySet, g: Generation, record: Publications) -> tuple[str | None, datetime | None]:
@@ -94,7 +90,10 @@ def _next_step(ks: KeySet, g: Generation, record: Publications) -> tuple[str | N
         at = lifecycle.earliest_promote(g, ks.timings, record.first_published)
         return "promote", at
     if g.state is State.RETIRING:
-        return "retire", lifecycle.earliest_retire(g, ks.timings)
+        at, _why = retire_gate(ks, g, record)
+        if at is None:
+            return f"re-encrypt its data, then `rewrapped {ks.name} {g.id} --by NAME`", None
+        return "retire", at
     if g.state is State.RETIRED:
         return "destroy (optional)", g.retired_at
     return None, None
@@ -112,16 +111,24 @@ def status(stack: StackConfig, now: datetime, records: dict[str, Publications] |
             step, at = _next_step(ks, g, record)
             item.generations.append(GenerationStatus(g.id, str(g.state), g.created_at, now - g.created_at,
                                                      _since(g), step, at))
+        pending = [g for g in ks.generations if g.state is State.PENDING]
         if age.health == "overdue":
+            if pending:
+                at = lifecycle.earliest_promote(pending[-1], ks.timings, record.first_published)
+                advice = (f"promote the pending generation now: `promote {name}`" if at <= now
+                          else f"`promote {name}` from {_iso(at)} (publish lead)")
+            else:
+                advice = (f"rotate now: `rotate {name}`, then `promote {name}` after"
+                          f" {format_duration(ks.timings.publish_lead)}")
             item.warnings.append(
                 f"overdue: '{age.generation}' passed maxAgeDays ({ks.timings.max_age_days}) on {_iso(age.due_at)};"
-                f" rotate now: `rotate {name}`, then `promote {name}` after {format_duration(ks.timings.publish_lead)}"
+                f" {advice}"
             )
         elif age.health == "warning":
             item.warnings.append(
                 f"due soon: '{age.generation}' reaches maxAgeDays ({ks.timings.max_age_days}) on {_iso(age.due_at)}"
                 f" (warnDays {ks.timings.warn_days})"
-                + ("" if any(g.state is State.PENDING for g in ks.generations) else f"; `rotate {name}`")
+                + (f"; `promote {name}` once its publish lead has passed" if pending else f"; `rotate {name}`")
             )
         out.append(item)
     return out
@@ -203,11 +210,13 @@ def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | N
                                f"overlap {format_duration(t.overlap)} after the promote"))
         for g in ks.generations:
             if g.state is State.RETIRING:
-                at = lifecycle.earliest_retire(g, t)
-                item.steps.append((f"retire {name} {g.id}", max(now, at) if at else now,
-                                   f"overlap {format_duration(t.overlap)} after it stopped signing"))
+                at, why = retire_gate(ks, g, record)
+                if at is None:
+                    item.steps.append((f"rewrapped {name} {g.id} --by NAME", now, why))
+                    continue
+                item.steps.append((f"retire {name} {g.id}", max(now, at), why))
         item.steps.sort(key=lambda s: s[1] or now)
-        item.gaps = lifecycle.keyset_gaps(ks, record.first_published)
+        item.gaps = lifecycle.keyset_gaps(ks, record.first_published, deployed_stops(ks, record))
         out.append(item)
     return out
 
@@ -264,24 +273,25 @@ def valid_at(
                            " independently (a transparency log), not claimed by the signature")
     else:
         reasons.append(f"revoked {_iso(g.revoked_at)} ({g.revoke_reason}), before {_iso(at)}")
-    window = lifecycle.signing_window(g)
-    skew = timedelta(seconds=t.clock_skew_seconds)
-    lag = timedelta(seconds=t.publish_max_age_seconds) + skew
-    if window is None:
+    windows = lifecycle.signing_windows(g, t)
+    lag = lifecycle.signer_lag(t)
+    periods = lifecycle.signing_periods(g)
+    if not windows:
         signing = False
         reasons.append("it never signed (never active)")
     else:
-        start, end = window
-        first, last = start - skew, None if end is None else end + lag
-        signing = first <= at and (last is None or at < last)
-        if at < first:
-            reasons.append(f"it started signing {_iso(start)}, after {_iso(at)}")
-        elif last is not None and at >= last:
-            reasons.append(f"it stopped signing {_iso(end)} (signers lag up to {format_duration(lag)}),"
+        signing = any(first <= at and (last is None or at < last) for first, last in windows)
+        spans = "; ".join(f"{_iso(a)} until {_iso(b) if b else 'now'}" for a, b in periods)
+        if signing:
+            reasons.append(f"it was signing then (active {spans})")
+        elif at < windows[0][0]:
+            reasons.append(f"it started signing {_iso(periods[0][0])}, after {_iso(at)}")
+        elif len(periods) == 1:
+            reasons.append(f"it stopped signing {_iso(periods[0][1])} (signers lag up to {format_duration(lag)}),"
                            f" before {_iso(at)}")
         else:
-            reasons.append(f"it was signing then (active from {_iso(start)}"
-                           + (f" until {_iso(end)})" if end else ")"))
+            reasons.append(f"it was not signing then (active {spans}; signers lag up to {format_duration(lag)}"
+                           " after each stop)")
     return Validity(keyset, g.id, kid_of(stack, ks, g, record), at, trusted, signing, reasons)
 
 

@@ -30,16 +30,18 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from .config import PROJECT, ConfigError, StackConfig, load
+from .lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
+from .times import format_time
 
 KEYSETS = f"{PROJECT}:keysets"
 FIELD_ORDER = (
     "id", "state", "createdAt", "activatedAt", "retiringAt", "retiredAt", "revokedAt",
-    "revokeReason", "destroyedAt", "publicKeyPem",
+    "revokeReason", "destroyedAt", "history", "rewrapped", "publicKeyPem",
 )
 """Where a new key goes in a generation: after the last present key that precedes it here."""
 LINE_LIMIT = 100
 """Flow mappings are wrapped before a line grows past this many characters."""
-TIME_FIELDS = frozenset({"createdAt", "activatedAt", "retiringAt", "retiredAt", "revokedAt", "destroyedAt"})
+TIME_FIELDS = LIFECYCLE_TIME_FIELDS
 
 
 class StackFileError(Exception):
@@ -69,14 +71,18 @@ class AddGeneration:
         return str(self.fields["id"])
 
 
-Edit = SetField | AddGeneration
+@dataclass(frozen=True)
+class AppendEntry:
+    """Append one flow mapping (``{state: active, at: ...}``) to a list of one generation
+    (``history``, ``rewrapped``), creating the list when the generation has none."""
+
+    keyset: str
+    generation: str
+    field: str
+    entry: dict[str, Any]
 
 
-def format_time(t: datetime) -> str:
-    """RFC 3339 in UTC with a Z, as the stack files write times."""
-    from datetime import UTC
-
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+Edit = SetField | AddGeneration | AppendEntry
 
 
 LOCK_TIMEOUT_SECONDS = 30.0
@@ -229,6 +235,8 @@ class _Editor:
         if isinstance(edit, AddGeneration):
             return self._append(edit)
         node = _generation(self.tree, self.name, edit.keyset, edit.generation)
+        if isinstance(edit, AppendEntry):
+            return self._append_entry(node, edit)
         if edit.new is None:
             return self._remove(node, edit.field, edit)
         if edit.field in node:
@@ -291,6 +299,8 @@ class _Editor:
 
     def scalar(self, value: Any, like: str | None) -> str:
         """``value`` as YAML text, quoted like the neighbouring value ``like`` (raw text)."""
+        if isinstance(value, _Raw):
+            return value.text
         if isinstance(value, datetime):
             value = format_time(value)
         value = str(value)
@@ -328,13 +338,50 @@ class _Editor:
         new = self.scalar(value, self.text[start:end])
         return self.text[:start] + new + self.text[end:]
 
+    def _entry(self, node: CommentedMap, entry: dict[str, Any]) -> str:
+        siblings = [n for n in self._siblings(node) if n is not node]
+        pairs = [f"{k}: {self.scalar(v, self.style_like(node, 'createdAt', siblings) if isinstance(v, datetime) else None)}"
+                 for k, v in entry.items()]
+        return "{" + ", ".join(pairs) + "}"
+
+    def _append_entry(self, node: CommentedMap, edit: AppendEntry) -> str:
+        item = self._entry(node, edit.entry)
+        if edit.field not in node:
+            if node.fa.flow_style():
+                return self._insert(node, edit.field, _Raw(f"[{item}]"))
+            # A block-style generation gets a block list, one entry per line.
+            key_col = node.lc.data[next(iter(node))][1]
+            return self._insert(node, edit.field, _Raw("\n" + " " * (key_col + 2) + "- " + item))
+        seq = node[edit.field]
+        if not isinstance(seq, CommentedSeq):
+            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': '{edit.field}' is not a list")
+        _, _, line, col = node.lc.data[edit.field]
+        start = self.offset(line, col)
+        if seq.fa.flow_style():
+            end = self._flow_end(line, col)  # just after the closing ']'
+            close = end - 1
+            if not self.text[start + 1:close].strip():
+                return self.text[:start + 1] + item + self.text[close:]
+            return self.text[:close].rstrip() + ", " + item + self.text[close:]
+        if not seq:
+            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': '{edit.field}' is empty")
+        item_line, item_col = seq.lc.item(len(seq) - 1)
+        dash_col = self.lines[item_line].rfind("-", 0, item_col)
+        end = self._block_end(item_line, dash_col)
+        end_line = self.text.count("\n", 0, end)
+        at = self.starts[end_line + 1] if end_line + 1 < len(self.starts) else len(self.text)
+        prefix = "" if self.text[:at].endswith("\n") else "\n"
+        return self.text[:at] + prefix + " " * dash_col + "- " + item + "\n" + self.text[at:]
+
     def _insert(self, node: CommentedMap, key: str, value: Any) -> str:
         rank = FIELD_ORDER.index(key) if key in FIELD_ORDER else len(FIELD_ORDER)
         present = list(node)
         before = [k for k in present if (FIELD_ORDER.index(k) if k in FIELD_ORDER else len(FIELD_ORDER)) <= rank]
         anchor = before[-1] if before else present[-1]
         siblings = [n for n in self._siblings(node) if n is not node]
-        pair = f"{key}: {self.scalar(value, self.style_like(node, key, siblings))}"
+        like = None if isinstance(value, _Raw) else self.style_like(node, key, siblings)
+        pair = f"{key}:" + ("" if isinstance(value, _Raw) and value.text.startswith("\n") else " ") \
+            + self.scalar(value, like)
         _, _, line, col = node.lc.data[anchor]
         flow = node.fa.flow_style()
         end = self.value_end(line, col, flow)
@@ -474,6 +521,13 @@ class _Editor:
             else:
                 out.write(f"{prefix}{key}: {self.scalar(value, like)}\n")
         return out.getvalue()
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """YAML text written as is (a flow list the editor composed)."""
+
+    text: str
 
 
 def _generations(tree: CommentedMap, name: str, keyset: str) -> CommentedSeq:

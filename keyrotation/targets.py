@@ -55,7 +55,7 @@ def _path_problem(path: str, what: str) -> str | None:
 
 
 def _shown(text: str) -> str:
-    from .names import describe
+    from .identifiers import describe
 
     return describe(text, 120)
 

@@ -40,14 +40,9 @@ class Segment:
 
 
 def segments(generation: Generation) -> list[tuple[State, datetime, datetime | None]]:
-    """The states a generation went through, as recorded: (state, from, to or None while current)."""
-    g = generation
-    marks: list[tuple[State, datetime | None]] = [
-        (State.PENDING, g.created_at), (State.ACTIVE, g.activated_at), (State.RETIRING, g.retiring_at),
-        (State.RETIRED, g.retired_at), (State.DESTROYED, g.destroyed_at), (State.REVOKED, g.revoked_at),
-    ]
-    present = [(s, t) for s, t in marks if t is not None]
-    present.sort(key=lambda m: m[1])
+    """The states a generation went through, as recorded (``lifecycle.path``, every period of its
+    history): (state, from, to or None while current)."""
+    present = lifecycle.path(generation)
     out = []
     for i, (state, start) in enumerate(present):
         end = present[i + 1][1] if i + 1 < len(present) else None
@@ -70,8 +65,7 @@ def keyset_segments(stack: StackConfig, until: datetime) -> dict[str, list[Segme
 
 def _window(stack: StackConfig, name: str, now: datetime) -> tuple[datetime, datetime]:
     ks = stack.keysets[name]
-    times = [t for g in ks.generations for t in (
-        g.created_at, g.activated_at, g.retiring_at, g.retired_at, g.revoked_at, g.destroyed_at) if t]
+    times = [t for g in ks.generations for _, t in lifecycle.path(g)]
     start, end = min(times + [now]), max(times + [now])
     margin = max((end - start) / 10, timedelta(hours=1))
     return start - margin / 4, end + margin

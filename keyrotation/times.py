@@ -1,15 +1,33 @@
-"""Times as the stack files, the commands and the publisher write them: strict RFC 3339, in range.
+"""Time as the whole project writes and reads it: RFC 3339 in UTC with a ``Z``, in range, and day length.
 
-One parser for every place a time comes from a person or a file (stack-file fields, ``--now``,
-``--at``, ``$KEY_ROTATION_NOW``, the publisher's records), so a number is never read as a Unix
-time, an empty string never means "the clock", and no time is so far out that arithmetic on it
-overflows (``datetime.max - timedelta(days=90)`` is fine, ``+`` is not).
+One definition each, imported by the stack-file editor and validator, the documents, the metadata
+on key resources, the publisher, the policy pack and the commands. One parser for every place a
+time comes from a person or a file (stack-file fields, ``--now``, ``--at``, ``$KEY_ROTATION_NOW``,
+the publisher's records), so a number is never read as a Unix time, an empty string never means
+"the clock", and no time is so far out that arithmetic on it overflows.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+
+SECONDS_PER_DAY = 86400
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC with a Z (``2026-11-23T09:00:00Z``), as stack files and documents write times."""
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def format_optional(t: datetime | None) -> str | None:
+    return None if t is None else format_time(t)
+
+
+def utc_now() -> datetime:
+    """The wall clock, to the second."""
+    return datetime.now(UTC).replace(microsecond=0)
+
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """No key this program manages was made before this."""
@@ -59,11 +77,6 @@ def parse(text: object) -> datetime:
             f" to before {format_time(LATEST)}"
         )
     return value.astimezone(UTC)
-
-
-def format_time(t: datetime) -> str:
-    """RFC 3339 in UTC with a Z, as the stack files write times."""
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def future_problem(t: datetime, now: datetime) -> str | None:

@@ -28,6 +28,7 @@ from pulumi_policy import (
 
 from keyrotation import algorithms, documents
 from keyrotation.lifecycle import TRANSITIONS, State
+from keyrotation.times import SECONDS_PER_DAY
 from policy import limits, resources
 from policy.resources import UNKNOWN, dig, plain, where
 
@@ -135,7 +136,7 @@ def validate_deletion_window(args: ResourceValidationArgs, report_violation: Rep
                 report_violation(f"{where(args.resource_type, args.name)}: {field} {value!r} is not a duration in"
                                  " seconds such as \"2592000s\".", None)
                 return
-            window = float(match.group(1)) / 86400
+            window = float(match.group(1)) / SECONDS_PER_DAY
     else:
         return
     minimum = limits.min_deletion_window_days(args.get_config())

@@ -25,6 +25,7 @@ from pulumi_policy import (
 from keyrotation import algorithms
 from keyrotation.lifecycle import age_health
 from keyrotation.metadata import RotationMetadata, parse_time
+from keyrotation.times import SECONDS_PER_DAY
 from policy import limits, resources
 from policy.limits import days, iso
 from policy.resources import UNKNOWN, plain, where
@@ -55,7 +56,7 @@ def _active_age(args: ResourceValidationArgs) -> tuple[RotationMetadata, limits.
 
 
 def _describe(meta: RotationMetadata, args: ResourceValidationArgs, now: datetime) -> str:
-    age = (now - meta.activated_at).total_seconds() / 86400
+    age = (now - meta.activated_at).total_seconds() / SECONDS_PER_DAY
     return (f"keyset '{meta.keyset}', generation '{meta.generation}' ({where(args.resource_type, args.name)}):"
             f" active since {iso(meta.activated_at)}, {days(age)} old at {iso(now)}")
 
@@ -87,7 +88,7 @@ def validate_age_warning(args: ResourceValidationArgs, report_violation: ReportV
     meta, limit, now = judged
     if age_health(meta.activated_at, limit.max_age_days, limit.warn_days, now) == "warning":
         due = meta.activated_at + timedelta(days=limit.max_age_days)
-        left = (due - now).total_seconds() / 86400
+        left = (due - now).total_seconds() / SECONDS_PER_DAY
         report_violation(
             f"{_describe(meta, args, now)}; it reaches the maximum age of {limit.describe()} at {iso(due)},"
             f" in {days(left)} (warning {days(limit.warn_days)} ahead). Plan the rotation: {_rotate_command(meta.keyset)}.",
@@ -157,18 +158,18 @@ def _gcp_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_vi
     if not period_text:
         report_violation(
             f"{who}: symmetric ({GCP_ROTATING_PURPOSE}) key without automatic rotation; the maximum age"
-            f" is {limit.describe()}. Set rotationPeriod <= \"{int(limit.max_age_days * 86400)}s\".", None)
+            f" is {limit.describe()}. Set rotationPeriod <= \"{int(limit.max_age_days * SECONDS_PER_DAY)}s\".", None)
         return
     match = _DURATION.match(str(period_text))
     if match is None:
         report_violation(f"{who}: rotationPeriod {period_text!r} is not a duration in seconds such as \"7776000s\".",
                          None)
         return
-    period_days = float(match.group(1)) / 86400
+    period_days = float(match.group(1)) / SECONDS_PER_DAY
     if period_days > limit.max_age_days:
         report_violation(
             f"{who}: automatic rotation every {days(period_days)} exceeds the maximum age of {limit.describe()}."
-            f" Set rotationPeriod <= \"{int(limit.max_age_days * 86400)}s\".", None)
+            f" Set rotationPeriod <= \"{int(limit.max_age_days * SECONDS_PER_DAY)}s\".", None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def validate_unmanaged(args: StackValidationArgs, report_violation: ReportViolat
             if times:
                 newest = parse_time(times[-1])
                 age = (f"its newest version was generated {iso(newest)},"
-                       f" {days((now - newest).total_seconds() / 86400)} ago")
+                       f" {days((now - newest).total_seconds() / SECONDS_PER_DAY)} ago")
             else:
                 age = "its age is unknown until its versions' generateTime is known"
         report_violation(

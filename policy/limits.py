@@ -17,12 +17,12 @@ from typing import Any, get_args
 
 from pulumi_policy import PolicyConfigSchema
 
-from keyrotation import algorithms, times
+from keyrotation import algorithms, names, times
 from keyrotation.lifecycle import Timings, default_warn_days
 from keyrotation.metadata import format_time
 from policy import stack_config
 
-NOW_VARIABLE = "KEY_ROTATION_NOW"
+NOW_VARIABLE = names.NOW_VARIABLE
 """The clock variable the publisher also reads (components.publication.NOW_VARIABLE; a test holds
 them equal). Not imported: the pack loads the domain package only, never the program's components
 and their cloud SDKs."""
@@ -161,7 +161,7 @@ def policy_limit(config: Mapping[str, Any], keyset: str | None, purpose: str | N
 
 
 def evaluation_time(config: Mapping[str, Any]) -> datetime:
-    """``now`` from the policy config, else $KEY_ROTATION_NOW, else the clock."""
+    """``now`` from the policy config, else the clock variable (names.NOW_VARIABLE), else the clock."""
     for source, text in (("policy config 'now'", config.get("now")),
                          (f"${NOW_VARIABLE}", os.environ.get(NOW_VARIABLE))):
         if text:

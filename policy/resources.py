@@ -28,14 +28,14 @@ from pulumi_policy.proxy import (
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from keyrotation import documents, metadata
+from keyrotation import documents, metadata, names
 from keyrotation.config import Generation
 from keyrotation.lifecycle import Timings
 from keyrotation.metadata import ANNOTATION_PREFIX, RotationMetadata
 
-SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
-PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
-KEY_GENERATION = "key-rotation:index:KeyGeneration"
+SOFTWARE_KEY = names.SOFTWARE_KEY_TYPE
+PUBLICATION = names.PUBLICATION_TYPE
+KEY_GENERATION = names.KEY_GENERATION_TYPE
 AWS_KEY = "aws:kms/key:Key"
 GCP_CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
 GCP_KEY_VERSION = "gcp:kms/cryptoKeyVersion:CryptoKeyVersion"
@@ -205,15 +205,15 @@ class GenerationRecord:
 def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, name: str) -> GenerationRecord | None:
     if resource_type != KEY_GENERATION:
         return None
-    lifecycle, timings = props.get("lifecycle"), props.get("timings")
-    keyset = props.get("keyset")
+    lifecycle, timings = props.get(names.GENERATION_LIFECYCLE), props.get(names.GENERATION_TIMINGS)
+    keyset = props.get(names.GENERATION_KEYSET)
     if not isinstance(lifecycle, Mapping) or not isinstance(keyset, str) or any(
         v is UNKNOWN for v in lifecycle.values()
     ):
         return None
     knobs = {f.name: int(timings[to_camel(f.name)]) for f in fields(Timings)
              if isinstance(timings, Mapping) and isinstance(timings.get(to_camel(f.name)), (int, float))}
-    kid = props.get("kid")
+    kid = props.get(names.GENERATION_KID)
     try:
         generation = Generation.model_validate(dict(lifecycle))
     except ValidationError:
@@ -229,7 +229,7 @@ def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, na
     )
 
 
-PUBLIC_KEY_FORMATS = ("jwks", "signers", "trust-anchor")
+PUBLIC_KEY_FORMATS = documents.KID_FORMATS
 """Formats that publish key ids (key-history lists every generation, revoked ones on purpose)."""
 
 
@@ -273,7 +273,7 @@ def document_record(resource_type: str, props: Mapping[str, Any], urn: str, name
     if resource_type == PUBLICATION:
         if not all(isinstance(props.get(k), str) for k in ("keyset", "format", "target")):
             return None
-        recorded = props.get("first_published")
+        recorded = props.get(names.FIRST_PUBLISHED)
         first = None
         if isinstance(recorded, Mapping) and all(isinstance(v, str) for v in recorded.values()):
             first = {kid: metadata.parse_time(t) for kid, t in recorded.items()}
@@ -286,7 +286,7 @@ def document_record(resource_type: str, props: Mapping[str, Any], urn: str, name
         if not isinstance(keyset, str) or not isinstance(fmt, str):
             return None
         target = f"configmap://{dig(props, 'metadata', 'namespace')}/{dig(props, 'metadata', 'name')}"
-        content = dig(props, "data", f"{fmt}.json")
+        content = dig(props, "data", names.config_map_key(fmt))
         return DocumentRecord(keyset, fmt, target, resource_type, urn, name, _parse(content), None)
     return None
 

@@ -27,6 +27,7 @@ from pulumi_policy import (
 from keyrotation import lifecycle
 from keyrotation.lifecycle import PUBLISHED_STATES, State
 from keyrotation.metadata import RotationMetadata
+from keyrotation.published import DocumentSeen, first_published
 from policy import limits, resources
 from policy.limits import iso
 from policy.resources import UNKNOWN, DocumentRecord, GenerationRecord, plain, where
@@ -155,34 +156,17 @@ class _Published:
 
 
 def published_times(ks: KeySetView, now: datetime) -> _Published:
-    """When each generation was first published, from the publishers' records.
-
-    A kid a document lists but its publisher has not recorded yet is published by this very
-    deployment: now. A kid in the first version of a document is not held to its record (no
-    verifier can hold an older copy of a document that did not exist); neither is a document
-    whose records are not known (a preview of a changed document, a ConfigMap target): those
-    fall back to the generation's createdAt, the domain's rule.
-    """
+    """When each generation was first published: ``keyrotation.published.first_published`` over the
+    publishers' records (the rule the rotation commands apply to the stack outputs). A kid a
+    document lists but its publisher has not recorded yet is published by this very deployment:
+    now."""
+    seen = [DocumentSeen(doc.target, doc.first_published, doc.kids) for doc in ks.public_documents]
     times: dict[str, datetime] = {}
     sources: dict[str, str] = {}
     for g in ks.generations:
-        if g.kid is None:
-            continue
-        for doc in ks.public_documents:
-            if doc.first_published is None:
-                continue
-            if g.kid in doc.first_published:
-                first = doc.first_published[g.kid]
-                activated = g.generation.activated_at
-                if activated is not None and first > activated and first == min(doc.first_published.values()):
-                    continue
-                source = f"was first published in {doc.target} at {iso(first)}"
-            elif doc.kids is not None and g.kid in doc.kids:
-                first, source = now, f"is first published in {doc.target} by this deployment ({iso(now)})"
-            else:
-                continue
-            if g.generation.id not in times or first > times[g.generation.id]:
-                times[g.generation.id], sources[g.generation.id] = first, source
+        found = first_published(g.kid, g.generation.activated_at, seen, now=now)
+        if found.at is not None:
+            times[g.generation.id], sources[g.generation.id] = found.at, found.source or ""
     return _Published(times, sources)
 
 
@@ -224,7 +208,7 @@ def validate_overlap(args: StackValidationArgs, report_violation: ReportViolatio
         for gap, g, _published in _gaps(ks, now):
             if gap.kind != "removed-too-early":
                 continue
-            stopped = g.generation.retiring_at or g.generation.retired_at
+            stopped = lifecycle.stopped_at(g.generation)
             until = f" until {iso(stopped + overlap)}" if stopped else ""
             report_violation(
                 f"{_named(g)} left the published documents (state {g.generation.state}) before the overlap of"

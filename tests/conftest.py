@@ -1,12 +1,30 @@
-"""Fixtures shared by the tests that run the real program."""
+"""Fixtures shared by the tests that run the real program, and the Hypothesis profiles.
+
+Property tests run with a fixed seed by default (profile ``ci``: the same examples on every run,
+so CI passes or fails on the code, never on chance). ``HYPOTHESIS_PROFILE=long`` (what
+``scripts/test-long.sh`` and the nightly workflow job use) runs many more examples with random
+seeds; a counterexample it finds is then pinned with ``@example`` in the test.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.project import copy_project
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, max_examples=300, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long", derandomize=False, deadline=None, max_examples=5000, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from keyrotation.cli import main
 from keyrotation.config import load_stack_file
 from keyrotation.lifecycle import State
+from tests.deployed import write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,8 +77,10 @@ def stack(tmp_path: Path) -> Path:
 
 
 def run(path: Path, *args: str, now: str = NOW) -> tuple[int, str, str]:
+    """The command, with the stack outputs of a `pulumi up` right after every earlier change."""
     out, err = io.StringIO(), io.StringIO()
-    code = main([*args, "--file", str(path), "--now", now, "--no-outputs"], out=out, err=err)
+    outputs = write_outputs(path, path.with_name("outputs-deployed.json"))
+    code = main([*args, "--file", str(path), "--now", now, "--outputs", str(outputs)], out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -164,7 +167,6 @@ def test_promote_at_the_publish_lead_switches_active_and_retiring(stack):
     assert "~ generation '2026-11-23': state active -> retiring, retiringAt 2026-11-25T12:06:00Z" in out
     assert "~ generation '2026-11-25': state pending -> active, activatedAt 2026-11-25T12:06:00Z" in out
     assert "retire it from 2026-11-25T13:12:00Z" in out
-    assert "warning: no publisher record for '2026-11-25' (--no-outputs)" in out
 
 
 def test_promote_force_says_what_risk_it_takes(stack):
@@ -308,25 +310,48 @@ def test_revoke_of_a_retiring_generation_after_its_overlap_is_plain(stack):
     assert "key-history verifiers still accept those made before 2026-11-25T12:00:00Z" in out
 
 
-def test_rollback_reactivates_the_previous_generation_and_keeps_the_new_one_retiring(stack):
+def test_rollback_reactivates_the_previous_generation_as_a_new_period_and_keeps_the_new_one_retiring(stack):
     rotated(stack)
     run(stack, "promote", "atlas-gateway", now="2026-11-25T12:06:00Z")
     before = stack.read_text()
     code, out, _ = run(stack, "rollback", "atlas-gateway", now="2026-11-25T12:30:00Z")
-    assert code == 0
+    assert code == 0, out
     removed, added = changed_lines(before, stack.read_text())
+    # nothing recorded is removed: the first period's retiringAt stays, the new period is appended
     assert added == [
         '        - {id: "2026-11-23", state: active, createdAt: "2026-11-23T09:00:00Z",',
-        '           activatedAt: "2026-11-23T09:10:00Z"}',
+        '           activatedAt: "2026-11-23T09:10:00Z", retiringAt: "2026-11-25T12:06:00Z",',
+        '           history: [{state: active, at: "2026-11-25T12:30:00Z"}]}',
         '        - {id: "2026-11-25", state: retiring, createdAt: "2026-11-25T12:00:00Z",',
         '           activatedAt: "2026-11-25T12:06:00Z", retiringAt: "2026-11-25T12:30:00Z"}',
     ]
-    assert "retiringAt removed (was 2026-11-25T12:06:00Z)" in out
+    assert "removed" not in out
+    assert "history + {state active, at 2026-11-25T12:30:00Z}" in out
     assert "stays there as retiring: nothing it signed is lost" in out
     # the due date still counts from the first activation: a rollback does not make a key younger
     code, out, _ = run(stack, "status", "atlas-gateway", now="2026-11-28T12:00:00Z")
     assert code == 3
     assert "WARNING, active '2026-11-23' age 5d 2h, due 2026-11-30T09:10:00Z" in out
+    # a moment between the two periods keeps its answer: the key was not signing then
+    code, out, _ = run(stack, "valid-at", "atlas-gateway", "atlas-2026-11-23", "--at", "2026-11-25T12:20:00Z",
+                       now="2026-11-28T12:00:00Z")
+    assert code == 6, out
+    code, _, _ = run(stack, "valid-at", "atlas-gateway", "atlas-2026-11-23", "--at", "2026-11-25T12:40:00Z",
+                     now="2026-11-28T12:00:00Z")
+    assert code == 0
+
+
+def test_rollback_when_no_rotation_is_under_way_is_refused_without_force(stack):
+    # the gateway's 2026-11-16 has been retiring for days, long past its overlap: nothing to undo
+    before = stack.read_bytes()
+    code, _, err = run(stack, "rollback", "atlas-gateway")
+    assert code == 1
+    assert "refused: rollback undoes a rotation that went wrong" in err
+    assert "past its overlap" in err and "past maxAgeDays (7)" in err
+    assert stack.read_bytes() == before
+    code, out, _ = run(stack, "rollback", "atlas-gateway", "--force")
+    assert code == 0
+    assert "warning: --force: '2026-11-16' is past maxAgeDays (7)" in out
 
 
 def test_rollback_without_a_retiring_generation_is_refused(stack):
@@ -567,16 +592,23 @@ def test_without_outputs_the_pulumi_cli_is_asked_for_the_stack_outputs(stack, tm
     assert "first published 2026-11-25T12:30:00Z (pulumi stack output --stack dev)" in err.getvalue()
 
 
-def test_a_failing_pulumi_cli_falls_back_to_created_at_with_a_warning(stack, tmp_path, monkeypatch):
+def test_without_readable_outputs_an_edit_that_depends_on_them_is_refused_unless_forced(stack, tmp_path, monkeypatch):
     rotated(stack)
+    before = stack.read_bytes()
     monkeypatch.setenv("PATH", fake_pulumi(tmp_path, "echo \"error: no stack named 'dev' found\" >&2\nexit 255\n"))
-    out = io.StringIO()
+    err = io.StringIO()
     code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z"],
+                out=io.StringIO(), err=err)
+    assert code == 1
+    assert ("refused: cannot read the stack outputs (`pulumi stack output --json --stack dev` failed:"
+            " error: no stack named 'dev' found; pass --outputs FILE), and the publish lead counts from what"
+            " was deployed") in err.getvalue()
+    assert stack.read_bytes() == before
+    out = io.StringIO()
+    code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z", "--force"],
                 out=out, err=io.StringIO())
     assert code == 0
-    assert ("warning: no publisher record for '2026-11-25' (`pulumi stack output --json --stack dev` failed:"
-            " error: no stack named 'dev' found; pass --outputs FILE)") in out.getvalue()
-    assert "the policy pack checks the publisher's first-published time at `pulumi preview`" in out.getvalue()
+    assert "warning: --force without the stack outputs" in out.getvalue()
 
 
 def test_editing_commands_print_their_changes_as_json(stack):
@@ -631,3 +663,95 @@ def test_a_first_published_time_out_of_range_is_refused_not_overflowed(stack, tm
                     out=io.StringIO(), err=err)
         assert code == 1 and "firstPublished.atlas-2026-11-25" in err.getvalue(), err.getvalue()
         assert "internal error" not in err.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# The clock and the deployment record
+
+
+def test_an_edit_with_now_in_the_future_is_refused_but_reports_and_dry_runs_may_look_ahead(stack, monkeypatch):
+    from datetime import UTC, datetime
+
+    from keyrotation import cli
+
+    monkeypatch.setattr(cli, "wall_clock", lambda: datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    before = stack.read_bytes()
+    # the issue's sequence: rotate, then promote at +7 min, all within seconds of wall time
+    code, _, err = run(stack, "rotate", "atlas-gateway", now="2026-11-25T12:02:00Z")
+    assert code == 1
+    assert ("refused: --now 2026-11-25T12:02:00Z is later than the clock (2026-11-25T12:00:00Z) by more than"
+            " clockSkewSeconds (60s)") in err
+    assert stack.read_bytes() == before
+    # within the skew it is the clock's own uncertainty
+    assert run(stack, "rotate", "atlas-gateway", now="2026-11-25T12:01:00Z")[0] == 0
+    code, out, _ = run(stack, "promote", "atlas-gateway", "--dry-run", now="2026-11-25T12:07:00Z")
+    assert code == 0 and "dry run: not written" in out
+    assert run(stack, "status", now="2027-01-01T00:00:00Z")[0] == 4
+    assert run(stack, "plan", now="2027-01-01T00:00:00Z")[0] in (0, 5)
+
+
+def test_retire_counts_the_overlap_from_when_the_promote_was_deployed(stack, tmp_path):
+    rotated(stack)
+    assert run(stack, "promote", "atlas-gateway", now="2026-11-25T12:06:00Z")[0] == 0
+    # the promote was merged and deployed at 13:00, not when the command wrote retiringAt
+    outputs = write_outputs(stack, tmp_path / "outputs.json", deployed_at={
+        ("2026-11-23", "retiring"): datetime_of("2026-11-25T13:00:00Z"),
+        ("2026-11-25", "active"): datetime_of("2026-11-25T13:00:00Z")})
+    err = io.StringIO()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T13:01:00Z"], out=io.StringIO(), err=err)
+    assert code == 1
+    assert "it stopped signing at 2026-11-25T12:06:00Z, deployed 2026-11-25T13:00:00Z" in err.getvalue()
+    assert "Retire allowed from 2026-11-25T14:06:00Z" in err.getvalue()
+    out = io.StringIO()
+    main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", "2026-11-25T13:01:00Z"],
+         out=out, err=io.StringIO())
+    assert "from 2026-11-25T14:06:00Z" in out.getvalue() and "retire atlas-gateway 2026-11-23" in out.getvalue()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T14:06:00Z", "--dry-run"], out=io.StringIO(), err=io.StringIO())
+    assert code == 0
+    # forced at 13:01, the gap check counts from the deploy too: verifiers lose what signers made
+    # with 2026-11-23 until 13:06, valid until 14:06
+    out = io.StringIO()
+    code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
+                 "--now", "2026-11-25T13:01:00Z", "--force"], out=out, err=io.StringIO())
+    assert code == 0
+    assert ("warning: gap: keyset 'atlas-gateway', generation '2026-11-23' was removed while signatures made"
+            " with it were still valid: verifiers may reject valid signatures from 2026-11-25T13:01:00Z to"
+            " 2026-11-25T14:06:00Z") in out.getvalue()
+    out = io.StringIO()
+    code = main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", "2026-11-25T13:02:00Z"],
+                out=out, err=io.StringIO())
+    assert code == 5 and "gap check: GAP" in out.getvalue()
+
+
+def datetime_of(text: str):
+    from keyrotation.cli import parse_time
+
+    return parse_time(text, "test")
+
+
+def test_status_piped_into_head_exits_quietly(tmp_path):
+    # enough keysets that the output outgrows the pipe's buffer: head closes it while status writes
+    lines = ["config:", "  key-rotation:environment: dev", "  key-rotation:keysets:"]
+    for i in range(300):
+        lines += [f"    k{i}:", "      purpose: sign", "      algorithm: ES256", '      kid: "k-{generation}"',
+                  "      generations:", '        - {id: a, state: active, createdAt: "2026-11-01T00:00:00Z",'
+                  ' activatedAt: "2026-11-01T00:10:00Z"}']
+    big = tmp_path / "Pulumi.dev.yaml"
+    big.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        f"{sys.executable} -m keyrotation status --file {big} --now {NOW} --no-outputs | head -1",
+        shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert done.stdout == "Pulumi.dev.yaml at 2026-11-25T12:00:00Z\n"
+    assert done.stderr == ""
+
+
+def test_status_suggests_promote_when_a_generation_is_pending(stack):
+    rotated(stack)
+    code, out, _ = run(stack, "status", "atlas-gateway", now="2026-11-30T10:00:00Z")
+    assert code == 4
+    assert "overdue: '2026-11-23' passed maxAgeDays (7) on 2026-11-30T09:10:00Z; promote the pending generation" \
+        " now: `promote atlas-gateway`" in out
+    assert "`rotate atlas-gateway`" not in out

@@ -4,7 +4,8 @@ Each ```console block in the runbook holds commands (`$ key-rotation ...`) follo
 printed (and `(exit N)` when N is not 0). They run in order, in a scratch directory holding a copy
 of the project's Pulumi.dev.yaml; `<!-- runbook: fresh copy -->` starts again from the copy, and
 `<!-- runbook: file NAME -->` before a fenced block writes that block to NAME first. The Pulumi
-CLI is taken as absent, as on this project's CI.
+CLI is a stand-in: `pulumi stack output` reports the stack as deployed right after each edit (each
+rotation PR merged and `pulumi up` run before the next command), as tests/deployed.py builds it.
 
 When the dev stack or the commands change on purpose, regenerate the outputs:
     .venv/bin/python tests/test_cli_runbook.py --write
@@ -37,17 +38,28 @@ def _run(command: str, cwd: Path) -> str:
     assert argv[0] == "key-rotation", command
     out, err = io.StringIO(), io.StringIO()
     previous = Path.cwd()
-    which = outputs.shutil.which
+    from_pulumi = outputs.from_pulumi
     os.chdir(cwd)
-    outputs.shutil.which = lambda name: None  # noqa: ARG005 - the CLI is absent here
+    outputs.from_pulumi = _deployed_outputs
     try:
         with redirect_stdout(out), redirect_stderr(err):
             code = cli.main(argv[1:], out=out, err=err)
     finally:
-        outputs.shutil.which = which
+        outputs.from_pulumi = from_pulumi
         os.chdir(previous)
     text = out.getvalue() + err.getvalue()
     return text + (f"(exit {code})\n" if code else "")
+
+
+def _deployed_outputs(stack_name: str, cwd: Path, timeout: float = 60):  # noqa: ARG001
+    from keyrotation.config import ConfigError, load_stack_file
+    from tests.deployed import outputs_for
+
+    try:
+        stack = load_stack_file(cwd / f"Pulumi.{stack_name}.yaml")
+    except (ConfigError, OSError):
+        return None, "the stack has not been deployed"
+    return outputs_for(stack), f"pulumi stack output --stack {stack_name}"
 
 
 def render(text: str, scratch: Path) -> tuple[str, dict[str, str]]:

@@ -60,22 +60,31 @@ def test_block_style_generations_get_block_style_edits_and_keep_comments(block):
     )
 
 
-def test_block_style_rollback_removes_one_line_and_inserts_in_field_order(block):
+def test_block_style_rollbacks_append_block_history_and_remove_nothing(block):
+    from datetime import timedelta
+
     f = StackFile(block)
-    result = commands.rollback(f.config, "secrets-service", now=T)
+    # a month after the q4 promote: no rotation under way, so only --force rolls back
+    with pytest.raises(commands.CommandError, match="no rotation is under way|the rotation is over"):
+        commands.rollback(f.config, "secrets-service", now=T)
+    result = commands.rollback(f.config, "secrets-service", now=T, force=True)
+    f.write(result.edits, result.stack)
+    f = StackFile(block)
+    result = commands.rollback(f.config, "secrets-service", now=T + timedelta(minutes=1), force=True)
     f.write(result.edits, result.stack)
     assert block.read_text() == BLOCK.replace(
-        "          state: retiring\n", "          state: active\n"
+        "          retiringAt: '2026-11-02T10:00:00Z'   # the q4 promote\n",
+        "          retiringAt: '2026-11-02T10:00:00Z'   # the q4 promote\n"
+        "          history:\n"
+        "            - {state: active, at: '2026-12-01T09:00:00Z'}\n"
+        "            - {state: retiring, at: '2026-12-01T09:01:00Z'}\n",
     ).replace(
-        "          retiringAt: '2026-11-02T10:00:00Z'   # the q4 promote\n", ""
-    ).replace(
-        "          state: active\n          createdAt: '2026-11-02T09:00:00Z'\n"
-        "          activatedAt: '2026-11-02T10:00:00Z'\n",
-        "          state: retiring\n          createdAt: '2026-11-02T09:00:00Z'\n"
-        "          activatedAt: '2026-11-02T10:00:00Z'\n          retiringAt: '2026-12-01T09:00:00Z'\n",
+        "          activatedAt: '2026-11-02T10:00:00Z'\n\n",
+        "          activatedAt: '2026-11-02T10:00:00Z'\n          retiringAt: '2026-12-01T09:00:00Z'\n"
+        "          history:\n            - {state: active, at: '2026-12-01T09:01:00Z'}\n\n",
     )
     keyset = load_stack_file(block).keysets["secrets-service"]
-    assert [(g.id, g.state) for g in keyset.generations] == [("q3", State.ACTIVE), ("q4", State.RETIRING)]
+    assert [(g.id, g.state) for g in keyset.generations] == [("q3", State.RETIRING), ("q4", State.ACTIVE)]
 
 
 def test_flow_mappings_wrap_at_the_line_limit_with_the_neighbours_indentation(tmp_path):

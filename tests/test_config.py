@@ -277,3 +277,70 @@ def test_the_error_never_contains_private_material():
     message = errors(data)
     assert "unknown key 'privateKey'" in message
     assert "SECRET" not in message
+
+
+# ---------------------------------------------------------------------------------------------
+# History (several periods per generation) and data at rest
+
+
+def rolled_back() -> dict:
+    """g1 re-activated by a rollback at 11-10T11:00: its first pass stays, a step is appended."""
+    data = base()
+    g1, g2 = data["keysets"]["gw"]["generations"]
+    g1.update(state="active", history=[{"state": "active", "at": "2026-11-10T11:00:00Z"}])
+    g2.update(state="retiring", retiringAt="2026-11-10T11:00:00Z")
+    return data
+
+
+def test_a_rollback_is_a_history_step_and_both_periods_are_read():
+    from keyrotation import lifecycle
+
+    g1 = parse(rolled_back(), stack_file="Pulumi.test.yaml").keysets["gw"].generation("g1")
+    assert g1.retiring_at.isoformat() == "2026-11-10T10:00:00+00:00"
+    assert [(a.isoformat(), b and b.isoformat()) for a, b in lifecycle.signing_periods(g1)] == [
+        ("2026-11-01T10:00:00+00:00", "2026-11-10T10:00:00+00:00"), ("2026-11-10T11:00:00+00:00", None)]
+
+
+def test_a_history_step_the_lifecycle_does_not_allow_is_refused():
+    data = rolled_back()
+    data["keysets"]["gw"]["generations"][0]["history"].append({"state": "destroyed", "at": "2026-11-11T00:00:00Z"})
+    data["keysets"]["gw"]["generations"][0]["state"] = "destroyed"
+    assert ("keyset 'gw', generation 'g1', field 'history[1].state': cannot go from 'active' to 'destroyed'"
+            in errors(data))
+
+
+def test_history_is_appended_in_order_and_ends_in_the_state():
+    data = rolled_back()
+    data["keysets"]["gw"]["generations"][0]["history"][0]["at"] = "2026-11-05T00:00:00Z"
+    assert ("field 'history[0].at': 2026-11-05T00:00:00Z is before the previous step (2026-11-10T10:00:00Z)"
+            in errors(data))
+    data = rolled_back()
+    data["keysets"]["gw"]["generations"][0]["state"] = "retiring"
+    data["keysets"]["gw"]["generations"][1]["state"] = "active"
+    del data["keysets"]["gw"]["generations"][1]["retiringAt"]
+    assert "generation 'g1', field 'state': is 'retiring' but its history ends in 'active'" in errors(data)
+
+
+def test_a_first_pass_time_set_after_the_history_began_is_refused():
+    # retiredAt written at the top level after the rollback: the path would go back in time
+    data = rolled_back()
+    data["keysets"]["gw"]["generations"][0]["retiredAt"] = "2026-11-12T00:00:00Z"
+    message = errors(data)
+    assert "generation 'g1', field 'history[0].state': cannot go from 'retired' to 'active'" in message
+    assert "field 'history[0].at': 2026-11-10T11:00:00Z is before the previous step (2026-11-12T00:00:00Z)" in message
+
+
+def test_data_at_rest_is_for_encrypt_and_mac_keysets():
+    data = base()
+    data["keysets"]["gw"]["dataRetentionSeconds"] = 3600
+    assert ("keyset 'gw', field 'dataRetentionSeconds': a sign keyset keeps no data at rest") in errors(data)
+    data = base()
+    data["keysets"]["gw"]["generations"][0]["rewrapped"] = [{"at": "2026-11-11T00:00:00Z", "by": "ops"}]
+    assert ("generation 'g1', field 'rewrapped': only an encrypt/mac keyset with data at rest records"
+            " re-encryptions") in errors(data)
+    mac = parse({"environment": "dev", "keysets": {"m": {"purpose": "mac", "algorithm": "HS256", "dataAtRest": True,
+                "generations": base()["keysets"]["gw"]["generations"]}}}, stack_file="Pulumi.test.yaml")
+    assert mac.keysets["m"].keeps_data
+    plain_mac = parse({"environment": "dev", "keysets": {"m": {"purpose": "mac", "algorithm": "HS256",
+                      "generations": base()["keysets"]["gw"]["generations"]}}}, stack_file="Pulumi.test.yaml")
+    assert not plain_mac.keysets["m"].keeps_data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from tests.project import ROOT, stack_config
 
 SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
+SWITCHES = "pulumi-python:dynamic/deploy:SwitchRecord"
 
 
 @pytest.fixture
@@ -92,14 +94,21 @@ def test_rotation_is_additive(project, pinned_clock):
     assert set(before.resources) <= set(after.resources), "no resource may change its URN"
     changed = {
         before.resources[u].name for u in before.resources
-        if before.resources[u].type != PUBLICATION and before.resources[u].inputs != after.resources[u].inputs
+        if before.resources[u].type not in (PUBLICATION, SWITCHES)
+        and before.resources[u].inputs != after.resources[u].inputs
     }
     assert changed == set(), f"inputs changed for {changed}"
     ops = {after.resources[u].name: op for op, u in after.operations}
     assert ops["atlas-gateway-2026-11-30-key"] == "create"
-    # The only update is the gateway's JWKS, which now pre-publishes the pending key.
+    # The only updates: the gateway's JWKS, which now pre-publishes the pending key, and its
+    # deployment record, which records when the pending generation was deployed.
     updated = {after.resources[u].name for op, u in after.operations if op == "update"}
-    assert updated == {next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway")}
+    assert updated == {next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"),
+                       "atlas-gateway-switches"}
+    switches = after.named("atlas-gateway-switches").outputs["switches"]
+    assert switches["2026-11-30"] == [{"state": "pending", "at": "2026-11-23T12:00:00Z", "targets": [
+        "file://published/atlas/.well-known/jwks.json"]}]
+    assert [e["state"] for e in switches["2026-11-23"]] == ["active"]
     jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
     assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
 
@@ -230,3 +239,59 @@ def test_symmetric_keys_have_the_right_length(project, algorithm):
     assert isinstance(material, Secret)
     assert len(base64.b64decode(material.value)) == ALGORITHMS[algorithm].secret_bytes
     assert os.path.exists(project)
+
+
+def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deployed(project, monkeypatch, tmp_path):
+    """rotate -> up -> promote -> up (later) -> retire: the publish lead counts from the publisher's
+    record, the overlap from the deployment record of the promote, both read from the outputs."""
+    from keyrotation import cli
+
+    def command(*args: str, now: str) -> tuple[int, str]:
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(json.dumps(engine_outputs[-1]))
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main([*args, "--file", str(project / "Pulumi.dev.yaml"), "--outputs", str(outputs),
+                         "--now", now], out=out, err=err)
+        return code, out.getvalue() + err.getvalue()
+
+    def up(at: str) -> None:
+        monkeypatch.setenv("KEY_ROTATION_NOW", at)
+        engine_outputs.append(engine.up().outputs)
+
+    monkeypatch.setattr(cli, "wall_clock", lambda: cli.parse_time("2026-11-30T00:00:00Z", "clock"))
+    engine = Engine(project, "dev")
+    engine_outputs: list[dict] = []
+    up("2026-11-23T12:00:00Z")
+    assert command("rotate", "atlas-gateway", "--id", "next", now="2026-11-24T09:00:00Z")[0] == 0
+    up("2026-11-24T10:00:00Z")  # the rotation PR merged an hour later: the JWKS holds it from then
+    code, said = command("promote", "atlas-gateway", now="2026-11-24T10:05:00Z")
+    assert code == 1 and "first published 2026-11-24T10:00:00Z" in said
+    assert command("promote", "atlas-gateway", now="2026-11-24T10:06:00Z")[0] == 0
+    up("2026-11-24T13:00:00Z")  # ... and the promote deployed at 13:00
+    deployments = engine_outputs[-1]["keysets"]["atlas-gateway"]["deployments"]
+    assert deployments["2026-11-23"][-1] == {"state": "retiring", "at": "2026-11-24T13:00:00Z",
+                                             "targets": ["file://published/atlas/.well-known/jwks.json"]}
+    code, said = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
+    assert code == 1 and "deployed 2026-11-24T13:00:00Z" in said and "Retire allowed from 2026-11-24T14:06:00Z" in said
+    assert command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T14:06:00Z")[0] == 0
+
+
+def test_a_restored_generation_is_published_again_from_the_same_key(project, pinned_clock):
+    engine = Engine(project, "dev", config=stack_config("dev"))
+    first = engine.up()
+    retired = first.named("atlas-gateway-2026-11-09-key")
+    jwks_path = project / "published/atlas/.well-known/jwks.json"
+    assert "atlas-2026-11-09" not in [k["kid"] for k in json.loads(jwks_path.read_text())["keys"]]
+    old = next(g for g in keysets(engine.config)["atlas-gateway"]["generations"] if g["id"] == "2026-11-09")
+    old.update(state="retiring", history=[{"state": "retiring", "at": "2026-11-23T11:00:00Z"}])
+    second = engine.up()
+    assert op_of(second, "atlas-gateway-2026-11-09-key") == "update"  # never a new key
+    restored = second.named("atlas-gateway-2026-11-09-key").outputs
+    assert restored["public_key_pem"] == retired.outputs["public_key_pem"]
+    assert restored["private_key"] == retired.outputs["private_key"]
+    assert "atlas-2026-11-09" in [k["kid"] for k in json.loads(jwks_path.read_text())["keys"]]
+
+
+def op_of(run, name: str) -> str:
+    urn = run.named(name).urn
+    return next(op for op, u in run.operations if u == urn)

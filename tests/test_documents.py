@@ -118,3 +118,23 @@ def test_private_members_are_detected():
     assert documents.private_members({"keys": [{"kty": "OKP", "x": "a", "d": "secret"}]}) == ["$.keys[0].d"]
     assert documents.private_members([{"publicKey": "-----BEGIN PRIVATE KEY-----"}]) == ["$[0].publicKey"]
     assert documents.private_members({"keys": [{"kty": "OKP", "x": "a"}]}) == []
+
+
+def test_key_history_publishes_every_period_of_a_rolled_back_generation():
+    from keyrotation.config import parse
+
+    stack = parse({"environment": "t", "keysets": {"gw": {"purpose": "sign", "algorithm": "EdDSA", "generations": [
+        {"id": "a", "state": "active", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T00:10:00Z",
+         "retiringAt": "2026-11-08T00:10:00Z", "history": [{"state": "active", "at": "2026-11-08T01:00:00Z"}]},
+        {"id": "b", "state": "retiring", "createdAt": "2026-11-07T00:00:00Z", "activatedAt": "2026-11-08T00:10:00Z",
+         "retiringAt": "2026-11-08T01:00:00Z"}]}}}, stack_file="Pulumi.t.yaml")
+    pem = keys.public_pem_from_private(keys.generate_private(algorithms.ALGORITHMS["EdDSA"]))
+    records = [KeyRecord.of(g, kid=f"k-{g.id}", algorithm="EdDSA", public_pem=pem)
+               for g in stack.keysets["gw"].generations]
+    a, b = documents.key_history(records)["keyHistory"]
+    # the first pass as recorded (nothing rewritten), and both signing periods
+    assert (a["activatedAt"], a["retiringAt"], a["state"]) == ("2026-11-01T00:10:00Z", "2026-11-08T00:10:00Z", "active")
+    assert a["signingPeriods"] == [{"from": "2026-11-01T00:10:00Z", "until": "2026-11-08T00:10:00Z"},
+                                   {"from": "2026-11-08T01:00:00Z", "until": None}]
+    assert [s["state"] for s in a["history"]] == ["pending", "active", "retiring", "active"]
+    assert b["signingPeriods"] == [{"from": "2026-11-08T00:10:00Z", "until": "2026-11-08T01:00:00Z"}]

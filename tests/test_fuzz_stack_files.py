@@ -6,8 +6,8 @@ key material spliced in). The property: the one validator either refuses the fil
 ConfigError naming it, or accepts it, and then the commands (status, plan, timeline, rotate)
 and, for the dev stack, the real program under the engine run without an unexpected error.
 
-The normal suite runs a modest number of examples with a fixed seed; the long CI job runs
-thousands: ``HYPOTHESIS_PROFILE=long pytest -m long tests/test_fuzz_stack_files.py``.
+The normal suite runs a modest number of examples with a fixed seed (Hypothesis profile ``ci``);
+the nightly job runs thousands with random seeds (``bash scripts/test-long.sh``, profile ``long``).
 """
 
 from __future__ import annotations
@@ -147,20 +147,13 @@ def _run_program(text: str, tmp: Path) -> None:
         del os.environ["KEY_ROTATION_NOW"]
 
 
-SETTINGS = dict(derandomize=True, database=None, deadline=None,
+SETTINGS = dict(database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 
 
-@settings(max_examples=120, **SETTINGS)
+@pytest.mark.property
+@settings(max_examples=5000 if LONG else 120, **SETTINGS)
 @given(mutated())
 def test_a_mutated_stack_file_is_refused_with_a_message_or_runs(tmp_path_factory, case):
-    check(*case, tmp_path_factory.mktemp("fuzz"))
-
-
-@pytest.mark.long
-@pytest.mark.skipif(not LONG, reason="the long fuzz run: HYPOTHESIS_PROFILE=long pytest -m long")
-@settings(max_examples=5000, **SETTINGS)
-@given(mutated())
-def test_long_fuzz_of_the_shipped_stack_files(tmp_path_factory, case):
     check(*case, tmp_path_factory.mktemp("fuzz"))

@@ -15,6 +15,7 @@ from keyrotation import commands
 from keyrotation.commands import Publications
 from keyrotation.config import StackConfig, parse
 from keyrotation.lifecycle import Gap, keyset_gaps
+from tests.deployed import deployed
 
 T = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -49,8 +50,8 @@ def gap_free_rotation(config: StackConfig, name: str, start: datetime, *, retire
     config = commands.rotate(config, name, now=start, generation_id="next").stack
     lead = config.keysets[name].timings.publish_lead
     old = config.keysets[name].active.id
-    config = commands.promote(config, name, now=start + lead).stack
-    return commands.retire(config, name, old, now=start + lead + retire_after).stack
+    config = commands.promote(config, name, now=start + lead, record=deployed(config, name)).stack
+    return commands.retire(config, name, old, now=start + lead + retire_after, record=deployed(config, name)).stack
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,10 +85,11 @@ def test_gateway_runbook_rollback_removes_the_new_key_while_its_tokens_live():
         {"id": "old", "state": "active", "createdAt": t(days=-7), "activatedAt": t(days=-7, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
     config = commands.rotate(config, "atlas-gateway", now=t(0), generation_id="new").stack
-    config = commands.promote(config, "atlas-gateway", now=t(6)).stack
-    config = commands.rollback(config, "atlas-gateway", now=t(30)).stack
+    config = commands.promote(config, "atlas-gateway", now=t(6), record=deployed(config, "atlas-gateway")).stack
+    config = commands.rollback(config, "atlas-gateway", now=t(30), record=deployed(config, "atlas-gateway")).stack
     assert config.keysets["atlas-gateway"].active.id == "old"
-    config = commands.retire(config, "atlas-gateway", "new", now=t(30 + 66)).stack
+    config = commands.retire(config, "atlas-gateway", "new", now=t(30 + 66),
+                             record=deployed(config, "atlas-gateway")).stack
     assert gaps(config) == []
 
 
@@ -155,7 +157,8 @@ def test_signing_profile_the_commands_rotation_has_no_gap():
         {"id": "2024", "state": "active", "createdAt": t(days=-400), "activatedAt": t(days=-395)},
     ], algorithm="ES256", publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=86400)
     config = gap_free_rotation(config, "signer-default", t(0), retire_after=timedelta(days=14))
-    config = commands.revoke(config, "signer-default", "2024", reason="superseded", now=t(days=28)).stack
+    config = commands.revoke(config, "signer-default", "2024", reason="superseded", now=t(days=28),
+                             record=deployed(config, "signer-default")).stack
     assert gaps(config) == []
 
 
@@ -199,10 +202,12 @@ def test_manifest_runbook_personnel_change_one_hour_overlap_is_six_minutes_short
         {"id": "old", "state": "active", "createdAt": t(days=-9), "activatedAt": t(days=-9, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
     config = commands.rotate(config, "manifest-signing", now=t(-6), generation_id="new").stack
-    config = commands.promote(config, "manifest-signing", now=t(0)).stack
+    config = commands.promote(config, "manifest-signing", now=t(0), record=deployed(config, "manifest-signing")).stack
     with pytest.raises(commands.CommandError, match="revoke it from 2026-11-30T10:06:00Z"):
-        commands.revoke(config, "manifest-signing", "old", reason="personnel", now=t(60))
-    config = commands.revoke(config, "manifest-signing", "old", reason="personnel", now=t(66)).stack
+        commands.revoke(config, "manifest-signing", "old", reason="personnel", now=t(60),
+                        record=deployed(config, "manifest-signing"))
+    config = commands.revoke(config, "manifest-signing", "old", reason="personnel", now=t(66),
+                             record=deployed(config, "manifest-signing")).stack
     assert gaps(config) == []
 
 
@@ -228,7 +233,8 @@ def test_manifest_the_commands_rotation_with_the_publishers_record_has_no_gap():
     with pytest.raises(commands.CommandError, match="Promote allowed from 2026-11-30T10:06:00Z"):
         commands.promote(config, "manifest-signing", now=t(61), record=record)
     config = commands.promote(config, "manifest-signing", now=t(66), record=record).stack
-    config = commands.retire(config, "manifest-signing", "old", now=t(66 + 60 + 60 + 1)).stack
+    config = commands.retire(config, "manifest-signing", "old", now=t(66 + 60 + 60 + 1),
+                             record=deployed(config, "manifest-signing")).stack
     assert gaps(config, {"new": t(5)}) == []
 
 
@@ -260,4 +266,14 @@ def test_secrets_service_two_phase_rotation_through_the_commands_has_no_gap():
         {"id": "q3", "state": "active", "createdAt": t(days=-90), "activatedAt": t(days=-90, minutes=30)},
     ], purpose="encrypt", algorithm="A256GCM", publishMaxAgeSeconds=300, clockSkewSeconds=60,
         tokenLifetimeSeconds=3600)
-    assert gaps(gap_free_rotation(config, "secrets-service", t(0), retire_after=timedelta(hours=2))) == []
+    name = "secrets-service"
+    config = commands.rotate(config, name, now=t(0), generation_id="q4").stack
+    config = commands.promote(config, name, now=t(6), record=deployed(config, name)).stack
+    # Secrets encrypted at rest under q3 stay under q3 until re-encrypted: the token-lifetime
+    # overlap does not make its removal safe (the 66-minute retirement).
+    with pytest.raises(commands.CommandError, match="ciphertext stored under it stays encrypted under it") as refused:
+        commands.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name))
+    assert "signatures" not in str(refused.value) and "rewrapped secrets-service q3 --by NAME" in str(refused.value)
+    config = commands.rewrapped(config, name, "q3", by="oncall@aether", now=t(30), record=deployed(config, name)).stack
+    config = commands.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name)).stack
+    assert gaps(config) == []

@@ -125,7 +125,9 @@ def _needles(run) -> dict[str, str]:
         assert isinstance(material, Secret)
         pem = material.value
         lines = pem.strip().splitlines()
-        needles[f"{key.name} PEM line"] = lines[2]  # a whole base64 line, as a PEM would be pasted
+        # a whole base64 line, as a PEM would be pasted (an Ed25519 key has a single one)
+        needles[f"{key.name} PEM line"] = max(lines[1:-1], key=len)
+        assert "-----" not in needles[f"{key.name} PEM line"]
         needles[f"{key.name} PEM body"] = "".join(lines[1:-1])[40:100]  # as a PEM without line breaks
         obj = serialization.load_pem_private_key(pem.encode(), password=None)
         der = obj.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
@@ -150,9 +152,8 @@ def _plain_text(value) -> str:
     return str(value)
 
 
-@pytest.mark.slow
-def test_no_private_key_material_outside_secrets(deployed):
-    project, run, _ = deployed
+def _haystacks(project, run) -> dict[str, str]:
+    """Everything a reader of the state, the outputs, the log or the published files can see."""
     haystacks = {
         f"{r.name} {part}": _plain_text(getattr(r, part))
         for r in run.resources.values() for part in ("inputs", "outputs")
@@ -162,16 +163,42 @@ def test_no_private_key_material_outside_secrets(deployed):
     for path in (project / "published").rglob("*"):
         if path.is_file():
             haystacks[str(path)] = path.read_text()
+    return haystacks
+
+
+def scan(haystacks: dict[str, str], needles: dict[str, str]) -> list[tuple[str, str]]:
+    """(needle, haystack) for every needle found."""
+    return [(n, h) for n, needle in needles.items() for h, text in haystacks.items() if needle in text]
+
+
+@pytest.mark.slow
+def test_no_private_key_material_outside_secrets(deployed):
+    project, run, _ = deployed
     needles = _needles(run)
     assert len(needles) > 4 * len(SIGN)
-    leaks = [(n, h) for n, needle in needles.items() for h, text in haystacks.items() if needle in text]
-    assert leaks == []
+    assert scan(_haystacks(project, run), needles) == []
 
 
 def test_a_leak_would_be_found(deployed):
-    # The scan above is only as good as its needles: a planted PEM must be caught.
-    _, run, _ = deployed
+    """The scan is only as good as its needles: key material planted in the real haystacks, in
+    each form it could leak in, is found where it was planted, and nowhere else."""
+    project, run, _ = deployed
     needles = _needles(run)
-    key = run.named("es256-cur-key").outputs["private_key"].value
-    assert any(needle in key for needle in needles.values())
-    assert any(needle in key.replace("\n", "") for needle in needles.values())
+    haystacks = _haystacks(project, run)
+    pem = run.named("es256-cur-key").outputs["private_key"].value
+    obj = serialization.load_pem_private_key(pem.encode(), password=None)
+    der = obj.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    jwks_path = str(project / "published/es256/jwks.json")
+    plants = {
+        "log": pem,                                                     # a PEM in a log line
+        "stack outputs": pem.replace("\n", ""),                         # a PEM pasted without line breaks
+        jwks_path: json.dumps({"keys": [ECKey.import_key(obj).as_dict(private=True)]}),  # a private JWK
+        "es256-cur-key inputs": base64.urlsafe_b64encode(der).decode(),  # DER, base64url
+    }
+    for haystack, planted in plants.items():
+        poisoned = {**haystacks, haystack: haystacks[haystack] + "\n" + planted}
+        found = scan(poisoned, needles)
+        assert found, f"a private key planted in {haystack} was not found"
+        assert {h for _, h in found} == {haystack}
+        assert all(n.startswith("es256-cur-key ") for n, _ in found), found

@@ -1,0 +1,72 @@
+"""Stack outputs as `pulumi up` would leave them had every change been deployed when it was made.
+
+The rotation commands read two records from the stack outputs: the publishers' first-published
+time per kid (``documents.<target>.firstPublished``) and the deployment record of every switch
+(``deployments``, components/switches.py). Tests that are not about deployment lag use this:
+each generation first published at its createdAt (or ``published_at[id]``), each switch deployed
+at its recorded time (or ``deployed_at[(id, state)]``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from keyrotation import documents, lifecycle
+from keyrotation.commands import Publications, kid_of
+from keyrotation.config import ConfigError, StackConfig, load_stack_file
+from keyrotation.lifecycle import PUBLISHED_STATES
+from keyrotation.outputs import records
+from keyrotation.times import format_time
+
+
+def outputs_for(
+    stack: StackConfig,
+    *,
+    published_at: dict[str, datetime] | None = None,
+    deployed_at: dict[tuple[str, str], datetime] | None = None,
+) -> dict[str, Any]:
+    keysets: dict[str, Any] = {}
+    for name, ks in stack.keysets.items():
+        kids = {g.id: kid_of(stack, ks, g) for g in ks.generations}
+        listed = {
+            kids[g.id]: format_time((published_at or {}).get(g.id, g.created_at))
+            for g in ks.generations if g.state in PUBLISHED_STATES
+        }
+        docs = {
+            p.target: {"format": p.format, "target": p.target,
+                       "firstPublished": listed if p.format in documents.KID_FORMATS else {}}
+            for p in ks.publish
+        }
+        deployments = {
+            g.id: [
+                {"state": str(state), "at": format_time((deployed_at or {}).get((g.id, str(state)), at)),
+                 "targets": [p.target for p in ks.publish]}
+                for state, at in lifecycle.path(g)
+            ]
+            for g in ks.generations
+        }
+        keysets[name] = {
+            "generations": [{"id": g.id, "kid": kids[g.id], "state": str(g.state)} for g in ks.generations],
+            "documents": docs,
+            "deployments": deployments,
+        }
+    return {"keysets": keysets}
+
+
+def write_outputs(stack_file: Path, path: Path, **kwargs: Any) -> Path:
+    """The outputs for the stack file as it is; an invalid stack file has none deployed (``{}``)."""
+    try:
+        stack = load_stack_file(stack_file)
+    except (ConfigError, OSError, ValueError):
+        path.write_text("{\"keysets\": {}}")
+        return path
+    path.write_text(json.dumps(outputs_for(stack, **kwargs)))
+    return path
+
+
+def deployed(stack: StackConfig, keyset: str, **kwargs: Any) -> Publications:
+    """What the commands read from those outputs for ``keyset`` (through keyrotation.outputs)."""
+    return records(outputs_for(stack, **kwargs), stack, "stack outputs").get(keyset, Publications())

@@ -15,7 +15,7 @@ from keyrotation.names import NOW_VARIABLE
 
 
 def now() -> datetime:
-    """``$KEY_ROTATION_NOW`` (strict RFC 3339, else the run stops), or the clock."""
+    """The clock variable (``names.NOW_VARIABLE``; strict RFC 3339, else the run stops), or the clock."""
     pinned = os.environ.get(NOW_VARIABLE)
     if pinned is None:
         return datetime.now(UTC).replace(microsecond=0)

@@ -3,9 +3,10 @@
 ruamel.yaml finds where each generation, key and value sits (line and column), but the edit is
 made in the file's own text: re-emitting the document would re-indent sequences and re-wrap flow
 mappings, and a rotation PR must show only the lines it changes. After editing, the new text is
-parsed again and validated with :func:`keyrotation.config.from_config_map`; it is written only if
-it is valid and says exactly what the command computed, atomically (temporary file, fsync,
-rename). On any error the file is left byte for byte as it was.
+parsed again and validated with :func:`keyrotation.config.load` (the program's validator too); it
+is written only if it is valid and says exactly what the command computed, atomically (temporary
+file, fsync, rename), under the file's edit lock (:func:`locked`). CRLF files stay CRLF. On any
+error the file is left byte for byte as it was.
 """
 
 from __future__ import annotations

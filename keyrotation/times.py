@@ -2,7 +2,7 @@
 
 One definition each, imported by the stack-file editor and validator, the documents, the metadata
 on key resources, the publisher, the policy pack and the commands. One parser for every place a
-time comes from a person or a file (stack-file fields, ``--now``, ``--at``, ``$KEY_ROTATION_NOW``,
+time comes from a person or a file (stack-file fields, ``--now``, ``--at``, the clock variable ``names.NOW_VARIABLE``,
 the publisher's records), so a number is never read as a Unix time, an empty string never means
 "the clock", and no time is so far out that arithmetic on it overflows.
 """

@@ -92,7 +92,8 @@ def test_an_external_key_written_as_a_block_scalar_can_be_rotated_again(tmp_path
         code, _, err = run(path, "rotate", "hsm", "--id", f"h{i}", "--public-key", str(key),
                            "--now", f"2026-12-01T{hour:02d}:00:00Z")
         assert code == 0, err
-        code, _, err = run(path, "promote", "hsm", "--now", f"2026-12-01T{hour + 1:02d}:00:00Z")
+        # No deployment here: --force acts on the stack file's own times.
+        code, _, err = run(path, "promote", "hsm", "--force", "--now", f"2026-12-01T{hour + 1:02d}:00:00Z")
         assert code == 0, err
     config = load_stack_file(path)
     assert [g.id for g in config.keysets["hsm"].generations] == ["h1", "h2", "h3"]

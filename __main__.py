@@ -5,7 +5,9 @@ import pulumi
 from components import KeySet, KeySetArgs, load_stack
 from components.alerts import stack_alerts
 from components.kubernetes import cluster_provider
+from keyrotation.runtime import tune_garbage_collection
 
+tune_garbage_collection()  # registration builds one big, long-lived graph (keyrotation/runtime.py)
 stack = load_stack()
 cluster = cluster_provider(stack)  # None without a kubernetes section (the dev stack)
 on_cluster = pulumi.ResourceOptions(providers=[cluster]) if cluster else None

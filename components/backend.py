@@ -26,7 +26,7 @@ class GenerationKey:
     """One generation's key as seen by documents, delivery and outputs."""
 
     public_pem: pulumi.Output[str | None]
-    """SubjectPublicKeyInfo PEM; None for symmetric keys."""
+    """SubjectPublicKeyInfo PEM; None (or "") for symmetric keys."""
     thumbprint: pulumi.Output[str]
     """The default kid: RFC 7638 thumbprint, or the backend's stable name when it has none."""
     key_id: pulumi.Output[str]

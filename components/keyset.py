@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pulumi
 from pydantic.alias_generators import to_camel
@@ -26,7 +27,7 @@ class KeyGeneration(pulumi.ComponentResource):
     """One generation of a keyset: its key (in whatever backend) and its key id."""
 
     def __init__(self, name: str, stack: StackConfig, keyset: KeySetConfig, generation: Generation,
-                 backend, opts: pulumi.ResourceOptions | None = None):
+                 backend, opts: pulumi.ResourceOptions | None = None, *, timings: dict | None = None):
         super().__init__(names.KEY_GENERATION_TYPE, name, None, opts)
         self.generation = generation
         self.key = backend.generation_key(generation, name, self)
@@ -36,9 +37,8 @@ class KeyGeneration(pulumi.ComponentResource):
             self.kid = pulumi.Output.from_input(keys.render_kid(
                 keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment
             ))
-        self.record: pulumi.Output[KeyRecord] = pulumi.Output.all(self.kid, self.key.public_pem).apply(
-            lambda values: _record(keyset, generation, *values)
-        )
+        # The generation's document record is built by its KeySet, in one step for all generations
+        # (see KeySet._documents): an Output per generation here cost three Output steps each.
         self.register_outputs({
             names.GENERATION_KID: self.kid, "state": str(generation.state), "keyId": self.key.key_id,
             # What the policy pack judges the rotation by (policy/resources.py): the generation as
@@ -46,12 +46,35 @@ class KeyGeneration(pulumi.ComponentResource):
             names.GENERATION_KEYSET: keyset.name, names.GENERATION_PURPOSE: keyset.purpose,
             names.GENERATION_LIFECYCLE: generation.model_dump(mode="json", by_alias=True, exclude_defaults=True,
                                                exclude={"public_key_pem"}),
-            names.GENERATION_TIMINGS: {to_camel(k): v for k, v in asdict(keyset.timings).items()},
+            names.GENERATION_TIMINGS: timings if timings is not None else wire_timings(keyset),
         })
 
 
+def wire_timings(keyset: KeySetConfig) -> dict:
+    """The keyset's timings as the KeyGeneration outputs carry them (camelCase)."""
+    return {to_camel(k): v for k, v in asdict(keyset.timings).items()}
+
+
 def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
-    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem)
+    # Symmetric keys have no public key: "" from a software key, None from the others.
+    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None)
+
+
+def _documents(keyset: KeySetConfig, generations: list[KeyGeneration], values: list) -> dict[str, tuple[str, list]]:
+    """Per publish target, the document's canonical text and the kids it publishes.
+
+    ``values`` are the generations' (kid, public PEM) pairs, flattened, in generation order.
+    """
+    records = [_record(keyset, gen.generation, values[2 * i], values[2 * i + 1])
+               for i, gen in enumerate(generations)]
+    built: dict[str, Any] = {}
+    out = {}
+    for pub in keyset.publish:
+        if pub.format not in built:
+            built[pub.format] = documents.build(pub.format, records)
+        document = built[pub.format]
+        out[pub.target] = (documents.render(document), documents.kids_in(pub.format, document))
+    return out
 
 
 class KeySet(pulumi.ComponentResource):
@@ -63,16 +86,22 @@ class KeySet(pulumi.ComponentResource):
         self.config = keyset
         self.publish_root = stack.publish_root
         backend = load_backend(keyset.backend)(stack, keyset, self)
+        timings = wire_timings(keyset)
         self.generations = {
-            g.id: KeyGeneration(f"{name}-{g.id}", stack, keyset, g, backend, pulumi.ResourceOptions(parent=self))
+            g.id: KeyGeneration(f"{name}-{g.id}", stack, keyset, g, backend, pulumi.ResourceOptions(parent=self),
+                                timings=timings)
             for g in keyset.generations
         }
         backend.finish({gid: gen.key for gid, gen in self.generations.items()})
         self.active = self.generations[keyset.active.id]
         self.active_kid = self.active.kid
-        records = pulumi.Output.all(*(g.record for g in self.generations.values()))
+        # One Output step for the whole keyset: every generation's kid and public key in, every
+        # document's text and kids out. Registration cost is the Output graph (docs/design.md).
+        published = pulumi.Output.all(
+            *(v for gen in self.generations.values() for v in (gen.kid, gen.key.public_pem))
+        ).apply(lambda values: _documents(keyset, list(self.generations.values()), values))
         self.publications = {
-            pub.target: self._publication(name, pub, records) for pub in keyset.publish
+            pub.target: self._publication(name, pub, published) for pub in keyset.publish
         }
         self.delivery = None
         if keyset.consumers:
@@ -103,8 +132,8 @@ class KeySet(pulumi.ComponentResource):
         self.outputs = self.summary()
         self.register_outputs(self.outputs)
 
-    def _publication(self, name: str, pub, records: pulumi.Output[list[KeyRecord]]) -> pulumi.Resource:
-        document = records.apply(lambda rs: documents.build(pub.format, rs))
+    def _publication(self, name: str, pub, published: pulumi.Output[dict]) -> pulumi.Resource:
+        text = published.apply(lambda docs: docs[pub.target][0])
         # Stable under reordering of the publish list: named by format and target.
         suffix = hashlib.sha256(pub.target.encode()).hexdigest()[:8]
         if pub.scheme == "configmap":
@@ -112,7 +141,7 @@ class KeySet(pulumi.ComponentResource):
             from components.kubernetes import document_config_map
 
             return document_config_map(
-                f"{name}-{pub.format}-{suffix}", pub, document.apply(documents.render), name,
+                f"{name}-{pub.format}-{suffix}", pub, text, name,
                 pulumi.ResourceOptions(parent=self, deleted_with=self),
             )
         return Publication(
@@ -120,8 +149,8 @@ class KeySet(pulumi.ComponentResource):
             PublicationArgs(
                 target=pub.target,
                 format=pub.format,
-                content=document.apply(documents.render),
-                kids=document.apply(lambda d: documents.kids_in(pub.format, d)),
+                content=text,
+                kids=published.apply(lambda docs: docs[pub.target][1]),
                 cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,

@@ -32,7 +32,7 @@ class SoftwareBackend:
             pulumi.ResourceOptions(parent=parent),
         )
         return GenerationKey(
-            public_pem=key.public_key_pem.apply(lambda pem: pem or None),
+            public_pem=key.public_key_pem,  # "" for symmetric keys: the KeySet reads it as none
             thumbprint=key.thumbprint,
             key_id=key.id,
             material=key.private_key,

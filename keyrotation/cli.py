@@ -24,6 +24,7 @@ from . import commands, material, outputs, schedule, timeline, times
 from .commands import CommandError, Publications, Result
 from .config import ConfigError
 from .lifecycle import REVOKE_REASONS, Timings, format_duration
+from .runtime import garbage_collection_tuned
 from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError, locked
 from .times import SECONDS_PER_DAY, format_time, utc_now
 
@@ -578,8 +579,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exit:  # --help, or a usage error argparse has already explained
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE
     try:
-        ctx = Context(args, out)
-        return args.handler(ctx)
+        # A big stack file is two large, long-lived object graphs (read, verify): keyrotation/runtime.py.
+        with garbage_collection_tuned():
+            ctx = Context(args, out)
+            return args.handler(ctx)
     except BrokenPipeError:
         # `status | head -1`: the reader has what it wanted; say nothing more.
         _silence_stdout(out)

@@ -6,6 +6,7 @@ problems are reported together, before any resource is registered.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -360,6 +361,7 @@ def load(
     stack_file: str,
     *,
     text: str | None = None,
+    parsed: stacktext.Parsed | None = None,
     config: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> StackConfig:
@@ -369,10 +371,13 @@ def load(
     beside ``Pulumi.yaml``): its YAML-level rules (:mod:`keyrotation.stacktext`) are checked and
     its ``config:`` map is validated as written. ``config``: the map as the Pulumi engine
     hands it to the program (values may be JSON strings). ``now``: the clock the command or the
-    program acts at; recorded times more than a year after it are refused.
+    program acts at; recorded times more than a year after it are refused. ``parsed``: the text
+    already read by :func:`keyrotation.stacktext.parse` (the editor keeps its node).
     """
-    if text is not None:
-        document = stacktext.read(text, stack_file)
+    if parsed is None and text is not None:
+        parsed = stacktext.parse(text, stack_file)
+    if parsed is not None:
+        document = parsed.document
         # The file as written first: the engine's YAML reading (YAML 1.1 `yes`, last duplicate
         # wins, numbers as strings) must not turn a refused file into an accepted config.
         from_file = from_config_map(document["config"], stack_file=stack_file, now=now)
@@ -593,6 +598,7 @@ def _generation_id(data: Mapping[str, Any], keyset: str, index: int) -> str:
     return str(gid) if gid is not None else f"#{index + 1}"
 
 
+@functools.lru_cache(maxsize=64)  # a handful of field names, asked 12 times per generation
 def _snake(camel: str) -> str:
     return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
 

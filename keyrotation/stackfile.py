@@ -7,6 +7,11 @@ parsed again and validated with :func:`keyrotation.config.load` (the program's v
 is written only if it is valid and says exactly what the command computed, atomically (temporary
 file, fsync, rename), under the file's edit lock (:func:`locked`). CRLF files stay CRLF. On any
 error the file is left byte for byte as it was.
+
+Speed (docs/design.md): the file is read with libyaml (:mod:`keyrotation.stacktext` over
+:mod:`keyrotation.stackyaml`, same meaning as ruamel's safe loader), once for a command that only
+reads, and once more to verify an edit. ruamel's round trip, which finds where things sit, is given
+only the edited keyset's lines when they can be cut out cleanly (the whole file otherwise).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from . import stacktext, stackyaml
 from .config import PROJECT, ConfigError, StackConfig, load
 from .lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
 from .times import format_time
@@ -136,11 +142,19 @@ class StackFile:
             self.text = self.raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise StackFileError(f"{self.name}: not UTF-8 text (byte {error.start})") from None
-        # The strict reading first: the round-trip parse below must never see a refused text.
-        self.config: StackConfig = self._validate(self.text)
-        self.tree = self._load(self.text)
+        self.config: StackConfig
+        self.config, self._node = self._read(self.text)
+        self._tree: CommentedMap | None = None
+        self._edited: tuple[list[Edit], str] | None = None
 
     # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def tree(self) -> CommentedMap:
+        """The whole file's round-trip tree (comments, positions), parsed on first use."""
+        if self._tree is None:
+            self._tree = self._load(self.text)
+        return self._tree
 
     def _load(self, text: str) -> CommentedMap:
         try:
@@ -151,23 +165,87 @@ class StackFile:
             raise StackFileError(f"{self.name}: has no 'config:' mapping")
         return tree
 
+    def _read(self, text: str) -> tuple[StackConfig, Any]:
+        """The validated config (the one validator, strict YAML first), and the composed node that
+        says where each value sits."""
+        parsed = stacktext.parse(text, self.name)
+        return load(self.name, parsed=parsed, now=self.now), parsed.node
+
     def _validate(self, text: str) -> StackConfig:
-        return load(self.name, text=text, now=self.now)
+        return self._read(text)[0]
 
     # -- editing ----------------------------------------------------------------------------
 
     def edited(self, edits: Sequence[Edit]) -> str:
         """The file's text with ``edits`` applied, each in the style of its surroundings."""
-        crlf = "\r\n" in self.text
-        if crlf and self.text.count("\r\n") != self.text.count("\n"):
-            raise StackFileError(f"{self.name}: mixes CRLF and LF line endings; give it one kind, then run it again")
-        # Edits are made on LF text and the file's own line endings are put back after.
-        text = self.text.replace("\r\n", "\n") if crlf else self.text
-        # Every edit is located in the text as read; later edits are placed on a fresh parse.
+        edits = list(edits)
+        if self._edited is not None and self._edited[0] == edits:
+            return self._edited[1]  # a command shows its edit and then writes it: edit once
+        if "\r\n" in self.text:
+            text = self._edited_crlf(edits)
+            self._edited = (edits, text)
+            return text
+        region = self._region({e.keyset for e in edits})
+        start, end = region if region is not None else (0, len(self.text))
+        part = self.text[start:end]
+        first_line = self.text.count("\n", 0, start)
+        # Every edit is located in the text as read; later edits are placed on a fresh parse (of
+        # the keyset's lines only, when they could be cut out: a few hundred bytes, not the file).
         for edit in edits:
-            editor = _Editor(text, YAML().load(text), self.name)
-            text = editor.apply(edit)
-        return text.replace("\n", "\r\n") if crlf else text
+            if region is None:
+                tree = self.tree if part is self.text else self._load(part)
+            else:
+                tree = {"config": {KEYSETS: self._load_part(part)}}
+            part = _Editor(part, tree, self.name, first_line).apply(edit)
+        text = self.text[:start] + part + self.text[end:]
+        self._edited = (edits, text)
+        return text
+
+    def _edited_crlf(self, edits: list[Edit]) -> str:
+        """A CRLF file: edited as LF text (the whole file), its line endings put back after."""
+        if self.text.count("\r\n") != self.text.count("\n"):
+            raise StackFileError(f"{self.name}: mixes CRLF and LF line endings; give it one kind, then run it again")
+        text = self.text.replace("\r\n", "\n")
+        for edit in edits:
+            text = _Editor(text, self._load(text), self.name, 0).apply(edit)
+        return text.replace("\n", "\r\n")
+
+    def _region(self, keysets: set[str]) -> tuple[int, int] | None:
+        """Where the one keyset ``keysets`` names sits in the text: whole lines, its key first.
+
+        None when the edit spans keysets or the keyset does not start and end on line boundaries
+        (a flow-style keysets map): the edit then parses the whole file.
+        """
+        if len(keysets) != 1:
+            return None
+        entry = None
+        config = stackyaml.child(self._node, "config")
+        mapping = stackyaml.child(config[1], KEYSETS) if config else None
+        if mapping is not None:
+            entry = stackyaml.child(mapping[1], next(iter(keysets)))
+        if entry is None:
+            return None
+        key, value = entry
+        lines = self.text.splitlines(keepends=True)
+        if key.start_mark.line >= len(lines) or lines[key.start_mark.line][:key.start_mark.column].strip():
+            return None
+        end = value.end_mark
+        if end.line < len(lines) and lines[end.line][:end.column].strip():
+            return None  # something else follows on the keyset's last line
+        if end.line <= key.start_mark.line:
+            return None
+        start = sum(len(line) for line in lines[:key.start_mark.line])
+        stop = sum(len(line) for line in lines[:end.line]) if end.line < len(lines) else len(self.text)
+        return start, stop
+
+    def _load_part(self, part: str) -> CommentedMap:
+        try:
+            tree = YAML().load(part)
+        except YAMLError as error:
+            raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
+        if not isinstance(tree, CommentedMap):
+            raise StackFileError(f"{self.name}: '{KEYSETS}' is not a YAML mapping that can be edited")
+        return tree
 
     def write(self, edits: Sequence[Edit], expected: StackConfig) -> str:
         """Apply, re-validate, compare with ``expected`` and replace the file atomically."""
@@ -217,10 +295,12 @@ class StackFile:
 class _Editor:
     """One edit on one text; positions come from ruamel's line/column records."""
 
-    def __init__(self, text: str, tree: CommentedMap, name: str):
+    def __init__(self, text: str, tree: Any, name: str, first_line: int = 0):
         self.text = text
         self.tree = tree
         self.name = name
+        self.first_line = first_line
+        """The line of the file ``text`` starts at (it may be one keyset's lines), for messages."""
         self.lines = text.splitlines(keepends=True)
         self.starts = [0]
         for line in self.lines:
@@ -287,7 +367,7 @@ class _Editor:
                 i += 1
             return i
         if first in ("|", ">", "{", "[", "&", "*", "!"):
-            line = text.count("\n", 0, start) + 1
+            line = self.first_line + text.count("\n", 0, start) + 1
             raise self.fail(f"cannot edit a value written as {first!r} at line {line}; write it as a plain scalar")
         end_of_line = text.find("\n", start)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
@@ -480,7 +560,7 @@ class _Editor:
                 if depth == 0:
                     return i + 1
             i += 1
-        raise self.fail(f"unterminated flow mapping at line {line + 1}")
+        raise self.fail(f"unterminated flow mapping at line {self.first_line + line + 1}")
 
     def _block_end(self, line: int, dash_col: int) -> int:
         last = line

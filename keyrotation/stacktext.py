@@ -6,19 +6,21 @@ parsers disagree on which one wins), tags other than YAML's core types, non-scal
 deeper than :data:`MAX_DEPTH`, aliases that expand to more than :data:`MAX_NODES` values, and a
 PEM private block outside any value (in a comment). Timestamps stay text, as the Pulumi CLI hands
 them to the program, so that the one time parser (:mod:`keyrotation.times`) reads both paths.
+
+The text is parsed once, by libyaml with ruamel's YAML 1.2 meaning (:mod:`keyrotation.stackyaml`);
+:func:`parse` also returns the composed node, which says where each value sits (the editor uses it).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.constructor import SafeConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from . import material
+from . import material, stackyaml
 
 MAX_BYTES = 4 * 1024 * 1024
 """A stack file of 1,000 keysets is about 1 MiB."""
@@ -32,17 +34,22 @@ _FORBIDDEN_CHARS = re.compile(
 )
 
 
-class _Constructor(SafeConstructor):
-    """YAML's safe types, with timestamps kept as the text written."""
+class _Loader(stackyaml.Loader):
+    """libyaml with ruamel's YAML 1.2 scalars, and timestamps kept as the text written."""
 
 
-_Constructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in stackyaml.Loader.yaml_implicit_resolvers.items()
+}
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.Constructor = _Constructor
-    return yaml
+@dataclass(frozen=True)
+class Parsed:
+    """A stack file's text read strictly: its document, and the composed node (positions)."""
+
+    document: dict[str, Any]
+    node: Node
 
 
 class _Where:
@@ -75,6 +82,11 @@ def _dotted(parts: tuple[Any, ...]) -> str | None:
 
 def read(text: str, stack_file: str) -> dict[str, Any]:
     """The document of a stack file's text, or a ConfigError listing every problem found."""
+    return parse(text, stack_file).document
+
+
+def parse(text: str, stack_file: str) -> Parsed:
+    """The document and composed node of a stack file's text, or a ConfigError with every problem."""
     from .config import ConfigError, Problem
 
     def fail(problems: list[Problem]) -> None:
@@ -95,38 +107,44 @@ def read(text: str, stack_file: str) -> dict[str, Any]:
     blocks = list(material.PEM_PRIVATE.finditer(text))
     if problems:
         fail(problems)
-    yaml = _yaml()
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problems.append(Problem(f"not valid YAML: {error.problem}{at}"))
-        problems += [Problem(f"line {text.count(chr(10), 0, m.start()) + 1}: {_private(m)}") for m in blocks]
-        fail(problems)
-    except (YAMLError, RecursionError, ValueError) as error:
-        problems.append(Problem(f"not valid YAML: {type(error).__name__}"))
-        fail(problems)
-    if root is None:
-        fail([Problem("is empty; a stack file has a 'config:' mapping")])
-    spans: list[tuple[int, int]] = []
-    problems += _walk(root, spans)
-    for m in blocks:
-        if not any(start <= m.start() < end for start, end in spans):
-            line = text.count("\n", 0, m.start()) + 1
-            problems.append(Problem(
-                f"line {line}: a PEM '{m.group(1)}' block outside any value (in a comment?): {material.REMEDY}"
-            ))
-    if problems:
-        fail(problems)
-    try:
-        # Construct from the tree already composed and checked: the text is parsed once.
-        document = yaml.constructor.construct_document(root)
-    except (YAMLError, RecursionError, ValueError, TypeError) as error:
-        fail([Problem(f"not valid YAML: {type(error).__name__}: {str(error).splitlines()[0][:200]}")])
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            problems.append(Problem(f"not valid YAML: {error.problem}{at}"))
+            problems += [Problem(f"line {text.count(chr(10), 0, m.start()) + 1}: {_private(m)}") for m in blocks]
+            fail(problems)
+        except (yaml.YAMLError, RecursionError, ValueError) as error:
+            problems.append(Problem(f"not valid YAML: {type(error).__name__}"))
+            fail(problems)
+        if root is None:
+            fail([Problem("is empty; a stack file has a 'config:' mapping")])
+        spans: list[tuple[int, int]] = []
+        problems += _walk(root, spans)
+        for m in blocks:
+            if not any(start <= m.start() < end for start, end in spans):
+                line = text.count("\n", 0, m.start()) + 1
+                problems.append(Problem(
+                    f"line {line}: a PEM '{m.group(1)}' block outside any value (in a comment?): {material.REMEDY}"
+                ))
+        if problems:
+            fail(problems)
+        try:
+            # Constructed from the tree already composed and checked: the text is parsed once.
+            try:
+                document = stackyaml._construct(loader, root, {})
+            except stackyaml._Unusual:
+                document = loader.construct_document(root)
+        except (yaml.YAMLError, RecursionError, ValueError, TypeError) as error:
+            fail([Problem(f"not valid YAML: {type(error).__name__}: {str(error).splitlines()[0][:200]}")])
+    finally:
+        loader.dispose()
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         fail([Problem("has no 'config:' mapping")])
-    return document
+    return Parsed(document, root)
 
 
 def _private(match: re.Match[str]) -> str:

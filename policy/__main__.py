@@ -12,10 +12,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
-from policy import guardrails, key_age, rotation, stack_config  # noqa: E402
+from keyrotation.runtime import tune_garbage_collection  # noqa: E402
+from policy import guardrails, key_age, rotation, sdk_hooks  # noqa: E402
 
-# The engine sends the stack's config in ConfigureStack; pulumi-policy keeps only its tags.
-stack_config.install()
+# The stack config from ConfigureStack, and what the stack policies read built once per analysis.
+sdk_hooks.install()
+tune_garbage_collection()  # each analysis holds every resource, once per stack policy (keyrotation/runtime.py)
+
 PolicyPack(
     name="key-rotation",
     enforcement_level=EnforcementLevel.MANDATORY,

@@ -162,16 +162,17 @@ _LOSS = {
 _GCP_KEPT = ("PREVENT", "ABANDON")
 
 
-def _generation_state(resource: Any) -> str | None:
+def _generation_state(resource: Any, props_by_urn: Mapping[str, Any]) -> str | None:
     """The lifecycle state of the generation a key resource belongs to: its KeyGeneration
     ancestor's, else the resource's own rotation metadata."""
     ancestor = resource.parent
     while ancestor is not None:
         if ancestor.resource_type == resources.KEY_GENERATION:
-            state = plain(ancestor.props).get("state")
+            props = props_by_urn.get(ancestor.urn)
+            state = (props if props is not None else plain(ancestor.props)).get("state")
             return state if isinstance(state, str) else None
         ancestor = ancestor.parent
-    meta = resources.rotation_metadata(resource.resource_type, plain(resource.props)).metadata
+    meta = resources.rotation_metadata(resource.resource_type, props_by_urn[resource.urn]).metadata
     return meta.state if meta else None
 
 
@@ -182,14 +183,15 @@ def may_be_deleted(state: str | None) -> bool:
 
 
 def validate_protected(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    props_by_urn = resources.stack_props(args)
     for r in args.resources:
         if r.resource_type not in resources.KEY_TYPES or r.opts.protect:
             continue
-        props = plain(r.props)
+        props = props_by_urn[r.urn]
         if r.resource_type in (resources.GCP_CRYPTO_KEY, resources.GCP_KEY_VERSION) and \
                 props.get("deletionPolicy") in _GCP_KEPT:
             continue
-        state = _generation_state(r)
+        state = _generation_state(r, props_by_urn)
         if may_be_deleted(state):
             continue
         meta = resources.rotation_metadata(r.resource_type, props).metadata

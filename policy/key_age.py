@@ -178,7 +178,8 @@ def _gcp_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_vi
 
 def validate_unmanaged(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     now = limits.evaluation_time(args.get_config())
-    stack = [(r, plain(r.props)) for r in args.resources]
+    props_by_urn = resources.stack_props(args)
+    stack = [(r, props_by_urn[r.urn]) for r in args.resources]
     for r, props in stack:
         if r.resource_type not in (resources.AWS_KEY, resources.GCP_CRYPTO_KEY):
             continue

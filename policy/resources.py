@@ -9,12 +9,14 @@ whole policy being skipped.
 
 from __future__ import annotations
 
+import contextvars
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from pulumi_policy import proxy as _proxy
 from pulumi_policy.proxy import (
     UNKNOWN_ARCHIVE_VALUE,
     UNKNOWN_ARRAY_VALUE,
@@ -84,10 +86,22 @@ _SENTINELS = frozenset({UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_STR
                         UNKNOWN_OBJECT_VALUE})
 
 
+# The SDK's unknown-checking proxies hand out their target under the key "__target"; reading it
+# directly skips a check and a path copy per item (the plain result is the same: a sentinel string
+# becomes UNKNOWN either way). Hand-built props and any other Mapping take the general path.
+_PROXY_TYPES = tuple(t for t in (getattr(_proxy, "_DictProxy", None), getattr(_proxy, "_ListProxy", None)) if t)
+
+
 def plain(value: Any) -> Any:
     """Plain dicts/lists from the analyzer's proxies (or hand-built props), unknowns as UNKNOWN."""
     if isinstance(value, str):
         return UNKNOWN if value in _SENTINELS else value
+    if _PROXY_TYPES and isinstance(value, _PROXY_TYPES):
+        target = value["__target"]
+        if isinstance(target, dict):
+            return {key: plain(item) for key, item in target.items()}
+        if isinstance(target, list):
+            return [plain(item) for item in target]
     if isinstance(value, Mapping):
         out = {}
         for key in value:
@@ -105,6 +119,32 @@ def plain(value: Any) -> Any:
                 out_list.append(UNKNOWN)
         return out_list
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# What every stack policy reads, built once per analysis
+
+
+ANALYSIS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "key_rotation_analysis", default=None)
+"""What the stack policies of the AnalyzeStack being served have built so far: set afresh for each
+request by :mod:`policy.sdk_hooks` and dropped when it returns. Outside one (a policy called
+directly), nothing is cached and each policy builds what it reads itself: slower, never stale."""
+
+
+def per_analysis(name: str, build: Callable[[], Any]) -> Any:
+    """``build()``, once per AnalyzeStack request (see :data:`ANALYSIS`)."""
+    built = ANALYSIS.get()
+    if built is None:
+        return build()
+    if name not in built:
+        built[name] = build()
+    return built[name]
+
+
+def stack_props(args: Any) -> dict[str, Any]:
+    """Every resource's plain outputs by URN, for the stack policies of one analysis."""
+    return per_analysis("props", lambda: {r.urn: plain(r.props) for r in args.resources})
 
 
 def known(value: Any) -> bool:
@@ -202,6 +242,10 @@ class GenerationRecord:
     name: str
 
 
+_TIMING_NAMES = tuple((f.name, to_camel(f.name)) for f in fields(Timings))
+"""Timings fields and their camelCase names in the KeyGeneration outputs, computed once."""
+
+
 def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, name: str) -> GenerationRecord | None:
     if resource_type != KEY_GENERATION:
         return None
@@ -211,8 +255,8 @@ def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, na
         v is UNKNOWN for v in lifecycle.values()
     ):
         return None
-    knobs = {f.name: int(timings[to_camel(f.name)]) for f in fields(Timings)
-             if isinstance(timings, Mapping) and isinstance(timings.get(to_camel(f.name)), (int, float))}
+    knobs = {name: int(timings[wire]) for name, wire in _TIMING_NAMES
+             if isinstance(timings, Mapping) and isinstance(timings.get(wire), (int, float))}
     kid = props.get(names.GENERATION_KID)
     try:
         generation = Generation.model_validate(dict(lifecycle))

@@ -30,7 +30,7 @@ from keyrotation.metadata import RotationMetadata
 from keyrotation.published import DocumentSeen, first_published
 from policy import limits, resources
 from policy.limits import iso
-from policy.resources import UNKNOWN, DocumentRecord, GenerationRecord, plain, where
+from policy.resources import UNKNOWN, DocumentRecord, GenerationRecord, where
 
 
 @dataclass
@@ -57,13 +57,19 @@ class KeySetView:
 
 
 def keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
+    """Every keyset's view of the stack: built once per analysis, shared by the stack policies."""
+    return resources.per_analysis("keysets", lambda: _keysets(args))
+
+
+def _keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
     views: dict[str, KeySetView] = {}
 
     def view(name: str) -> KeySetView:
         return views.setdefault(name, KeySetView(name))
 
+    props_by_urn = resources.stack_props(args)
     for r in args.resources:
-        props = plain(r.props)
+        props = props_by_urn[r.urn]
         record = resources.generation_record(r.resource_type, props, r.urn, r.name)
         if record is not None:
             view(record.keyset).generations.append(record)
@@ -279,10 +285,11 @@ def _scan(value: Any, path: str, forms: dict[str, str]) -> Iterator[tuple[str, s
 
 def validate_material_placement(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     forms: dict[str, str] = {}
+    props_by_urn = resources.stack_props(args)
     for r in args.resources:
         if r.resource_type != resources.SOFTWARE_KEY:
             continue
-        props = plain(r.props)
+        props = props_by_urn[r.urn]
         material = props.get("private_key")
         if isinstance(material, str) and material:
             owner = f"keyset '{props.get('keyset')}', generation '{props.get('generation')}'"
@@ -293,7 +300,7 @@ def validate_material_placement(args: StackValidationArgs, report_violation: Rep
         if r.resource_type in (resources.SOFTWARE_KEY, *resources.SECRET_TYPES):
             continue
         seen: set[tuple[str, str]] = set()
-        for path, owner in _scan(plain(r.props), "", forms):
+        for path, owner in _scan(props_by_urn[r.urn], "", forms):
             if (path, owner) in seen:
                 continue
             seen.add((path, owner))

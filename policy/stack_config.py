@@ -7,9 +7,9 @@ What the real engine gives a Python pack (CLI v3.274, found by running it; tests
   and PULUMI_STACK/PULUMI_PROJECT to the pack's process; an executable pack (`policy/analyzer`) and
   the language host this project builds get no such variables.
 
-So the pack takes the config from `ConfigureStack` itself (`install()` wraps pulumi-policy's
-handler, the one place that leans on its internals), falling back to PULUMI_CONFIG, and validates it
-with the same `keyrotation.config` the program uses: the keysets' timings are read, not restated.
+So the pack takes the config from `ConfigureStack` itself (:mod:`policy.sdk_hooks` hands it to
+:func:`receive`), falling back to PULUMI_CONFIG, and validates it with the same `keyrotation.config`
+the program uses: the keysets' timings are read, not restated.
 """
 
 from __future__ import annotations
@@ -23,23 +23,6 @@ from keyrotation.config import ConfigError, StackConfig, from_config_map
 _received: dict[str, Any] = {}
 """What the last ConfigureStack said: ``stack``, ``project`` and ``config`` (key -> string)."""
 _parsed: dict[str, StackConfig | ConfigError | None] = {}
-
-
-def install() -> None:
-    """Record the stack config the engine sends in ConfigureStack (call before PolicyPack())."""
-    from pulumi_policy import policy as _policy
-
-    servicer = _policy._PolicyAnalyzerServicer
-    if getattr(servicer.ConfigureStack, "_key_rotation", False):
-        return
-    original = servicer.ConfigureStack
-
-    def configure_stack(self: Any, request: Any, context: Any) -> Any:
-        receive(stack=request.stack, project=request.project, config=dict(request.config))
-        return original(self, request, context)
-
-    configure_stack._key_rotation = True  # type: ignore[attr-defined]
-    servicer.ConfigureStack = configure_stack
 
 
 def receive(*, stack: str, project: str, config: dict[str, str]) -> None:

@@ -164,7 +164,7 @@ def test_a_value_written_as_a_block_scalar_is_not_edited_blindly(tmp_path):
 def test_not_yaml_and_no_config_are_reported_with_the_file_name(tmp_path):
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"Pulumi.x.yaml: .*\n  - not valid YAML: expected ',' or ']'"):
+    with pytest.raises(ConfigError, match=r"Pulumi.x.yaml: .*\n  - not valid YAML: did not find expected ',' or ']'"):
         StackFile(path)
     path.write_text("encryptionsalt: abc\n")
     with pytest.raises(ConfigError, match="Pulumi.x.yaml: .*\n  - has no 'config:' mapping"):
@@ -193,3 +193,131 @@ def test_the_shipped_dev_stack_round_trips_through_a_rotation(tmp_path):
     assert [line for line in before if line not in after] == []
     added = [line for line in after if line not in before]
     assert added and all("-next" in line and "state: pending" in line for line in added)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading fast (libyaml) with ruamel's meaning, and editing only the keyset's lines
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(PROJECT.glob("Pulumi.*.yaml"))
+TRICKY = [
+    "yes", "no", "on", "off", "y", "n", "Yes", "NO", "true", "False", "TRUE", "null", "~", "", "Null",
+    "0755", "0o17", "0x1F", "0b101", "1_000", "+12", "-7", "1:30", "1.5", "1e3", "-.5", ".inf", "-.INF", ".nan",
+    "2026-11-09", "2026-11-09T09:00:00Z", "2026-11-09 09:00:00+02:00", "2026-11-09T09:00:00.25Z", "<<x", "=",
+    "'quoted'", '"2026-11-09"', "12:00", "v1.2.3", "0.", "+.5",
+]
+
+
+@pytest.mark.parametrize("scalar", TRICKY)
+def test_the_fast_reader_gives_every_scalar_the_meaning_ruamel_gives_it(scalar):
+    from ruamel.yaml import YAML
+
+    from keyrotation import stackyaml
+
+    text = f"a: {scalar}\nb: [{scalar}]\n"
+    try:
+        expected = YAML(typ="safe").load(text)
+    except Exception:  # noqa: BLE001 - ruamel refuses it: so must the fast reader
+        with pytest.raises(stackyaml.YAMLError):
+            stackyaml.load(text)
+        return
+    got = stackyaml.load(text)[0]
+    assert got == expected or repr(got) == repr(expected)  # repr: nan != nan
+    assert _types(got) == _types(expected)
+
+
+def _types(value):
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("path", SHIPPED + [None], ids=lambda p: p.name if p else "block")
+def test_the_fast_reader_reads_the_shipped_stack_files_as_ruamel_does(path):
+    from ruamel.yaml import YAML
+
+    from keyrotation import stackyaml
+
+    text = path.read_text() if path else BLOCK
+    assert stackyaml.load(text)[0] == YAML(typ="safe").load(text)
+
+
+@pytest.mark.parametrize("text", [
+    "config:\n  key-rotation:environment: dev\n  key-rotation:environment: prod\n",
+    "config:\n  key-rotation:keysets:\n    gw: {purpose: sign, purpose: mac}\n",
+    "config:\n  a: &x {k: 1}\n  b:\n    <<: *x\n    j: 2\n    j: 3\n",
+])
+def test_duplicate_keys_are_refused_naming_the_file_and_the_key(tmp_path, text):
+    path = tmp_path / "Pulumi.dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"(?s)Pulumi.dup.yaml: .*: duplicate key '.*' \(first at line \d\)"):
+        StackFile(path)
+
+
+def test_a_merge_key_may_still_be_overridden():
+    from keyrotation import stackyaml
+
+    assert stackyaml.load("a: &x {k: 1, j: 1}\nb:\n  <<: *x\n  j: 2\n")[0]["b"] == {"k": 1, "j": 2}
+
+
+def _every_edit(f: StackFile):
+    """One command per keyset of a shipped stack file that the contract lets run on it."""
+    for name, keyset in f.config.keysets.items():
+        retiring = [g.id for g in keyset.generations if g.state is State.RETIRING]
+        for run in (
+            lambda name=name: commands.rotate(f.config, name, now=T, generation_id=f"{name}-next"),
+            lambda name=name: commands.promote(f.config, name, now=T, force=True),
+            lambda name=name, retiring=retiring: commands.retire(f.config, name, retiring[0], now=T, force=True),
+        ):
+            try:
+                yield name, run()
+            except (commands.CommandError, IndexError):
+                continue
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_editing_only_the_keysets_lines_gives_the_text_a_whole_file_edit_gives(path, monkeypatch):
+    f = StackFile(path)
+    results = list(_every_edit(f))
+    assert results
+    sliced = {}
+    for name, result in results:
+        f._edited = None
+        assert f._region({name}) is not None, name
+        sliced[name, result.command] = f.edited(result.edits)
+    monkeypatch.setattr(StackFile, "_region", lambda self, keysets: None)
+    for name, result in results:
+        f._edited = None
+        assert f.edited(result.edits) == sliced[name, result.command]
+
+
+def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with_ruamel(tmp_path, monkeypatch):
+    import io
+
+    from ruamel.yaml import YAML
+
+    from keyrotation import cli, stacktext
+
+    monkeypatch.chdir(tmp_path)  # `timeline` writes its SVG beside the caller
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_bytes((PROJECT / "Pulumi.dev.yaml").read_bytes())
+    (tmp_path / "Pulumi.yaml").write_bytes((PROJECT / "Pulumi.yaml").read_bytes())
+    size = len(path.read_text())
+    fast, slow = [], []
+    # stacktext.parse: the one strict read (libyaml) the validator and the editor share.
+    real_load, real_ruamel = stacktext.parse, YAML.load
+    monkeypatch.setattr(stacktext, "parse", lambda text, name: fast.append(len(text)) or real_load(text, name))
+    monkeypatch.setattr(YAML, "load", lambda self, text: slow.append(len(text)) or real_ruamel(self, text))
+    common = ["--project-dir", str(tmp_path), "--stack", "dev", "--no-outputs", "--now", "2026-12-01T09:00:00Z"]
+    for command in (["status"], ["plan"], ["timeline"]):
+        fast.clear()
+        assert cli.main([*command, *common], out=io.StringIO(), err=io.StringIO()) in (0, 3, 4)
+        assert fast == [size], command
+    fast.clear()
+    slow.clear()
+    assert cli.main(["rotate", "secrets-service", *common], out=io.StringIO(), err=io.StringIO()) == 0
+    assert len(fast) == 2 and fast[0] == size  # read, then verify the edited text
+    # ruamel's round trip saw only the keyset's lines (and single scalars it checks for quoting).
+    assert slow and max(slow) < size / 3

@@ -308,3 +308,57 @@ def test_a_generation_recorded_by_another_program_version_does_not_crash_the_pac
                                           "timings": {}}, name="odd")
     for policy in rotation.POLICIES:
         assert violations(policy, stack_args([odd], config(0))) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The keyset view: built once per AnalyzeStack, never carried over to the next
+
+
+def _servicer():
+    from pulumi_policy import EnforcementLevel
+    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    from policy import guardrails, key_age, sdk_hooks
+
+    sdk_hooks.install()  # as policy/__main__.py does
+    return _PolicyAnalyzerServicer("key-rotation", "1", [*key_age.POLICIES, *guardrails.POLICIES, *rotation.POLICIES],
+                                   EnforcementLevel.MANDATORY)
+
+
+def _stack_request(*states: str):
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    request = analyzer_pb2.AnalyzeStackRequest()
+    for i, state in enumerate(states):
+        r = generation(f"g{i + 1}", state, f"k{i + 1}", createdAt=at(-100 + i), activatedAt=at(-90 + i))
+        props = struct_pb2.Struct()
+        props.update(dict(r.props["__target"].items()) | {"lifecycle": dict(r.props["lifecycle"]["__target"]),
+                                                          "timings": dict(r.props["timings"]["__target"])})
+        request.resources.append(analyzer_pb2.AnalyzerResource(type=r.resource_type, properties=props, urn=r.urn,
+                                                               name=r.name))
+    return request
+
+
+def test_the_keyset_view_is_built_once_per_analysis_and_never_reused_by_the_next(monkeypatch):
+    built = []
+    real = rotation._keysets
+    monkeypatch.setattr(rotation, "_keysets", lambda args: built.append(1) or real(args))
+    servicer = _servicer()
+    two_active = servicer.AnalyzeStack(_stack_request("active", "active"), None)
+    assert len(built) == 1  # five rotation policies read it; one analysis built it
+    assert [d.policyName for d in two_active.diagnostics] == ["one-active-generation"]
+    # The next analysis (another request, different content, same URNs) is judged on its own.
+    one_active = servicer.AnalyzeStack(_stack_request("retiring", "active"), None)
+    assert len(built) == 2
+    assert "one-active-generation" not in [d.policyName for d in one_active.diagnostics]
+
+
+def test_a_policy_called_outside_an_analysis_builds_its_own_view(monkeypatch):
+    built = []
+    real = rotation._keysets
+    monkeypatch.setattr(rotation, "_keysets", lambda args: built.append(1) or real(args))
+    args = stack_args([generation("g1", "active", "k1", createdAt=at(-100), activatedAt=at(-90))])
+    messages(rotation.one_active, args)
+    messages(rotation.one_active, args)
+    assert len(built) == 2

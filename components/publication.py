@@ -17,10 +17,9 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from keyrotation.names import NOW_VARIABLE, PUBLICATION
+from keyrotation.names import DEBUG_VARIABLE, NOW_VARIABLE, PUBLICATION
 from keyrotation.times import format_time, utc_now
 
-DEBUG_VARIABLE = "KEY_ROTATION_DEBUG"
 """Set to 1 to keep the cloud SDK's own traceback under a publisher error."""
 
 

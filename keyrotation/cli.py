@@ -24,11 +24,11 @@ from . import commands, material, outputs, schedule, timeline, times
 from .commands import CommandError, Publications, Result
 from .config import ConfigError
 from .lifecycle import REVOKE_REASONS, Timings, format_duration
+from .names import DEBUG_VARIABLE
 from .runtime import garbage_collection_tuned
 from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError, locked
 from .times import SECONDS_PER_DAY, format_time, utc_now
 
-DEBUG_VARIABLE = "KEY_ROTATION_DEBUG"
 """Set to 1 to see the Python traceback of an unexpected error instead of its one-line summary."""
 
 EXIT_ERROR = 1

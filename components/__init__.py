@@ -6,5 +6,9 @@ Backend modules (``software``, ``external``, ``aws_kms``, ``gcp_kms``) are impor
 
 from components.keyset import KeyGeneration, KeySet, KeySetArgs
 from components.stack import load_stack
+from keyrotation.runtime import provider_errors_in_one_line
+
+# Unpickling a dynamic provider imports this package first, in the engine's provider process.
+provider_errors_in_one_line()
 
 __all__ = ["KeyGeneration", "KeySet", "KeySetArgs", "load_stack"]

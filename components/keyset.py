@@ -84,6 +84,7 @@ class KeySet(pulumi.ComponentResource):
         super().__init__(names.KEYSET_TYPE, name, None, opts)
         stack, keyset = args.stack, args.keyset
         self.config = keyset
+        self.publish_root = stack.publish_root
         backend = load_backend(keyset.backend)(stack, keyset, self)
         timings = wire_timings(keyset)
         self.generations = {
@@ -152,6 +153,7 @@ class KeySet(pulumi.ComponentResource):
                 kids=published.apply(lambda docs: docs[pub.target][1]),
                 cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
                 keyset=name,
+                publish_root=self.publish_root if pub.scheme == "file" else None,
             ),
             # Removing a publish target deletes its document; a `pulumi destroy` does not. Without
             # `--skip-preview` the protected keys stop a destroy before any step, but with it (and in

@@ -7,32 +7,92 @@ whether a generation has been visible to verifiers for the publish lead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from keyrotation.names import NOW_VARIABLE, PUBLICATION
+from keyrotation.names import DEBUG_VARIABLE, NOW_VARIABLE, PUBLICATION
 from keyrotation.times import format_time, utc_now
+
+"""Set to 1 to keep the cloud SDK's own traceback under a publisher error."""
+
+
+class PublishError(Exception):
+    """One line naming the target, the operation and the cause: what the engine shows under the URN."""
+
+
+# The engine prints the exception as "<module>.<name>: message"; keep that line short.
+PublishError.__module__ = "builtins"
 
 
 def _now() -> str:
+    from keyrotation import times
+
     pinned = os.environ.get(NOW_VARIABLE)
-    if pinned:
-        return pinned
-    return format_time(utc_now())
+    if pinned is None:
+        return format_time(utc_now())
+    try:
+        return format_time(times.parse(pinned))
+    except times.TimeError as error:
+        raise PublishError(f"${NOW_VARIABLE}={times.shown(pinned)}: {error}") from None
 
 
-def _sha256(content: str) -> str:
-    return hashlib.sha256(content.encode()).hexdigest()
+def _sha256(content: str | bytes) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+def _cause(error: BaseException) -> str:
+    """The provider's own words for a failure: an error code and message, without a traceback."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):  # botocore ClientError
+        detail = response["Error"]
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        return f"{detail.get('Code', 'error')}{f' (HTTP {status})' if status else ''}: {detail.get('Message', '')}"
+    code, message = getattr(error, "code", None), getattr(error, "message", None)
+    if code is not None and isinstance(message, str):  # google.api_core exceptions
+        return f"HTTP {code}: {message.splitlines()[0] if message else type(error).__name__}"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}{f' ({error.filename})' if error.filename else ''}"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}{': ' + text[0][:300] if text else ''}"
+
+
+@contextlib.contextmanager
+def _operation(target: str, operation: str) -> Iterator[None]:
+    """Turn any failure of ``operation`` on ``target`` into one PublishError line."""
+    from keyrotation.targets import TargetError
+
+    try:
+        yield
+    except PublishError:
+        raise
+    except TargetError as error:
+        raise PublishError(f"{target}: {operation} refused: {error}") from None
+    except Exception as error:
+        message = f"{target}: {operation} failed: {_cause(error)}"
+        if os.environ.get(DEBUG_VARIABLE):
+            raise PublishError(message) from error
+        raise PublishError(message) from None
+
+
+def _shortened(error: PublishError) -> PublishError:
+    return PublishError(str(error))
 
 
 class PublicationProvider(ResourceProvider):
+    # Each entry point re-raises a PublishError from its own frame: the SDK's dynamic provider
+    # server shows `traceback.format_exc()` under the URN, so the fewer frames, the shorter it is.
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._publish(props, previous_sha=None, first_published={})
+        try:
+            outs = self._publish(props, previous_sha=None, first_published={})
+        except PublishError as error:
+            raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
         return CreateResult(props["target"], outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -40,31 +100,70 @@ class PublicationProvider(ResourceProvider):
         changed = replaces or [
             p for p in ("content", "kids", "cache_control", "content_type") if olds.get(p) != news.get(p)
         ]
+        if not changed and self._leftovers(news):
+            changed = ["leftover temporary files"]  # a killed write's debris: the update removes it
         return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=False)
+
+    @staticmethod
+    def _leftovers(props: dict[str, Any]) -> bool:
+        from components.targets import FileTarget, open_target
+
+        try:
+            target = open_target(props["target"], props.get("publish_root"))
+            return isinstance(target, FileTarget) and bool(target.leftovers())
+        except Exception:  # a diff only looks; the update reports what is wrong
+            return False
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         previous = olds.get("sha256") if olds.get("cache_control") == news.get("cache_control") else None
-        return UpdateResult(self._publish(news, previous, olds.get("first_published") or {}))
+        try:
+            return UpdateResult(self._publish(news, previous, olds.get("first_published") or {}))
+        except PublishError as error:
+            raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from components.targets import open_target
+        try:
+            self._delete(props)
+        except PublishError as error:
+            raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
 
-        open_target(props["target"]).delete()
+    @staticmethod
+    def _delete(props: dict[str, Any]) -> None:
+        """Remove the document, only if it is still the one this publisher wrote (its recorded hash)."""
+        from components.targets import FileTarget, open_target
+
+        name = props["target"]
+        with _operation(name, "delete"):
+            target = open_target(name, props.get("publish_root"))
+            current = target.read()
+            if current is not None and _sha256(current) == props.get("sha256"):
+                target.delete()
+            elif isinstance(target, FileTarget):
+                target.clean()
 
     @staticmethod
     def _publish(props: dict[str, Any], previous_sha: str | None, first_published: dict[str, str]) -> dict[str, Any]:
-        from components.targets import open_target
+        from components.targets import FileTarget, open_target
 
         content: str = props["content"]
         sha = _sha256(content)
-        target = open_target(props["target"])
+        name = props["target"]
         now = _now()
         wrote = False
-        if sha != previous_sha and target.read() != content.encode():
-            target.write(
-                content.encode(), content_type=props["content_type"], cache_control=props["cache_control"]
-            )
-            wrote = True
+        with _operation(name, "open"):
+            target = open_target(name, props.get("publish_root"))
+        if isinstance(target, FileTarget):
+            with _operation(name, "clean up leftover temporary files"):
+                target.clean()  # what a killed write left behind
+        if sha != previous_sha:
+            with _operation(name, "read"):
+                current = target.read()
+            if current != content.encode():
+                with _operation(name, "write"):
+                    target.write(
+                        content.encode(), content_type=props["content_type"], cache_control=props["cache_control"]
+                    )
+                wrote = True
         kids = list(props.get("kids") or [])
         # Keep the first-published time of every kid still present; new kids are published now.
         published = {kid: first_published.get(kid, now) for kid in kids}
@@ -87,6 +186,8 @@ class PublicationArgs:
     cache_control: pulumi.Input[str]
     keyset: pulumi.Input[str]
     content_type: pulumi.Input[str] = "application/json"
+    publish_root: pulumi.Input[str] | None = None
+    """``file://`` targets: the stack's publish root (``key-rotation:publishRoot``)."""
 
 
 class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
@@ -105,6 +206,7 @@ class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
             "cache_control": args.cache_control,
             "content_type": args.content_type,
             "keyset": args.keyset,
+            **({"publish_root": args.publish_root} if args.publish_root is not None else {}),
             "sha256": None,
             "first_published": None,
             "published_at": None,

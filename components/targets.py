@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from keyrotation.targets import DEFAULT_PUBLISH_ROOT, TargetError, confined_file
 
 
 class Target(Protocol):
@@ -20,10 +23,20 @@ class Target(Protocol):
 
 
 class FileTarget:
-    """``file://path``: relative paths are relative to the Pulumi project directory."""
+    """``file://path``: a path relative to the Pulumi project directory, inside the publish root.
 
-    def __init__(self, location: str):
-        self.path = Path(location)
+    The confinement (:func:`keyrotation.targets.confined_file`) is checked on the file system at
+    every operation, so a symlink placed after validation cannot lead a write out of the root.
+    """
+
+    def __init__(self, location: str, root: str = DEFAULT_PUBLISH_ROOT, project_dir: str | Path = "."):
+        self.location = location
+        self.root = root
+        self.project_dir = Path(project_dir)
+
+    @property
+    def path(self) -> Path:
+        return confined_file(self.location, self.root, self.project_dir)
 
     def read(self) -> bytes | None:
         try:
@@ -31,21 +44,38 @@ class FileTarget:
         except FileNotFoundError:
             return None
 
+    def leftovers(self) -> list[Path]:
+        """Temporary files of this target's own naming that a killed write left behind."""
+        path = self.path
+        pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+        try:
+            entries = list(path.parent.iterdir())
+        except FileNotFoundError:
+            return []
+        return [p for p in entries if pattern.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
+
+    def clean(self) -> None:
+        for leftover in self.leftovers():
+            leftover.unlink(missing_ok=True)
+
     def write(self, body: bytes, *, content_type: str, cache_control: str) -> None:
         # Atomic: a reader sees the old document or the new one, never a partial one.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.path  # checked again now that the directories exist
+        self.clean()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(body)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -53,6 +83,7 @@ class FileTarget:
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.clean()
 
 
 class S3Target:
@@ -119,10 +150,10 @@ class GcsTarget:
 ADAPTERS: dict[str, type] = {"file": FileTarget, "s3": S3Target, "gs": GcsTarget}
 
 
-def open_target(target: str) -> Target:
+def open_target(target: str, root: str | None = None, project_dir: str | Path = ".") -> Target:
     scheme, _, location = target.partition("://")
-    try:
-        adapter = ADAPTERS[scheme]
-    except KeyError:
-        raise ValueError(f"no publisher for target {target!r} (schemes: {', '.join(ADAPTERS)})") from None
-    return adapter(location)
+    if scheme not in ADAPTERS:
+        raise TargetError(f"no publisher for target {target!r} (schemes: {', '.join(ADAPTERS)})")
+    if scheme == "file":
+        return FileTarget(location, root or DEFAULT_PUBLISH_ROOT, project_dir)
+    return ADAPTERS[scheme](location)

@@ -11,22 +11,25 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
-
-from . import commands, outputs, schedule, timeline
+from . import commands, material, outputs, schedule, timeline, times
 from .commands import CommandError, Publications, Result
 from .config import ConfigError
 from .lifecycle import REVOKE_REASONS, Timings, format_duration
+from .names import DEBUG_VARIABLE
 from .runtime import garbage_collection_tuned
-from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError
+from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError, locked
 from .times import SECONDS_PER_DAY, format_time, utc_now
+
+"""Set to 1 to see the Python traceback of an unexpected error instead of its one-line summary."""
 
 EXIT_ERROR = 1
 """Bad input, an invalid stack file, or a refused command: nothing was written."""
@@ -55,19 +58,17 @@ and the policy pack checks it; `pulumi up` applies it.
   what is due:         status, plan, timeline
 """
 
-_TIME = TypeAdapter(AwareDatetime)
-
-
 class UsageError(Exception):
     pass
 
 
 def parse_time(text: str, option: str) -> datetime:
     try:
-        return _TIME.validate_python(text).astimezone(UTC)
-    except ValidationError:
+        return times.parse(text)
+    except times.TimeError as error:
         raise UsageError(
-            f"{option}: {text!r} is not an RFC 3339 time with a timezone, e.g. 2026-11-30T09:00:00Z"
+            f"{option}: {times.shown(text)} is not an RFC 3339 time with a timezone in range, e.g."
+            f" 2026-11-30T09:00:00Z ({error})"
         ) from None
 
 
@@ -80,7 +81,8 @@ class Context:
         self.args = args
         self.out = out
         self.clock = wall_clock()
-        self.now = parse_time(args.now, "--now") if args.now else self.clock
+        # An empty --now is an error, not "the clock".
+        self.now = parse_time(args.now, "--now") if args.now is not None else self.clock
         self.project = Path(args.project_dir) if args.project_dir else _project_dir(Path.cwd())
         if args.file:
             self.path = Path(args.file)
@@ -100,7 +102,7 @@ class Context:
         return match.group(1) if match else None
 
     def load(self) -> StackFile:
-        return StackFile(self.path)
+        return StackFile(self.path, now=self.now)
 
     def records(self, stack) -> dict[str, Publications]:
         """The publisher's record: --outputs FILE, else `pulumi stack output`, else none."""
@@ -168,14 +170,13 @@ def _check_clock(ctx: Context, stack_file: StackFile) -> None:
 
 
 def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
-    stack_file = ctx.load()
-    _check_clock(ctx, stack_file)
-    result = run(stack_file)
-    written = False
-    text = stack_file.edited(result.edits)
-    if not ctx.args.dry_run:
-        text = stack_file.write(result.edits, result.stack)
-        written = True
+    if ctx.args.dry_run:
+        stack_file, result, text, written = _edit(ctx, run, write=False)
+    else:
+        # Read, edit and replace under the file's lock: a concurrent command waits and then
+        # edits what this one wrote.
+        with locked(ctx.path):
+            stack_file, result, text, written = _edit(ctx, run, write=True)
     if ctx.args.json:
         ctx.emit_json({
             "command": result.command, "file": str(stack_file.path), "written": written,
@@ -198,6 +199,15 @@ def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
             f"a/{stack_file.name}", f"b/{stack_file.name}",
         )).rstrip("\n"))
     return 0
+
+
+def _edit(ctx: Context, run: Callable[[StackFile], Result], write: bool) -> tuple[StackFile, Result, str, bool]:
+    stack_file = ctx.load()
+    _check_clock(ctx, stack_file)
+    result = run(stack_file)
+    if write:
+        return stack_file, result, stack_file.write(result.edits, result.stack), True
+    return stack_file, result, stack_file.edited(result.edits), False
 
 
 def _change_json(edit) -> dict[str, Any]:
@@ -241,6 +251,14 @@ def cmd_rotate(ctx: Context) -> int:
             pem = Path(ctx.args.public_key).read_text()
         except OSError as error:
             raise UsageError(f"--public-key: cannot read {ctx.args.public_key}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--public-key: {ctx.args.public_key} is not a PEM text file") from None
+        blocks = material.private_blocks(pem)
+        if blocks:
+            raise UsageError(
+                f"--public-key: {ctx.args.public_key} holds a PEM '{blocks[0]}' block; give the public key"
+                " only (e.g. `openssl pkey -in KEY -pubout`); nothing was written"
+            )
     return _mutate(ctx, lambda f: commands.rotate(
         f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem))
 
@@ -573,6 +591,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return _fail(args, out, err, str(error), EXIT_USAGE)
     except (CommandError, StackFileError, ConfigError, outputs.OutputsError) as error:
         return _fail(args, out, err, str(error), EXIT_ERROR)
+    except Exception as error:  # a bug: say so in one line, the traceback only when asked for
+        if os.environ.get(DEBUG_VARIABLE):
+            traceback.print_exc(file=err)
+        summary = str(error).splitlines()[0][:200] if str(error) else ""
+        return _fail(args, out, err, f"internal error ({type(error).__name__}: {summary})."
+                     f" Set {DEBUG_VARIABLE}=1 for the traceback and please report it", EXIT_ERROR)
 
 
 def _silence_stdout(out: TextIO) -> None:

@@ -19,16 +19,20 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from . import algorithms, metadata
+from . import algorithms, material, metadata, stacktext, targets, times
+from . import identifiers as names
 from .lifecycle import (
     FORBIDDEN_TIMES,
     REQUIRED_TIMES,
@@ -44,7 +48,7 @@ from .names import PROJECT
 from .times import format_time
 
 PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
-PUBLISH_SCHEMES = ("file", "s3", "gs", "configmap")
+PUBLISH_SCHEMES = targets.SCHEMES
 EnvSource = Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "signersAlgorithm", "generation"]
 """What a consumer's env var or Secret key holds of the active generation (``signersAlgorithm``:
 the algorithm in the signers.json vocabulary, e.g. ``rsa-sha256``)."""
@@ -60,14 +64,64 @@ class _Model(BaseModel):
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        # `maxAgeDays:` with nothing after it is a null: say so instead of quietly using the default.
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None]
+            if nulls:
+                raise ValueError(f"{', '.join(str(k) for k in nulls)} is null; give a value or remove the key")
+        return data
+
+
+# Strict types: YAML and JSON give real booleans, numbers and strings; none stands for another
+# (no `true` read as 1, no 1.5 as a day count, no "yes" as true, no number as a Unix time).
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]
+
+
+def _time(value: Any) -> Any:
+    try:
+        return times.parse(value)
+    except times.TimeError as error:
+        raise ValueError(str(error)) from None
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_time)]
+
+
+def _key_size(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = "" if isinstance(value, bool) or value is None else f" {times.shown(value)}"
+        raise ValueError(f"must be 2048, 3072 or 4096, not {_kind(value)}{shown}")
+    return value
+"""An RFC 3339 time with a timezone, in :data:`keyrotation.times.EARLIEST`..``LATEST``."""
+
+RANGES: dict[str, tuple[int, int]] = {
+    "maxAgeDays": (1, 7300),
+    "warnDays": (0, 7299),
+    "publishMaxAgeSeconds": (0, 604_800),
+    "clockSkewSeconds": (0, 3600),
+    "tokenLifetimeSeconds": (0, 31_622_400),
+    "deletionWindowDays": (7, 30),
+}
+"""Every timing's allowed range, inclusive (docs/config.md lists them with their reasons)."""
+
+
+def _ranged(camel: str) -> Any:
+    low, high = RANGES[camel]
+    return Field(None, ge=low, le=high)
+
 
 class TimingOverrides(_Model):
-    max_age_days: int | None = Field(None, gt=0)
-    warn_days: int | None = Field(None, ge=0)
-    publish_max_age_seconds: int | None = Field(None, ge=0)
-    clock_skew_seconds: int | None = Field(None, ge=0)
-    token_lifetime_seconds: int | None = Field(None, ge=0)
-    deletion_window_days: int | None = Field(None, ge=7, le=30)
+    max_age_days: Int | None = _ranged("maxAgeDays")
+    warn_days: Int | None = _ranged("warnDays")
+    publish_max_age_seconds: Int | None = _ranged("publishMaxAgeSeconds")
+    clock_skew_seconds: Int | None = _ranged("clockSkewSeconds")
+    token_lifetime_seconds: Int | None = _ranged("tokenLifetimeSeconds")
+    deletion_window_days: Int | None = _ranged("deletionWindowDays")
 
     def over(self, base: Timings) -> Timings:
         values = {
@@ -82,28 +136,28 @@ class Step(_Model):
     """One later step of a generation's history: it entered ``state`` at ``at``."""
 
     state: State
-    at: AwareDatetime
+    at: Time
 
 
 class Rewrap(_Model):
     """Confirmation that every ciphertext (or stored MAC) under the generation was re-encrypted
     under a newer generation: when, and who confirmed it."""
 
-    at: AwareDatetime
-    by: str = Field(min_length=1, max_length=200)
+    at: Time
+    by: Text = Field(min_length=1, max_length=200)
 
 
 class Generation(_Model):
-    id: str = Field(min_length=1, max_length=63)
+    id: Text
     state: State
-    created_at: AwareDatetime
-    activated_at: AwareDatetime | None = None
-    retiring_at: AwareDatetime | None = None
-    retired_at: AwareDatetime | None = None
-    revoked_at: AwareDatetime | None = None
+    created_at: Time
+    activated_at: Time | None = None
+    retiring_at: Time | None = None
+    retired_at: Time | None = None
+    revoked_at: Time | None = None
     revoke_reason: Literal["compromise", "personnel", "hardware", "superseded"] | None = None
-    destroyed_at: AwareDatetime | None = None
-    public_key_pem: str | None = None
+    destroyed_at: Time | None = None
+    public_key_pem: Text | None = Field(None, max_length=16_384)
     history: list[Step] = Field(default_factory=list)
     """Steps after the first return to an earlier state (rollback, restore), appended in order."""
     rewrapped: list[Rewrap] = Field(default_factory=list)
@@ -115,7 +169,7 @@ class Generation(_Model):
 
 class Publication(_Model):
     format: Literal["jwks", "signers", "trust-anchor", "key-history"]
-    target: str
+    target: Text = Field(max_length=2048)
 
     @property
     def scheme(self) -> str:
@@ -127,20 +181,20 @@ class Publication(_Model):
 
 
 class DeploymentConsumer(_Model):
-    deployment: str
+    deployment: Text
     env: dict[str, EnvSource] = Field(default_factory=dict)
     material: dict[str, MaterialSource] = Field(default_factory=dict)
     """Env vars that reference key material through a Secret this program owns (secretKeyRef)."""
-    values: dict[str, str] = Field(default_factory=dict)
+    values: dict[str, Annotated[Text, Field(max_length=4096)]] = Field(default_factory=dict)
     """Fixed env values switched together with the key (``AUDIT_SIGNING_KEY_SOURCE: kms``)."""
-    container: str | None = None
+    container: Text | None = None
     """The container whose env is patched; default: the Deployment's name."""
 
 
 class SecretConsumer(_Model):
-    secret: str
+    secret: Text
     data: dict[str, SecretSource]
-    restart: list[str] = Field(default_factory=list)
+    restart: list[Text] = Field(default_factory=list)
 
 
 def _consumer_kind(value: Any) -> str:
@@ -157,16 +211,16 @@ Consumer = Annotated[
 
 
 class AwsOptions(_Model):
-    region: str | None = None
-    multi_region: bool = False
-    alias_prefix: str = "alias/"
+    region: Annotated[Text, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")] | None = None
+    multi_region: Bool = False
+    alias_prefix: Annotated[Text, Field(max_length=200)] = "alias/"
 
 
 class GcpOptions(_Model):
-    location: str | None = None
-    key_ring: str | None = None
+    location: Annotated[Text, Field(pattern=r"^[a-z0-9-]{1,63}$")] | None = None
+    key_ring: Text | None = None
     protection_level: Literal["SOFTWARE", "HSM"] = "SOFTWARE"
-    project: str | None = None
+    project: Annotated[Text, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")] | None = None
 
 
 class Pkcs11Options(_Model):
@@ -190,14 +244,14 @@ class KeySet(TimingOverrides):
     """One keyset as written in the stack file, plus its name and resolved timings."""
 
     purpose: Literal["sign", "encrypt", "mac"]
-    algorithm: str
-    key_size: Literal[2048, 3072, 4096] | None = None
+    algorithm: Annotated[Text, Field(max_length=64)]
+    key_size: Annotated[Literal[2048, 3072, 4096], BeforeValidator(_key_size)] | None = None
     backend: Literal["software", "aws-kms", "gcp-kms", "external", "pkcs11"] = "software"
     profile: algorithms.Profile | None = None
     """The keyset's signing profile (seed 002's ``signer.profiles.<name>``); default: the stack's."""
     pkcs11: Pkcs11Options | None = None
     """Backend ``pkcs11``: module and token; default: the stack's ``pkcs11``."""
-    kid: str = "thumbprint"
+    kid: Annotated[Text, Field(min_length=1, max_length=names.KID_MAX)] = "thumbprint"
     publish: list[Publication] = Field(default_factory=list)
     consumers: list[Consumer] = Field(default_factory=list)
     aws: AwsOptions = Field(default_factory=AwsOptions)
@@ -239,15 +293,15 @@ class KeySet(TimingOverrides):
 class Alerts(_Model):
     """``kubernetes.alerts``: a PrometheusRule with the key-age alerts (``true`` = these defaults)."""
 
-    namespace: str | None = None
+    namespace: Text | None = None
     """Where the PrometheusRule lives; default: ``kubernetes.namespace``."""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=dict)
     """Labels the Prometheus ``ruleSelector`` matches (e.g. ``release: kube-prometheus-stack``)."""
 
 
 class Kubernetes(_Model):
-    context: str | None = None
-    namespace: str = "default"
+    context: Annotated[Text, Field(min_length=1, max_length=253)] | None = None
+    namespace: Annotated[Text, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "default"
     alerts: Alerts | None = None
 
     @field_validator("alerts", mode="before")
@@ -257,9 +311,11 @@ class Kubernetes(_Model):
 
 
 class StackConfig(_Model):
-    environment: str
+    environment: Text
     profile: algorithms.Profile = "default"
     pkcs11: Pkcs11Options | None = None
+    publish_root: Text = targets.DEFAULT_PUBLISH_ROOT
+    """Where ``file://`` targets may write (relative to the project directory)."""
     defaults: TimingOverrides = Field(default_factory=TimingOverrides)
     keysets: dict[str, KeySet]
     kubernetes: Kubernetes | None = None
@@ -289,12 +345,21 @@ class Problem:
     def where(self) -> str:
         parts = []
         if self.keyset is not None:
-            parts.append(f"keyset '{self.keyset}'")
+            parts.append(f"keyset {_label(self.keyset)}")
         if self.generation is not None:
-            parts.append(f"generation '{self.generation}'")
+            parts.append(f"generation {_label(self.generation)}")
         if self.field is not None:
-            parts.append(f"field '{self.field}'")
+            parts.append(f"field {_label(self.field)}")
         return ", ".join(parts)
+
+
+def _label(text: str) -> str:
+    """A name as the user wrote it, quoted; invisible and non-ASCII characters spelled out."""
+    if material.private_blocks(text):
+        return "<private key material>"
+    if text.isascii() and text.isprintable() and len(text) <= 80:
+        return f"'{text}'"
+    return names.describe(text, 80)
 
 
 class ConfigError(ValueError):
@@ -314,16 +379,49 @@ class ConfigError(ValueError):
 # Loading
 
 
-def load_stack_file(path: str | Path) -> StackConfig:
+def load(
+    stack_file: str,
+    *,
+    text: str | None = None,
+    parsed: stacktext.Parsed | None = None,
+    config: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> StackConfig:
+    """The one entry point of validation, for the program and the commands alike.
+
+    ``text``: the stack file's YAML (the commands read it; the program reads it when it finds it
+    beside ``Pulumi.yaml``): its YAML-level rules (:mod:`keyrotation.stacktext`) are checked and
+    its ``config:`` map is validated as written. ``config``: the map as the Pulumi engine
+    hands it to the program (values may be JSON strings). ``now``: the clock the command or the
+    program acts at; recorded times more than a year after it are refused. ``parsed``: the text
+    already read by :func:`keyrotation.stacktext.parse` (the editor keeps its node).
+    """
+    if parsed is None and text is not None:
+        parsed = stacktext.parse(text, stack_file)
+    if parsed is not None:
+        document = parsed.document
+        # The file as written first: the engine's YAML reading (YAML 1.1 `yes`, last duplicate
+        # wins, numbers as strings) must not turn a refused file into an accepted config.
+        from_file = from_config_map(document["config"], stack_file=stack_file, now=now, from_file=True)
+        if config is None:
+            return from_file
+    if config is None:
+        raise ConfigError(stack_file, [Problem("has no 'config:' mapping")])
+    return from_config_map(config, stack_file=stack_file, now=now)
+
+
+def load_stack_file(path: str | Path, *, now: datetime | None = None) -> StackConfig:
     """Read and validate ``Pulumi.<stack>.yaml`` from disk (the commands and tests use this)."""
-    from ruamel.yaml import YAML
-
     path = Path(path)
-    document = YAML(typ="safe").load(path.read_text()) or {}
-    return from_config_map(document.get("config") or {}, stack_file=path.name, from_file=True)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(path.name, [Problem(f"is not UTF-8 text (byte {error.start})")]) from None
+    return load(path.name, text=text, now=now)
 
 
-def from_config_map(config: Mapping[str, Any], *, stack_file: str, from_file: bool = False) -> StackConfig:
+def from_config_map(config: Mapping[str, Any], *, stack_file: str, now: datetime | None = None,
+                    from_file: bool = False) -> StackConfig:
     """Validate a stack's ``config:`` map (keys such as ``key-rotation:keysets``).
 
     Values may be the decoded objects (from the YAML file) or JSON strings (as the Pulumi engine
@@ -331,42 +429,123 @@ def from_config_map(config: Mapping[str, Any], *, stack_file: str, from_file: bo
     """
     ours: dict[str, Any] = {}
     other: dict[str, Any] = {}
-    pin_problem = None
+    problems: list[Problem] = []
     for key, value in config.items():
+        if not isinstance(key, str):
+            problems.append(Problem(f"config key {times.shown(key)} is not a string"))
+            continue
+        why = namespace_problem(key)
+        if why:
+            problems.append(Problem(why, field=key))
+            continue
         namespace, _, name = key.partition(":")
         if namespace == PROJECT and name == PIN_KEY:
-            # The PIN is read where it is used (components/pkcs11.py), never kept in the model. In
-            # a stack file it must be a Pulumi secret ({secure: ...}); the engine hands the program
-            # its decrypted value, which is a string here and fine.
+            # The PIN is read where it is used (components/stack.py, components/pkcs11_key.py),
+            # never kept in the model. In a stack file it must be a Pulumi secret ({secure: ...});
+            # the engine hands the program its decrypted value, which is a string there and fine.
             if from_file and not (isinstance(value, dict) and set(value) == {"secure"}):
-                pin_problem = Problem(
+                problems.append(Problem(
                     "is in plain text; set it as a secret: pulumi config set --secret"
                     f" {PROJECT}:{PIN_KEY} (or give PKCS11_PIN in the environment)", field=PIN_KEY,
-                )
-        elif namespace == PROJECT and name:
-            ours[name] = _decode(value)
+                ))
+            continue
+        decoded = _decode(value)
+        size = _size_problem(decoded)
+        if size:
+            problems.append(Problem(size, field=name if namespace == PROJECT else key))
+            continue
+        for path, what in material.find(decoded, ()):
+            problems.append(_material_problem(namespace, name, key, path, what, decoded))
+        if namespace == PROJECT:
+            ours[name] = decoded
         else:
             other[key] = value
-    if pin_problem is not None:
-        try:
-            parse(ours, stack_file=stack_file, other=other)
-        except ConfigError as error:
-            raise ConfigError(stack_file, [pin_problem, *error.problems]) from None
-        raise ConfigError(stack_file, [pin_problem])
-    return parse(ours, stack_file=stack_file, other=other)
+    if problems:
+        raise ConfigError(stack_file, problems)
+    return parse(ours, stack_file=stack_file, other=other, now=now)
+
+
+_KNOWN_NAMESPACES = ("aws", "gcp", "kubernetes", "pulumi")
+
+
+def namespace_problem(key: str) -> str | None:
+    """Why a config key's namespace is refused: none, or one that looks like a typo of ours."""
+    namespace, colon, name = key.partition(":")
+    if not colon or not namespace or not name:
+        return (f"config key {times.shown(key)} needs a namespace and a name, e.g."
+                f" '{PROJECT}:keysets' or 'aws:region'")
+    if namespace == PROJECT or namespace in _KNOWN_NAMESPACES:
+        return None
+    squashed = re.sub(r"[^a-z0-9]", "", namespace.lower())
+    if "rotation" in squashed or "keyrot" in squashed or _distance(squashed, "keyrotation") <= 3:
+        return (f"unknown namespace {times.shown(namespace)}: this program reads '{PROJECT}:{name[:40]}'"
+                " (a misspelt namespace would be ignored silently)")
+    return None
+
+
+def _distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def _size_problem(value: Any) -> str | None:
+    """Values that expand (YAML aliases shared by reference) beyond any real stack file, or nest too deep."""
+    budget = stacktext.MAX_NODES
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return f"expands to more than {stacktext.MAX_NODES} values (YAML aliases?); a stack file is far smaller"
+        if depth > stacktext.MAX_DEPTH:
+            return f"is nested deeper than {stacktext.MAX_DEPTH} levels"
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return None
+
+
+def _material_problem(namespace: str, name: str, key: str, path: tuple[Any, ...], what: str, data: Any) -> Problem:
+    keyset = generation = None
+    parts = list(path)
+    if namespace == PROJECT and name == "keysets" and parts:
+        keyset = str(parts.pop(0))
+        if len(parts) >= 2 and parts[0] == "generations" and isinstance(parts[1], int):
+            generation = _generation_id({"keysets": data}, keyset, parts[1])
+            parts = parts[2:]
+        field = _dotted(parts)
+    else:
+        field = _dotted([name if namespace == PROJECT else key, *parts])
+    return Problem(f"holds private key material ({what}); {material.REMEDY}", keyset, generation, field)
+
+
+def _dotted(parts: list[Any]) -> str | None:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or None
 
 
 def _decode(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     return value
 
 
-def parse(data: Mapping[str, Any], *, stack_file: str, other: Mapping[str, Any] | None = None) -> StackConfig:
-    data = _stringify_times(dict(data))
+def parse(
+    data: Mapping[str, Any], *, stack_file: str, other: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> StackConfig:
+    data = dict(data)
     try:
         stack = StackConfig.model_validate(data)
     except ValidationError as error:
@@ -383,21 +562,10 @@ def parse(data: Mapping[str, Any], *, stack_file: str, other: Mapping[str, Any] 
     stack = stack.model_copy(
         update={"keysets": keysets, "stack_file": stack_file, "other": dict(other or {})}
     )
-    problems = validate(stack)
+    problems = validate(stack, now=now)
     if problems:
         raise ConfigError(stack_file, problems)
     return stack
-
-
-def _stringify_times(value: Any) -> Any:
-    # YAML turns unquoted timestamps into datetimes; keep the text form so naive ones are caught.
-    if isinstance(value, dict):
-        return {k: _stringify_times(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_stringify_times(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def _problem(error: Mapping[str, Any], data: Mapping[str, Any]) -> Problem:
@@ -412,18 +580,49 @@ def _problem(error: Mapping[str, Any], data: Mapping[str, Any]) -> Problem:
     # pydantic appends the tried union member or literal to the location: keep the user's path.
     loc = [part for part in loc if not (isinstance(part, str) and part in _UNION_TAGS)]
     field = ".".join(str(p) for p in loc) or None
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = f"unknown key '{loc[-1] if loc else ''}'"
-    elif error["type"] == "missing":
-        message = "is required"
-    elif error["type"] == "timezone_aware":
-        message = "needs a timezone, e.g. 2026-11-23T09:00:00Z (RFC 3339)"
-    elif error["type"] in ("datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
-        message = f"is not an RFC 3339 time: {error.get('input')!r}"
-    elif error["type"] in ("literal_error", "enum"):
-        message = f"{error.get('input')!r} is not allowed: {error['msg'].removeprefix('Input should be ')}"
-    return Problem(message, keyset, generation, field)
+    return Problem(_message(error, loc), keyset, generation, field)
+
+
+_EXPECTED = {
+    "int_type": "a whole number", "int_from_float": "a whole number", "int_parsing": "a whole number",
+    "bool_type": "true or false", "string_type": "a string (quote it)", "dict_type": "a mapping",
+    "list_type": "a list", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list", str: "the string"}.get(type(value), f"the {type(value).__name__}")
+
+
+def _message(error: Mapping[str, Any], loc: list[Any]) -> str:
+    kind, value = error["type"], error.get("input")
+    shown = times.shown(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    if kind == "extra_forbidden":
+        return f"unknown key {names.describe(str(loc[-1]) if loc else '')}"
+    if kind == "missing":
+        return "is required"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind in _EXPECTED:
+        return f"must be {_EXPECTED[kind]}, not {_kind(value)}{' ' + shown if shown else ''}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        camel = str(loc[-1]) if loc else ""
+        if camel in RANGES:
+            low, high = RANGES[camel]
+            return f"must be from {low} to {high}, not {shown}"
+    if kind in ("literal_error", "enum"):
+        allowed = str(error["msg"]).removeprefix("Input should be ")
+        if not isinstance(value, str):
+            return f"must be {allowed}, not {_kind(value)}{' ' + shown if shown else ''}"
+        return f"{shown} is not allowed: {allowed}"
+    if kind == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        return f"{shown} is not allowed: it must match {pattern}"
+    return str(error["msg"])
 
 
 _UNION_TAGS = {"DeploymentConsumer", "SecretConsumer", "deployment", "secret"}
@@ -446,11 +645,20 @@ def _snake(camel: str) -> str:
 # Validation beyond types: the rules of the contract
 
 
-def validate(stack: StackConfig) -> list[Problem]:
+def validate(stack: StackConfig, *, now: datetime | None = None) -> list[Problem]:
     problems: list[Problem] = []
+    why = names.id_problem(stack.environment, "environment")
+    if why:
+        problems.append(Problem(why, field="environment"))
+    why = targets.root_problem(stack.publish_root)
+    if why:
+        problems.append(Problem(f"publishRoot {why}", field="publishRoot"))
     for name, keyset in stack.keysets.items():
         problems += _validate_keyset(stack, name, keyset)
-    return problems + _validate_delivery(stack)
+    problems += _validate_delivery(stack) + _validate_unique(stack)
+    if now is not None:
+        problems += _validate_not_future(stack, now)
+    return problems
 
 
 def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]:
@@ -458,6 +666,10 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
 
     def problem(message: str, field: str | None = None, generation: str | None = None) -> None:
         out.append(Problem(message, name, generation, field))
+
+    why = names.id_problem(name, "keyset name")
+    if why:
+        problem(why)
 
     spec = algorithms.ALGORITHMS.get(ks.algorithm)
     if spec is None:
@@ -483,7 +695,7 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
             "algorithm",
         )
     out += _validate_backend(stack, name, ks, spec)
-    out += _validate_kid(name, ks)
+    out += _validate_kid(name, ks, stack.environment)
     out += _validate_publish(stack, name, ks, spec)
     out += _validate_consumers(stack, name, ks)
     if ks.purpose == "sign":
@@ -587,18 +799,25 @@ _GCP_RESOURCE_ID = re.compile(r"[a-zA-Z0-9_-]{1,63}")
 _AWS_ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
 
 
-def _validate_kid(name: str, ks: KeySet) -> list[Problem]:
+def _validate_kid(name: str, ks: KeySet, environment: str = "") -> list[Problem]:
     if ks.kid == "thumbprint":
         return []
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(ks.kid) if f is not None}
+        parsed = list(string.Formatter().parse(ks.kid))
     except ValueError as error:
-        return [Problem(f"invalid kid template {ks.kid!r}: {error}", name, None, "kid")]
+        return [Problem(f"invalid kid template {times.shown(ks.kid)}: {error}", name, None, "kid")]
+    fields = {f for _, f, _, _ in parsed if f is not None}
     unknown = fields - set(KID_PLACEHOLDERS)
     if unknown:
         return [Problem(
-            f"kid template {ks.kid!r} uses unknown placeholder(s) {', '.join(sorted(unknown))};"
+            f"kid template {times.shown(ks.kid)} uses unknown placeholder(s) {', '.join(sorted(unknown))};"
             f" allowed: {', '.join('{' + p + '}' for p in KID_PLACEHOLDERS)} or 'thumbprint'",
+            name, None, "kid",
+        )]
+    if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
+        return [Problem(
+            f"kid template {times.shown(ks.kid)} formats a placeholder ('{{name:spec}}' or '{{name!r}}');"
+            " write placeholders plainly, e.g. {generation}, so every generation keeps its own kid",
             name, None, "kid",
         )]
     if "generation" not in fields and len(ks.generations) > 1:
@@ -606,7 +825,25 @@ def _validate_kid(name: str, ks: KeySet) -> list[Problem]:
             f"kid template {ks.kid!r} gives every generation the same kid; include {{generation}}",
             name, None, "kid",
         )]
-    return []
+    out: list[Problem] = []
+    seen: dict[str, str] = {}
+    for g in ks.generations:
+        kid = _render_kid(ks, name, g.id, environment)
+        why = names.kid_problem(kid)
+        if why:
+            out.append(Problem(why, name, g.id, "kid"))
+            break
+        if kid in seen:
+            out.append(Problem(f"kid '{kid}' is also generation '{seen[kid]}''s kid; kids are unique in a keyset",
+                               name, g.id, "kid"))
+        seen.setdefault(kid, g.id)
+    return out
+
+
+def _render_kid(ks: KeySet, name: str, generation: str, environment: str) -> str:
+    from .keys import render_kid
+
+    return render_kid(ks.kid, keyset=name, generation=generation, environment=environment)
 
 
 def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
@@ -624,23 +861,16 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
                 f"JOSE defines no JWK key type for {ks.algorithm}: a JWKS cannot carry it; publish"
                 " signers, trust-anchor or key-history (they carry the SPKI)", name, None, f"{field}.format",
             ))
-        scheme, sep, rest = pub.target.partition("://")
-        if not sep or scheme not in PUBLISH_SCHEMES or not rest:
-            out.append(Problem(
-                f"target {pub.target!r} must be file://path, s3://bucket/key, gs://bucket/object"
-                " or configmap://namespace/name", name, None, f"{field}.target",
-            ))
-        elif scheme in ("s3", "gs", "configmap") and "/" not in rest.strip("/"):
-            out.append(Problem(
-                f"target {pub.target!r} needs both a {'namespace' if scheme == 'configmap' else 'bucket'}"
-                " and a name", name, None, f"{field}.target",
-            ))
-        elif scheme == "configmap" and stack.kubernetes is None:
+        root = None if targets.root_problem(stack.publish_root) else stack.publish_root
+        why = targets.target_problem(pub.target, root)
+        if why:
+            out.append(Problem(why, name, None, f"{field}.target"))
+        elif pub.scheme == "configmap" and stack.kubernetes is None:
             out.append(Problem(
                 "a configmap:// target needs the stack's kubernetes.context", name, None, f"{field}.target"
             ))
         if pub.target in seen:
-            out.append(Problem(f"target {pub.target!r} is listed twice", name, None, f"{field}.target"))
+            out.append(Problem(f"target {times.shown(pub.target)} is listed twice", name, None, f"{field}.target"))
         seen.add(pub.target)
     return out
 
@@ -718,7 +948,6 @@ def _validate_delivery(stack: StackConfig) -> list[Problem]:
     out: list[Problem] = []
     secrets: dict[str, str] = {}
     env: dict[tuple[str, str, str], str] = {}
-    configmaps: dict[str, str] = {}
     for name, ks in stack.keysets.items():
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?", name) and (ks.consumers or any(
                 p.scheme == "configmap" for p in ks.publish)):
@@ -745,15 +974,90 @@ def _validate_delivery(stack: StackConfig) -> list[Problem]:
                         f" delivered by keyset '{env[key]}'", name, None, field,
                     ))
                 env.setdefault(key, name)
+    return out
+
+
+def _validate_unique(stack: StackConfig) -> list[Problem]:
+    """Across keysets: one publication per target, one keyset per kid and per external key."""
+    out: list[Problem] = []
+    owners: dict[str, str] = {}
+    files: dict[tuple[str, ...], tuple[str, str]] = {}
+    kids: dict[str, tuple[str, str]] = {}
+    keys: dict[str, tuple[str, str]] = {}
+    for name, ks in stack.keysets.items():
         for i, pub in enumerate(ks.publish):
-            if pub.scheme != "configmap":
-                continue
-            if pub.target in configmaps and configmaps[pub.target] != name:
+            field = f"publish[{i}].target"
+            owner = owners.get(pub.target)
+            if owner is not None and owner != name:
                 out.append(Problem(
-                    f"target {pub.target!r} is already published by keyset '{configmaps[pub.target]}'",
-                    name, None, f"publish[{i}].target",
+                    f"target {times.shown(pub.target)} is already published by keyset '{owner}'; two publications"
+                    " cannot share a target (one document would replace the other)", name, None, field,
                 ))
-            configmaps.setdefault(pub.target, name)
+            owners.setdefault(pub.target, name)
+            if pub.scheme == "file":
+                parts = tuple(pub.location.split("/"))
+                for other, (other_target, other_name) in files.items():
+                    shorter, longer = sorted((parts, other), key=len)
+                    if len(shorter) < len(longer) and longer[:len(shorter)] == shorter:
+                        out.append(Problem(
+                            f"target {times.shown(pub.target)} and {other_name}'s {times.shown(other_target)}:"
+                            " one is a directory of the other", name, None, field,
+                        ))
+                files.setdefault(parts, (pub.target, name))
+        # Kids verifiers see (in a JWKS, signers.json or trust anchor) are unique across the stack, so
+        # that documents a verifier combines never hold one kid for two keys.
+        publishes_kids = any(p.format != "key-history" for p in ks.publish)
+        if ks.kid != "thumbprint" and publishes_kids and not any(
+                p.keyset == name and p.field == "kid" for p in out):
+            for g in ks.generations:
+                try:
+                    kid = _render_kid(ks, name, g.id, stack.environment)
+                except (ValueError, KeyError, IndexError):
+                    break
+                seen = kids.get(kid)
+                if seen is not None and seen[0] != name:
+                    out.append(Problem(
+                        f"kid '{kid[:80]}' is also the kid of keyset '{seen[0]}' generation '{seen[1]}';"
+                        " a verifier could not tell the keys apart", name, g.id, "kid",
+                    ))
+                kids.setdefault(kid, (name, g.id))
+        if ks.backend == "external":
+            for g in ks.generations:
+                fingerprint = _public_key_fingerprint(g.public_key_pem)
+                if fingerprint is None:
+                    continue
+                seen = keys.get(fingerprint)
+                if seen is not None:
+                    where = "keyset '" + seen[0] + "' " if seen[0] != name else ""
+                    out.append(Problem(
+                        f"the same public key as {where}generation '{seen[1]}'; every generation needs a key"
+                        " of its own (a key published by two generations or keysets cannot be retired alone)",
+                        name, g.id, "publicKeyPem",
+                    ))
+                keys.setdefault(fingerprint, (name, g.id))
+    return out
+
+
+def _public_key_fingerprint(pem: str | None) -> str | None:
+    from .keys import normalize_public_pem
+
+    if not pem:
+        return None
+    try:
+        return normalize_public_pem(pem)
+    except (ValueError, TypeError):
+        return None
+
+
+def _validate_not_future(stack: StackConfig, now: datetime) -> list[Problem]:
+    out: list[Problem] = []
+    for name, ks in stack.keysets.items():
+        for g in ks.generations:
+            for camel in (*TIME_ORDER, "revokedAt"):
+                t = g.time(camel)
+                why = times.future_problem(t, now) if t is not None else None
+                if why:
+                    out.append(Problem(why, name, g.id, camel))
     return out
 
 
@@ -766,9 +1070,19 @@ def _validate_generations(
         def problem(message: str, field: str | None = None, gen: Generation = gen) -> None:
             out.append(Problem(message, name, gen.id, field))
 
+        why = names.id_problem(gen.id, "generation id")
+        if why:
+            problem(why, "id")
         if gen.id in ids:
             problem(f"duplicate generation id (generation #{i + 1}); ids are unique and stable forever", "id")
         ids.add(gen.id)
+        previous = ks.generations[i - 1] if i else None
+        if previous is not None and gen.created_at < previous.created_at:
+            problem(
+                f"createdAt ({_iso(gen.created_at)}) is before the createdAt of the generation listed before it,"
+                f" '{previous.id}' ({_iso(previous.created_at)}); generations are listed oldest first",
+                "createdAt",
+            )
         _validate_history(gen, problem)
         if gen.state is State.REVOKED and gen.revoke_reason is None:
             problem("is required when state is 'revoked' (compromise, personnel, hardware, superseded)", "revokeReason")
@@ -843,13 +1157,23 @@ def _validate_history(gen: Generation, problem) -> None:
         problem(f"is '{gen.state}' but its history ends in '{final}'", "state")
 
 
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
+
+
 def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> str | None:
     from .keys import describe_public_key, load_public_key
 
+    blocks = _PEM_BLOCK.findall(pem)
+    if blocks != ["PUBLIC KEY"]:
+        found = ", ".join(f"'{b}'" for b in blocks) or "none"
+        return f"must hold exactly one PEM 'PUBLIC KEY' block and nothing else (found: {found})"
+    body = pem.strip()
+    if not (body.startswith("-----BEGIN PUBLIC KEY-----") and body.endswith("-----END PUBLIC KEY-----")):
+        return "must hold exactly one PEM 'PUBLIC KEY' block and nothing else (text around the block)"
     try:
         key = load_public_key(pem)
     except ValueError as error:
-        return f"is not a PEM public key: {error}"
+        return f"is not a PEM public key: {str(error).split(' See https')[0][:120]}"
     actual = describe_public_key(key)
     if spec.kty in ("AKP", "SPKI"):
         expected = (spec.kty, spec.name if spec.kty == "AKP" else spec.spki_algorithm)
@@ -858,8 +1182,11 @@ def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> st
         return None
     expected = (spec.kty, spec.curve if spec.kty != "RSA" else key_size)
     if spec.kty == "RSA":
-        if actual[0] != "RSA" or actual[1] < 2048:
-            return f"holds a {actual[0]} {actual[1]} key; {spec.name} needs an RSA key of at least 2048 bits"
+        if actual[0] != "RSA":
+            return f"holds a {actual[0]} {actual[1]} key; {spec.name} needs an RSA key of {key_size} bits"
+        if actual[1] != key_size:
+            return (f"holds an RSA {actual[1]} key but the keyset's keySize is {key_size};"
+                    f" set keySize: {actual[1]} or give an RSA {key_size} key")
         return None
     if actual != expected:
         return f"holds a {actual[0]} {actual[1]} key; {spec.name} needs {expected[0]} {expected[1]}"

@@ -70,8 +70,9 @@ REQUIRED_TIMES: dict[State, tuple[str, ...]] = {
     State.PENDING: (),
     State.ACTIVE: ("activatedAt",),
     State.RETIRING: ("activatedAt", "retiringAt"),
-    State.RETIRED: ("retiredAt",),
-    State.DESTROYED: ("retiredAt", "destroyedAt"),
+    # Only a retiring generation retires: it was active, so it has signed (and stopped).
+    State.RETIRED: ("activatedAt", "retiringAt", "retiredAt"),
+    State.DESTROYED: ("activatedAt", "retiringAt", "retiredAt", "destroyedAt"),
     State.REVOKED: ("revokedAt",),
 }
 FORBIDDEN_TIMES: dict[State, tuple[str, ...]] = {

@@ -41,6 +41,8 @@ GENERATION_PURPOSE = "purpose"
 FIRST_PUBLISHED = "first_published"
 """Per kid, when the publisher first wrote it (RFC 3339)."""
 
+DEBUG_VARIABLE = "KEY_ROTATION_DEBUG"
+"""Set (to anything) to keep tracebacks and error causes: the commands, the publisher."""
 NOW_VARIABLE = "KEY_ROTATION_NOW"
 """Pins the clock (RFC 3339) of the publisher, the deployment record and the policy pack."""
 

@@ -15,14 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
-
+from . import times
 from .commands import Publications
 from .config import StackConfig
 from .documents import KID_FORMATS
 from .published import DocumentSeen, first_published
-
-_TIME = TypeAdapter(AwareDatetime)
 
 
 class OutputsError(Exception):
@@ -91,10 +88,11 @@ def _record(summary: dict[str, Any], source: str, stack_keyset) -> Publications:
         recorded: dict[str, datetime] = {}
         for kid, text in (document.get("firstPublished") or {}).items():
             try:
-                recorded[kid] = _TIME.validate_python(text)
-            except ValidationError:
+                # The stack file's rule: no Unix numbers, no year 9999 that overflows later.
+                recorded[kid] = times.parse(text)
+            except times.TimeError as error:
                 raise OutputsError(
-                    f"{source}: documents.{target}.firstPublished.{kid}: not an RFC 3339 time: {text!r}"
+                    f"{source}: documents.{target}.firstPublished.{kid}: {str(error).removeprefix('is ')}"
                 ) from None
         if document.get("firstPublished") is None:
             continue  # no publisher record (a ConfigMap target)
@@ -104,10 +102,10 @@ def _record(summary: dict[str, Any], source: str, stack_keyset) -> Publications:
     for gid, entries in (summary.get("deployments") or {}).items():
         for i, entry in enumerate(entries or []):
             try:
-                at = _TIME.validate_python(entry.get("at"))
-            except ValidationError:
+                at = times.parse(entry.get("at"))
+            except times.TimeError as error:
                 raise OutputsError(
-                    f"{source}: deployments.{gid}[{i}].at: not an RFC 3339 time: {entry.get('at')!r}"
+                    f"{source}: deployments.{gid}[{i}].at: {str(error).removeprefix('is ')}"
                 ) from None
             deployed.setdefault(str(gid), {})[str(entry.get("state"))] = at  # the latest wins
             first_deployed.setdefault(str(gid), at)

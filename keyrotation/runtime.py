@@ -24,8 +24,12 @@ Python's defaults (1,000 keysets: 511 MB against 520 MB; with collection off ent
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .names import DEBUG_VARIABLE
 
 THRESHOLDS = (100_000, 100, 100_000)
 """gc.set_threshold(gen0, gen1, gen2) while the program registers (Python's default: 700, 10, 10)."""
@@ -48,3 +52,16 @@ def garbage_collection_tuned() -> Iterator[None]:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def provider_errors_in_one_line() -> None:
+    """In the dynamic-provider process the engine starts (``python -m pulumi.dynamic``), the SDK
+    reports every provider exception as ``traceback.format_exc()``. Without stack frames that is
+    the exception's own line (``PublishError: s3://...: write failed: ...``), which the provider
+    methods make say target, operation and cause. ``KEY_ROTATION_DEBUG`` keeps the traceback; no
+    other process (the program, the commands, the tests' harness) is touched.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "pulumi.dynamic.__main__" and not os.environ.get(DEBUG_VARIABLE):
+        sys.tracebacklimit = 0

@@ -3,24 +3,29 @@
 ruamel.yaml finds where each generation, key and value sits (line and column), but the edit is
 made in the file's own text: re-emitting the document would re-indent sequences and re-wrap flow
 mappings, and a rotation PR must show only the lines it changes. After editing, the new text is
-parsed again and validated with :func:`keyrotation.config.from_config_map`; it is written only if
-it is valid and says exactly what the command computed, atomically (temporary file, fsync,
-rename). On any error the file is left byte for byte as it was.
+parsed again and validated with :func:`keyrotation.config.load` (the program's validator too); it
+is written only if it is valid and says exactly what the command computed, atomically (temporary
+file, fsync, rename), under the file's edit lock (:func:`locked`). CRLF files stay CRLF. On any
+error the file is left byte for byte as it was.
 
-Speed (docs/design.md): the file is read with libyaml (:mod:`keyrotation.stackyaml`, same meaning
-as ruamel's safe loader), once for a command that only reads, and once more to verify an edit.
-ruamel's round trip, which finds where things sit, is given only the edited keyset's lines when
-they can be cut out cleanly (the whole file otherwise).
+Speed (docs/design.md): the file is read with libyaml (:mod:`keyrotation.stacktext` over
+:mod:`keyrotation.stackyaml`, same meaning as ruamel's safe loader), once for a command that only
+reads, and once more to verify an edit. ruamel's round trip, which finds where things sit, is given
+only the edited keyset's lines when they can be cut out cleanly (the whole file otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import io
 import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +35,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from . import stackyaml
-from .config import PROJECT, ConfigError, StackConfig, from_config_map
+from . import stacktext, stackyaml
+from .config import PROJECT, ConfigError, StackConfig, load
 from .lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
 from .times import format_time
 
@@ -87,12 +92,48 @@ class AppendEntry:
 Edit = SetField | AddGeneration | AppendEntry
 
 
+LOCK_TIMEOUT_SECONDS = 30.0
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the stack file's edit lock (``.<name>.lock`` beside it) from the read to the rename.
+
+    Every command that edits the file takes it, so two concurrent edits are serialized and the
+    second one reads what the first one wrote: no edit is lost.
+    """
+    path = Path(path)
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StackFileError(f"{path.name}: cannot create the edit lock {lock_path.name}: {error.strerror}") \
+            from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    raise StackFileError(
+                        f"{path.name}: another command has been editing it for {timeout:.0f} s"
+                        f" (lock {lock_path.name}); not written, run it again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
 class StackFile:
     """One stack file: its bytes as read, its round-trip tree and its validated config."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, now: datetime | None = None):
         self.path = Path(path)
         self.name = self.path.name
+        self.now = now
         try:
             self.raw = self.path.read_bytes()
         except OSError as error:
@@ -100,7 +141,7 @@ class StackFile:
         try:
             self.text = self.raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise StackFileError(f"{self.name}: not UTF-8 text ({error})") from None
+            raise StackFileError(f"{self.name}: not UTF-8 text (byte {error.start})") from None
         self.config: StackConfig
         self.config, self._node = self._read(self.text)
         self._tree: CommentedMap | None = None
@@ -125,15 +166,10 @@ class StackFile:
         return tree
 
     def _read(self, text: str) -> tuple[StackConfig, Any]:
-        """The validated config, and the composed YAML node that says where each value sits."""
-        try:
-            document, node = stackyaml.load(text)
-        except stackyaml.YAMLError as error:
-            raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
-        document = document or {}
-        if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-            raise StackFileError(f"{self.name}: has no 'config:' mapping")
-        return from_config_map(document["config"], stack_file=self.name, from_file=True), node
+        """The validated config (the one validator, strict YAML first), and the composed node that
+        says where each value sits."""
+        parsed = stacktext.parse(text, self.name)
+        return load(self.name, parsed=parsed, now=self.now), parsed.node
 
     def _validate(self, text: str) -> StackConfig:
         return self._read(text)[0]
@@ -145,6 +181,10 @@ class StackFile:
         edits = list(edits)
         if self._edited is not None and self._edited[0] == edits:
             return self._edited[1]  # a command shows its edit and then writes it: edit once
+        if "\r\n" in self.text:
+            text = self._edited_crlf(edits)
+            self._edited = (edits, text)
+            return text
         region = self._region({e.keyset for e in edits})
         start, end = region if region is not None else (0, len(self.text))
         part = self.text[start:end]
@@ -160,6 +200,15 @@ class StackFile:
         text = self.text[:start] + part + self.text[end:]
         self._edited = (edits, text)
         return text
+
+    def _edited_crlf(self, edits: list[Edit]) -> str:
+        """A CRLF file: edited as LF text (the whole file), its line endings put back after."""
+        if self.text.count("\r\n") != self.text.count("\n"):
+            raise StackFileError(f"{self.name}: mixes CRLF and LF line endings; give it one kind, then run it again")
+        text = self.text.replace("\r\n", "\n")
+        for edit in edits:
+            text = _Editor(text, self._load(text), self.name, 0).apply(edit)
+        return text.replace("\n", "\r\n")
 
     def _region(self, keysets: set[str]) -> tuple[int, int] | None:
         """Where the one keyset ``keysets`` names sits in the text: whole lines, its key first.
@@ -277,9 +326,27 @@ class _Editor:
 
     # -- scalars ----------------------------------------------------------------------------
 
-    def value_end(self, line: int, col: int, flow: bool) -> int:
-        """Offset just after the scalar value starting at (line, col)."""
-        return self.end_at(self.offset(line, col), flow)
+    def value_end(self, line: int, col: int, flow: bool, block_key_col: int | None = None) -> int:
+        """Offset just after the scalar value starting at (line, col).
+
+        ``block_key_col``: the column of the value's key, to read (never to edit) a block scalar.
+        """
+        start = self.offset(line, col)
+        if block_key_col is not None and not flow and self.text[start:start + 1] in ("|", ">"):
+            return self._block_scalar_end(line, block_key_col)
+        return self.end_at(start, flow)
+
+    def _block_scalar_end(self, line: int, key_col: int) -> int:
+        """The end of a ``|``/``>`` scalar whose indicator is on ``line``: its lines are indented past the key."""
+        last = line
+        for i in range(line + 1, len(self.lines)):
+            content = self.lines[i].rstrip("\r\n")
+            if not content.strip():
+                continue
+            if len(content) - len(content.lstrip(" ")) <= key_col:
+                break
+            last = i
+        return self.starts[last] + len(self.lines[last].rstrip("\r\n"))
 
     def end_at(self, start: int, flow: bool) -> int:
         text = self.text
@@ -330,8 +397,8 @@ class _Editor:
     def raw_value(self, node: CommentedMap, key: str) -> str | None:
         if key not in node:
             return None
-        _, _, line, col = node.lc.data[key]
-        return self.text[self.offset(line, col):self.value_end(line, col, node.fa.flow_style())]
+        _, key_col, line, col = node.lc.data[key]
+        return self.text[self.offset(line, col):self.value_end(line, col, node.fa.flow_style(), key_col)]
 
     def style_like(self, node: CommentedMap, key: str, siblings: Sequence[CommentedMap]) -> str | None:
         """The raw text of a comparable value: the same key, else another time, in this or a sibling."""

@@ -17,9 +17,9 @@ from typing import Any, get_args
 
 from pulumi_policy import PolicyConfigSchema
 
-from keyrotation import algorithms, names
+from keyrotation import algorithms, names, times
 from keyrotation.lifecycle import Timings, default_warn_days
-from keyrotation.metadata import format_time, parse_time
+from keyrotation.metadata import format_time
 from policy import stack_config
 
 NOW_VARIABLE = names.NOW_VARIABLE
@@ -167,13 +167,13 @@ def evaluation_time(config: Mapping[str, Any]) -> datetime:
                          (f"${NOW_VARIABLE}", os.environ.get(NOW_VARIABLE))):
         if text:
             try:
-                value = parse_time(str(text))
-            except ValueError:
+                # The program's and the commands' one time rule: strict RFC 3339, in range.
+                return times.parse(str(text))
+            except times.TimeError as error:
+                if "needs a timezone" in str(error):
+                    raise ValueError(f"{source} is {text!r}: give a time zone (e.g. a trailing Z)") from None
                 raise ValueError(f"{source} is {text!r}, not an RFC 3339 time such as"
                                  " 2026-11-23T12:00:00Z") from None
-            if value.tzinfo is None:
-                raise ValueError(f"{source} is {text!r}: give a time zone (e.g. a trailing Z)")
-            return value
     return datetime.now(UTC)
 
 

@@ -626,7 +626,7 @@ def test_editing_commands_print_their_changes_as_json(stack):
 def test_a_generation_id_the_contract_does_not_allow_is_refused(stack):
     code, _, err = run(stack, "rotate", "atlas-gateway", "--id", "x" * 64)
     assert code == 1
-    assert "cannot add it: id: String should have at most 63 characters" in err
+    assert "generation id 'xxxx" in err and "is longer than 63 characters; use 1 to 63 ASCII letters" in err
     assert stack.read_text() == STACK
 
 
@@ -651,7 +651,18 @@ def test_malformed_outputs_are_reported_with_the_file_and_the_field(stack, tmp_p
     assert code == 1
     assert err.getvalue() == (
         f"error: keyset 'atlas-gateway': {outputs}: documents.file://published/atlas/.well-known/jwks.json"
-        ".firstPublished.atlas-2026-11-25: not an RFC 3339 time: 'soon'\n")
+        ".firstPublished.atlas-2026-11-25: not an RFC 3339 time: 'soon' (write e.g. 2026-11-23T09:00:00Z)\n")
+
+
+def test_a_first_published_time_out_of_range_is_refused_not_overflowed(stack, tmp_path):
+    rotated(stack)
+    for bad in ("9999-12-31T23:59:59Z", 1700000000):
+        outputs = outputs_file(tmp_path, {"atlas-2026-11-25": bad})
+        err = io.StringIO()
+        code = main(["plan", "--file", str(stack), "--outputs", str(outputs), "--now", NOW],
+                    out=io.StringIO(), err=err)
+        assert code == 1 and "firstPublished.atlas-2026-11-25" in err.getvalue(), err.getvalue()
+        assert "internal error" not in err.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------

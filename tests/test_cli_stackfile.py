@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyrotation import commands
-from keyrotation.config import load_stack_file
+from keyrotation.config import ConfigError, load_stack_file
 from keyrotation.lifecycle import State
 from keyrotation.stackfile import AddGeneration, SetField, StackFile, StackFileError
 
@@ -164,10 +164,10 @@ def test_a_value_written_as_a_block_scalar_is_not_edited_blindly(tmp_path):
 def test_not_yaml_and_no_config_are_reported_with_the_file_name(tmp_path):
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config: [unclosed\n")
-    with pytest.raises(StackFileError, match="Pulumi.x.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"Pulumi.x.yaml: .*\n  - not valid YAML: did not find expected ',' or ']'"):
         StackFile(path)
     path.write_text("encryptionsalt: abc\n")
-    with pytest.raises(StackFileError, match="Pulumi.x.yaml: has no 'config:' mapping"):
+    with pytest.raises(ConfigError, match="Pulumi.x.yaml: .*\n  - has no 'config:' mapping"):
         StackFile(path)
     with pytest.raises(StackFileError, match="cannot read the stack file"):
         StackFile(tmp_path / "Pulumi.missing.yaml")
@@ -252,7 +252,7 @@ def test_the_fast_reader_reads_the_shipped_stack_files_as_ruamel_does(path):
 def test_duplicate_keys_are_refused_naming_the_file_and_the_key(tmp_path, text):
     path = tmp_path / "Pulumi.dup.yaml"
     path.write_text(text)
-    with pytest.raises(StackFileError, match=r"(?s)Pulumi.dup.yaml: not valid YAML: .*found duplicate key '.*'"):
+    with pytest.raises(ConfigError, match=r"(?s)Pulumi.dup.yaml: .*: duplicate key '.*' \(first at line \d\)"):
         StackFile(path)
 
 
@@ -298,7 +298,7 @@ def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with
 
     from ruamel.yaml import YAML
 
-    from keyrotation import cli, stackyaml
+    from keyrotation import cli, stacktext
 
     monkeypatch.chdir(tmp_path)  # `timeline` writes its SVG beside the caller
     path = tmp_path / "Pulumi.dev.yaml"
@@ -306,8 +306,9 @@ def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with
     (tmp_path / "Pulumi.yaml").write_bytes((PROJECT / "Pulumi.yaml").read_bytes())
     size = len(path.read_text())
     fast, slow = [], []
-    real_load, real_ruamel = stackyaml.load, YAML.load
-    monkeypatch.setattr(stackyaml, "load", lambda text: fast.append(len(text)) or real_load(text))
+    # stacktext.parse: the one strict read (libyaml) the validator and the editor share.
+    real_load, real_ruamel = stacktext.parse, YAML.load
+    monkeypatch.setattr(stacktext, "parse", lambda text, name: fast.append(len(text)) or real_load(text, name))
     monkeypatch.setattr(YAML, "load", lambda self, text: slow.append(len(text)) or real_ruamel(self, text))
     common = ["--project-dir", str(tmp_path), "--stack", "dev", "--no-outputs", "--now", "2026-12-01T09:00:00Z"]
     for command in (["status"], ["plan"], ["timeline"]):

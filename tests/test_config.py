@@ -237,7 +237,9 @@ def test_external_public_key_must_match_the_algorithm():
 
 
 def test_external_public_key_of_the_right_curve_is_accepted():
-    config = parse(external(pem(ec.generate_private_key(ec.SECP256R1()))), stack_file="Pulumi.test.yaml")
+    data = external(pem(ec.generate_private_key(ec.SECP256R1())))
+    data["keysets"]["gw"]["generations"][1]["publicKeyPem"] = pem(ec.generate_private_key(ec.SECP256R1()))
+    config = parse(data, stack_file="Pulumi.test.yaml")
     assert config.keysets["gw"].backend == "external"
 
 

@@ -94,7 +94,7 @@ def test_one_owner_per_secret_env_var_and_configmap():
         "- keyset 'two', field 'consumers[1]': env var 'KEY_ID' of aether/app (container 'app') is already"
         " delivered by keyset 'one'",
         "- keyset 'two', field 'publish[0].target': target 'configmap://aether/history' is already published"
-        " by keyset 'one'",
+        " by keyset 'one'; two publications cannot share a target (one document would replace the other)",
     ]
 
 

@@ -87,7 +87,7 @@ def test_cloud_kms_cannot_hold_ml_dsa_but_aws_kms_can():
     spec = algorithms.ALGORITHMS["ML-DSA-65"]
     assert (spec.aws_key_spec, spec.aws_signing_algorithm) == ("ML_DSA_65", "ML_DSA_SHAKE_256")
     keyset = {"purpose": "sign", "algorithm": "ML-DSA-65", "backend": "gcp-kms", "profile": "pqc",
-              "gcp": {"location": "global", "keyRing": "r", "project": "p"}, "generations": GENERATIONS[1:2]}
+              "gcp": {"location": "global", "keyRing": "r", "project": "stellaops-dev"}, "generations": GENERATIONS[1:2]}
     with pytest.raises(config.ConfigError, match="gcp-kms cannot hold ML-DSA-65: pulumi-gcp 10.2 lists no"):
         config.from_config_map({"key-rotation:environment": "dev", "key-rotation:keysets": {"pq": keyset}},
                                stack_file="Pulumi.dev.yaml")

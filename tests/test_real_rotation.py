@@ -112,3 +112,16 @@ def test_an_invalid_stack_file_stops_the_engine_with_the_message_and_no_tracebac
     assert "field 'defaults.maxAgeDays'" in output
     assert "Traceback" not in output
     assert project.export()["deployment"].get("resources") in (None, []), "nothing was registered"
+
+
+def test_a_publishing_failure_is_one_line_naming_the_target_under_the_engine(project):
+    (project.dir / JWKS).mkdir(parents=True)  # a directory where the JWKS belongs
+    done = project.pulumi("up", "--yes", "--skip-preview", "--stack", "dev", check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    failure = [line for line in output.splitlines() if f"file://{JWKS}" in line and "error" in line.lower()]
+    assert failure, output
+    assert "Traceback" not in output and 'File "' not in output, output
+    assert "is a directory" in failure[0] or "not a file" in failure[0], failure
+    # Nothing was written into, or removed from, what stands where the JWKS belongs.
+    assert (project.dir / JWKS).is_dir() and not any((project.dir / JWKS).iterdir())

@@ -20,6 +20,12 @@ settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=300, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# `random`: the CI budget with a random seed (`HYPOTHESIS_PROFILE=random pytest -m property
+# --hypothesis-seed=N` reproduces a run); `long`: many examples, random seed (the nightly job).
+settings.register_profile(
+    "random", derandomize=False, deadline=None, max_examples=300, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile(
     "long", derandomize=False, deadline=None, max_examples=5000, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],

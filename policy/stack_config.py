@@ -31,6 +31,12 @@ def receive(*, stack: str, project: str, config: dict[str, str]) -> None:
     _parsed.clear()
 
 
+def forget() -> None:
+    """As in a pack process that has had no ConfigureStack yet."""
+    _received.clear()
+    _parsed.clear()
+
+
 def _config() -> dict[str, str] | None:
     if "config" in _received:
         return _received["config"]

@@ -241,3 +241,40 @@ def test_kms_keys_without_rotation_metadata_are_reported_as_unmanaged_with_their
 def test_a_key_whose_tags_are_unknown_in_a_preview_is_not_called_unmanaged():
     key = stack_resource(AWS_KEY, {"tags": {"key-rotation:keyset": UNKNOWN_STRING_VALUE}})
     assert violations(key_age.unmanaged_key, stack_args([key], CONFIG)) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack's own limits (from the engine's ConfigureStack), held to the policy config's ceiling
+
+
+@pytest.fixture
+def stack_with_gateway_limit():
+    """The stack config the engine hands the pack, with the gateway's own maxAgeDays set by a test."""
+    import json
+
+    from policy import stack_config
+    from tests.project import stack_config as shipped
+
+    def configure(max_age_days: int) -> None:
+        config = shipped("dev")
+        config["key-rotation:keysets"]["atlas-gateway"].update(maxAgeDays=max_age_days, warnDays=2)
+        stack_config.receive(stack="dev", project="key-rotation",
+                             config={k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+
+    yield configure
+    stack_config.forget()
+
+
+def test_a_keyset_is_judged_by_its_own_stack_limit_under_the_ceiling(stack_with_gateway_limit):
+    stack_with_gateway_limit(7)
+    found = messages(key_age.key_max_age, resource_args(SOFTWARE_KEY, software_key(meta(8)), config=CONFIG))
+    assert len(found) == 1
+    assert "maximum age is 7 days (Pulumi.dev.yaml keysets.atlas-gateway)" in found[0]
+    assert "--stack dev" in found[0]
+
+
+def test_a_stack_file_cannot_raise_a_keyset_past_the_environment_ceiling(stack_with_gateway_limit):
+    stack_with_gateway_limit(400)
+    found = messages(key_age.key_max_age, resource_args(SOFTWARE_KEY, software_key(meta(100)), config=CONFIG))
+    assert len(found) == 1
+    assert "maximum age is 90 days (policy config maxAgeDays)" in found[0]

@@ -1,7 +1,7 @@
-"""``python -m keyrotation``: the rotation commands (see keyrotation.cli)."""
+"""``python -m keyrotation``: the rotation commands (see keyrotation.commands.cli)."""
 
 import sys
 
-from keyrotation.cli import main
+from keyrotation.commands.cli import main
 
 sys.exit(main())

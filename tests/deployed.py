@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from keyrotation import documents, lifecycle
-from keyrotation.commands import Publications, kid_of
+from keyrotation.commands.outputs import records
+from keyrotation.commands.transitions import Publications, kid_of
 from keyrotation.config import ConfigError, StackConfig, load_stack_file
 from keyrotation.lifecycle import PUBLISHED_STATES
-from keyrotation.outputs import records
 from keyrotation.times import format_time
 
 

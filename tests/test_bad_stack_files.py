@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keyrotation import cli, config
+from keyrotation import config
+from keyrotation.commands import cli
 from tests.corpus.build import CORPUS, build
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

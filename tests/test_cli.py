@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from keyrotation.cli import main
+from keyrotation.commands.cli import main
 from keyrotation.config import load_stack_file
 from keyrotation.lifecycle import State
 from tests.deployed import write_outputs
@@ -672,7 +672,7 @@ def test_a_first_published_time_out_of_range_is_refused_not_overflowed(stack, tm
 def test_an_edit_with_now_in_the_future_is_refused_but_reports_and_dry_runs_may_look_ahead(stack, monkeypatch):
     from datetime import UTC, datetime
 
-    from keyrotation import cli
+    from keyrotation.commands import cli
 
     monkeypatch.setattr(cli, "wall_clock", lambda: datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     before = stack.read_bytes()
@@ -726,7 +726,7 @@ def test_retire_counts_the_overlap_from_when_the_promote_was_deployed(stack, tmp
 
 
 def datetime_of(text: str):
-    from keyrotation.cli import parse_time
+    from keyrotation.commands.cli import parse_time
 
     return parse_time(text, "test")
 

@@ -32,7 +32,7 @@ ARTIFACTS = ("timeline-dev.svg",)
 
 
 def _run(command: str, cwd: Path) -> str:
-    from keyrotation import cli, outputs
+    from keyrotation.commands import cli, outputs
 
     argv = shlex.split(command)
     assert argv[0] == "key-rotation", command

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from keyrotation import commands
+from keyrotation.commands import transitions
+from keyrotation.commands.stackfile import AddGeneration, SetField, StackFile, StackFileError
 from keyrotation.config import ConfigError, load_stack_file
 from keyrotation.lifecycle import State
-from keyrotation.stackfile import AddGeneration, SetField, StackFile, StackFileError
 
 BLOCK = """\
 config:
@@ -48,7 +48,7 @@ def block(tmp_path: Path) -> Path:
 
 def test_block_style_generations_get_block_style_edits_and_keep_comments(block):
     f = StackFile(block)
-    result = commands.rotate(f.config, "secrets-service", now=T, generation_id="q1-2027")
+    result = transitions.rotate(f.config, "secrets-service", now=T, generation_id="q1-2027")
     f.write(result.edits, result.stack)
     text = block.read_text()
     assert text == BLOCK.replace(
@@ -65,12 +65,12 @@ def test_block_style_rollbacks_append_block_history_and_remove_nothing(block):
 
     f = StackFile(block)
     # a month after the q4 promote: no rotation under way, so only --force rolls back
-    with pytest.raises(commands.CommandError, match="no rotation is under way|the rotation is over"):
-        commands.rollback(f.config, "secrets-service", now=T)
-    result = commands.rollback(f.config, "secrets-service", now=T, force=True)
+    with pytest.raises(transitions.CommandError, match="no rotation is under way|the rotation is over"):
+        transitions.rollback(f.config, "secrets-service", now=T)
+    result = transitions.rollback(f.config, "secrets-service", now=T, force=True)
     f.write(result.edits, result.stack)
     f = StackFile(block)
-    result = commands.rollback(f.config, "secrets-service", now=T + timedelta(minutes=1), force=True)
+    result = transitions.rollback(f.config, "secrets-service", now=T + timedelta(minutes=1), force=True)
     f.write(result.edits, result.stack)
     assert block.read_text() == BLOCK.replace(
         "          retiringAt: '2026-11-02T10:00:00Z'   # the q4 promote\n",
@@ -129,7 +129,7 @@ def test_ids_that_would_not_read_back_as_text_are_quoted(tmp_path):
 def test_the_file_keeps_its_mode_and_no_temporary_file_is_left(block):
     os.chmod(block, 0o640)
     f = StackFile(block)
-    result = commands.rotate(f.config, "secrets-service", now=T)
+    result = transitions.rotate(f.config, "secrets-service", now=T)
     f.write(result.edits, result.stack)
     assert stat.S_IMODE(block.stat().st_mode) == 0o640
     assert [p.name for p in block.parent.iterdir()] == [block.name]
@@ -137,7 +137,7 @@ def test_the_file_keeps_its_mode_and_no_temporary_file_is_left(block):
 
 def test_a_file_changed_on_disk_meanwhile_is_not_overwritten(block):
     f = StackFile(block)
-    result = commands.rotate(f.config, "secrets-service", now=T)
+    result = transitions.rotate(f.config, "secrets-service", now=T)
     block.write_text(BLOCK + "# someone else's edit\n")
     with pytest.raises(StackFileError, match="changed on disk while the command ran; not written"):
         f.write(result.edits, result.stack)
@@ -146,8 +146,8 @@ def test_a_file_changed_on_disk_meanwhile_is_not_overwritten(block):
 
 def test_an_edit_that_does_not_read_back_as_intended_is_not_written(block):
     f = StackFile(block)
-    result = commands.rotate(f.config, "secrets-service", now=T)
-    other = commands.rotate(f.config, "secrets-service", now=T, generation_id="other")
+    result = transitions.rotate(f.config, "secrets-service", now=T)
+    other = transitions.rotate(f.config, "secrets-service", now=T, generation_id="other")
     with pytest.raises(StackFileError, match="does not read back as the intended change"):
         f.write(result.edits, other.stack)
     assert block.read_text() == BLOCK
@@ -185,8 +185,8 @@ def test_the_shipped_dev_stack_round_trips_through_a_rotation(tmp_path):
             continue
         f = StackFile(path)
         try:
-            result = commands.rotate(f.config, name, now=T, generation_id=f"{name}-next")
-        except commands.CommandError:
+            result = transitions.rotate(f.config, name, now=T, generation_id=f"{name}-next")
+        except transitions.CommandError:
             continue  # a keyset the contract does not let rotate as it stands (e.g. a fixed kid)
         f.write(result.edits, result.stack)
     after = path.read_text().splitlines()
@@ -267,13 +267,13 @@ def _every_edit(f: StackFile):
     for name, keyset in f.config.keysets.items():
         retiring = [g.id for g in keyset.generations if g.state is State.RETIRING]
         for run in (
-            lambda name=name: commands.rotate(f.config, name, now=T, generation_id=f"{name}-next"),
-            lambda name=name: commands.promote(f.config, name, now=T, force=True),
-            lambda name=name, retiring=retiring: commands.retire(f.config, name, retiring[0], now=T, force=True),
+            lambda name=name: transitions.rotate(f.config, name, now=T, generation_id=f"{name}-next"),
+            lambda name=name: transitions.promote(f.config, name, now=T, force=True),
+            lambda name=name, retiring=retiring: transitions.retire(f.config, name, retiring[0], now=T, force=True),
         ):
             try:
                 yield name, run()
-            except (commands.CommandError, IndexError):
+            except (transitions.CommandError, IndexError):
                 continue
 
 
@@ -298,7 +298,8 @@ def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with
 
     from ruamel.yaml import YAML
 
-    from keyrotation import cli, stacktext
+    from keyrotation import stacktext
+    from keyrotation.commands import cli
 
     monkeypatch.chdir(tmp_path)  # `timeline` writes its SVG beside the caller
     path = tmp_path / "Pulumi.dev.yaml"

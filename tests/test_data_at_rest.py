@@ -19,8 +19,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from keyrotation import commands
-from keyrotation.commands import CommandError
+from keyrotation.commands import transitions
+from keyrotation.commands.transitions import CommandError
 from keyrotation.config import StackConfig, parse
 from keyrotation.lifecycle import PUBLISHED_STATES, State
 from tests.deployed import deployed
@@ -115,17 +115,17 @@ def run(steps, cache, skew, lifetime, retention, *, force=False) -> tuple[StackC
         record = deployed(stack, KS)
         try:
             if op == "rotate":
-                result = commands.rotate(stack, KS, now=now, generation_id=f"g{n}")
+                result = transitions.rotate(stack, KS, now=now, generation_id=f"g{n}")
             elif op == "promote":
-                result = commands.promote(stack, KS, now=now, record=record, force=force)
+                result = transitions.promote(stack, KS, now=now, record=record, force=force)
             elif op == "rollback":
-                result = commands.rollback(stack, KS, now=now, record=record, force=force)
+                result = transitions.rollback(stack, KS, now=now, record=record, force=force)
             elif op == "rewrapped":
-                result = commands.rewrapped(stack, KS, target, by="ops", now=now, record=record, force=force)
+                result = transitions.rewrapped(stack, KS, target, by="ops", now=now, record=record, force=force)
             elif op == "retire":
-                result = commands.retire(stack, KS, target, now=now, record=record, force=force)
+                result = transitions.retire(stack, KS, target, now=now, record=record, force=force)
             else:
-                result = commands.restore(stack, KS, target, now=now)
+                result = transitions.restore(stack, KS, target, now=now)
         except CommandError:
             continue
         if op == "rewrapped":
@@ -160,24 +160,24 @@ def test_the_simulation_finds_data_orphaned_by_a_forced_retirement():
 
 def test_retirement_waits_for_the_rewrap_or_the_retention_and_says_why():
     stack = keyset(5, 1, 60, None)
-    stack = commands.rotate(stack, KS, now=at(10), generation_id="g1").stack
-    stack = commands.promote(stack, KS, now=at(16), record=deployed(stack, KS)).stack
+    stack = transitions.rotate(stack, KS, now=at(10), generation_id="g1").stack
+    stack = transitions.promote(stack, KS, now=at(16), record=deployed(stack, KS)).stack
     with pytest.raises(CommandError) as refused:
-        commands.retire(stack, KS, "g0", now=at(16 + 200), record=deployed(stack, KS))
+        transitions.retire(stack, KS, "g0", now=at(16 + 200), record=deployed(stack, KS))
     message = str(refused.value)
     assert "ciphertext stored under it stays encrypted under it until it is re-encrypted" in message
     assert "signatures" not in message and "pods can no longer decrypt" in message
     # a re-encryption confirmed before every writer switched does not count
     with pytest.raises(CommandError, match="writers may still encrypt under it until 2026-01-01T00:22:00Z"):
-        commands.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(20), record=deployed(stack, KS))
-    result = commands.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(30), record=deployed(stack, KS))
+        transitions.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(20), record=deployed(stack, KS))
+    result = transitions.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(30), record=deployed(stack, KS))
     g0 = result.stack.keysets[KS].generation("g0")
     assert [(r.at, r.by) for r in g0.rewrapped] == [(at(30), "alice@example.com")]
     stack = result.stack
-    retired = commands.retire(stack, KS, "g0", now=at(16 + 66), record=deployed(stack, KS)).stack
+    retired = transitions.retire(stack, KS, "g0", now=at(16 + 66), record=deployed(stack, KS)).stack
     assert retired.keysets[KS].generation("g0").state is State.RETIRED
     # ... and a retired generation whose material still exists decrypts again after `restore`
-    restored = commands.restore(retired, KS, "g0", now=at(100)).stack
+    restored = transitions.restore(retired, KS, "g0", now=at(100)).stack
     g0 = restored.keysets[KS].generation("g0")
     assert g0.state is State.RETIRING and [(str(s.state), s.at) for s in g0.history] == [("retiring", at(100))]
     assert g0.retired_at == at(82)
@@ -185,22 +185,22 @@ def test_retirement_waits_for_the_rewrap_or_the_retention_and_says_why():
 
 def test_with_a_declared_retention_ciphertext_expires_by_itself():
     stack = keyset(5, 1, 60, 120)
-    stack = commands.rotate(stack, KS, now=at(10), generation_id="g1").stack
-    stack = commands.promote(stack, KS, now=at(16), record=deployed(stack, KS)).stack
+    stack = transitions.rotate(stack, KS, now=at(10), generation_id="g1").stack
+    stack = transitions.promote(stack, KS, now=at(16), record=deployed(stack, KS)).stack
     # writers done at 16 + 6; stored ciphertext expires 120 minutes later
     with pytest.raises(CommandError, match="Retire allowed from 2026-01-01T02:22:00Z"):
-        commands.retire(stack, KS, "g0", now=at(100), record=deployed(stack, KS))
-    commands.retire(stack, KS, "g0", now=at(142), record=deployed(stack, KS))
+        transitions.retire(stack, KS, "g0", now=at(100), record=deployed(stack, KS))
+    transitions.retire(stack, KS, "g0", now=at(142), record=deployed(stack, KS))
 
 
 def test_messages_for_an_encrypt_keyset_speak_of_ciphertext_and_decryption():
     stack = keyset(5, 1, 60, None)
-    stack = commands.rotate(stack, KS, now=at(10), generation_id="g1").stack
+    stack = transitions.rotate(stack, KS, now=at(10), generation_id="g1").stack
     with pytest.raises(CommandError) as early:
-        commands.promote(stack, KS, now=at(12), record=deployed(stack, KS))
-    forced = commands.promote(stack, KS, now=at(12), record=deployed(stack, KS), force=True)
+        transitions.promote(stack, KS, now=at(12), record=deployed(stack, KS))
+    forced = transitions.promote(stack, KS, now=at(12), record=deployed(stack, KS), force=True)
     with pytest.raises(CommandError) as cut:
-        commands.revoke(forced.stack, KS, "g1", reason="personnel", now=at(13), record=deployed(forced.stack, KS))
+        transitions.revoke(forced.stack, KS, "g1", reason="personnel", now=at(13), record=deployed(forced.stack, KS))
     said = [str(early.value), *forced.warnings, str(cut.value)]
     assert all("signature" not in text and "verifier" not in text for text in said), said
     assert "pods whose copy predates it cannot decrypt what it encrypts" in forced.warnings[0]

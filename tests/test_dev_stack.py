@@ -264,7 +264,7 @@ def test_symmetric_keys_have_the_right_length(project, algorithm):
 def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deployed(project, monkeypatch, tmp_path):
     """rotate -> up -> promote -> up (later) -> retire: the publish lead counts from the publisher's
     record, the overlap from the deployment record of the promote, both read from the outputs."""
-    from keyrotation import cli
+    from keyrotation.commands import cli
 
     def command(*args: str, now: str) -> tuple[int, str]:
         outputs = tmp_path / "outputs.json"

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from keyrotation import cli, config, schedule, stacktext, timeline
+from keyrotation import config, stacktext
+from keyrotation.commands import cli, schedule, timeline
 from tests.project import ROOT, STACKS, copy_project
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

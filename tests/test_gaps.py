@@ -22,8 +22,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from keyrotation import commands, lifecycle
-from keyrotation.commands import CommandError, Publications
+from keyrotation import lifecycle
+from keyrotation.commands import transitions
+from keyrotation.commands.transitions import CommandError, Publications
 from keyrotation.config import StackConfig, parse
 from keyrotation.lifecycle import PUBLISHED_STATES, State, Timings, find_gaps, keyset_gaps
 
@@ -188,21 +189,21 @@ def run(steps, cache: int, skew: int, lifetime: int, *, allow_force: bool) -> tu
         try:
             if op == "rotate":
                 counter += 1
-                result = commands.rotate(stack, KEYSET, now=now, generation_id=f"g{counter}")
+                result = transitions.rotate(stack, KEYSET, now=now, generation_id=f"g{counter}")
             elif op == "promote":
-                result = commands.promote(stack, KEYSET, now=now, record=record, force=force)
+                result = transitions.promote(stack, KEYSET, now=now, record=record, force=force)
             elif op == "retire":
-                result = commands.retire(stack, KEYSET, target, now=now, force=force, record=record)
+                result = transitions.retire(stack, KEYSET, target, now=now, force=force, record=record)
             elif op == "revoke":
                 counter += 1
-                result = commands.revoke(stack, KEYSET, target, reason=reason, now=now, record=record,
+                result = transitions.revoke(stack, KEYSET, target, reason=reason, now=now, record=record,
                                          force=force, new_id=f"g{counter}")
             elif op == "rollback":
-                result = commands.rollback(stack, KEYSET, now=now, record=record, force=force)
+                result = transitions.rollback(stack, KEYSET, now=now, record=record, force=force)
             elif op == "restore":
-                result = commands.restore(stack, KEYSET, target, now=now)
+                result = transitions.restore(stack, KEYSET, target, now=now)
             else:
-                result = commands.destroy(stack, KEYSET, target, now=now, confirm=target)
+                result = transitions.destroy(stack, KEYSET, target, now=now, confirm=target)
         except CommandError:
             continue
         stack = result.stack

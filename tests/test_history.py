@@ -15,8 +15,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from keyrotation import commands, lifecycle, schedule
-from keyrotation.commands import CommandError
+from keyrotation import lifecycle
+from keyrotation.commands import schedule, transitions
+from keyrotation.commands.transitions import CommandError
 from keyrotation.config import StackConfig, parse
 from keyrotation.lifecycle import TIME_FIELDS, State
 from tests.deployed import deployed
@@ -61,21 +62,21 @@ def apply(stack: StackConfig, op: str, keyset: str, pick: int, reason: str, forc
     target = pool[pick % len(pool)].id
     record = deployed(stack, keyset)
     if op == "rotate":
-        return commands.rotate(stack, keyset, now=now, generation_id=f"g{n}")
+        return transitions.rotate(stack, keyset, now=now, generation_id=f"g{n}")
     if op == "promote":
-        return commands.promote(stack, keyset, now=now, record=record, force=force)
+        return transitions.promote(stack, keyset, now=now, record=record, force=force)
     if op == "retire":
-        return commands.retire(stack, keyset, target, now=now, record=record, force=force)
+        return transitions.retire(stack, keyset, target, now=now, record=record, force=force)
     if op == "revoke":
-        return commands.revoke(stack, keyset, target, reason=reason, now=now, record=record, force=force,
+        return transitions.revoke(stack, keyset, target, reason=reason, now=now, record=record, force=force,
                                new_id=f"g{n}")
     if op == "rollback":
-        return commands.rollback(stack, keyset, now=now, record=record, force=force)
+        return transitions.rollback(stack, keyset, now=now, record=record, force=force)
     if op == "destroy":
-        return commands.destroy(stack, keyset, target, now=now, confirm=target)
+        return transitions.destroy(stack, keyset, target, now=now, confirm=target)
     if op == "restore":
-        return commands.restore(stack, keyset, target, now=now)
-    return commands.rewrapped(stack, keyset, target, by="ops", now=now, record=record, force=force)
+        return transitions.restore(stack, keyset, target, now=now)
+    return transitions.rewrapped(stack, keyset, target, by="ops", now=now, record=record, force=force)
 
 
 def instants(before: StackConfig, after: StackConfig, keyset: str, now: datetime) -> list[datetime]:
@@ -137,11 +138,11 @@ def test_no_command_changes_the_recorded_past_or_what_valid_at_says_about_it(key
 def test_rollback_used_to_rewrite_the_past_and_now_appends_a_period():
     """The issue's case: NOT VALID at a moment between two signing periods stays NOT VALID."""
     stack = initial()
-    stack = commands.rotate(stack, SIGN, now=at(20), generation_id="g1").stack
-    stack = commands.promote(stack, SIGN, now=at(30), record=deployed(stack, SIGN)).stack
+    stack = transitions.rotate(stack, SIGN, now=at(20), generation_id="g1").stack
+    stack = transitions.promote(stack, SIGN, now=at(30), record=deployed(stack, SIGN)).stack
     question = at(34)  # after g0 stopped signing and its signer lag (3m)
     assert not schedule.valid_at(stack, SIGN, "gw-g0", question).valid
-    stack = commands.rollback(stack, SIGN, now=at(35), record=deployed(stack, SIGN)).stack
+    stack = transitions.rollback(stack, SIGN, now=at(35), record=deployed(stack, SIGN)).stack
     g0 = stack.keysets[SIGN].generation("g0")
     assert g0.state is State.ACTIVE and g0.retiring_at == at(30)
     assert [(str(s.state), s.at) for s in g0.history] == [("active", at(35))]

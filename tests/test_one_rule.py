@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from keyrotation import lifecycle, outputs
+from keyrotation import lifecycle
+from keyrotation.commands import outputs
 from keyrotation.config import from_config_map
 from keyrotation.names import KEY_GENERATION_TYPE, PUBLICATION_TYPE
 from policy import rotation
@@ -68,7 +69,7 @@ DEFINED_ONCE = {
 
 @pytest.mark.parametrize(("literal", "home"), sorted(DEFINED_ONCE.items()))
 def test_each_name_and_format_is_spelled_in_one_module(literal, home):
-    sources = [*ROOT.glob("keyrotation/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("policy/*.py"),
+    sources = [*ROOT.glob("keyrotation/**/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("policy/*.py"),
                ROOT / "__main__.py"]
     spelled = sorted(str(p.relative_to(ROOT)) for p in sources if literal in p.read_text())
     assert spelled == [home]

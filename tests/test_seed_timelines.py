@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from keyrotation import commands
-from keyrotation.commands import Publications
+from keyrotation.commands import transitions
+from keyrotation.commands.transitions import Publications
 from keyrotation.config import StackConfig, parse
 from keyrotation.lifecycle import Gap, keyset_gaps
 from tests.deployed import deployed
@@ -47,11 +47,11 @@ def _row(g: Gap) -> tuple:
 
 def gap_free_rotation(config: StackConfig, name: str, start: datetime, *, retire_after: timedelta) -> StackConfig:
     """The scheduled rotation through the commands: rotate, promote at the lead, retire after the overlap."""
-    config = commands.rotate(config, name, now=start, generation_id="next").stack
+    config = transitions.rotate(config, name, now=start, generation_id="next").stack
     lead = config.keysets[name].timings.publish_lead
     old = config.keysets[name].active.id
-    config = commands.promote(config, name, now=start + lead, record=deployed(config, name)).stack
-    return commands.retire(config, name, old, now=start + lead + retire_after, record=deployed(config, name)).stack
+    config = transitions.promote(config, name, now=start + lead, record=deployed(config, name)).stack
+    return transitions.retire(config, name, old, now=start + lead + retire_after, record=deployed(config, name)).stack
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,11 +84,11 @@ def test_gateway_runbook_rollback_removes_the_new_key_while_its_tokens_live():
     config = stack("atlas-gateway", [
         {"id": "old", "state": "active", "createdAt": t(days=-7), "activatedAt": t(days=-7, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
-    config = commands.rotate(config, "atlas-gateway", now=t(0), generation_id="new").stack
-    config = commands.promote(config, "atlas-gateway", now=t(6), record=deployed(config, "atlas-gateway")).stack
-    config = commands.rollback(config, "atlas-gateway", now=t(30), record=deployed(config, "atlas-gateway")).stack
+    config = transitions.rotate(config, "atlas-gateway", now=t(0), generation_id="new").stack
+    config = transitions.promote(config, "atlas-gateway", now=t(6), record=deployed(config, "atlas-gateway")).stack
+    config = transitions.rollback(config, "atlas-gateway", now=t(30), record=deployed(config, "atlas-gateway")).stack
     assert config.keysets["atlas-gateway"].active.id == "old"
-    config = commands.retire(config, "atlas-gateway", "new", now=t(30 + 66),
+    config = transitions.retire(config, "atlas-gateway", "new", now=t(30 + 66),
                              record=deployed(config, "atlas-gateway")).stack
     assert gaps(config) == []
 
@@ -157,7 +157,7 @@ def test_signing_profile_the_commands_rotation_has_no_gap():
         {"id": "2024", "state": "active", "createdAt": t(days=-400), "activatedAt": t(days=-395)},
     ], algorithm="ES256", publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=86400)
     config = gap_free_rotation(config, "signer-default", t(0), retire_after=timedelta(days=14))
-    config = commands.revoke(config, "signer-default", "2024", reason="superseded", now=t(days=28),
+    config = transitions.revoke(config, "signer-default", "2024", reason="superseded", now=t(days=28),
                              record=deployed(config, "signer-default")).stack
     assert gaps(config) == []
 
@@ -201,12 +201,12 @@ def test_manifest_runbook_personnel_change_one_hour_overlap_is_six_minutes_short
     config = stack("manifest-signing", [
         {"id": "old", "state": "active", "createdAt": t(days=-9), "activatedAt": t(days=-9, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
-    config = commands.rotate(config, "manifest-signing", now=t(-6), generation_id="new").stack
-    config = commands.promote(config, "manifest-signing", now=t(0), record=deployed(config, "manifest-signing")).stack
-    with pytest.raises(commands.CommandError, match="revoke it from 2026-11-30T10:06:00Z"):
-        commands.revoke(config, "manifest-signing", "old", reason="personnel", now=t(60),
+    config = transitions.rotate(config, "manifest-signing", now=t(-6), generation_id="new").stack
+    config = transitions.promote(config, "manifest-signing", now=t(0), record=deployed(config, "manifest-signing")).stack
+    with pytest.raises(transitions.CommandError, match="revoke it from 2026-11-30T10:06:00Z"):
+        transitions.revoke(config, "manifest-signing", "old", reason="personnel", now=t(60),
                         record=deployed(config, "manifest-signing"))
-    config = commands.revoke(config, "manifest-signing", "old", reason="personnel", now=t(66),
+    config = transitions.revoke(config, "manifest-signing", "old", reason="personnel", now=t(66),
                              record=deployed(config, "manifest-signing")).stack
     assert gaps(config) == []
 
@@ -216,7 +216,7 @@ def test_manifest_runbook_compromise_gaps_are_intended():
     config = stack("manifest-signing", [
         {"id": "old", "state": "active", "createdAt": t(days=-9), "activatedAt": t(days=-9, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
-    result = commands.revoke(config, "manifest-signing", "old", reason="compromise", now=t(0), new_id="new")
+    result = transitions.revoke(config, "manifest-signing", "old", reason="compromise", now=t(0), new_id="new")
     assert gaps(result.stack) == [
         ("new", "published-too-late", t(-1), t(5), True),
         ("old", "removed-too-early", t(0), t(60), True),
@@ -227,13 +227,13 @@ def test_manifest_the_commands_rotation_with_the_publishers_record_has_no_gap():
     config = stack("manifest-signing", [
         {"id": "old", "state": "active", "createdAt": t(days=-90), "activatedAt": t(days=-89)},
     ], publishMaxAgeSeconds=3600, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
-    config = commands.rotate(config, "manifest-signing", now=t(0), generation_id="new").stack
+    config = transitions.rotate(config, "manifest-signing", now=t(0), generation_id="new").stack
     record = Publications(first_published={"new": t(5)}, source="outputs")
     # the anchor reached the target at t=5m: promote waits for 61 minutes after that, not after t=0
-    with pytest.raises(commands.CommandError, match="Promote allowed from 2026-11-30T10:06:00Z"):
-        commands.promote(config, "manifest-signing", now=t(61), record=record)
-    config = commands.promote(config, "manifest-signing", now=t(66), record=record).stack
-    config = commands.retire(config, "manifest-signing", "old", now=t(66 + 60 + 60 + 1),
+    with pytest.raises(transitions.CommandError, match="Promote allowed from 2026-11-30T10:06:00Z"):
+        transitions.promote(config, "manifest-signing", now=t(61), record=record)
+    config = transitions.promote(config, "manifest-signing", now=t(66), record=record).stack
+    config = transitions.retire(config, "manifest-signing", "old", now=t(66 + 60 + 60 + 1),
                              record=deployed(config, "manifest-signing")).stack
     assert gaps(config, {"new": t(5)}) == []
 
@@ -267,13 +267,13 @@ def test_secrets_service_two_phase_rotation_through_the_commands_has_no_gap():
     ], purpose="encrypt", algorithm="A256GCM", publishMaxAgeSeconds=300, clockSkewSeconds=60,
         tokenLifetimeSeconds=3600)
     name = "secrets-service"
-    config = commands.rotate(config, name, now=t(0), generation_id="q4").stack
-    config = commands.promote(config, name, now=t(6), record=deployed(config, name)).stack
+    config = transitions.rotate(config, name, now=t(0), generation_id="q4").stack
+    config = transitions.promote(config, name, now=t(6), record=deployed(config, name)).stack
     # Secrets encrypted at rest under q3 stay under q3 until re-encrypted: the token-lifetime
     # overlap does not make its removal safe (the issue's 66-minute retirement).
-    with pytest.raises(commands.CommandError, match="ciphertext stored under it stays encrypted under it") as refused:
-        commands.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name))
+    with pytest.raises(transitions.CommandError, match="ciphertext stored under it stays encrypted under it") as refused:
+        transitions.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name))
     assert "signatures" not in str(refused.value) and "rewrapped secrets-service q3 --by NAME" in str(refused.value)
-    config = commands.rewrapped(config, name, "q3", by="oncall@aether", now=t(30), record=deployed(config, name)).stack
-    config = commands.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name)).stack
+    config = transitions.rewrapped(config, name, "q3", by="oncall@aether", now=t(30), record=deployed(config, name)).stack
+    config = transitions.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name)).stack
     assert gaps(config) == []

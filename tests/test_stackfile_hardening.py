@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keyrotation import cli
+from keyrotation.commands import cli
+from keyrotation.commands.stackfile import locked
 from keyrotation.config import load_stack_file
-from keyrotation.stackfile import locked
 from tests.test_cli_stackfile import BLOCK
 
 NOW = "2026-12-01T09:00:00Z"

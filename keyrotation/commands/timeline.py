@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
 
-from . import lifecycle
-from .config import Generation, StackConfig
-from .lifecycle import State
-from .stackfile import format_time
+from .. import lifecycle
+from ..config import Generation, StackConfig
+from ..lifecycle import State
+from ..times import format_time
 
 COLOURS = {
     State.PENDING: "#9ecae1",

@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import times
-from .commands import Publications
-from .config import StackConfig
-from .documents import KID_FORMATS
-from .published import DocumentSeen, first_published
+from .. import times
+from ..config import StackConfig
+from ..documents import KID_FORMATS
+from ..published import DocumentSeen, first_published
+from .transitions import Publications
 
 
 class OutputsError(Exception):

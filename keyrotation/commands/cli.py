@@ -20,14 +20,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import commands, material, outputs, schedule, timeline, times
-from .commands import CommandError, Publications, Result
-from .config import ConfigError
-from .lifecycle import REVOKE_REASONS, Timings, format_duration
-from .names import DEBUG_VARIABLE
-from .runtime import garbage_collection_tuned
+from .. import material, times
+from ..config import ConfigError
+from ..lifecycle import REVOKE_REASONS, Timings, format_duration
+from ..names import DEBUG_VARIABLE
+from ..runtime import garbage_collection_tuned
+from ..times import SECONDS_PER_DAY, format_time, utc_now
+from . import outputs, schedule, timeline, transitions
 from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError, locked
-from .times import SECONDS_PER_DAY, format_time, utc_now
+from .transitions import CommandError, Publications, Result
 
 """Set to 1 to see the Python traceback of an unexpected error instead of its one-line summary."""
 
@@ -259,46 +260,46 @@ def cmd_rotate(ctx: Context) -> int:
                 f"--public-key: {ctx.args.public_key} holds a PEM '{blocks[0]}' block; give the public key"
                 " only (e.g. `openssl pkey -in KEY -pubout`); nothing was written"
             )
-    return _mutate(ctx, lambda f: commands.rotate(
+    return _mutate(ctx, lambda f: transitions.rotate(
         f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem))
 
 
 def cmd_promote(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.promote(
+    return _mutate(ctx, lambda f: transitions.promote(
         f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now,
         record=ctx.record(f.config, ctx.args.keyset), force=ctx.args.force))
 
 
 def cmd_retire(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.retire(
+    return _mutate(ctx, lambda f: transitions.retire(
         f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now, force=ctx.args.force,
         record=ctx.record(f.config, ctx.args.keyset)))
 
 
 def cmd_revoke(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.revoke(
+    return _mutate(ctx, lambda f: transitions.revoke(
         f.config, ctx.args.keyset, ctx.args.generation, reason=ctx.args.reason, now=ctx.now,
         record=ctx.record(f.config, ctx.args.keyset), force=ctx.args.force, new_id=ctx.args.id))
 
 
 def cmd_rollback(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.rollback(
+    return _mutate(ctx, lambda f: transitions.rollback(
         f.config, ctx.args.keyset, now=ctx.now, record=ctx.record(f.config, ctx.args.keyset),
         force=ctx.args.force))
 
 
 def cmd_rewrapped(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.rewrapped(
+    return _mutate(ctx, lambda f: transitions.rewrapped(
         f.config, ctx.args.keyset, ctx.args.generation, by=ctx.args.by, now=ctx.now,
         record=ctx.record(f.config, ctx.args.keyset), force=ctx.args.force))
 
 
 def cmd_restore(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.restore(f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now))
+    return _mutate(ctx, lambda f: transitions.restore(f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now))
 
 
 def cmd_destroy(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: commands.destroy(
+    return _mutate(ctx, lambda f: transitions.destroy(
         f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now, confirm=ctx.args.confirm))
 
 
@@ -308,7 +309,7 @@ def cmd_destroy(ctx: Context) -> int:
 
 def _only(stack, names: Sequence[str] | None):
     for name in names or []:
-        commands.keyset_of(stack, name)
+        transitions.keyset_of(stack, name)
     return [n for n in stack.keysets if not names or n in names]
 
 
@@ -409,8 +410,8 @@ def _write_text(path: Path, text: str) -> None:
 def cmd_valid_at(ctx: Context) -> int:
     stack = ctx.load().config
     at = parse_time(ctx.args.at, "--at") if ctx.args.at else ctx.now
-    ks = commands.keyset_of(stack, ctx.args.keyset)
-    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else commands.NO_RECORD
+    ks = transitions.keyset_of(stack, ctx.args.keyset)
+    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else transitions.NO_RECORD
     v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
     code = 0 if v.valid else schedule.EXIT_NOT_VALID
     if ctx.args.json:

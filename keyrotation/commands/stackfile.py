@@ -35,10 +35,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from . import stacktext, stackyaml
-from .config import PROJECT, ConfigError, StackConfig, load
-from .lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
-from .times import format_time
+from .. import stacktext, stackyaml
+from ..config import PROJECT, ConfigError, StackConfig, load
+from ..lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
+from ..times import format_time
 
 KEYSETS = f"{PROJECT}:keysets"
 FIELD_ORDER = (

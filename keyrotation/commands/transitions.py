@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from . import lifecycle
-from .config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
-from .keys import render_kid
-from .lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
+from .. import lifecycle
+from ..config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
+from ..keys import render_kid
+from ..lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
+from ..times import format_time
 from .stackfile import AddGeneration, AppendEntry, Edit, SetField
-from .times import format_time
 
 
 class CommandError(Exception):

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import lifecycle
-from .commands import NO_RECORD, CommandError, Publications, deployed_stops, keyset_of, kid_of, retire_gate
-from .config import Generation, KeySet, StackConfig
-from .lifecycle import State, format_duration
-from .stackfile import format_time
+from .. import lifecycle
+from ..config import Generation, KeySet, StackConfig
+from ..lifecycle import State, format_duration
+from ..times import format_time
+from .transitions import NO_RECORD, CommandError, Publications, deployed_stops, keyset_of, kid_of, retire_gate
 
 EXIT_OK = 0
 EXIT_WARNING = 3

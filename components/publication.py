@@ -17,13 +17,14 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
+from keyrotation.errors import KeyRotationError
 from keyrotation.names import DEBUG_VARIABLE, NOW_VARIABLE, PUBLICATION
 from keyrotation.times import format_time, utc_now
 
 """Set to 1 to keep the cloud SDK's own traceback under a publisher error."""
 
 
-class PublishError(Exception):
+class PublishError(KeyRotationError):
     """One line naming the target, the operation and the cause: what the engine shows under the URN."""
 
 

@@ -33,6 +33,7 @@ from pydantic.alias_generators import to_camel
 
 from . import algorithms, material, metadata, stacktext, targets, times
 from . import identifiers as names
+from .errors import KeyRotationError
 from .lifecycle import (
     FORBIDDEN_TIMES,
     REQUIRED_TIMES,
@@ -362,7 +363,7 @@ def _label(text: str) -> str:
     return names.describe(text, 80)
 
 
-class ConfigError(ValueError):
+class ConfigError(KeyRotationError, ValueError):
     """The stack file is invalid; ``problems`` lists every reason."""
 
     def __init__(self, stack_file: str, problems: list[Problem]):

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from .errors import KeyRotationError
+
 PIN_ENV = "PKCS11_PIN"
 
 _CURVES = {"P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1", "secp256k1": "secp256k1"}
@@ -29,7 +31,7 @@ _LIBS: dict[str, object] = {}
 """States whose private key keeps CKA_SIGN true; retired and revoked keys can no longer sign."""
 
 
-class TokenError(RuntimeError):
+class TokenError(KeyRotationError, RuntimeError):
     """A PKCS#11 failure, said with the keyset, generation and token it concerns."""
 
 

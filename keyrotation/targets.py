@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+from .errors import KeyRotationError
+
 SCHEMES = ("file", "s3", "gs", "configmap")
 DEFAULT_PUBLISH_ROOT = "published"
 PROJECT_ENTRIES = frozenset({
@@ -32,7 +34,7 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 FORMS = "file://path, s3://bucket/key, gs://bucket/object or configmap://namespace/name"
 
 
-class TargetError(ValueError):
+class TargetError(KeyRotationError, ValueError):
     """A target the publisher refuses to touch; the message names the target and the rule."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from .errors import KeyRotationError
+
 SECONDS_PER_DAY = 86400
 
 
@@ -42,7 +44,7 @@ _RFC3339 = re.compile(
 EXAMPLE = "2026-11-23T09:00:00Z"
 
 
-class TimeError(ValueError):
+class TimeError(KeyRotationError, ValueError):
     """Not a usable time; the message says what is allowed (and never repeats a long input)."""
 
 

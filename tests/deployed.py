@@ -16,7 +16,7 @@ from typing import Any
 
 from keyrotation import documents, lifecycle
 from keyrotation.commands.outputs import records
-from keyrotation.commands.transitions import Publications, kid_of
+from keyrotation.commands.records import Publications, kid_of
 from keyrotation.config import ConfigError, StackConfig, load_stack_file
 from keyrotation.lifecycle import PUBLISHED_STATES
 from keyrotation.times import format_time

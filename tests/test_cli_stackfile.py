@@ -12,6 +12,7 @@ import pytest
 from keyrotation.commands import transitions
 from keyrotation.commands.stackfile import AddGeneration, SetField, StackFile, StackFileError
 from keyrotation.config import ConfigError, load_stack_file
+from keyrotation.errors import CommandError
 from keyrotation.lifecycle import State
 
 BLOCK = """\
@@ -65,7 +66,7 @@ def test_block_style_rollbacks_append_block_history_and_remove_nothing(block):
 
     f = StackFile(block)
     # a month after the q4 promote: no rotation under way, so only --force rolls back
-    with pytest.raises(transitions.CommandError, match="no rotation is under way|the rotation is over"):
+    with pytest.raises(CommandError, match="no rotation is under way|the rotation is over"):
         transitions.rollback(f.config, "secrets-service", now=T)
     result = transitions.rollback(f.config, "secrets-service", now=T, force=True)
     f.write(result.edits, result.stack)
@@ -186,7 +187,7 @@ def test_the_shipped_dev_stack_round_trips_through_a_rotation(tmp_path):
         f = StackFile(path)
         try:
             result = transitions.rotate(f.config, name, now=T, generation_id=f"{name}-next")
-        except transitions.CommandError:
+        except CommandError:
             continue  # a keyset the contract does not let rotate as it stands (e.g. a fixed kid)
         f.write(result.edits, result.stack)
     after = path.read_text().splitlines()
@@ -273,7 +274,7 @@ def _every_edit(f: StackFile):
         ):
             try:
                 yield name, run()
-            except (transitions.CommandError, IndexError):
+            except (CommandError, IndexError):
                 continue
 
 

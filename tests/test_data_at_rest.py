@@ -20,8 +20,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from keyrotation.commands import transitions
-from keyrotation.commands.transitions import CommandError
 from keyrotation.config import StackConfig, parse
+from keyrotation.errors import CommandError
 from keyrotation.lifecycle import PUBLISHED_STATES, State
 from tests.deployed import deployed
 

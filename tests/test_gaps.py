@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from keyrotation import lifecycle
 from keyrotation.commands import transitions
-from keyrotation.commands.transitions import CommandError, Publications
+from keyrotation.commands.records import Publications
 from keyrotation.config import StackConfig, parse
+from keyrotation.errors import CommandError
 from keyrotation.lifecycle import PUBLISHED_STATES, State, Timings, find_gaps, keyset_gaps
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

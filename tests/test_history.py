@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from keyrotation import lifecycle
 from keyrotation.commands import schedule, transitions
-from keyrotation.commands.transitions import CommandError
 from keyrotation.config import StackConfig, parse
+from keyrotation.errors import CommandError
 from keyrotation.lifecycle import TIME_FIELDS, State
 from tests.deployed import deployed
 

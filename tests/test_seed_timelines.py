@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from keyrotation.commands import transitions
-from keyrotation.commands.transitions import Publications
+from keyrotation.commands.records import Publications
 from keyrotation.config import StackConfig, parse
+from keyrotation.errors import CommandError
 from keyrotation.lifecycle import Gap, keyset_gaps
 from tests.deployed import deployed
 
@@ -203,7 +204,7 @@ def test_manifest_runbook_personnel_change_one_hour_overlap_is_six_minutes_short
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
     config = transitions.rotate(config, "manifest-signing", now=t(-6), generation_id="new").stack
     config = transitions.promote(config, "manifest-signing", now=t(0), record=deployed(config, "manifest-signing")).stack
-    with pytest.raises(transitions.CommandError, match="revoke it from 2026-11-30T10:06:00Z"):
+    with pytest.raises(CommandError, match="revoke it from 2026-11-30T10:06:00Z"):
         transitions.revoke(config, "manifest-signing", "old", reason="personnel", now=t(60),
                         record=deployed(config, "manifest-signing"))
     config = transitions.revoke(config, "manifest-signing", "old", reason="personnel", now=t(66),
@@ -230,7 +231,7 @@ def test_manifest_the_commands_rotation_with_the_publishers_record_has_no_gap():
     config = transitions.rotate(config, "manifest-signing", now=t(0), generation_id="new").stack
     record = Publications(first_published={"new": t(5)}, source="outputs")
     # the anchor reached the target at t=5m: promote waits for 61 minutes after that, not after t=0
-    with pytest.raises(transitions.CommandError, match="Promote allowed from 2026-11-30T10:06:00Z"):
+    with pytest.raises(CommandError, match="Promote allowed from 2026-11-30T10:06:00Z"):
         transitions.promote(config, "manifest-signing", now=t(61), record=record)
     config = transitions.promote(config, "manifest-signing", now=t(66), record=record).stack
     config = transitions.retire(config, "manifest-signing", "old", now=t(66 + 60 + 60 + 1),
@@ -271,7 +272,7 @@ def test_secrets_service_two_phase_rotation_through_the_commands_has_no_gap():
     config = transitions.promote(config, name, now=t(6), record=deployed(config, name)).stack
     # Secrets encrypted at rest under q3 stay under q3 until re-encrypted: the token-lifetime
     # overlap does not make its removal safe (the 66-minute retirement).
-    with pytest.raises(transitions.CommandError, match="ciphertext stored under it stays encrypted under it") as refused:
+    with pytest.raises(CommandError, match="ciphertext stored under it stays encrypted under it") as refused:
         transitions.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name))
     assert "signatures" not in str(refused.value) and "rewrapped secrets-service q3 --by NAME" in str(refused.value)
     config = transitions.rewrapped(config, name, "q3", by="oncall@aether", now=t(30), record=deployed(config, name)).stack

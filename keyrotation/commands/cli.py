@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import material, times
-from ..config import ConfigError
+from ..errors import CommandError, KeyRotationError
 from ..lifecycle import REVOKE_REASONS, Timings, format_duration
 from ..names import DEBUG_VARIABLE
 from ..runtime import garbage_collection_tuned
 from ..times import SECONDS_PER_DAY, format_time, utc_now
-from . import outputs, schedule, timeline, transitions
-from .stackfile import AddGeneration, AppendEntry, StackFile, StackFileError, locked
-from .transitions import CommandError, Publications, Result
+from . import outputs, records, schedule, timeline, transitions
+from .records import Publications
+from .stackfile import AddGeneration, AppendEntry, StackFile, locked
+from .transitions import Result
 
 """Set to 1 to see the Python traceback of an unexpected error instead of its one-line summary."""
 
@@ -59,7 +60,9 @@ and the policy pack checks it; `pulumi up` applies it.
   what is due:         status, plan, timeline
 """
 
-class UsageError(Exception):
+class UsageError(KeyRotationError):
+    """A command line that does not say what to do (exit code 2, not 1)."""
+
     pass
 
 
@@ -309,7 +312,7 @@ def cmd_destroy(ctx: Context) -> int:
 
 def _only(stack, names: Sequence[str] | None):
     for name in names or []:
-        transitions.keyset_of(stack, name)
+        records.keyset_of(stack, name)
     return [n for n in stack.keysets if not names or n in names]
 
 
@@ -410,8 +413,8 @@ def _write_text(path: Path, text: str) -> None:
 def cmd_valid_at(ctx: Context) -> int:
     stack = ctx.load().config
     at = parse_time(ctx.args.at, "--at") if ctx.args.at else ctx.now
-    ks = transitions.keyset_of(stack, ctx.args.keyset)
-    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else transitions.NO_RECORD
+    ks = records.keyset_of(stack, ctx.args.keyset)
+    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else records.NO_RECORD
     v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
     code = 0 if v.valid else schedule.EXIT_NOT_VALID
     if ctx.args.json:
@@ -590,7 +593,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return 0
     except UsageError as error:
         return _fail(args, out, err, str(error), EXIT_USAGE)
-    except (CommandError, StackFileError, ConfigError, outputs.OutputsError) as error:
+    except KeyRotationError as error:  # every project error: its message is for people
         return _fail(args, out, err, str(error), EXIT_ERROR)
     except Exception as error:  # a bug: say so in one line, the traceback only when asked for
         if os.environ.get(DEBUG_VARIABLE):

@@ -18,11 +18,12 @@ from typing import Any
 from .. import times
 from ..config import StackConfig
 from ..documents import KID_FORMATS
+from ..errors import KeyRotationError
 from ..published import DocumentSeen, first_published
-from .transitions import Publications
+from .records import Publications
 
 
-class OutputsError(Exception):
+class OutputsError(KeyRotationError):
     """The outputs cannot be read or do not have the expected shape."""
 
 

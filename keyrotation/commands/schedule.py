@@ -12,9 +12,11 @@ from typing import Any
 
 from .. import lifecycle
 from ..config import Generation, KeySet, StackConfig
+from ..errors import CommandError
 from ..lifecycle import State, format_duration
 from ..times import format_time
-from .transitions import NO_RECORD, CommandError, Publications, deployed_stops, keyset_of, kid_of, retire_gate
+from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_of
+from .transitions import retire_gate
 
 EXIT_OK = 0
 EXIT_WARNING = 3

@@ -37,6 +37,7 @@ from ruamel.yaml.error import YAMLError
 
 from .. import stacktext, stackyaml
 from ..config import PROJECT, ConfigError, StackConfig, load
+from ..errors import KeyRotationError
 from ..lifecycle import TIME_FIELDS as LIFECYCLE_TIME_FIELDS
 from ..times import format_time
 
@@ -51,7 +52,7 @@ LINE_LIMIT = 100
 TIME_FIELDS = LIFECYCLE_TIME_FIELDS
 
 
-class StackFileError(Exception):
+class StackFileError(KeyRotationError):
     """The stack file cannot be read, edited or written; the message names the file."""
 
 

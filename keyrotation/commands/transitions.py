@@ -18,58 +18,19 @@ from pydantic import ValidationError
 
 from .. import lifecycle
 from ..config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
-from ..keys import render_kid
+from ..errors import CommandError
 from ..lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
 from ..times import format_time
+from .records import (
+    NO_RECORD,
+    Publications,
+    deployed_stops,
+    deployed_switch,
+    generation_of,
+    keyset_of,
+    kid_of,
+)
 from .stackfile import AddGeneration, AppendEntry, Edit, SetField
-
-
-class CommandError(Exception):
-    """Bad input or a refused command; the message says what is wrong and what to do."""
-
-
-@dataclass(frozen=True)
-class Publications:
-    """What the publisher recorded for one keyset (from the stack outputs), per generation."""
-
-    first_published: Mapping[str, datetime] = field(default_factory=dict)
-    """When the generation was first in every document that lists key ids (the latest of them)."""
-    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Targets whose document does not list the generation yet."""
-    kids: Mapping[str, str] = field(default_factory=dict)
-    """The generation's key id as deployed (thumbprint kids are only known from the outputs)."""
-    deployed_states: Mapping[str, str] = field(default_factory=dict)
-    """The generation's state as last deployed (``pulumi up``), which may lag the stack file."""
-    deployed: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
-    """The deployment record of each switch: per generation, per state, when a `pulumi up` last
-    deployed the generation entering that state (its consumers and publications switched)."""
-    source: str | None = None
-    """Where the record came from; None: no record, times count from createdAt."""
-    unavailable: str | None = None
-    """Why there is no record (e.g. the Pulumi CLI is not installed), when there is none."""
-
-
-NO_RECORD = Publications()
-
-
-def deployed_stops(keyset: KeySet, record: Publications) -> dict[str, datetime]:
-    """Per generation, when its latest switch to retiring was deployed (for the gap check)."""
-    out = {}
-    for g in keyset.generations:
-        at = deployed_switch(record, g, State.RETIRING)
-        if at is not None:
-            out[g.id] = at
-    return out
-
-
-def deployed_switch(record: Publications, generation: Generation, state: State) -> datetime | None:
-    """When the generation's latest switch to ``state`` was deployed, if the record has it (a record
-    older than the switch in the stack file says nothing about it)."""
-    at = record.deployed.get(generation.id, {}).get(str(state))
-    entered = lifecycle.entered(generation, state)
-    if at is None or entered is None or at < entered:
-        return None
-    return at
 
 
 @dataclass
@@ -84,32 +45,6 @@ class Result:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def keyset_of(stack: StackConfig, name: str) -> KeySet:
-    try:
-        return stack.keysets[name]
-    except KeyError:
-        known = ", ".join(sorted(stack.keysets)) or "none"
-        raise CommandError(f"{stack.stack_file}: no keyset '{name}' (keysets: {known})") from None
-
-
-def generation_of(stack: StackConfig, keyset: KeySet, generation_id: str) -> Generation:
-    for g in keyset.generations:
-        if g.id == generation_id:
-            return g
-    known = ", ".join(f"{g.id} ({g.state})" for g in keyset.generations)
-    raise CommandError(
-        f"{stack.stack_file}: keyset '{keyset.name}' has no generation '{generation_id}' (generations: {known})"
-    )
-
-
-def kid_of(stack: StackConfig, keyset: KeySet, generation: Generation, record: Publications = NO_RECORD) -> str:
-    if generation.id in record.kids:
-        return record.kids[generation.id]
-    if keyset.kid == "thumbprint":
-        return f"thumbprint of '{generation.id}'"  # known from the stack outputs only
-    return render_kid(keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment)
 
 
 def _iso(t: datetime) -> str:

@@ -87,7 +87,7 @@ def read(text: str, stack_file: str) -> dict[str, Any]:
 
 def parse(text: str, stack_file: str) -> Parsed:
     """The document and composed node of a stack file's text, or a ConfigError with every problem."""
-    from .config import ConfigError, Problem
+    from .config.problems import ConfigError, Problem
 
     def fail(problems: list[Problem]) -> None:
         raise ConfigError(stack_file, problems)
@@ -153,7 +153,7 @@ def _private(match: re.Match[str]) -> str:
 
 def _walk(root: Node, spans: list[tuple[int, int]]) -> list[Any]:
     """Duplicate keys, foreign tags, complex keys, depth and alias expansion, in one walk."""
-    from .config import Problem
+    from .config.problems import Problem
 
     problems: list[Problem] = []
     ids: dict[tuple[Any, ...], str] = {}

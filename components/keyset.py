@@ -138,7 +138,7 @@ class KeySet(pulumi.ComponentResource):
         suffix = hashlib.sha256(pub.target.encode()).hexdigest()[:8]
         if pub.scheme == "configmap":
             # In-cluster documents are ConfigMaps on the stack's Kubernetes provider.
-            from components.kubernetes import document_config_map
+            from components.config_map import document_config_map
 
             return document_config_map(
                 f"{name}-{pub.format}-{suffix}", pub, text, name,

@@ -1,4 +1,4 @@
-"""The stack's Kubernetes cluster: its provider, and published documents kept in ConfigMaps.
+"""The stack's Kubernetes cluster: its provider, the labels of what the program owns there, refs.
 
 ``pulumi_kubernetes`` is imported inside the functions, by submodule, and only for stacks with a
 ``kubernetes`` section: the dev stack never loads it.
@@ -6,14 +6,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pulumi
 
-from keyrotation import names
-from keyrotation.config import Publication as PublicationConfig
 from keyrotation.config import StackConfig
-from keyrotation.metadata import ANNOTATION_PREFIX
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "key-rotation"}
 """Labels of every object this program owns in a cluster."""
@@ -37,43 +32,7 @@ def cluster_provider(stack: StackConfig) -> pulumi.ProviderResource | None:
     )
 
 
-document_key = names.config_map_key
-
-
 def split_ref(ref: str) -> tuple[str, str]:
     """``namespace/name`` -> (namespace, name); the config has checked the shape."""
     namespace, _, name = ref.partition("/")
     return namespace, name
-
-
-def document_config_map(
-    name: str,
-    publication: PublicationConfig,
-    content: pulumi.Input[str],
-    keyset: str,
-    opts: pulumi.ResourceOptions | None = None,
-) -> pulumi.CustomResource:
-    """A ``configmap://namespace/name`` publish target: the document, public material only.
-
-    A ConfigMap registered with the stack's provider replaces the file/S3 publisher for in-cluster
-    targets: the cluster applies it atomically and Pulumi's diff already skips unchanged content.
-    """
-    from pulumi_kubernetes.core.v1 import ConfigMap
-
-    namespace, object_name = split_ref(publication.location)
-    digest = pulumi.Output.from_input(content).apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
-    return ConfigMap(
-        name,
-        metadata={
-            "name": object_name,
-            "namespace": namespace,
-            "labels": dict(MANAGED_BY),
-            "annotations": {
-                ANNOTATION_PREFIX + "keyset": keyset,
-                ANNOTATION_PREFIX + "format": publication.format,
-                ANNOTATION_PREFIX + "sha256": digest,
-            },
-        },
-        data={document_key(publication.format): content},
-        opts=opts,
-    )

@@ -30,9 +30,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from referencing import Registry, Resource
 
-from components.delivery import FINGERPRINTS_ANNOTATION, PATCH_FORCE_ANNOTATION, checksum_annotation
+from components.delivery import PATCH_FORCE_ANNOTATION
 from keyrotation import documents, lifecycle, metadata
 from keyrotation.config import from_config_map, load_stack_file
+from keyrotation.delivery import FINGERPRINTS_ANNOTATION, checksum_annotation
 from keyrotation.metadata import parse_time
 from tests.engine import UNKNOWN, Engine, Secret
 from tests.kms_emulators import cloud_engine

@@ -14,19 +14,10 @@ from pulumi_aws import kms
 
 from components.backend import GenerationKey
 from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
-from keyrotation.algorithms import AWS_ROTATION_PERIOD_DAYS
+from keyrotation.algorithms import AWS_NATIVE_ROTATION
 from keyrotation.config import Generation, KeySet, StackConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
 from keyrotation.metadata import RotationMetadata
-
-
-def rotation_period_days(max_age_days: int) -> int:
-    """AWS's rotation period for a symmetric key: as long as allowed, never past ``maxAgeDays``.
-
-    Config validation rejects a ``maxAgeDays`` below AWS's minimum; above AWS's maximum the key
-    material rotates at AWS's maximum, still within the keyset's maximum age.
-    """
-    return min(max_age_days, AWS_ROTATION_PERIOD_DAYS[1])
 
 
 def metadata(stack: StackConfig, keyset: KeySet, generation: Generation) -> RotationMetadata:
@@ -57,7 +48,7 @@ class AwsKmsBackend:
         if generation.state is not State.DESTROYED:
             # Not registering a destroyed generation's key is what deletes it: the provider's
             # delete is ScheduleKeyDeletion with the key's deletion_window_in_days.
-            symmetric_encryption = spec.aws_key_spec == "SYMMETRIC_DEFAULT"
+            symmetric_encryption = AWS_NATIVE_ROTATION.rotates(spec.aws_key_spec, spec.aws_key_usage)
             key = kms.Key(
                 f"{name}-key",
                 description=(
@@ -70,7 +61,7 @@ class AwsKmsBackend:
                 is_enabled=generation.state in ENABLED_STATES,
                 enable_key_rotation=symmetric_encryption,
                 rotation_period_in_days=(
-                    rotation_period_days(keyset.timings.max_age_days) if symmetric_encryption else None
+                    AWS_NATIVE_ROTATION.period_days(keyset.timings.max_age_days) if symmetric_encryption else None
                 ),
                 multi_region=keyset.aws.multi_region,
                 region=self.region,

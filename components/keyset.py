@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 from components.backend import load_backend
 from components.publication import Publication, PublicationArgs
 from keyrotation import documents, keys, lifecycle, names
+from keyrotation.algorithms import BACKENDS
 from keyrotation.config import Generation, StackConfig
 from keyrotation.config import KeySet as KeySetConfig
 from keyrotation.documents import KeyRecord
@@ -200,9 +201,6 @@ class KeySet(pulumi.ComponentResource):
         }
 
 
-KMS_BACKENDS = ("aws-kms", "gcp-kms")
-
-
 def consumer_env(keyset: KeySetConfig, kid: pulumi.Output[str], key_id: pulumi.Output[str]) -> dict:
     """The seed services' environment for the active generation, under their own names.
 
@@ -214,7 +212,7 @@ def consumer_env(keyset: KeySetConfig, kid: pulumi.Output[str], key_id: pulumi.O
         "AUDIT_SIGNER_KID": kid,
         "AUDIT_SIGNING_ALG": keyset.spec.signers_name,
     }
-    if keyset.backend in KMS_BACKENDS:
+    if BACKENDS[keyset.backend].kms:
         env["AUDIT_SIGNING_KEY_SOURCE"] = "kms"
         env["AUDIT_SIGNING_KMS_KEY_ID"] = key_id
     return env

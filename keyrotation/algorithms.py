@@ -9,20 +9,95 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
-Purpose = Literal["sign", "encrypt", "mac"]
-Backend = Literal["software", "aws-kms", "gcp-kms", "external", "pkcs11"]
-Profile = Literal["default", "fips", "gost", "sm2", "pqc"]
-PROFILES: tuple[str, ...] = ("default", "fips", "gost", "sm2", "pqc")
+
+class Purpose(StrEnum):
+    SIGN = "sign"
+    ENCRYPT = "encrypt"
+    MAC = "mac"
+
+    @property
+    def symmetric(self) -> bool:
+        """Encryption and MAC keys are secrets shared with the consumers; signing keys are pairs."""
+        return self is not Purpose.SIGN
+
+
+class Backend(StrEnum):
+    SOFTWARE = "software"
+    AWS_KMS = "aws-kms"
+    GCP_KMS = "gcp-kms"
+    EXTERNAL = "external"
+    PKCS11 = "pkcs11"
+
+
+class Profile(StrEnum):
+    DEFAULT = "default"
+    FIPS = "fips"
+    GOST = "gost"
+    SM2 = "sm2"
+    PQC = "pqc"
+
+
+PROFILES: tuple[str, ...] = tuple(p.value for p in Profile)
+
+
+@dataclass(frozen=True)
+class BackendTraits:
+    """What one backend can do; every rule that depends on the backend reads this table."""
+
+    generates: bool
+    """The program makes the key (``cryptography``, a token or a KMS), not a public key given."""
+    holds_material: bool = False
+    """The key material is a Pulumi secret the program can deliver (``material``, ``keyring``)."""
+    key_arn: bool = False
+    """Its keys have an ARN (consumer source ``keyArn``)."""
+    key_name: bool = False
+    """Its keys have a resource name (consumer source ``keyName``)."""
+    kms: bool = False
+    """A cloud KMS: disabled keys are scheduled for deletion, and can be restored within the window."""
+
+
+BACKENDS: dict[Backend, BackendTraits] = {
+    Backend.SOFTWARE: BackendTraits(generates=True, holds_material=True),
+    Backend.AWS_KMS: BackendTraits(generates=True, key_arn=True, kms=True),
+    Backend.GCP_KMS: BackendTraits(generates=True, key_name=True, kms=True),
+    Backend.EXTERNAL: BackendTraits(generates=False),
+    Backend.PKCS11: BackendTraits(generates=True, key_name=True),
+}
 
 RSA_KEY_SIZES = (2048, 3072, 4096)
 
-# AWS KMS's native (in place) rotation exists only for symmetric encryption keys, and its
-# period must lie in this range (RotationPeriodInDays).
-AWS_ROTATION_PERIOD_DAYS = (90, 2560)
+
+@dataclass(frozen=True)
+class AwsNativeRotation:
+    """AWS KMS's native (in place) rotation: only for symmetric encryption keys, with a period
+    (``RotationPeriodInDays``) from ``min_days`` to ``max_days``; ``default_days`` when unset."""
+
+    key_spec: str = "SYMMETRIC_DEFAULT"
+    key_usage: str = "ENCRYPT_DECRYPT"
+    min_days: int = 90
+    max_days: int = 2560
+    default_days: int = 365
+
+    def rotates(self, key_spec: str | None, key_usage: str | None = None) -> bool:
+        """Whether a key of this spec (and usage) can rotate in place."""
+        return key_spec == self.key_spec and (key_usage is None or key_usage == self.key_usage)
+
+    def period_days(self, max_age_days: int) -> int:
+        """The period the program sets: as long as allowed, never past ``maxAgeDays`` (config
+        validation refuses a ``maxAgeDays`` below ``min_days``)."""
+        return min(max_age_days, self.max_days)
+
+    def longest_allowed(self, max_age_days: float) -> float:
+        """The longest period the pack accepts: ``maxAgeDays``, or AWS's minimum above it."""
+        return max(max_age_days, self.min_days)
+
+
+AWS_NATIVE_ROTATION = AwsNativeRotation()
 
 _EC_CURVES = {
     "P-256": ec.SECP256R1,
@@ -123,7 +198,7 @@ class Algorithm:
 
 def _ecdsa(name, curve, bits, aws_spec, gcp, *, fips=True, hsm_only=False, gcp_rule=""):
     return Algorithm(
-        name=name, purpose="sign", kty="EC", curve=curve, hash_name=f"SHA{bits}",
+        name=name, purpose=Purpose.SIGN, kty="EC", curve=curve, hash_name=f"SHA{bits}",
         profiles=frozenset({"default", "fips"} if fips else {"default"}),
         pkcs11_key_type="EC", aws_key_spec=aws_spec, aws_key_usage="SIGN_VERIFY",
         aws_signing_algorithm=f"ECDSA_SHA_{bits}",
@@ -140,7 +215,7 @@ def _rsa(name, bits, scheme):
         {4096: f"{gcp_kind}_4096_SHA512"} if bits == 512 else {}
     )
     return Algorithm(
-        name=name, purpose="sign", kty="RSA", hash_name=f"SHA{bits}", pkcs11_key_type="RSA",
+        name=name, purpose=Purpose.SIGN, kty="RSA", hash_name=f"SHA{bits}", pkcs11_key_type="RSA",
         aws_key_spec="RSA_{size}", aws_key_usage="SIGN_VERIFY",
         aws_signing_algorithm=f"RSASSA_{'PSS' if pss else 'PKCS1_V1_5'}_SHA_{bits}",
         gcp_algorithms=gcp,
@@ -157,7 +232,7 @@ def _mldsa(level):
     # (KeySpec ML_DSA_44/65/87, SigningAlgorithm ML_DSA_SHAKE_256: the botocore model and the
     # pulumi-aws Key docs in this venv); pulumi-gcp 10.2 lists no ML-DSA CryptoKey algorithm.
     return Algorithm(
-        name=f"ML-DSA-{level}", purpose="sign", kty="AKP", profiles=frozenset({"default", "pqc"}),
+        name=f"ML-DSA-{level}", purpose=Purpose.SIGN, kty="AKP", profiles=frozenset({"default", "pqc"}),
         aws_key_spec=f"ML_DSA_{level}", aws_key_usage="SIGN_VERIFY",
         aws_signing_algorithm="ML_DSA_SHAKE_256",
         gcp_rule="pulumi-gcp 10.2 lists no ML-DSA algorithm for a Cloud KMS CryptoKey",
@@ -168,7 +243,7 @@ def _mldsa(level):
 def _national(name, profile, spki_algorithm, signers_name):
     # Held in an HSM, declared by their public key; JOSE has no key type for them.
     return Algorithm(
-        name=name, purpose="sign", kty="SPKI", profiles=frozenset({"default", profile}),
+        name=name, purpose=Purpose.SIGN, kty="SPKI", profiles=frozenset({"default", profile}),
         spki_algorithm=spki_algorithm, signers_name=signers_name, anchor_name=name,
         gcp_rule=f"Cloud KMS has no {name} algorithm",
     )
@@ -176,7 +251,7 @@ def _national(name, profile, spki_algorithm, signers_name):
 
 def _hmac(bits):
     return Algorithm(
-        name=f"HS{bits}", purpose="mac", kty="oct", secret_bytes=bits // 8, hash_name=f"SHA{bits}",
+        name=f"HS{bits}", purpose=Purpose.MAC, kty="oct", secret_bytes=bits // 8, hash_name=f"SHA{bits}",
         aws_key_spec=f"HMAC_{bits}", aws_key_usage="GENERATE_VERIFY_MAC",
         aws_signing_algorithm=f"HMAC_SHA_{bits}",
         gcp_algorithms={None: f"HMAC_SHA{bits}"},
@@ -188,7 +263,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in (
         Algorithm(
-            name="EdDSA", purpose="sign", kty="OKP", curve="Ed25519", hash_name="SHA512",
+            name="EdDSA", purpose=Purpose.SIGN, kty="OKP", curve="Ed25519", hash_name="SHA512",
             profiles=frozenset({"default"}),
             aws_key_spec="ECC_NIST_EDWARDS25519", aws_key_usage="SIGN_VERIFY",
             aws_signing_algorithm="ED25519_SHA_512",
@@ -217,26 +292,26 @@ ALGORITHMS: dict[str, Algorithm] = {
         _national("GOST-R-34.10-2012-512", "gost", "gost2012-512", "gost2012-512-streebog512"),
         *(_hmac(bits) for bits in (256, 384, 512)),
         Algorithm(
-            name="A256GCM", purpose="encrypt", kty="oct", secret_bytes=32,
-            aws_key_spec="SYMMETRIC_DEFAULT", aws_key_usage="ENCRYPT_DECRYPT",
+            name="A256GCM", purpose=Purpose.ENCRYPT, kty="oct", secret_bytes=32,
+            aws_key_spec=AWS_NATIVE_ROTATION.key_spec, aws_key_usage=AWS_NATIVE_ROTATION.key_usage,
             gcp_algorithms={None: "GOOGLE_SYMMETRIC_ENCRYPTION"},
             signers_name="aes-256-gcm", anchor_name="AES-256-GCM",
         ),
     )
 }
 
-GCP_PURPOSES: dict[str, str] = {
-    "sign": "ASYMMETRIC_SIGN",
-    "encrypt": "ENCRYPT_DECRYPT",
-    "mac": "MAC",
+GCP_PURPOSES: dict[Purpose, str] = {
+    Purpose.SIGN: "ASYMMETRIC_SIGN",
+    Purpose.ENCRYPT: "ENCRYPT_DECRYPT",
+    Purpose.MAC: "MAC",
 }
 
-PROFILE_RULES: dict[str, str] = {
-    "default": "every algorithm of the contract",
-    "fips": "no EdDSA, no ES256K, RSA >= 2048, ECDSA P-256/P-384 only",
-    "gost": "GOST R 34.10-2012 only",
-    "sm2": "SM2-P256 only",
-    "pqc": "ML-DSA-44/65/87 (FIPS 204) only",
+PROFILE_RULES: dict[Profile, str] = {
+    Profile.DEFAULT: "every algorithm of the contract",
+    Profile.FIPS: "no EdDSA, no ES256K, RSA >= 2048, ECDSA P-256/P-384 only",
+    Profile.GOST: "GOST R 34.10-2012 only",
+    Profile.SM2: "SM2-P256 only",
+    Profile.PQC: "ML-DSA-44/65/87 (FIPS 204) only",
 }
 
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from . import algorithms, lifecycle
@@ -18,8 +19,24 @@ from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
 
-FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
-KID_FORMATS = ("jwks", "signers", "trust-anchor")
+
+class Format(StrEnum):
+    """The documents a keyset publishes (``publish[].format``)."""
+
+    JWKS = "jwks"
+    SIGNERS = "signers"
+    TRUST_ANCHOR = "trust-anchor"
+    KEY_HISTORY = "key-history"
+
+    @property
+    def lists_kids(self) -> bool:
+        """Whether the document lists the key ids of the keys it publishes (the key history
+        lists every generation, published or not)."""
+        return self is not Format.KEY_HISTORY
+
+
+FORMATS: tuple[str, ...] = tuple(f.value for f in Format)
+KID_FORMATS: tuple[str, ...] = tuple(f.value for f in Format if f.lists_kids)
 """Documents that list the kids verifiers accept (the key history lists every kid ever)."""
 CONTENT_TYPE = "application/json"
 
@@ -134,7 +151,8 @@ def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
     }
 
 
-_BUILDERS = {"jwks": jwks, "signers": signers, "trust-anchor": trust_anchor, "key-history": key_history}
+_BUILDERS = {Format.JWKS: jwks, Format.SIGNERS: signers, Format.TRUST_ANCHOR: trust_anchor,
+             Format.KEY_HISTORY: key_history}
 
 
 def build(format: str, records: Sequence[KeyRecord]) -> Any:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
+from .algorithms import Purpose
 from .times import SECONDS_PER_DAY, format_time
 
 if TYPE_CHECKING:
@@ -51,7 +52,14 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.REVOKED: frozenset(),
 }
 
-REVOKE_REASONS = ("compromise", "personnel", "hardware", "superseded")
+class RevokeReason(StrEnum):
+    COMPROMISE = "compromise"
+    PERSONNEL = "personnel"
+    HARDWARE = "hardware"
+    SUPERSEDED = "superseded"
+
+
+REVOKE_REASONS: tuple[str, ...] = tuple(r.value for r in RevokeReason)
 
 STATE_TIME: dict[State, str] = {
     State.PENDING: "createdAt",
@@ -340,7 +348,7 @@ class Gap:
         return self.end - self.start
 
     def describe(self) -> str:
-        symmetric = self.purpose in ("encrypt", "mac")
+        symmetric = Purpose(self.purpose).symmetric
         what = {
             "published-too-late": "was used before every pod's keyring held it" if symmetric
             else "was used before every verifier could have fetched it",
@@ -349,7 +357,7 @@ class Gap:
         }[self.kind]
         effect = (
             "pods may meet data they cannot decrypt or verify"
-            if self.purpose in ("encrypt", "mac")
+            if Purpose(self.purpose).symmetric
             else "verifiers may reject valid signatures"
         )
         return (
@@ -442,7 +450,7 @@ def _emergency_times(generations: Sequence[Generation]) -> set[datetime]:
     """revokedAt of every generation revoked for compromise while it was the active one."""
     return {
         g.revoked_at for g in generations
-        if g.state is State.REVOKED and g.revoke_reason == "compromise" and g.revoked_at
+        if g.state is State.REVOKED and g.revoke_reason == RevokeReason.COMPROMISE and g.revoked_at
         and len(path(g)) >= 2 and path(g)[-2][0] is State.ACTIVE
     }
 
@@ -487,7 +495,7 @@ def find_gaps(
         if cursor is not None:
             unpublished.append(("removed-too-early", cursor, None))
         # After a compromise revocation every rejection of the generation is what was asked for.
-        compromised_at = g.revoked_at if g.revoke_reason == "compromise" else None
+        compromised_at = g.revoked_at if g.revoke_reason == RevokeReason.COMPROMISE else None
         emergency = g.activated_at in emergencies
         pieces: list[tuple[GapKind, datetime, datetime, bool]] = []
         for s0, s1 in windows:

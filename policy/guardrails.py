@@ -64,7 +64,7 @@ def _rsa_size(resource_type: str, props: Mapping[str, Any]) -> int | None:
 def _provider_algorithms(resource_type: str, props: Mapping[str, Any]) -> tuple[str, list[algorithms.Algorithm]] | None:
     """(what the provider says, the algorithms that fits) for a KMS key whose spec is known."""
     if resource_type == resources.AWS_KEY:
-        spec = props.get("customerMasterKeySpec") or props.get("keySpec") or "SYMMETRIC_DEFAULT"
+        spec = props.get("customerMasterKeySpec") or props.get("keySpec") or algorithms.AWS_NATIVE_ROTATION.key_spec
         return (f"KeySpec {spec}", _aws_algorithms(spec)) if isinstance(spec, str) else None
     if resource_type == resources.GCP_CRYPTO_KEY:
         name = dig(props, "versionTemplate", "algorithm")

@@ -32,9 +32,8 @@ from policy.resources import UNKNOWN, plain, where
 
 # Cloud KMS rotates in place only keys of this purpose; AWS KMS only symmetric encryption keys.
 GCP_ROTATING_PURPOSE = algorithms.GCP_PURPOSES["encrypt"]
-AWS_ROTATING_SPEC = algorithms.ALGORITHMS["A256GCM"].aws_key_spec
-AWS_ROTATING_USAGE = algorithms.ALGORITHMS["A256GCM"].aws_key_usage
-AWS_DEFAULT_ROTATION_DAYS = 365
+AWS_ROTATION = algorithms.AWS_NATIVE_ROTATION
+AWS_ROTATING_SPEC, AWS_ROTATING_USAGE = AWS_ROTATION.key_spec, AWS_ROTATION.key_usage
 """RotationPeriodInDays when enableKeyRotation is set without a period (AWS's default)."""
 
 
@@ -122,9 +121,8 @@ def _aws_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_vi
     if props.get("isEnabled") is False:
         return  # a disabled (retired) generation no longer encrypts
     who, limit = _limit_for(args, props)
-    low, _high = algorithms.AWS_ROTATION_PERIOD_DAYS
-    # AWS accepts no period below 90 days; a shorter maxAgeDays is then kept by generation age.
-    allowed = max(limit.max_age_days, low)
+    # AWS accepts no period below its minimum; a shorter maxAgeDays is then kept by generation age.
+    allowed = AWS_ROTATION.longest_allowed(limit.max_age_days)
     enabled = props.get("enableKeyRotation")
     if enabled is UNKNOWN:
         return
@@ -137,7 +135,7 @@ def _aws_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_vi
     period = props.get("rotationPeriodInDays")
     if period is UNKNOWN:
         return
-    period = AWS_DEFAULT_ROTATION_DAYS if period is None else float(period)
+    period = AWS_ROTATION.default_days if period is None else float(period)
     if period > allowed:
         report_violation(
             f"{who}: native rotation every {period:g} days exceeds the maximum age of {limit.describe()}."

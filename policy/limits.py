@@ -28,7 +28,7 @@ them equal). Not imported: the pack loads the domain package only, never the pro
 and their cloud SDKs."""
 
 PURPOSES: tuple[str, ...] = get_args(algorithms.Purpose)
-PROFILES: tuple[str, ...] = get_args(algorithms.Profile)
+PROFILES = algorithms.PROFILES
 
 _LIMIT = {
     "type": "object",

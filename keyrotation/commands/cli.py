@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="retire before the overlap: its still-valid signatures are rejected")
 
-    p = add("revoke", cmd_revoke, "revoke at once (compromise, personnel, hardware, superseded)",
+    p = add("revoke", cmd_revoke, f"revoke at once ({', '.join(REVOKE_REASONS)})",
             "Revoke a generation at once: it leaves every document and is listed as revoked. Revoking the"
             " active generation is an emergency rotation: the newest pending generation (or a new one) becomes"
             " active at once, without the publish lead. For a reason other than compromise, a revocation that"

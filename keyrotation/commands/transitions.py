@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from pydantic import ValidationError
 
 from .. import lifecycle
+from ..algorithms import BACKENDS
 from ..config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
 from ..errors import CommandError
-from ..lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
+from ..lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, RevokeReason, State
 from ..times import format_time
 from .records import (
     NO_RECORD,
@@ -204,7 +206,7 @@ def _snake(camel: str) -> str:
 def _text(value: object) -> object:
     if isinstance(value, datetime):
         return format_time(value)
-    if isinstance(value, State):
+    if isinstance(value, StrEnum):  # State, RevokeReason: the stack file holds their text
         return str(value)
     return value
 
@@ -527,7 +529,7 @@ def restore(
     if generation.state is State.DESTROYED:
         destroyed = lifecycle.entered(generation, State.DESTROYED)
         window_end = destroyed + timedelta(days=ks.timings.deletion_window_days)
-        if ks.backend not in ("aws-kms", "gcp-kms"):
+        if not BACKENDS[ks.backend].kms:
             raise CommandError(
                 f"{draft.where(generation.id)}: backend {ks.backend}: a destroyed generation's key material"
                 " is gone (a software key drops it at destroy); it cannot be restored"
@@ -597,7 +599,7 @@ def revoke(
                 else " and activates a replacement no pod holds yet") if was_active else "")
             + f"; {advice}. Only a compromise justifies that; --force revokes now anyway"
         )
-    draft.move(generation.id, State.REVOKED, revokeReason=reason)
+    draft.move(generation.id, State.REVOKED, revokeReason=RevokeReason(reason))
     res = draft.result
     res.notes += _revocation_effects(stack, ks, generation, reason, now, record)
     if reason != "compromise" and cut_until is not None:

@@ -28,13 +28,16 @@ from pydantic.alias_generators import to_camel
 
 from .. import algorithms, targets, times
 from .. import identifiers as names
+from ..algorithms import Backend, Profile, Purpose
+from ..documents import FORMATS, Format
 from ..lifecycle import (
+    RevokeReason,
     State,
     Timings,
     default_warn_days,
 )
 
-PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
+PUBLISH_FORMATS = FORMATS
 PUBLISH_SCHEMES = targets.SCHEMES
 EnvSource = Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "signersAlgorithm", "generation"]
 """What a consumer's env var or Secret key holds of the active generation (``signersAlgorithm``:
@@ -142,7 +145,7 @@ class Generation(_Model):
     retiring_at: Time | None = None
     retired_at: Time | None = None
     revoked_at: Time | None = None
-    revoke_reason: Literal["compromise", "personnel", "hardware", "superseded"] | None = None
+    revoke_reason: RevokeReason | None = None
     destroyed_at: Time | None = None
     public_key_pem: Text | None = Field(None, max_length=16_384)
     history: list[Step] = Field(default_factory=list)
@@ -155,7 +158,7 @@ class Generation(_Model):
 
 
 class Publication(_Model):
-    format: Literal["jwks", "signers", "trust-anchor", "key-history"]
+    format: Format
     target: Text = Field(max_length=2048)
 
     @property
@@ -230,11 +233,11 @@ PIN_KEY = "pkcs11Pin"
 class KeySet(TimingOverrides):
     """One keyset as written in the stack file, plus its name and resolved timings."""
 
-    purpose: Literal["sign", "encrypt", "mac"]
+    purpose: Purpose
     algorithm: Annotated[Text, Field(max_length=64)]
     key_size: Annotated[Literal[2048, 3072, 4096], BeforeValidator(_key_size)] | None = None
-    backend: Literal["software", "aws-kms", "gcp-kms", "external", "pkcs11"] = "software"
-    profile: algorithms.Profile | None = None
+    backend: Backend = Backend.SOFTWARE
+    profile: Profile | None = None
     """The keyset's signing profile (seed 002's ``signer.profiles.<name>``); default: the stack's."""
     pkcs11: Pkcs11Options | None = None
     """Backend ``pkcs11``: module and token; default: the stack's ``pkcs11``."""
@@ -267,7 +270,7 @@ class KeySet(TimingOverrides):
         """Retirement is gated on the data at rest (rewrap or retention), not on token lifetimes."""
         if self.data_at_rest is not None:
             return self.data_at_rest
-        return self.purpose == "encrypt"
+        return self.purpose is Purpose.ENCRYPT
 
     @property
     def active(self) -> Generation:
@@ -299,7 +302,7 @@ class Kubernetes(_Model):
 
 class StackConfig(_Model):
     environment: Text
-    profile: algorithms.Profile = "default"
+    profile: Profile = Profile.DEFAULT
     pkcs11: Pkcs11Options | None = None
     publish_root: Text = targets.DEFAULT_PUBLISH_ROOT
     """Where ``file://`` targets may write (relative to the project directory)."""

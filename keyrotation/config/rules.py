@@ -9,9 +9,11 @@ from datetime import datetime
 
 from .. import algorithms, metadata, targets, times
 from .. import identifiers as names
+from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend
 from ..lifecycle import (
     FORBIDDEN_TIMES,
     REQUIRED_TIMES,
+    REVOKE_REASONS,
     STATE_TIME,
     TIME_ORDER,
     State,
@@ -97,7 +99,7 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
 
 def _validate_backend(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
     out: list[Problem] = []
-    if ks.backend in ("software", "pkcs11", "aws-kms") and not spec.cryptography_generates:
+    if ks.backend in (Backend.SOFTWARE, Backend.PKCS11, Backend.AWS_KMS) and not spec.cryptography_generates:
         out.append(Problem(
             f"{ks.algorithm} keys are held in an HSM and declared by their public key: use backend"
             " external with each generation's publicKeyPem", name, None, "backend",
@@ -156,8 +158,8 @@ def _validate_backend(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
             out.append(Problem(
                 "is required for backend aws-kms (or set the stack's aws:region)", name, None, "aws.region"
             ))
-        low, high = algorithms.AWS_ROTATION_PERIOD_DAYS
-        if spec.aws_key_spec == "SYMMETRIC_DEFAULT" and ks.timings.max_age_days < low:
+        low, high = AWS_NATIVE_ROTATION.min_days, AWS_NATIVE_ROTATION.max_days
+        if AWS_NATIVE_ROTATION.rotates(spec.aws_key_spec) and ks.timings.max_age_days < low:
             out.append(Problem(
                 f"{ks.timings.max_age_days} days is shorter than AWS KMS can rotate a symmetric key"
                 f" (RotationPeriodInDays {low}..{high}), and AWS's native rotation must not outlast"
@@ -278,14 +280,14 @@ def _validate_consumers(stack: StackConfig, name: str, ks: KeySet) -> list[Probl
             list(consumer.env.values()) + list(consumer.material.values())
             if isinstance(consumer, DeploymentConsumer) else list(consumer.data.values())
         )
-        if ("material" in sources or "keyring" in sources) and ks.backend not in ("software",):
+        if ("material" in sources or "keyring" in sources) and not BACKENDS[ks.backend].holds_material:
             out.append(Problem(
                 f"key material cannot be delivered from backend {ks.backend}: its private key never"
                 " leaves the KMS/HSM; deliver kid/keyId/keyArn/keyName instead", name, None, field,
             ))
-        if "keyArn" in sources and ks.backend != "aws-kms":
-            out.append(Problem("keyArn is only known for backend aws-kms", name, None, field))
-        if "keyName" in sources and ks.backend not in ("gcp-kms", "pkcs11"):
+        if "keyArn" in sources and not BACKENDS[ks.backend].key_arn:
+            out.append(Problem(f"keyArn is only known for backend {_having('key_arn')}", name, None, field))
+        if "keyName" in sources and not BACKENDS[ks.backend].key_name:
             out.append(Problem(
                 "keyName is only known for backends gcp-kms (the version name) and pkcs11 (the key's"
                 " PKCS#11 URI)", name, None, field,
@@ -471,7 +473,7 @@ def _validate_generations(
             )
         _validate_history(gen, problem)
         if gen.state is State.REVOKED and gen.revoke_reason is None:
-            problem("is required when state is 'revoked' (compromise, personnel, hardware, superseded)", "revokeReason")
+            problem(f"is required when state is 'revoked' ({', '.join(REVOKE_REASONS)})", "revokeReason")
         if gen.revoke_reason is not None and gen.state is not State.REVOKED:
             problem(f"must not be set while state is '{gen.state}'", "revokeReason")
         present = [(f, gen.time(f)) for f in TIME_ORDER if gen.time(f) is not None]
@@ -580,3 +582,8 @@ def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> st
 
 
 _iso = format_time
+
+
+def _having(trait: str) -> str:
+    """The backends that have a trait of :data:`keyrotation.algorithms.BACKENDS`, for messages."""
+    return ", ".join(b for b, traits in BACKENDS.items() if getattr(traits, trait))

@@ -4,11 +4,12 @@ Backend modules (``software``, ``external``, ``aws_kms``, ``gcp_kms``) are impor
 :func:`components.backend.load_backend`, so a stack loads only the cloud SDKs it uses.
 """
 
-from components.keyset import KeyGeneration, KeySet, KeySetArgs
+from components.backend import SharedResources
+from components.keyset import KeyGeneration, KeyGenerationArgs, KeySet, KeySetArgs
 from components.stack import load_stack
 from keyrotation.runtime import provider_errors_in_one_line
 
 # Unpickling a dynamic provider imports this package first, in the engine's provider process.
 provider_errors_in_one_line()
 
-__all__ = ["KeyGeneration", "KeySet", "KeySetArgs", "load_stack"]
+__all__ = ["KeyGeneration", "KeyGenerationArgs", "KeySet", "KeySetArgs", "SharedResources", "load_stack"]

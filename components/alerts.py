@@ -27,8 +27,7 @@ import pulumi
 
 from components.kubernetes import MANAGED_BY
 from keyrotation import lifecycle
-from keyrotation.config import KeySet as KeySetConfig
-from keyrotation.config import StackConfig
+from keyrotation.config import KeySetConfig, StackConfig
 from keyrotation.metadata import format_time
 from keyrotation.times import SECONDS_PER_DAY
 

@@ -12,26 +12,26 @@ from __future__ import annotations
 import pulumi
 from pulumi_aws import kms
 
-from components.backend import GenerationKey
+from components.backend import BackendArgs, GenerationKey
 from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
 from keyrotation.algorithms import AWS_NATIVE_ROTATION
-from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.config import Generation, KeySetConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
 from keyrotation.metadata import RotationMetadata
 
 
-def metadata(stack: StackConfig, keyset: KeySet, generation: Generation) -> RotationMetadata:
+def metadata(environment: str, keyset: KeySetConfig, generation: Generation) -> RotationMetadata:
     return RotationMetadata(
-        keyset=keyset.name, generation=generation.id, environment=stack.environment,
+        keyset=keyset.name, generation=generation.id, environment=environment,
         state=str(generation.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
         created_at=generation.created_at, activated_at=generation.activated_at,
     )
 
 
 class AwsKmsBackend:
-    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
-        self.stack = stack
-        self.keyset = keyset
+    def __init__(self, args: BackendArgs, parent: pulumi.Resource) -> None:
+        self.environment = args.environment
+        self.keyset = keyset = args.keyset
         self.parent = parent
         self.spec = keyset.spec
         # None: the provider's region (the stack's aws:region).
@@ -52,7 +52,7 @@ class AwsKmsBackend:
             key = kms.Key(
                 f"{name}-key",
                 description=(
-                    f"key-rotation {self.stack.environment}: keyset {keyset.name}, generation"
+                    f"key-rotation {self.environment}: keyset {keyset.name}, generation"
                     f" {generation.id} ({keyset.algorithm})"
                 ),
                 customer_master_key_spec=spec.aws_spec(keyset.rsa_key_size),
@@ -65,7 +65,7 @@ class AwsKmsBackend:
                 ),
                 multi_region=keyset.aws.multi_region,
                 region=self.region,
-                tags=metadata(self.stack, keyset, generation).aws_tags(),
+                tags=metadata(self.environment, keyset, generation).aws_tags(),
                 opts=pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
             )
             key_id, key_arn = key.key_id, key.arn

@@ -16,8 +16,7 @@ from typing import Any
 import pulumi
 
 from components.kubernetes import MANAGED_BY, split_ref
-from keyrotation.config import DeploymentConsumer, SecretConsumer, StackConfig
-from keyrotation.config import KeySet as KeySetConfig
+from keyrotation.config import DeploymentConsumer, KeySetConfig, SecretConsumer
 from keyrotation.delivery import (
     FINGERPRINTS_ANNOTATION,
     DeliveredGeneration,
@@ -42,7 +41,8 @@ PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 
 @dataclass
 class KeyDeliveryArgs:
-    stack: StackConfig
+    environment: str
+    """The stack's environment (in the delivered objects' annotations)."""
     keyset: KeySetConfig
     generations: Mapping[str, Any]
     """The keyset's KeyGeneration components by generation id (``kid``, ``key``)."""
@@ -71,7 +71,7 @@ class KeyDelivery(pulumi.ComponentResource):
         materials = pulumi.Output.all(**held) if held else pulumi.Output.from_input({})
         self.full = pulumi.Output.secret(pulumi.Output.all(self.public, materials).apply(_with_material))
         self.metadata = RotationMetadata(
-            keyset=keyset.name, generation=keyset.active.id, environment=args.stack.environment,
+            keyset=keyset.name, generation=keyset.active.id, environment=args.environment,
             state=str(keyset.active.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
             created_at=keyset.active.created_at, activated_at=keyset.active.activated_at,
         )

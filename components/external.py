@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pulumi
 
-from components.backend import GenerationKey
+from components.backend import BackendArgs, GenerationKey
 from keyrotation import keys
-from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.config import Generation
 
 
 class ExternalBackend:
-    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
-        self.keyset = keyset
+    def __init__(self, args: BackendArgs, parent: pulumi.Resource) -> None:
+        self.keyset = args.keyset
 
     def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
         # Validated by the config: a parseable public key matching the algorithm.

@@ -1,6 +1,7 @@
 """Backend ``gcp-kms``: a Cloud KMS CryptoKey per keyset, a CryptoKeyVersion per generation.
 
-KeyRings are shared by the keysets of a stack that name the same ring, and are registered once.
+KeyRings are shared by the keysets of a stack that name the same ring, and are registered once
+(by the first, through the run's :class:`components.backend.SharedResources`).
 Cloud KMS never deletes a KeyRing, and deleting a CryptoKey would destroy every version of it,
 so the CryptoKey is protected. A generation's version is ENABLED while pending, active or
 retiring, DISABLED once retired or revoked, and deleted by Pulumi when destroyed, which Cloud
@@ -13,46 +14,28 @@ generation (keyrotation.metadata), which is what the policy pack judges the keys
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pulumi
 from pulumi_gcp import kms
 
-from components.backend import GenerationKey
+from components.backend import BackendArgs, GenerationKey, SharedResources
 from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
-from keyrotation.algorithms import GCP_PURPOSES
-from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.algorithms import GCP_PURPOSES, Purpose
+from keyrotation.config import GcpOptions, Generation
 from keyrotation.lifecycle import ENABLED_STATES, State
 from keyrotation.metadata import RotationMetadata
 from keyrotation.times import SECONDS_PER_DAY
 
 
-@dataclass
-class _Rings:
-    """The KeyRings registered by the current program run (one run per process)."""
-
-    stack: StackConfig | None = None
-    rings: dict[tuple[str | None, str, str], kms.KeyRing] = field(default_factory=dict)
-
-
-_RUN = _Rings()
-
-
-def key_ring(stack: StackConfig, keyset: KeySet) -> kms.KeyRing:
+def key_ring(shared: SharedResources, gcp: GcpOptions) -> kms.KeyRing:
     """The keyset's KeyRing, registered by the first keyset of the stack that names it."""
-    if _RUN.stack is not stack:
-        _RUN.stack, _RUN.rings = stack, {}
-    gcp = keyset.gcp
     ident = (gcp.project, gcp.location, gcp.key_ring)
-    if ident not in _RUN.rings:
-        name = "-".join(p for p in (gcp.project, gcp.location, gcp.key_ring) if p)
-        _RUN.rings[ident] = kms.KeyRing(
-            f"keyring-{name}",
-            name=gcp.key_ring,
-            location=gcp.location,
-            project=gcp.project,
-        )
-    return _RUN.rings[ident]
+    name = "-".join(p for p in ident if p)
+    return shared.once(("gcp-key-ring", *(p or "" for p in ident)), lambda: kms.KeyRing(
+        f"keyring-{name}",
+        name=gcp.key_ring,
+        location=gcp.location,
+        project=gcp.project,
+    ))
 
 
 def version_number(version_name: str) -> int:
@@ -61,14 +44,13 @@ def version_number(version_name: str) -> int:
 
 
 class GcpKmsBackend:
-    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
-        self.stack = stack
-        self.keyset = keyset
+    def __init__(self, args: BackendArgs, parent: pulumi.Resource) -> None:
+        self.keyset = keyset = args.keyset
         self.parent = parent
         self.spec = spec = keyset.spec
         active = keyset.active
         labels = RotationMetadata(
-            keyset=keyset.name, generation=active.id, environment=stack.environment,
+            keyset=keyset.name, generation=active.id, environment=args.environment,
             state=str(active.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
             created_at=active.created_at, activated_at=active.activated_at,
         ).gcp_labels()
@@ -76,7 +58,7 @@ class GcpKmsBackend:
         self.crypto_key = kms.CryptoKey(
             f"{keyset.name}-key",
             name=keyset.name,
-            key_ring=key_ring(stack, keyset).id,
+            key_ring=key_ring(args.shared, keyset.gcp).id,
             purpose=GCP_PURPOSES[keyset.purpose],
             version_template=kms.CryptoKeyVersionTemplateArgs(
                 algorithm=spec.gcp_algorithm(keyset.rsa_key_size),
@@ -85,7 +67,7 @@ class GcpKmsBackend:
             destroy_scheduled_duration=f"{timings.deletion_window_days * SECONDS_PER_DAY}s",
             # Cloud KMS rotates only symmetric encryption keys by itself (at most maxAgeDays apart).
             rotation_period=(
-                f"{timings.max_age_days * SECONDS_PER_DAY}s" if keyset.purpose == "encrypt" else None
+                f"{timings.max_age_days * SECONDS_PER_DAY}s" if keyset.purpose is Purpose.ENCRYPT else None
             ),
             # Versions are the generations: no version that the stack file does not list.
             skip_initial_version_creation=True,

@@ -9,34 +9,53 @@ from typing import Any
 import pulumi
 from pydantic.alias_generators import to_camel
 
-from components.backend import load_backend
+from components.backend import BackendArgs, KeyBackend, SharedResources, load_backend
 from components.publication import Publication, PublicationArgs
 from keyrotation import documents, keys, lifecycle, names
-from keyrotation.algorithms import BACKENDS
-from keyrotation.config import Generation, StackConfig
-from keyrotation.config import KeySet as KeySetConfig
+from keyrotation.algorithms import BACKENDS, Purpose
+from keyrotation.config import Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
 
 
 @dataclass
 class KeySetArgs:
-    stack: StackConfig
+    """What a keyset's resources need, and nothing of the rest of the stack."""
+
     keyset: KeySetConfig
+    """The keyset as validated (its timings, profile and token resolved from the stack's)."""
+    environment: str
+    """The stack's environment: in kids, descriptions, tags and labels."""
+    publish_root: str
+    """Where ``file://`` documents may be written (the stack's ``publishRoot``)."""
+    shared: SharedResources
+    """Resources the stack's keysets share (GCP KeyRings); one per program run."""
+
+
+@dataclass
+class KeyGenerationArgs:
+    """One generation, the keyset it belongs to, and the backend that holds its key."""
+
+    keyset: KeySetConfig
+    generation: Generation
+    environment: str
+    backend: KeyBackend
+    timings: dict[str, Any]
+    """The keyset's timings as the outputs carry them (:func:`wire_timings`), made once per keyset."""
 
 
 class KeyGeneration(pulumi.ComponentResource):
     """One generation of a keyset: its key (in whatever backend) and its key id."""
 
-    def __init__(self, name: str, stack: StackConfig, keyset: KeySetConfig, generation: Generation,
-                 backend, opts: pulumi.ResourceOptions | None = None, *, timings: dict | None = None):
+    def __init__(self, name: str, args: KeyGenerationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(names.KEY_GENERATION_TYPE, name, None, opts)
+        keyset, generation, timings = args.keyset, args.generation, args.timings
         self.generation = generation
-        self.key = backend.generation_key(generation, name, self)
+        self.key = args.backend.generation_key(generation, name, self)
         if keyset.kid == "thumbprint":
             self.kid = self.key.thumbprint
         else:
             self.kid = pulumi.Output.from_input(keys.render_kid(
-                keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment
+                keyset.kid, keyset=keyset.name, generation=generation.id, environment=args.environment
             ))
         # The generation's document record is built by its KeySet, in one step for all generations
         # (see KeySet._documents): an Output per generation here cost three Output steps each.
@@ -47,7 +66,7 @@ class KeyGeneration(pulumi.ComponentResource):
             names.GENERATION_KEYSET: keyset.name, names.GENERATION_PURPOSE: keyset.purpose,
             names.GENERATION_LIFECYCLE: generation.model_dump(mode="json", by_alias=True, exclude_defaults=True,
                                                exclude={"public_key_pem"}),
-            names.GENERATION_TIMINGS: timings if timings is not None else wire_timings(keyset),
+            names.GENERATION_TIMINGS: timings,
         })
 
 
@@ -83,14 +102,14 @@ class KeySet(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KeySetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(names.KEYSET_TYPE, name, None, opts)
-        stack, keyset = args.stack, args.keyset
+        keyset = args.keyset
         self.config = keyset
-        self.publish_root = stack.publish_root
-        backend = load_backend(keyset.backend)(stack, keyset, self)
+        self.publish_root = args.publish_root
+        backend = load_backend(keyset.backend)(BackendArgs(keyset, args.environment, args.shared), self)
         timings = wire_timings(keyset)
         self.generations = {
-            g.id: KeyGeneration(f"{name}-{g.id}", stack, keyset, g, backend, pulumi.ResourceOptions(parent=self),
-                                timings=timings)
+            g.id: KeyGeneration(f"{name}-{g.id}", KeyGenerationArgs(keyset, g, args.environment, backend, timings),
+                                pulumi.ResourceOptions(parent=self))
             for g in keyset.generations
         }
         backend.finish({gid: gen.key for gid, gen in self.generations.items()})
@@ -111,7 +130,7 @@ class KeySet(pulumi.ComponentResource):
 
             self.delivery = KeyDelivery(
                 f"{name}-delivery",
-                KeyDeliveryArgs(stack=stack, keyset=keyset, generations=self.generations,
+                KeyDeliveryArgs(environment=args.environment, keyset=keyset, generations=self.generations,
                                 publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )
@@ -180,7 +199,7 @@ class KeySet(pulumi.ComponentResource):
             **({"activeKeyArn": self.active.key.key_arn} if self.active.key.key_arn is not None else {}),
             **({"activeKeyName": self.active.key.key_name} if self.active.key.key_name is not None else {}),
             **({"consumerEnv": consumer_env(keyset, self.active_kid, self.active.key.key_id)}
-               if keyset.purpose in ("sign", "mac") else {}),
+               if keyset.purpose in (Purpose.SIGN, Purpose.MAC) else {}),
             "algorithm": keyset.algorithm,
             "profile": keyset.profile,
             "backend": keyset.backend,

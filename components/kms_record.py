@@ -20,7 +20,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from components.backend import GenerationKey
 from keyrotation import keys
-from keyrotation.config import Generation, KeySet
+from keyrotation.config import Generation, KeySetConfig
 from keyrotation.lifecycle import TRANSITIONS, State
 from keyrotation.names import KMS_KEY_RECORD
 
@@ -124,7 +124,7 @@ class KmsKeyRecord(Resource, module=KMS_KEY_RECORD[0], name=KMS_KEY_RECORD[1]):
 
 def recorded_key(
     record: KmsKeyRecord,
-    keyset: KeySet,
+    keyset: KeySetConfig,
     generation: Generation,
     resource: pulumi.Resource,
     *,

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pulumi
 
-from components.backend import GenerationKey
+from components.backend import BackendArgs, GenerationKey
 from components.pkcs11_key import Pkcs11Key, Pkcs11KeyArgs
-from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.config import Generation
 from keyrotation.metadata import format_time
 
 
 class Pkcs11Backend:
-    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
-        self.keyset = keyset
-        self.environment = stack.environment
-        # Validated by the config: the keyset's own pkcs11, else the stack's.
-        self.options = keyset.pkcs11 or stack.pkcs11
+    def __init__(self, args: BackendArgs, parent: pulumi.Resource) -> None:
+        self.keyset = args.keyset
+        self.environment = args.environment
+        # Resolved and validated by the config: the keyset's own pkcs11, else the stack's.
+        assert args.keyset.pkcs11 is not None
+        self.options = args.keyset.pkcs11
 
     def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
         keyset = self.keyset

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pulumi
 
-from components.backend import GenerationKey
+from components.backend import BackendArgs, GenerationKey
 from components.software_key import SoftwareKey, SoftwareKeyArgs
-from keyrotation.config import Generation, KeySet, StackConfig
+from keyrotation.config import Generation
 from keyrotation.metadata import format_time
 
 
 class SoftwareBackend:
-    def __init__(self, stack: StackConfig, keyset: KeySet, parent: pulumi.Resource) -> None:
-        self.keyset = keyset
-        self.environment = stack.environment
+    def __init__(self, args: BackendArgs, parent: pulumi.Resource) -> None:
+        self.keyset = args.keyset
+        self.environment = args.environment
 
     def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
         key = SoftwareKey(
@@ -32,7 +32,7 @@ class SoftwareBackend:
             pulumi.ResourceOptions(parent=parent),
         )
         return GenerationKey(
-            public_pem=key.public_key_pem,  # "" for symmetric keys: the KeySet reads it as none
+            public_pem=key.public_key_pem,  # "" for symmetric keys: the KeySetConfig reads it as none
             thumbprint=key.thumbprint,
             key_id=key.id,
             material=key.private_key,

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import KeySet as KeySetConfig
+from .config import KeySetConfig
 from .lifecycle import PUBLISHED_STATES, State
 from .metadata import ANNOTATION_PREFIX
 

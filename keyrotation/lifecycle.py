@@ -16,7 +16,7 @@ from .algorithms import Purpose
 from .times import SECONDS_PER_DAY, format_time
 
 if TYPE_CHECKING:
-    from .config import Generation, KeySet
+    from .config import Generation, KeySetConfig
 
 
 class State(StrEnum):
@@ -536,7 +536,7 @@ def _split(
 
 
 def keyset_gaps(
-    keyset: KeySet, published_at: Mapping[str, datetime] | None = None,
+    keyset: KeySetConfig, published_at: Mapping[str, datetime] | None = None,
     deployed_stops: Mapping[str, datetime] | None = None,
 ) -> list[Gap]:
     return find_gaps(

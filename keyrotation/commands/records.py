@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .. import lifecycle
-from ..config import Generation, KeySet, StackConfig
+from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
 from ..keys import render_kid
 from ..lifecycle import State
@@ -46,7 +46,7 @@ class Publications:
 NO_RECORD = Publications()
 
 
-def deployed_stops(keyset: KeySet, record: Publications) -> dict[str, datetime]:
+def deployed_stops(keyset: KeySetConfig, record: Publications) -> dict[str, datetime]:
     """Per generation, when its latest switch to retiring was deployed (for the gap check)."""
     out = {}
     for g in keyset.generations:
@@ -67,7 +67,7 @@ def deployed_switch(record: Publications, generation: Generation, state: State) 
 
 
 
-def keyset_of(stack: StackConfig, name: str) -> KeySet:
+def keyset_of(stack: StackConfig, name: str) -> KeySetConfig:
     try:
         return stack.keysets[name]
     except KeyError:
@@ -75,7 +75,7 @@ def keyset_of(stack: StackConfig, name: str) -> KeySet:
         raise CommandError(f"{stack.stack_file}: no keyset '{name}' (keysets: {known})") from None
 
 
-def generation_of(stack: StackConfig, keyset: KeySet, generation_id: str) -> Generation:
+def generation_of(stack: StackConfig, keyset: KeySetConfig, generation_id: str) -> Generation:
     for g in keyset.generations:
         if g.id == generation_id:
             return g
@@ -85,7 +85,7 @@ def generation_of(stack: StackConfig, keyset: KeySet, generation_id: str) -> Gen
     )
 
 
-def kid_of(stack: StackConfig, keyset: KeySet, generation: Generation, record: Publications = NO_RECORD) -> str:
+def kid_of(stack: StackConfig, keyset: KeySetConfig, generation: Generation, record: Publications = NO_RECORD) -> str:
     if generation.id in record.kids:
         return record.kids[generation.id]
     if keyset.kid == "thumbprint":

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import lifecycle
-from ..config import Generation, KeySet, StackConfig
+from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
 from ..lifecycle import State, format_duration
 from ..times import format_time
@@ -85,7 +85,7 @@ def _since(g: Generation) -> datetime:
     return lifecycle.entered(g, g.state) or g.created_at
 
 
-def _next_step(ks: KeySet, g: Generation, record: Publications) -> tuple[str | None, datetime | None]:
+def _next_step(ks: KeySetConfig, g: Generation, record: Publications) -> tuple[str | None, datetime | None]:
     if g.state is State.PENDING:
         if g.id in record.missing:
             return f"publish it (`pulumi up`); not yet in {', '.join(record.missing[g.id])}", None
@@ -297,7 +297,7 @@ def valid_at(
     return Validity(keyset, g.id, kid_of(stack, ks, g, record), at, trusted, signing, reasons)
 
 
-def _by_kid(stack: StackConfig, ks: KeySet, kid: str, record: Publications) -> Generation:
+def _by_kid(stack: StackConfig, ks: KeySetConfig, kid: str, record: Publications) -> Generation:
     for g in ks.generations:
         if kid in (g.id, kid_of(stack, ks, g, record)):
             return g

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from .. import lifecycle
 from ..algorithms import BACKENDS
-from ..config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
+from ..config import ConfigError, Generation, KeySetConfig, Rewrap, StackConfig, Step, validate
 from ..errors import CommandError
 from ..lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, RevokeReason, State
 from ..times import format_time
@@ -215,26 +215,26 @@ def _published_since(generation: Generation, record: Publications) -> datetime:
     return lifecycle.published_since(generation, record.first_published)
 
 
-def _published_in(keyset: KeySet) -> str:
+def _published_in(keyset: KeySetConfig) -> str:
     return _documents(keyset) if keyset.purpose == "sign" else "every consumer's keyring"
 
 
-def _documents(keyset: KeySet) -> str:
+def _documents(keyset: KeySetConfig) -> str:
     if not keyset.publish:
         return "no published document"
     return ", ".join(f"{p.format} at {p.target}" for p in keyset.publish)
 
 
-def _holders(keyset: KeySet) -> str:
+def _holders(keyset: KeySetConfig) -> str:
     """Who holds a copy of what is published: verifiers (documents) or pods (keyrings)."""
     return "verifiers" if keyset.purpose == "sign" else "pods"
 
 
-def _rejects_new(keyset: KeySet) -> str:
+def _rejects_new(keyset: KeySetConfig) -> str:
     return "reject its signatures" if keyset.purpose == "sign" else "cannot decrypt what it encrypts"
 
 
-def _consumers(keyset: KeySet) -> str:
+def _consumers(keyset: KeySetConfig) -> str:
     names = [getattr(c, "deployment", None) or getattr(c, "secret", None) for c in keyset.consumers]
     return ", ".join(n for n in names if n)
 
@@ -376,7 +376,7 @@ def promote(
     return draft.finish()
 
 
-def retire_gate(ks: KeySet, generation: Generation, record: Publications) -> tuple[datetime | None, str]:
+def retire_gate(ks: KeySetConfig, generation: Generation, record: Publications) -> tuple[datetime | None, str]:
     """(earliest retirement, why) for a retiring generation: the overlap after the deployed switch,
     and for keysets with data at rest the re-encryption or expiry of that data."""
     t = ks.timings
@@ -615,7 +615,7 @@ def revoke(
 
 
 def _revocation_effects(
-    stack: StackConfig, ks: KeySet, generation: Generation, reason: str, now: datetime, record: Publications
+    stack: StackConfig, ks: KeySetConfig, generation: Generation, reason: str, now: datetime, record: Publications
 ) -> list[str]:
     t = ks.timings
     kid = kid_of(stack, ks, generation, record)
@@ -650,7 +650,7 @@ def _revocation_effects(
 
 
 def _emergency(
-    draft: _Draft, ks: KeySet, now: datetime, record: Publications, new_id: str | None, reason: str
+    draft: _Draft, ks: KeySetConfig, now: datetime, record: Publications, new_id: str | None, reason: str
 ) -> None:
     res = draft.result
     pending = [g for g in draft.generations if g.state is State.PENDING]

@@ -230,7 +230,7 @@ PIN_KEY = "pkcs11Pin"
 """``key-rotation:pkcs11Pin``: the token PIN, only as a Pulumi secret."""
 
 
-class KeySet(TimingOverrides):
+class KeySetConfig(TimingOverrides):
     """One keyset as written in the stack file, plus its name and resolved timings."""
 
     purpose: Purpose
@@ -307,14 +307,14 @@ class StackConfig(_Model):
     publish_root: Text = targets.DEFAULT_PUBLISH_ROOT
     """Where ``file://`` targets may write (relative to the project directory)."""
     defaults: TimingOverrides = Field(default_factory=TimingOverrides)
-    keysets: dict[str, KeySet]
+    keysets: dict[str, KeySetConfig]
     kubernetes: Kubernetes | None = None
 
     stack_file: str = Field("Pulumi.<stack>.yaml", exclude=True)
     other: dict[str, Any] = Field(default_factory=dict, exclude=True)
     """Config of other namespaces (``aws:region``, ``gcp:project`` ...), as given."""
 
-    def timings_of(self, keyset: KeySet) -> Timings:
+    def timings_of(self, keyset: KeySetConfig) -> Timings:
         timings = keyset.over(self.defaults.over(Timings()))
         if keyset.warn_days is None and self.defaults.warn_days is None:
             timings = replace(timings, warn_days=default_warn_days(timings.max_age_days))

@@ -25,7 +25,7 @@ from .model import (
     KID_PLACEHOLDERS,
     DeploymentConsumer,
     Generation,
-    KeySet,
+    KeySetConfig,
     SecretConsumer,
     StackConfig,
     _snake,
@@ -49,7 +49,7 @@ def validate(stack: StackConfig, *, now: datetime | None = None) -> list[Problem
     return problems
 
 
-def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]:
+def _validate_keyset(stack: StackConfig, name: str, ks: KeySetConfig) -> list[Problem]:
     out: list[Problem] = []
 
     def problem(message: str, field: str | None = None, generation: str | None = None) -> None:
@@ -97,7 +97,7 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]
     return out + _validate_generations(stack, name, ks, spec)
 
 
-def _validate_backend(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
+def _validate_backend(stack: StackConfig, name: str, ks: KeySetConfig, spec: algorithms.Algorithm) -> list[Problem]:
     out: list[Problem] = []
     if ks.backend in (Backend.SOFTWARE, Backend.PKCS11, Backend.AWS_KMS) and not spec.cryptography_generates:
         out.append(Problem(
@@ -187,7 +187,7 @@ _GCP_RESOURCE_ID = re.compile(r"[a-zA-Z0-9_-]{1,63}")
 _AWS_ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
 
 
-def _validate_kid(name: str, ks: KeySet, environment: str = "") -> list[Problem]:
+def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Problem]:
     if ks.kid == "thumbprint":
         return []
     try:
@@ -228,13 +228,13 @@ def _validate_kid(name: str, ks: KeySet, environment: str = "") -> list[Problem]
     return out
 
 
-def _render_kid(ks: KeySet, name: str, generation: str, environment: str) -> str:
+def _render_kid(ks: KeySetConfig, name: str, generation: str, environment: str) -> str:
     from ..keys import render_kid
 
     return render_kid(ks.kid, keyset=name, generation=generation, environment=environment)
 
 
-def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm) -> list[Problem]:
+def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig, spec: algorithms.Algorithm) -> list[Problem]:
     out: list[Problem] = []
     seen: set[str] = set()
     for i, pub in enumerate(ks.publish):
@@ -263,7 +263,7 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
     return out
 
 
-def _validate_consumers(stack: StackConfig, name: str, ks: KeySet) -> list[Problem]:
+def _validate_consumers(stack: StackConfig, name: str, ks: KeySetConfig) -> list[Problem]:
     out: list[Problem] = []
     for i, consumer in enumerate(ks.consumers):
         field = f"consumers[{i}]"
@@ -450,7 +450,7 @@ def _validate_not_future(stack: StackConfig, now: datetime) -> list[Problem]:
 
 
 def _validate_generations(
-    stack: StackConfig, name: str, ks: KeySet, spec: algorithms.Algorithm | None
+    stack: StackConfig, name: str, ks: KeySetConfig, spec: algorithms.Algorithm | None
 ) -> list[Problem]:
     out: list[Problem] = []
     ids: set[str] = set()

@@ -26,10 +26,10 @@ from typing import Any
 import pulumi
 
 from components.kubernetes import MANAGED_BY
-from keyrotation import lifecycle
 from keyrotation.config import KeySetConfig, StackConfig
 from keyrotation.metadata import format_time
 from keyrotation.times import SECONDS_PER_DAY
+from keyrotation.view import view
 
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
@@ -43,11 +43,11 @@ def _age_days_at_least(since: datetime, days: float) -> str:
 
 def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]:
     timings = keyset.timings
-    active = keyset.active
-    # key_age gives the due and warn times; they do not depend on `now`.
-    age = lifecycle.key_age(keyset.generations, timings, now=active.activated_at)
-    warn_days = (age.warn_at - active.activated_at).total_seconds() / DAY_SECONDS
-    max_days = (age.due_at - active.activated_at).total_seconds() / DAY_SECONDS
+    keys = view(keyset)
+    active = keys.active
+    assert active.activated_at is not None and keys.due_at is not None and keys.warn_at is not None
+    warn_days = (keys.warn_at - active.activated_at).total_seconds() / DAY_SECONDS
+    max_days = (keys.due_at - active.activated_at).total_seconds() / DAY_SECONDS
     newest = max(keyset.generations, key=lambda g: g.created_at)
     labels = {"keyset": keyset.name, "environment": environment, "generation": active.id}
     lead = int(timings.publish_lead.total_seconds())
@@ -61,7 +61,7 @@ def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]
                 "description": (
                     f"Generation {active.id} of keyset {keyset.name} ({environment}) was activated at"
                     f" {format_time(active.activated_at)} and reaches maxAgeDays ({timings.max_age_days})"
-                    f" at {format_time(age.due_at)}. Promote a pending generation that has been"
+                    f" at {format_time(keys.due_at)}. Promote a pending generation that has been"
                     f" delivered for at least the publish lead ({lead} s)."
                 ),
             },
@@ -88,7 +88,7 @@ def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]
                     f"The newest generation of keyset {keyset.name} ({environment}), {newest.id}, was added"
                     f" at {format_time(newest.created_at)}. Add a pending generation now: it must be"
                     f" delivered for the publish lead ({lead} s) before it may replace {active.id},"
-                    f" which reaches maxAgeDays at {format_time(age.due_at)}."
+                    f" which reaches maxAgeDays at {format_time(keys.due_at)}."
                 ),
             },
         },

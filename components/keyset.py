@@ -15,6 +15,7 @@ from keyrotation import documents, keys, lifecycle, names
 from keyrotation.algorithms import BACKENDS, Purpose
 from keyrotation.config import Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
+from keyrotation.view import view
 
 
 @dataclass
@@ -113,7 +114,8 @@ class KeySet(pulumi.ComponentResource):
             for g in keyset.generations
         }
         backend.finish({gid: gen.key for gid, gen in self.generations.items()})
-        self.active = self.generations[keyset.active.id]
+        self.view = view(keyset)  # the keyset's one domain view: the active pointer, what is published
+        self.active = self.generations[self.view.primary]
         self.active_kid = self.active.kid
         # One Output step for the whole keyset: every generation's kid and public key in, every
         # document's text and kids out. Registration cost is the Output graph (docs/design.md).
@@ -194,7 +196,7 @@ class KeySet(pulumi.ComponentResource):
         keyset = self.config
         return {
             "activeKid": self.active_kid,
-            "activeGeneration": keyset.active.id,
+            "activeGeneration": self.view.primary,
             "activeKeyId": self.active.key.key_id,
             **({"activeKeyArn": self.active.key.key_arn} if self.active.key.key_arn is not None else {}),
             **({"activeKeyName": self.active.key.key_name} if self.active.key.key_name is not None else {}),

@@ -79,7 +79,7 @@ class DeliveredKeys:
     def __init__(self, keyset: KeySetConfig, generations: Sequence[DeliveredGeneration]):
         self.keyset = keyset
         self.generations = list(generations)
-        self.active = next(g for g in self.generations if g.state == State.ACTIVE)
+        self.active = next(g for g in self.generations if g.id == keyset.active.id)  # the keyset's primary
         self.ring = [g for g in self.generations if g.decrypts]
 
     def keyring(self) -> dict[str, Any]:

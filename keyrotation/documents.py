@@ -107,7 +107,7 @@ def signers(records: Sequence[KeyRecord]) -> list[dict[str, Any]]:
 
 
 def trust_anchor(records: Sequence[KeyRecord]) -> dict[str, Any]:
-    active = [r.kid for r in records if r.state is State.ACTIVE]
+    active = lifecycle.active_ids((r.kid, r.state) for r in records)
     return {
         "active_key_id": active[0] if active else None,
         "keys": [

@@ -232,9 +232,16 @@ class Age:
     health: Health
 
 
+def active_ids(states: Iterable[tuple[str, State | str]]) -> list[str]:
+    """The ids of the generations in state ``active``, in the order given: the one place that
+    asks which generation is active (the config, the pack, the commands and the documents)."""
+    return [gid for gid, state in states if state == State.ACTIVE]
+
+
 def active_generation(generations: Sequence[Generation]) -> Generation | None:
-    active = [g for g in generations if g.state is State.ACTIVE]
-    return active[0] if len(active) == 1 else None
+    """The one active generation (the keyset's primary); None when there is not exactly one."""
+    active = active_ids((g.id, g.state) for g in generations)
+    return next(g for g in generations if g.id == active[0]) if len(active) == 1 else None
 
 
 def key_age(generations: Sequence[Generation], timings: Timings, now: datetime) -> Age:

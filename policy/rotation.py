@@ -107,7 +107,7 @@ def validate_one_active(args: StackValidationArgs, report_violation: ReportViola
             urn = None
         else:
             continue
-        active = sorted(gid for gid, state in states.items() if state == State.ACTIVE)
+        active = sorted(lifecycle.active_ids(states.items()))
         if len(active) == 1:
             continue
         if not active:

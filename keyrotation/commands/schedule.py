@@ -15,6 +15,7 @@ from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
 from ..lifecycle import State, format_duration
 from ..times import format_time
+from ..view import view
 from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_of
 from .transitions import retire_gate
 
@@ -105,7 +106,7 @@ def status(stack: StackConfig, now: datetime, records: dict[str, Publications] |
     out = []
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
-        age = lifecycle.key_age(ks.generations, ks.timings, now)
+        age = view(ks).age(now)
         item = KeysetStatus(
             name, ks.purpose, ks.algorithm, ks.backend, age.generation, age.health, age.age, age.due_at, age.warn_at
         )

@@ -355,9 +355,9 @@ def promote(
             f"--force: promoted {span(earliest - now)} before the publish lead passed ({basis}):"
             f" {_holders(ks)} whose copy predates it {_rejects_new(ks)} until about {_iso(published + lead)}"
         )
-    previous = [g for g in draft.generations if g.state is State.ACTIVE]
+    previous = lifecycle.active_ids((g.id, g.state) for g in draft.generations)
     for old in previous:
-        draft.move(old.id, State.RETIRING)
+        draft.move(old, State.RETIRING)
     draft.move(generation.id, State.ACTIVE)
     kid = kid_of(stack, ks, generation, record)
     draft.result.notes.append(
@@ -366,10 +366,10 @@ def promote(
     )
     for old in previous:
         draft.result.notes.append(
-            f"'{old.id}' stays published ({_published_in(ks)}) for the overlap, counted from the deploy of"
+            f"'{old}' stays published ({_published_in(ks)}) for the overlap, counted from the deploy of"
             f" this promote: retire it from {_iso(now + ks.timings.overlap)} at the earliest"
             + (" and once its data at rest is re-encrypted (`rewrapped`) or expired" if ks.keeps_data else "")
-            + f" (`retire {ks.name} {old.id}`)"
+            + f" (`retire {ks.name} {old}`)"
         )
     if _consumers(ks):
         draft.result.notes.append(f"consumers switched by `pulumi up`: {_consumers(ks)}")
@@ -691,7 +691,7 @@ def rollback(
     draft = _Draft("rollback", stack, keyset, now)
     ks = draft.keyset
     t = ks.timings
-    active = next(g for g in draft.generations if g.state is State.ACTIVE)
+    active = draft.keyset.active
     retiring = [g for g in draft.generations if g.state is State.RETIRING and lifecycle.stopped_at(g)]
     if not retiring:
         previous = [g for g in draft.generations if g.state in (State.RETIRED, State.REVOKED, State.DESTROYED)

@@ -34,6 +34,7 @@ from ..lifecycle import (
     RevokeReason,
     State,
     Timings,
+    active_generation,
     default_warn_days,
 )
 
@@ -274,7 +275,9 @@ class KeySetConfig(TimingOverrides):
 
     @property
     def active(self) -> Generation:
-        return next(g for g in self.generations if g.state is State.ACTIVE)
+        active = active_generation(self.generations)
+        assert active is not None, "validated: exactly one active generation (keyrotation.view)"
+        return active
 
     def generation(self, generation_id: str) -> Generation:
         return next(g for g in self.generations if g.id == generation_id)

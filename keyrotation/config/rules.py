@@ -21,6 +21,7 @@ from ..lifecycle import (
     first_pass,
 )
 from ..times import format_time
+from ..view import keyset_problems
 from .model import (
     KID_PLACEHOLDERS,
     DeploymentConsumer,
@@ -500,13 +501,7 @@ def _validate_generations(
                     problem(message, "publicKeyPem")
         elif gen.public_key_pem is not None:
             problem(f"only backend external takes a publicKeyPem (this keyset is {ks.backend})", "publicKeyPem")
-    active = [g.id for g in ks.generations if g.state is State.ACTIVE]
-    if len(active) != 1:
-        found = f"{len(active)} ({', '.join(active)})" if active else "none"
-        out.append(Problem(
-            f"a {ks.purpose} keyset needs exactly one 'active' generation; found {found}",
-            name, None, "generations",
-        ))
+    out += [Problem(why, name, None, "generations") for why in keyset_problems(ks.purpose, ks.generations)]
     return out
 
 

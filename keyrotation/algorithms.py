@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
@@ -99,14 +99,17 @@ class AwsNativeRotation:
 
 AWS_NATIVE_ROTATION = AwsNativeRotation()
 
-_EC_CURVES = {
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | mldsa.MLDSA65PrivateKey
+"""What :meth:`Algorithm.generate` makes for an asymmetric algorithm (any ML-DSA level)."""
+
+_EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1,
     "P-384": ec.SECP384R1,
     "P-521": ec.SECP521R1,
     "secp256k1": ec.SECP256K1,
 }
 
-_MLDSA = {
+_MLDSA: dict[str, Any] = {  # the three ML-DSA private key classes share no base class
     "ML-DSA-44": mldsa.MLDSA44PrivateKey,
     "ML-DSA-65": mldsa.MLDSA65PrivateKey,
     "ML-DSA-87": mldsa.MLDSA87PrivateKey,
@@ -181,22 +184,26 @@ class Algorithm:
     def allowed_in(self, profile: str) -> bool:
         return profile in self.profiles
 
-    def generate(self, key_size: int = 2048):
+    def generate(self, key_size: int = 2048) -> PrivateKey | bytes:
         """A new private key: a ``cryptography`` key object, or bytes for symmetric keys."""
         if self.kty == "OKP":
             return ed25519.Ed25519PrivateKey.generate()
         if self.kty == "EC":
+            assert self.curve is not None
             return ec.generate_private_key(_EC_CURVES[self.curve]())
         if self.kty == "RSA":
             return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
         if self.kty == "AKP":
-            return _MLDSA[self.name].generate()
+            key: PrivateKey = _MLDSA[self.name].generate()
+            return key
         if self.kty == "SPKI":
             raise ValueError(f"{self.name} keys are made in an HSM and declared by their public key")
+        assert self.secret_bytes is not None
         return os.urandom(self.secret_bytes)
 
 
-def _ecdsa(name, curve, bits, aws_spec, gcp, *, fips=True, hsm_only=False, gcp_rule=""):
+def _ecdsa(name: str, curve: str, bits: int, aws_spec: str, gcp: str | None, *, fips: bool = True,
+           hsm_only: bool = False, gcp_rule: str = "") -> Algorithm:
     return Algorithm(
         name=name, purpose=Purpose.SIGN, kty="EC", curve=curve, hash_name=f"SHA{bits}",
         profiles=frozenset({"default", "fips"} if fips else {"default"}),
@@ -207,11 +214,11 @@ def _ecdsa(name, curve, bits, aws_spec, gcp, *, fips=True, hsm_only=False, gcp_r
     )
 
 
-def _rsa(name, bits, scheme):
+def _rsa(name: str, bits: int, scheme: str) -> Algorithm:
     pss = scheme == "PSS"
     gcp_kind = "RSA_SIGN_PSS" if pss else "RSA_SIGN_PKCS1"
     # GCP offers SHA-256 digests at every size and SHA-512 only with 4096-bit keys; no SHA-384.
-    gcp = {size: f"{gcp_kind}_{size}_SHA256" for size in RSA_KEY_SIZES} if bits == 256 else (
+    gcp: dict[int | None, str] = {size: f"{gcp_kind}_{size}_SHA256" for size in RSA_KEY_SIZES} if bits == 256 else (
         {4096: f"{gcp_kind}_4096_SHA512"} if bits == 512 else {}
     )
     return Algorithm(
@@ -227,7 +234,7 @@ def _rsa(name, bits, scheme):
     )
 
 
-def _mldsa(level):
+def _mldsa(level: int) -> Algorithm:
     # FIPS 204 ML-DSA, named as the JOSE/COSE ML-DSA draft names it. AWS KMS holds all three
     # (KeySpec ML_DSA_44/65/87, SigningAlgorithm ML_DSA_SHAKE_256: the botocore model and the
     # pulumi-aws Key docs in this venv); pulumi-gcp 10.2 lists no ML-DSA CryptoKey algorithm.
@@ -240,7 +247,7 @@ def _mldsa(level):
     )
 
 
-def _national(name, profile, spki_algorithm, signers_name):
+def _national(name: str, profile: str, spki_algorithm: str, signers_name: str) -> Algorithm:
     # Held in an HSM, declared by their public key; JOSE has no key type for them.
     return Algorithm(
         name=name, purpose=Purpose.SIGN, kty="SPKI", profiles=frozenset({"default", profile}),
@@ -249,7 +256,7 @@ def _national(name, profile, spki_algorithm, signers_name):
     )
 
 
-def _hmac(bits):
+def _hmac(bits: int) -> Algorithm:
     return Algorithm(
         name=f"HS{bits}", purpose=Purpose.MAC, kty="oct", secret_bytes=bits // 8, hash_name=f"SHA{bits}",
         aws_key_spec=f"HMAC_{bits}", aws_key_usage="GENERATE_VERIFY_MAC",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ class DeliveredKeys:
     def value(self, source: str) -> str:
         """The delivered text of a source (key material for ``material`` and ``keyring``)."""
         active, spec = self.active, self.keyset.spec
-        values = {
+        values: dict[str, Callable[[], str | None]] = {
             "material": lambda: active.material,
             "keyring": lambda: canonical(self.keyring()),
             "kid": lambda: active.kid,

@@ -12,12 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import algorithms, lifecycle
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
+
+if TYPE_CHECKING:
+    from .config import Generation
 
 
 class Format(StrEnum):
@@ -63,7 +66,7 @@ class KeyRecord:
     """When it signed/encrypted: ``lifecycle.signing_periods`` (several after a rollback)."""
 
     @classmethod
-    def of(cls, generation, *, kid: str, algorithm: str, public_pem: str | None) -> KeyRecord:
+    def of(cls, generation: Generation, *, kid: str, algorithm: str, public_pem: str | None) -> KeyRecord:
         """The record of a stack-file generation (``keyrotation.config.Generation``)."""
         g = generation
         return cls(
@@ -74,6 +77,12 @@ class KeyRecord:
             history=tuple((str(state), at) for state, at in lifecycle.path(g)),
             signing_periods=tuple(lifecycle.signing_periods(g)),
         )
+
+    @property
+    def pem(self) -> str:
+        """The public key of a published record (the documents read no other)."""
+        assert self.public_pem is not None, f"generation '{self.generation}' has no public key"
+        return self.public_pem
 
     @property
     def published(self) -> bool:
@@ -88,7 +97,7 @@ def jwks(records: Sequence[KeyRecord]) -> dict[str, Any]:
     for r in records:
         if not r.published:
             continue
-        jwk = public_jwk(r.public_pem)
+        jwk = public_jwk(r.pem)
         jwk.update(kid=r.kid, alg=r.algorithm, use="sig")
         keys.append(jwk)
     return {"keys": keys}
@@ -99,7 +108,7 @@ def signers(records: Sequence[KeyRecord]) -> list[dict[str, Any]]:
         {
             "signerId": r.kid,
             "algorithm": algorithms.ALGORITHMS[r.algorithm].signers_name,
-            "publicKey": r.public_pem.strip() + "\n",
+            "publicKey": r.pem.strip() + "\n",
         }
         for r in records
         if r.published
@@ -114,7 +123,7 @@ def trust_anchor(records: Sequence[KeyRecord]) -> dict[str, Any]:
             {
                 "key_id": r.kid,
                 "algorithm": algorithms.ALGORITHMS[r.algorithm].anchor_name,
-                "public_key": public_der_b64url(r.public_pem),
+                "public_key": public_der_b64url(r.pem),
                 "valid_from": _iso(r.activated_at or r.created_at),
             }
             for r in records
@@ -156,7 +165,7 @@ _BUILDERS = {Format.JWKS: jwks, Format.SIGNERS: signers, Format.TRUST_ANCHOR: tr
 
 
 def build(format: str, records: Sequence[KeyRecord]) -> Any:
-    return _BUILDERS[format](records)
+    return _BUILDERS[Format(format)](records)
 
 
 def render(document: Any) -> str:

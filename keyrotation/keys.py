@@ -37,7 +37,7 @@ _MLDSA_NAMES = {
 }
 
 
-def load_public_key(pem: str):
+def load_public_key(pem: str) -> Any:
     """A ``cryptography`` public key, or a :class:`spki.PublicKey` for SM2 and GOST keys."""
     try:
         return serialization.load_pem_public_key(pem.strip().encode())
@@ -50,11 +50,11 @@ def load_public_key(pem: str):
         raise ValueError(str(error).split("\n")[0] or "unreadable PEM") from None
 
 
-def _mldsa_name(key) -> str | None:
+def _mldsa_name(key: object) -> str | None:
     return next((name for cls, name in _MLDSA_NAMES.items() if isinstance(key, cls)), None)
 
 
-def describe_public_key(key) -> tuple[str, Any]:
+def describe_public_key(key: Any) -> tuple[str, Any]:
     """(kty, curve or RSA size) of a public key object; ("AKP", "ML-DSA-65"), ("SPKI", "sm2")."""
     if isinstance(key, spki.PublicKey):
         return "SPKI", key.kind
@@ -91,19 +91,21 @@ def public_pem_from_der(der: bytes) -> str:
         key = serialization.load_der_public_key(der)
     except UnsupportedAlgorithm:
         return spki.load(spki.PublicKey("?", der).pem).pem
-    return key.public_bytes(
+    text: str = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
+    return text
 
 
 def normalize_public_pem(pem: str) -> str:
     """The canonical SubjectPublicKeyInfo PEM of a public key given in any PEM layout."""
     key = load_public_key(pem)
     if isinstance(key, spki.PublicKey):
-        return key.pem
-    return key.public_bytes(
+        return str(key.pem)
+    text: str = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
+    return text
 
 
 def public_der_b64url(public_pem: str) -> str:
@@ -122,15 +124,15 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _jose_key(key):
+def _jose_key(key: Any) -> Any:  # a joserfc key; joserfc's import_key is not typed per class
     kty, _ = describe_public_key(key)
     if kty == "SPKI":
         raise ValueError(f"JOSE defines no key type for {spki.KINDS[key.kind]} keys; publish them as SPKI")
-    cls = {"OKP": OKPKey, "EC": ECKey, "RSA": RSAKey}[kty]
+    cls: Any = {"OKP": OKPKey, "EC": ECKey, "RSA": RSAKey}[kty]
     return cls.import_key(key)
 
 
-def akp_jwk(key) -> dict[str, Any]:
+def akp_jwk(key: Any) -> dict[str, Any]:
     """The public AKP JWK of an ML-DSA key: ``kty``, ``alg`` and ``pub`` (the FIPS 204 encoding)."""
     return {"kty": "AKP", "alg": _mldsa_name(key), "pub": _b64url(key.public_bytes_raw())}
 
@@ -159,7 +161,7 @@ def thumbprint(public_pem: str) -> str:
         jwk = akp_jwk(key)
         canonical = json.dumps({m: jwk[m] for m in ("alg", "kty", "pub")}, separators=(",", ":"))
         return _b64url(hashlib.sha256(canonical.encode()).digest())
-    return _jose_key(key).thumbprint()
+    return str(_jose_key(key).thumbprint())
 
 
 def secret_thumbprint(secret_b64: str) -> str:

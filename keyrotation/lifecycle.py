@@ -494,7 +494,7 @@ def find_gaps(
         unpublished: list[tuple[GapKind, datetime | None, datetime | None]] = [("published-too-late", None, p0)]
         cursor: datetime | None = p0
         for a, b in published:
-            if a > cursor:
+            if cursor is not None and a > cursor:
                 unpublished.append(("removed-too-early", cursor, a))
             cursor = b
             if cursor is None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
+from typing import Any
 
 from .times import format_time
 
@@ -83,7 +84,7 @@ def from_gcp_labels(labels: Mapping[str, str] | None) -> RotationMetadata | None
 def _decode(values: dict[str, str]) -> RotationMetadata | None:
     if not {"keyset", "generation", "created_at"} <= values.keys():
         return None
-    kwargs: dict = {name: values.get(name, "") for name in _FIELDS}
+    kwargs: dict[str, Any] = {name: values.get(name, "") for name in _FIELDS}
     kwargs["created_at"] = parse_time(values["created_at"])
     kwargs["activated_at"] = parse_time(values["activated_at"]) if values.get("activated_at") else None
     return RotationMetadata(**kwargs)

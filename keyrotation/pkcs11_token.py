@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from .errors import KeyRotationError
@@ -156,7 +157,7 @@ def generate(where: Where, user_pin: str | None, key_type: str, curve: str | Non
         try:
             if key_type == "EC":
                 params = sess.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[curve])}, local=True
+                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[str(curve)])}, local=True
                 )
                 pub, _priv = params.generate_keypair(store=True, public_template=public,
                                                      private_template=private)
@@ -241,9 +242,11 @@ def _public_pem(pub, key_type: str, curve: str | None) -> str:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from pkcs11 import Attribute
 
+    key: Any
     if key_type == "EC":
+        assert curve is not None
         point = core.OctetString.load(pub[Attribute.EC_POINT]).native
-        curve_class = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1,
+        curve_class: Any = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1,
                        "secp256k1": ec.SECP256K1}[curve]
         key = ec.EllipticCurvePublicKey.from_encoded_point(curve_class(), point)
     else:

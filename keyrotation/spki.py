@@ -51,15 +51,15 @@ KINDS = {"sm2": "SM2", "gost2012-256": "GOST R 34.10-2012 (256-bit)",
 """``Algorithm.spki_algorithm`` values and how errors name them."""
 
 
-class _AlgorithmIdentifier(core.Sequence):
+class _AlgorithmIdentifier(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("algorithm", core.ObjectIdentifier), ("parameters", core.Any, {"optional": True})]
 
 
-class _SubjectPublicKeyInfo(core.Sequence):
+class _SubjectPublicKeyInfo(core.Sequence):  # type: ignore[misc]
     _fields = [("algorithm", _AlgorithmIdentifier), ("public_key", core.OctetBitString)]
 
 
-class _GostParameters(core.Sequence):
+class _GostParameters(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("public_key_param_set", core.ObjectIdentifier),
         ("digest_param_set", core.ObjectIdentifier, {"optional": True}),
@@ -77,7 +77,7 @@ class PublicKey:
 
     @property
     def pem(self) -> str:
-        return pem.armor("PUBLIC KEY", self.der).decode()
+        return str(pem.armor("PUBLIC KEY", self.der).decode())
 
     def fingerprint(self) -> str:
         """base64url SHA-256 of the SPKI DER: the kid of a key JOSE defines no thumbprint for."""
@@ -95,7 +95,7 @@ def der_of_pem(text: str) -> bytes:
         raise ValueError(f"unreadable PEM: {error}") from None
     if kind != "PUBLIC KEY":
         raise ValueError(f"a {kind} block, not a PUBLIC KEY")
-    return der
+    return bytes(der)
 
 
 def load(text: str) -> PublicKey:
@@ -138,7 +138,7 @@ def load(text: str) -> PublicKey:
 
 def _oid(value: core.Any) -> str:
     try:
-        return core.ObjectIdentifier.load(value.dump(), strict=True).dotted
+        return str(core.ObjectIdentifier.load(value.dump(), strict=True).dotted)
     except (ValueError, TypeError):
         return "(not an OID)"
 

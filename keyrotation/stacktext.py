@@ -126,9 +126,9 @@ def parse(text: str, stack_file: str) -> Parsed:
         problems += _walk(root, spans)
         for m in blocks:
             if not any(start <= m.start() < end for start, end in spans):
-                line = text.count("\n", 0, m.start()) + 1
+                line_number = text.count("\n", 0, m.start()) + 1
                 problems.append(Problem(
-                    f"line {line}: a PEM '{m.group(1)}' block outside any value (in a comment?): {material.REMEDY}"
+                    f"line {line_number}: a PEM '{m.group(1)}' block outside any value (in a comment?): {material.REMEDY}"
                 ))
         if problems:
             fail(problems)

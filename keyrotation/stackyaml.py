@@ -43,7 +43,7 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     """The same key twice in one mapping: which value was meant is not for us to guess."""
 
 
-class Loader(_Base):
+class Loader(_Base):  # type: ignore[misc]  # PyYAML ships no types
     """libyaml's parser with ruamel's YAML 1.2 scalar rules, refusing duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -64,7 +64,8 @@ class Loader(_Base):
                         f"found duplicate key {key!r} (first at line {first.start_mark.line + 1})",
                         key_node.start_mark)
                 seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node)).replace("_", "")

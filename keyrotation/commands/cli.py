@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import material, times
+from ..config import StackConfig
 from ..errors import CommandError, KeyRotationError
 from ..lifecycle import REVOKE_REASONS, Timings, format_duration
 from ..names import DEBUG_VARIABLE
@@ -28,7 +29,7 @@ from ..runtime import garbage_collection_tuned
 from ..times import SECONDS_PER_DAY, format_time, utc_now
 from . import outputs, records, schedule, timeline, transitions
 from .records import Publications
-from .stackfile import AddGeneration, AppendEntry, StackFile, locked
+from .stackfile import AddGeneration, AppendEntry, Edit, StackFile, locked
 from .transitions import Result
 
 """Set to 1 to see the Python traceback of an unexpected error instead of its one-line summary."""
@@ -101,18 +102,19 @@ class Context:
     @property
     def stack_name(self) -> str | None:
         if self.args.stack:
-            return self.args.stack
+            return str(self.args.stack)
         match = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", self.path.name)
         return match.group(1) if match else None
 
     def load(self) -> StackFile:
         return StackFile(self.path, now=self.now)
 
-    def records(self, stack) -> dict[str, Publications]:
+    def records(self, stack: StackConfig) -> dict[str, Publications]:
         """The publisher's record: --outputs FILE, else `pulumi stack output`, else none."""
         if self._records is not None:
             return self._records
-        data, source = None, None
+        data: dict[str, Any] | None = None
+        source: str | None = None
         if self.args.outputs:
             data, source = outputs.load(self.args.outputs), self.args.outputs
         elif self.args.no_outputs:
@@ -126,11 +128,11 @@ class Context:
                                 " the overlap from the recorded stop")
             self._records = {}
         else:
-            self._records = outputs.records(data, stack, source)
+            self._records = outputs.records(data, stack, source or "outputs")
             self.unavailable = f"not in the stack outputs ({source}): not deployed yet"
         return self._records
 
-    def record(self, stack, keyset: str) -> Publications:
+    def record(self, stack: StackConfig, keyset: str) -> Publications:
         found = self.records(stack).get(keyset)
         return found if found is not None else Publications(unavailable=self.unavailable)
 
@@ -214,7 +216,7 @@ def _edit(ctx: Context, run: Callable[[StackFile], Result], write: bool) -> tupl
     return stack_file, result, stack_file.edited(result.edits), False
 
 
-def _change_json(edit) -> dict[str, Any]:
+def _change_json(edit: Edit) -> dict[str, Any]:
     if isinstance(edit, AddGeneration):
         return {"keyset": edit.keyset, "generation": edit.generation, "added": edit.fields}
     if isinstance(edit, AppendEntry):
@@ -310,7 +312,7 @@ def cmd_destroy(ctx: Context) -> int:
 # Commands that report
 
 
-def _only(stack, names: Sequence[str] | None):
+def _only(stack: StackConfig, names: Sequence[str] | None) -> list[str]:
     for name in names or []:
         records.keyset_of(stack, name)
     return [n for n in stack.keysets if not names or n in names]
@@ -355,7 +357,7 @@ def cmd_status(ctx: Context) -> int:
     return code
 
 
-def _has_pending(stack, names) -> bool:
+def _has_pending(stack: StackConfig, names: Sequence[str]) -> bool:
     """Whether some generation's next step depends on the publisher's or the deployment record."""
     return any(g.state in ("pending", "retiring") for n in names for g in stack.keysets[n].generations)
 
@@ -469,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     shared = [common(True)]
 
-    def add(name: str, handler, help: str, description: str, edits: bool = False):
+    def add(name: str, handler: Callable[[Context], int], help: str, description: str,
+            edits: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=description, epilog=EXIT_CODES,
                            parents=shared + ([editing()] if edits else []),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -586,7 +589,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         # A big stack file is two large, long-lived object graphs (read, verify): keyrotation/runtime.py.
         with garbage_collection_tuned():
             ctx = Context(args, out)
-            return args.handler(ctx)
+            code: int = args.handler(ctx)
+            return code
     except BrokenPipeError:
         # `status | head -1`: the reader has what it wanted; say nothing more.
         _silence_stdout(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import times
-from ..config import StackConfig
+from ..config import KeySetConfig, StackConfig
 from ..documents import KID_FORMATS
 from ..errors import KeyRotationError
 from ..published import DocumentSeen, first_published
@@ -78,7 +78,7 @@ def records(outputs: dict[str, Any], stack: StackConfig, source: str) -> dict[st
     return out
 
 
-def _record(summary: dict[str, Any], source: str, stack_keyset) -> Publications:
+def _record(summary: dict[str, Any], source: str, stack_keyset: KeySetConfig | None) -> Publications:
     generations = summary.get("generations") or []
     kids = {str(g["id"]): str(g["kid"]) for g in generations if isinstance(g.get("kid"), str)}
     states = {str(g["id"]): str(g["state"]) for g in generations if isinstance(g.get("state"), str)}

@@ -90,8 +90,7 @@ def _next_step(ks: KeySetConfig, g: Generation, record: Publications) -> tuple[s
     if g.state is State.PENDING:
         if g.id in record.missing:
             return f"publish it (`pulumi up`); not yet in {', '.join(record.missing[g.id])}", None
-        at = lifecycle.earliest_promote(g, ks.timings, record.first_published)
-        return "promote", at
+        return "promote", lifecycle.earliest_promote(g, ks.timings, record.first_published)
     if g.state is State.RETIRING:
         at, _why = retire_gate(ks, g, record)
         if at is None:
@@ -201,7 +200,7 @@ def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | N
             item.steps.append((f"promote {name} {p.id}", promote_at,
                                f"publish lead {format_duration(t.publish_lead)} after it was first published"))
         else:
-            start = now if age.warn_at is None else max(now, min(age.warn_at, rotate_by))
+            start = now if age.warn_at is None or rotate_by is None else max(now, min(age.warn_at, rotate_by))
             item.steps.append((f"rotate {name}", start,
                                f"due {_iso(age.due_at)}; rotate by {_iso(rotate_by)} to promote in time"
                                if age.due_at else "no active generation"))
@@ -213,11 +212,11 @@ def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | N
                                f"overlap {format_duration(t.overlap)} after the promote"))
         for g in ks.generations:
             if g.state is State.RETIRING:
-                at, why = retire_gate(ks, g, record)
-                if at is None:
+                retire_at, why = retire_gate(ks, g, record)
+                if retire_at is None:
                     item.steps.append((f"rewrapped {name} {g.id} --by NAME", now, why))
                     continue
-                item.steps.append((f"retire {name} {g.id}", max(now, at), why))
+                item.steps.append((f"retire {name} {g.id}", max(now, retire_at), why))
         item.steps.sort(key=lambda s: s[1] or now)
         item.gaps = lifecycle.keyset_gaps(ks, record.first_published, deployed_stops(ks, record))
         out.append(item)

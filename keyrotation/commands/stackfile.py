@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -164,7 +164,7 @@ class StackFile:
             raise StackFileError(f"{self.name}: not valid YAML: {error}") from None
         if not isinstance(tree, dict) or not isinstance(tree.get("config"), dict):
             raise StackFileError(f"{self.name}: has no 'config:' mapping")
-        return tree
+        return cast(CommentedMap, tree)
 
     def _read(self, text: str) -> tuple[StackConfig, Any]:
         """The validated config (the one validator, strict YAML first), and the composed node that
@@ -196,7 +196,7 @@ class StackFile:
             if region is None:
                 tree = self.tree if part is self.text else self._load(part)
             else:
-                tree = {"config": {KEYSETS: self._load_part(part)}}
+                tree = cast(CommentedMap, {"config": {KEYSETS: self._load_part(part)}})
             part = _Editor(part, tree, self.name, first_line).apply(edit)
         text = self.text[:start] + part + self.text[end:]
         self._edited = (edits, text)
@@ -392,8 +392,8 @@ class _Editor:
         if quote == '"':
             return json.dumps(value, ensure_ascii=False)
         if quote == "'":
-            return "'" + value.replace("'", "''") + "'"
-        return value
+            return str("'" + value.replace("'", "''") + "'")
+        return str(value)
 
     def raw_value(self, node: CommentedMap, key: str) -> str | None:
         if key not in node:
@@ -453,7 +453,7 @@ class _Editor:
         end_line = self.text.count("\n", 0, end)
         at = self.starts[end_line + 1] if end_line + 1 < len(self.starts) else len(self.text)
         prefix = "" if self.text[:at].endswith("\n") else "\n"
-        return self.text[:at] + prefix + " " * dash_col + "- " + item + "\n" + self.text[at:]
+        return str(self.text[:at] + prefix + " " * dash_col + "- " + item + "\n" + self.text[at:])
 
     def _insert(self, node: CommentedMap, key: str, value: Any) -> str:
         rank = FIELD_ORDER.index(key) if key in FIELD_ORDER else len(FIELD_ORDER)
@@ -476,12 +476,12 @@ class _Editor:
                 insertion = ",\n" + " " * indent + pair
             else:
                 insertion = ", " + pair
-            return self.text[:end] + insertion + self.text[end:]
+            return str(self.text[:end] + insertion + self.text[end:])
         key_col = node.lc.data[anchor][1]
         end_line = self.text.count("\n", 0, end)
         at = self.starts[end_line + 1] if end_line + 1 < len(self.starts) else len(self.text)
         prefix = "" if self.text[:at].endswith("\n") else "\n"
-        return self.text[:at] + prefix + " " * key_col + pair + "\n" + self.text[at:]
+        return str(self.text[:at] + prefix + " " * key_col + pair + "\n" + self.text[at:])
 
     def _remove(self, node: CommentedMap, key: str, edit: SetField) -> str:
         if key not in node:
@@ -635,6 +635,6 @@ def _plain_is_string(value: str) -> bool:
     if not value or value != value.strip() or any(c in value for c in ":#{}[],&*!|>'\"%@`\n"):
         return False
     try:
-        return YAML(typ="safe").load(value) == value
+        return bool(YAML(typ="safe").load(value) == value)
     except YAMLError:
         return False

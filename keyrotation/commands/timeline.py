@@ -122,9 +122,10 @@ def svg(stack: StackConfig, now: datetime, *, width: int = 960) -> str:
     legend_y = y + 6
     legend = []
     lx = 8
-    for state, colour in [*COLOURS.items(), ("gap", GAP_COLOUR), ("intended gap", INTENDED_GAP_COLOUR)]:
+    entries: list[tuple[str, str]] = [*COLOURS.items(), ("gap", GAP_COLOUR), ("intended gap", INTENDED_GAP_COLOUR)]
+    for label, colour in entries:
         legend.append(f'<rect x="{lx}" y="{legend_y}" width="12" height="12" fill="{colour}"/>'
-                      f'<text x="{lx + 16}" y="{legend_y + 11}" class="legend">{escape(str(state))}</text>')
+                      f'<text x="{lx + 16}" y="{legend_y + 11}" class="legend">{escape(str(label))}</text>')
         lx += 110
     height = legend_y + 30
     title = f"{stack.environment}: key rotation timeline, now {format_time(now)}"

@@ -49,7 +49,8 @@ class Result:
 # Helpers
 
 
-def _iso(t: datetime) -> str:
+def _iso(t: datetime | None) -> str:
+    assert t is not None, "a time the command has recorded or computed"
     return format_time(t)
 
 
@@ -403,7 +404,7 @@ def retire_gate(ks: KeySetConfig, generation: Generation, record: Publications) 
         return earliest, why + f"; its data at rest was re-encrypted ({_iso(rewraps[-1].at)}, {rewraps[-1].by})"
     if ks.data_retention_seconds is not None:
         expiry = writers_done + timedelta(seconds=ks.data_retention_seconds)
-        return max(earliest, expiry), why + (
+        return max(earliest or expiry, expiry), why + (
             f"; ciphertext written under it until {_iso(writers_done)} stays at rest for dataRetentionSeconds"
             f" ({ks.data_retention_seconds}s), until {_iso(expiry)}")
     return None, why + (
@@ -528,6 +529,7 @@ def restore(
         )
     if generation.state is State.DESTROYED:
         destroyed = lifecycle.entered(generation, State.DESTROYED)
+        assert destroyed is not None  # validated: a destroyed generation records destroyedAt
         window_end = destroyed + timedelta(days=ks.timings.deletion_window_days)
         if not BACKENDS[ks.backend].kms:
             raise CommandError(
@@ -694,16 +696,16 @@ def rollback(
     active = draft.keyset.active
     retiring = [g for g in draft.generations if g.state is State.RETIRING and lifecycle.stopped_at(g)]
     if not retiring:
-        previous = [g for g in draft.generations if g.state in (State.RETIRED, State.REVOKED, State.DESTROYED)
-                    and g.activated_at is not None]
+        earlier = [g for g in draft.generations if g.state in (State.RETIRED, State.REVOKED, State.DESTROYED)
+                   and g.activated_at is not None]
         detail = (
-            f"; the previous generation '{previous[-1].id}' is {previous[-1].state}" if previous else ""
+            f"; the previous generation '{earlier[-1].id}' is {earlier[-1].state}" if earlier else ""
         )
         raise CommandError(
             f"{draft.where()}: nothing to roll back to: no retiring generation{detail}."
             f" Rotate instead (`rotate {ks.name}`)"
         )
-    previous = max(retiring, key=lambda g: (lifecycle.stopped_at(g), ks.generations.index(g)))
+    previous = max(retiring, key=lambda g: (lifecycle.stopped_at(g) or now, ks.generations.index(g)))
     draft.check_transition(previous, State.ACTIVE)
     draft.check_transition(active, State.RETIRING)
     risks: list[str] = []

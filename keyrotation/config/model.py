@@ -155,7 +155,8 @@ class Generation(_Model):
     """encrypt/mac keysets with data at rest: confirmed re-encryptions, appended in order."""
 
     def time(self, camel_name: str) -> datetime | None:
-        return getattr(self, _snake(camel_name))
+        at: datetime | None = getattr(self, _snake(camel_name))
+        return at
 
 
 class Publication(_Model):
@@ -334,4 +335,5 @@ def _kind(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
-    return {dict: "a mapping", list: "a list", str: "the string"}.get(type(value), f"the {type(value).__name__}")
+    kinds: dict[type, str] = {dict: "a mapping", list: "a list", str: "the string"}
+    return kinds.get(type(value), f"the {type(value).__name__}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from datetime import datetime
 
 from .. import algorithms, metadata, targets, times
@@ -168,7 +169,7 @@ def _validate_backend(stack: StackConfig, name: str, ks: KeySetConfig, spec: alg
                 name, None, "maxAgeDays",
             ))
         prefix = ks.aws.alias_prefix
-        aliases = [(f"{prefix}{name}", None, "aws.aliasPrefix")]
+        aliases: list[tuple[str, str | None, str]] = [(f"{prefix}{name}", None, "aws.aliasPrefix")]
         aliases += [(f"{prefix}{name}-{g.id}", g.id, "id") for g in ks.generations]
         for alias, generation, field in aliases:
             if not _AWS_ALIAS.fullmatch(alias) or alias.startswith("alias/aws/"):
@@ -477,7 +478,7 @@ def _validate_generations(
             problem(f"is required when state is 'revoked' ({', '.join(REVOKE_REASONS)})", "revokeReason")
         if gen.revoke_reason is not None and gen.state is not State.REVOKED:
             problem(f"must not be set while state is '{gen.state}'", "revokeReason")
-        present = [(f, gen.time(f)) for f in TIME_ORDER if gen.time(f) is not None]
+        present = [(f, t) for f in TIME_ORDER if (t := gen.time(f)) is not None]
         for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
             if t2 < t1:
                 problem(f"{second} ({_iso(t2)}) is before {first} ({_iso(t1)})", second)
@@ -505,7 +506,7 @@ def _validate_generations(
     return out
 
 
-def _validate_history(gen: Generation, problem) -> None:
+def _validate_history(gen: Generation, problem: Callable[[str, str], None]) -> None:
     """The top-level times are the first pass; ``history`` continues it step by step, and
     revokedAt (terminal) ends it."""
     first = first_pass(gen)
@@ -558,6 +559,7 @@ def _check_public_key(pem: str, spec: algorithms.Algorithm, key_size: int) -> st
     except ValueError as error:
         return f"is not a PEM public key: {str(error).split(' See https')[0][:120]}"
     actual = describe_public_key(key)
+    expected: tuple[str, object]
     if spec.kty in ("AKP", "SPKI"):
         expected = (spec.kty, spec.name if spec.kty == "AKP" else spec.spki_algorithm)
         if actual != expected:

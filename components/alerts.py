@@ -27,8 +27,7 @@ import pulumi
 
 from components.kubernetes import MANAGED_BY
 from keyrotation.config import KeySetConfig, StackConfig
-from keyrotation.metadata import format_time
-from keyrotation.times import SECONDS_PER_DAY
+from keyrotation.times import SECONDS_PER_DAY, format_time
 from keyrotation.view import view
 
 API_VERSION = "monitoring.coreos.com/v1"

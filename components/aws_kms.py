@@ -9,6 +9,8 @@ pending-deletion window (``deletionWindowDays``, cancelable with ``aws kms cance
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 from pulumi_aws import kms
 
@@ -98,7 +100,7 @@ class AwsKmsBackend:
 
     def finish(self, keys: dict[str, GenerationKey]) -> None:
         # The active generation always has its key (only destroyed ones do not).
-        active = keys[self.keyset.active.id].resource
+        active: Any = keys[self.keyset.active.id].resource
         kms.Alias(
             f"{self.keyset.name}-alias",
             name=self.alias_name(),

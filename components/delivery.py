@@ -69,7 +69,8 @@ class KeyDelivery(pulumi.ComponentResource):
         held = {g.generation.id: g.key.material for g in ring if g.key.material is not None}
         # Backends that keep the key in a KMS/HSM hold no material (the config allows only ids then).
         materials = pulumi.Output.all(**held) if held else pulumi.Output.from_input({})
-        self.full = pulumi.Output.secret(pulumi.Output.all(self.public, materials).apply(_with_material))
+        self.full: pulumi.Output[DeliveredKeys] = pulumi.Output.secret(
+            pulumi.Output.all(self.public, materials).apply(_with_material))
         self.metadata = RotationMetadata(
             keyset=keyset.name, generation=keyset.active.id, environment=args.environment,
             state=str(keyset.active.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
@@ -89,7 +90,7 @@ class KeyDelivery(pulumi.ComponentResource):
         self.checksums: dict[str, pulumi.Output[str]] = {}
         self.patches: dict[str, pulumi.CustomResource] = {}
         for ref, target in targets.items():
-            self.checksums[ref] = self.public.apply(lambda keys, t=target: target_checksum(keys, t))
+            self.checksums[ref] = self.public.apply(lambda keys, t=target: target_checksum(keys, t))  # type: ignore[misc]
             self.patches[ref] = self._patch(name, ref, target, args.publications)
 
         self.register_outputs({
@@ -125,7 +126,7 @@ class KeyDelivery(pulumi.ComponentResource):
             metadata={"name": object_name, "namespace": namespace, "labels": dict(MANAGED_BY),
                       "annotations": annotations},
             type="Opaque",
-            data=pulumi.Output.secret(self.full.apply(lambda keys: secret_data(keys, sources))),
+            data=pulumi.Output.secret(self.full.apply(lambda keys: secret_data(keys, sources))),  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"],
                                         deleted_with=self._deleted_with),
         )
@@ -140,7 +141,7 @@ class KeyDelivery(pulumi.ComponentResource):
         containers = sorted(set(target.containers) | set(target.values) | set(target.secret_env))
         if containers:
             template["spec"] = {"containers": [
-                {"name": c, "env": self.public.apply(lambda keys, c=c: target_env(keys, target, c))}
+                {"name": c, "env": self.public.apply(lambda keys, c=c: target_env(keys, target, c))}  # type: ignore[misc]
                 for c in containers
             ]}
         depends_on = [*publications, *(self.secrets[s] for s in target.secrets)]

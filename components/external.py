@@ -15,6 +15,7 @@ class ExternalBackend:
 
     def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
         # Validated by the config: a parseable public key matching the algorithm.
+        assert generation.public_key_pem is not None
         pem = keys.normalize_public_pem(generation.public_key_pem)
         return GenerationKey(
             public_pem=pulumi.Output.from_input(pem),

@@ -13,7 +13,7 @@ from components.backend import BackendArgs, KeyBackend, SharedResources, load_ba
 from components.publication import Publication, PublicationArgs
 from keyrotation import documents, keys, lifecycle, names
 from keyrotation.algorithms import BACKENDS, Purpose
-from keyrotation.config import Generation, KeySetConfig
+from keyrotation.config import DeploymentConsumer, Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
 from keyrotation.view import view
 
@@ -146,7 +146,7 @@ class KeySet(pulumi.ComponentResource):
             SwitchRecordArgs(
                 keyset=name, states={g.id: str(g.state) for g in keyset.generations},
                 targets=[p.target for p in keyset.publish] + [
-                    getattr(c, "deployment", None) or c.secret for c in keyset.consumers],
+                    c.deployment if isinstance(c, DeploymentConsumer) else c.secret for c in keyset.consumers],
             ),
             pulumi.ResourceOptions(parent=self, depends_on=after, deleted_with=self),
         )

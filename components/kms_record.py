@@ -53,7 +53,7 @@ class KmsKeyRecordProvider(ResourceProvider):
         failures = []
         old_pem, new_pem = (olds or {}).get("public_key_pem"), news.get("public_key_pem")
         # Unknown values (previews) and None (key disabled or gone) are not a change of key.
-        if _is_pem(old_pem) and _is_pem(new_pem) and not _same_key(old_pem, new_pem):
+        if _is_pem(old_pem) and _is_pem(new_pem) and not _same_key(str(old_pem), str(new_pem)):
             failures.append(CheckFailure(
                 "public_key_pem",
                 f"keyset '{news.get('keyset')}', generation '{news.get('generation')}': the KMS now"
@@ -126,7 +126,7 @@ def recorded_key(
     record: KmsKeyRecord,
     keyset: KeySetConfig,
     generation: Generation,
-    resource: pulumi.Resource,
+    resource: pulumi.Resource | None,
     *,
     ref: str,
     unknown_because: str,
@@ -146,10 +146,12 @@ def recorded_key(
             f" {unknown_because}, and this stack never saw the {generation.state} key enabled; the"
             " documents list the generation without a public key."
         ))
+    key_ref: pulumi.Output[Any] = record.key_ref.apply(lambda v: v or None)
     return GenerationKey(
         public_pem=pem,
         thumbprint=kid,
-        key_id=record.key_id.apply(lambda v: v or None),
+        key_id=record.key_id.apply(lambda v: v or None),  # type: ignore[arg-type,return-value]  # None: unknown
         resource=resource,
-        **{ref: record.key_ref.apply(lambda v: v or None)},
+        key_arn=key_ref if ref == "key_arn" else None,
+        key_name=key_ref if ref == "key_name" else None,
     )

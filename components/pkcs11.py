@@ -7,7 +7,7 @@ import pulumi
 from components.backend import BackendArgs, GenerationKey
 from components.pkcs11_key import Pkcs11Key, Pkcs11KeyArgs
 from keyrotation.config import Generation
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 
 
 class Pkcs11Backend:

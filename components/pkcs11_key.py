@@ -105,7 +105,7 @@ class Pkcs11KeyProvider(ResourceProvider):
             return CreateResult(where.label, {**outs, "public_key_pem": "", "thumbprint": where.label,
                                               "fingerprint": "", "token_state": "destroyed"})
         pin = self._user_pin()
-        pem = pkcs11_token.generate(where, pin, spec.pkcs11_key_type, spec.curve,
+        pem = pkcs11_token.generate(where, pin, str(spec.pkcs11_key_type), spec.curve,
                                     int(props.get("key_size") or 2048))
         try:
             token_state = pkcs11_token.apply_state(where, pin, str(props.get("state")))
@@ -133,7 +133,7 @@ class Pkcs11KeyProvider(ResourceProvider):
             return UpdateResult(outs)
         # The key must still be the one the documents publish.
         if news.get("state") != "destroyed" and str(olds.get("public_key_pem", "")).strip() != \
-                pkcs11_token.public_pem(where, pin, spec.pkcs11_key_type, spec.curve).strip():
+                pkcs11_token.public_pem(where, pin, str(spec.pkcs11_key_type), spec.curve).strip():
             raise where.say("the token's public key is not the one recorded in the state")
         outs["token_state"] = pkcs11_token.apply_state(where, pin, str(news.get("state")))
         if outs["token_state"] == "sign-unchangeable":
@@ -147,7 +147,7 @@ class Pkcs11KeyProvider(ResourceProvider):
 
         if props.get("token_state") != "destroyed":
             spec = ALGORITHMS[props["algorithm"]]
-            pkcs11_token.public_pem(self._where(props), self._user_pin(), spec.pkcs11_key_type, spec.curve)
+            pkcs11_token.public_pem(self._where(props), self._user_pin(), str(spec.pkcs11_key_type), spec.curve)
         return ReadResult(id_, props)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:

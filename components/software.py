@@ -7,7 +7,7 @@ import pulumi
 from components.backend import BackendArgs, GenerationKey
 from components.software_key import SoftwareKey, SoftwareKeyArgs
 from keyrotation.config import Generation
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 
 
 class SoftwareBackend:

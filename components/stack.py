@@ -63,10 +63,12 @@ def check_tokens(stack: StackConfig, configured_pin: str | None) -> None:
     pin = pkcs11_token.pin(configured_pin)
     checked: set[tuple[str, str]] = set()
     for ks in keysets:
-        if (ks.pkcs11.module, ks.pkcs11.token) in checked:
+        token = ks.pkcs11
+        assert token is not None  # resolved by the config for backend pkcs11
+        if (token.module, token.token) in checked:
             continue
-        checked.add((ks.pkcs11.module, ks.pkcs11.token))
+        checked.add((token.module, token.token))
         try:
-            pkcs11_token.check(pkcs11_token.Where(ks.pkcs11.module, ks.pkcs11.token, ks.name), pin)
+            pkcs11_token.check(pkcs11_token.Where(token.module, token.token, ks.name), pin)
         except pkcs11_token.TokenError as error:
             raise pulumi.RunError(f"{stack.stack_file}: {error}") from None

@@ -43,6 +43,7 @@ class Profile(StrEnum):
 
 
 PROFILES: tuple[str, ...] = tuple(p.value for p in Profile)
+PURPOSES: tuple[str, ...] = tuple(p.value for p in Purpose)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def validate_profile(args: ResourceValidationArgs, report_violation: ReportViola
     props = plain(args.props)
     meta = resources.rotation_metadata(args.resource_type, props).metadata
     profile = limits.profile(args.get_config(), meta.keyset if meta else None)
-    rule = algorithms.PROFILE_RULES[profile]
+    rule = algorithms.PROFILE_RULES[algorithms.Profile(profile)]
     who = where(args.resource_type, args.name)
     if meta is not None:
         who = f"keyset '{meta.keyset}', generation '{meta.generation}' ({who})"
@@ -275,7 +275,7 @@ def validate_config_map(args: ResourceValidationArgs, report_violation: ReportVi
 
 def _env_lists(value: Any, container: str = "") -> Iterator[tuple[str, list]]:
     if isinstance(value, Mapping):
-        name = value.get("name") if isinstance(value.get("name"), str) else container
+        name: str = value["name"] if isinstance(value.get("name"), str) else container
         if isinstance(value.get("env"), list):
             yield name, value["env"]
         for key, item in value.items():
@@ -295,7 +295,7 @@ def validate_env(args: ResourceValidationArgs, report_violation: ReportViolation
         for index, item in enumerate(env):
             if not isinstance(item, Mapping) or not isinstance(item.get("value"), str):
                 continue
-            var = item.get("name") if isinstance(item.get("name"), str) else f"env[{index}]"
+            var: str = item["name"] if isinstance(item.get("name"), str) else f"env[{index}]"
             reason = material_reason(var, item["value"])
             if reason:
                 report_violation(

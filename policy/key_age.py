@@ -31,7 +31,7 @@ from policy.limits import days, iso
 from policy.resources import UNKNOWN, plain, where
 
 # Cloud KMS rotates in place only keys of this purpose; AWS KMS only symmetric encryption keys.
-GCP_ROTATING_PURPOSE = algorithms.GCP_PURPOSES["encrypt"]
+GCP_ROTATING_PURPOSE = algorithms.GCP_PURPOSES[algorithms.Purpose.ENCRYPT]
 AWS_ROTATION = algorithms.AWS_NATIVE_ROTATION
 AWS_ROTATING_SPEC, AWS_ROTATING_USAGE = AWS_ROTATION.key_spec, AWS_ROTATION.key_usage
 """RotationPeriodInDays when enableKeyRotation is set without a period (AWS's default)."""
@@ -54,10 +54,15 @@ def _active_age(args: ResourceValidationArgs) -> tuple[RotationMetadata, limits.
     return meta, limits.age_limit(config, meta.keyset, meta.purpose), limits.evaluation_time(config)
 
 
+def _activated(meta: RotationMetadata) -> datetime:
+    assert meta.activated_at is not None  # _active_age judges only generations that have one
+    return meta.activated_at
+
+
 def _describe(meta: RotationMetadata, args: ResourceValidationArgs, now: datetime) -> str:
-    age = (now - meta.activated_at).total_seconds() / SECONDS_PER_DAY
+    age = (now - _activated(meta)).total_seconds() / SECONDS_PER_DAY
     return (f"keyset '{meta.keyset}', generation '{meta.generation}' ({where(args.resource_type, args.name)}):"
-            f" active since {iso(meta.activated_at)}, {days(age)} old at {iso(now)}")
+            f" active since {iso(_activated(meta))}, {days(age)} old at {iso(now)}")
 
 
 def validate_max_age(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -72,8 +77,8 @@ def validate_max_age(args: ResourceValidationArgs, report_violation: ReportViola
     judged = _active_age(args)
     if judged is not None:
         meta, limit, now = judged
-        if age_health(meta.activated_at, limit.max_age_days, limit.warn_days, now) == "overdue":
-            due = meta.activated_at + timedelta(days=limit.max_age_days)
+        if age_health(_activated(meta), limit.max_age_days, limit.warn_days, now) == "overdue":
+            due = _activated(meta) + timedelta(days=limit.max_age_days)
             report_violation(
                 f"{_describe(meta, args, now)}; the maximum age is {limit.describe()}, so it was due at"
                 f" {iso(due)}. Rotate now: {_rotate_command(meta.keyset)}.", None)
@@ -85,8 +90,8 @@ def validate_age_warning(args: ResourceValidationArgs, report_violation: ReportV
     if judged is None:
         return
     meta, limit, now = judged
-    if age_health(meta.activated_at, limit.max_age_days, limit.warn_days, now) == "warning":
-        due = meta.activated_at + timedelta(days=limit.max_age_days)
+    if age_health(_activated(meta), limit.max_age_days, limit.warn_days, now) == "warning":
+        due = _activated(meta) + timedelta(days=limit.max_age_days)
         left = (due - now).total_seconds() / SECONDS_PER_DAY
         report_violation(
             f"{_describe(meta, args, now)}; it reaches the maximum age of {limit.describe()} at {iso(due)},"

@@ -13,13 +13,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 from pulumi_policy import PolicyConfigSchema
 
 from keyrotation import algorithms, names, times
 from keyrotation.lifecycle import Timings, default_warn_days
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 from policy import stack_config
 
 NOW_VARIABLE = names.NOW_VARIABLE
@@ -27,24 +27,21 @@ NOW_VARIABLE = names.NOW_VARIABLE
 them equal). Not imported: the pack loads the domain package only, never the program's components
 and their cloud SDKs."""
 
-PURPOSES: tuple[str, ...] = get_args(algorithms.Purpose)
+PURPOSES = algorithms.PURPOSES
 PROFILES = algorithms.PROFILES
 
-_LIMIT = {
-    "type": "object",
-    "properties": {
-        "maxAgeDays": {
-            "type": "integer", "minimum": 1,
-            "description": "The active generation must be younger than this many days.",
-        },
-        "warnDays": {
-            "type": "integer", "minimum": 0,
-            "description": "Warn this many days before maxAgeDays (default: 14, or a quarter of a"
-            " shorter maxAgeDays).",
-        },
+_PROPERTIES: dict[str, dict[str, Any]] = {
+    "maxAgeDays": {
+        "type": "integer", "minimum": 1,
+        "description": "The active generation must be younger than this many days.",
     },
-    "additionalProperties": False,
+    "warnDays": {
+        "type": "integer", "minimum": 0,
+        "description": "Warn this many days before maxAgeDays (default: 14, or a quarter of a"
+        " shorter maxAgeDays).",
+    },
 }
+_LIMIT = {"type": "object", "properties": _PROPERTIES, "additionalProperties": False}
 
 NOW_PROPERTY = {
     "type": "string",
@@ -54,8 +51,8 @@ NOW_PROPERTY = {
 
 AGE_SCHEMA = PolicyConfigSchema(
     properties={
-        "maxAgeDays": {**_LIMIT["properties"]["maxAgeDays"], "default": Timings.max_age_days},
-        "warnDays": _LIMIT["properties"]["warnDays"],
+        "maxAgeDays": {**_PROPERTIES["maxAgeDays"], "default": Timings.max_age_days},
+        "warnDays": _PROPERTIES["warnDays"],
         "purposes": {
             "type": "object",
             "description": "Limits per keyset purpose (sign, encrypt, mac), over the top-level ones.",
@@ -197,7 +194,8 @@ def stack_name() -> str:
     return stack_config.stack_name() or "<stack>"
 
 
-def iso(t: datetime) -> str:
+def iso(t: datetime | None) -> str:
+    assert t is not None, "a time the pack has read or computed"
     return format_time(t)
 
 

@@ -215,6 +215,7 @@ def validate_overlap(args: StackValidationArgs, report_violation: ReportViolatio
             if gap.kind != "removed-too-early":
                 continue
             stopped = lifecycle.stopped_at(g.generation)
+            assert overlap is not None  # a gap needs generations
             until = f" until {iso(stopped + overlap)}" if stopped else ""
             report_violation(
                 f"{_named(g)} left the published documents (state {g.generation.state}) before the overlap of"

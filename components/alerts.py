@@ -56,7 +56,8 @@ def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]
             "expr": _age_days_at_least(active.activated_at, warn_days),
             "labels": {**labels, "severity": "warning"},
             "annotations": {
-                "summary": f"Keyset {keyset.name}: the active key is {{{{ $value | printf \"%.1f\" }}}} days old",
+                "summary": f"Keyset {keyset.name}: the active key is {{{{ $value | printf \"%.1f\" }}}} days"
+                           " old",
                 "description": (
                     f"Generation {active.id} of keyset {keyset.name} ({environment}) was activated at"
                     f" {format_time(active.activated_at)} and reaches maxAgeDays ({timings.max_age_days})"
@@ -82,7 +83,8 @@ def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]
             "expr": _age_days_at_least(newest.created_at, warn_days),
             "labels": {**labels, "severity": "warning"},
             "annotations": {
-                "summary": f"Keyset {keyset.name}: no rotation started for {{{{ $value | printf \"%.1f\" }}}} days",
+                "summary": f"Keyset {keyset.name}: no rotation started for {{{{ $value | printf \"%.1f\""
+                           " }} days",
                 "description": (
                     f"The newest generation of keyset {keyset.name} ({environment}), {newest.id}, was added"
                     f" at {format_time(newest.created_at)}. Add a pending generation now: it must be"

@@ -15,7 +15,7 @@ import pulumi
 from pulumi_aws import kms
 
 from components.backend import BackendArgs, GenerationKey
-from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
+from components.kms_record import protect, recorded_key
 from keyrotation.algorithms import AWS_NATIVE_ROTATION
 from keyrotation.config import Generation, KeySetConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
@@ -63,7 +63,8 @@ class AwsKmsBackend:
                 is_enabled=generation.state in ENABLED_STATES,
                 enable_key_rotation=symmetric_encryption,
                 rotation_period_in_days=(
-                    AWS_NATIVE_ROTATION.period_days(keyset.timings.max_age_days) if symmetric_encryption else None
+                    AWS_NATIVE_ROTATION.period_days(keyset.timings.max_age_days) if symmetric_encryption
+                    else None
                 ),
                 multi_region=keyset.aws.multi_region,
                 region=self.region,
@@ -84,19 +85,11 @@ class AwsKmsBackend:
                 public_der = kms.get_public_key_output(
                     key_id=key.key_id, region=self.region, opts=pulumi.InvokeOutputOptions(parent=parent)
                 ).public_key
-        record = KmsKeyRecord(
-            f"{name}-record",
-            KmsKeyRecordArgs(
-                keyset=keyset.name,
-                generation=generation.id,
-                key_id=key_id,
-                key_ref=key_arn,
-                public_key_pem=None if public_der is None else public_der.apply(_pem_from_der),
-            ),
-            pulumi.ResourceOptions(parent=parent),
-        )
-        return recorded_key(record, keyset, generation, key, ref="key_arn",
-                            unknown_because="AWS KMS does not return the public key of a disabled or deleted key")
+        return recorded_key(name, parent, keyset, generation, key, key_id=key_id, key_ref=key_arn,
+                            public_key_pem=None if public_der is None else public_der.apply(_pem_from_der),
+                            ref="key_arn",
+                            unknown_because="AWS KMS does not return the public key of a disabled or deleted"
+                                            " key")
 
     def finish(self, keys: dict[str, GenerationKey]) -> None:
         # The active generation always has its key (only destroyed ones do not).

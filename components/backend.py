@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol, TypeVar
 
 import pulumi
 
 from keyrotation.algorithms import Backend
 from keyrotation.config import Generation, KeySetConfig
+from keyrotation.times import format_time
 
 MODULES: dict[Backend, str] = {
     Backend.SOFTWARE: "components.software",
@@ -56,6 +57,38 @@ class GenerationKey:
     """The private or secret key, always a secret; only backends that hold it in state."""
     fingerprint: pulumi.Output[str] | None = None
     resource: pulumi.Resource | None = None
+
+
+@dataclass(kw_only=True)
+class GeneratedKeyArgs:
+    """The generation a program-generated key belongs to, as its dynamic provider records it (the
+    rotation metadata the policy pack reads from its outputs). Derived from the stack file's
+    generation by :meth:`of`; the software and PKCS#11 keys add what their provider needs."""
+
+    keyset: pulumi.Input[str]
+    generation: pulumi.Input[str]
+    algorithm: pulumi.Input[str]
+    state: pulumi.Input[str]
+    environment: pulumi.Input[str]
+    purpose: pulumi.Input[str]
+    created_at: pulumi.Input[str]
+    activated_at: pulumi.Input[str] | None = None
+    key_size: pulumi.Input[int] | None = None
+
+    @staticmethod
+    def of(keyset: KeySetConfig, generation: Generation, environment: str) -> dict[str, Any]:
+        """The fields of a generation's key, from the validated keyset and generation."""
+        return {
+            "keyset": keyset.name, "generation": generation.id, "algorithm": keyset.algorithm,
+            "state": str(generation.state), "environment": environment, "purpose": str(keyset.purpose),
+            "created_at": format_time(generation.created_at),
+            "activated_at": format_time(generation.activated_at) if generation.activated_at else None,
+            "key_size": keyset.rsa_key_size if keyset.spec.is_rsa else None,
+        }
+
+    def props(self) -> dict[str, Any]:
+        """The dynamic resource's inputs: every field."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)

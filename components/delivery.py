@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -90,7 +91,7 @@ class KeyDelivery(pulumi.ComponentResource):
         self.checksums: dict[str, pulumi.Output[str]] = {}
         self.patches: dict[str, pulumi.CustomResource] = {}
         for ref, target in targets.items():
-            self.checksums[ref] = self.public.apply(lambda keys, t=target: target_checksum(keys, t))  # type: ignore[misc]
+            self.checksums[ref] = self.public.apply(partial(_checksum_of, target))
             self.patches[ref] = self._patch(name, ref, target, args.publications)
 
         self.register_outputs({
@@ -126,7 +127,8 @@ class KeyDelivery(pulumi.ComponentResource):
             metadata={"name": object_name, "namespace": namespace, "labels": dict(MANAGED_BY),
                       "annotations": annotations},
             type="Opaque",
-            data=pulumi.Output.secret(self.full.apply(lambda keys: secret_data(keys, sources))),  # type: ignore[arg-type]
+            data=pulumi.Output.secret(self.full.apply(lambda keys: secret_data(keys,
+                                                                               sources))),  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"],
                                         deleted_with=self._deleted_with),
         )
@@ -141,7 +143,7 @@ class KeyDelivery(pulumi.ComponentResource):
         containers = sorted(set(target.containers) | set(target.values) | set(target.secret_env))
         if containers:
             template["spec"] = {"containers": [
-                {"name": c, "env": self.public.apply(lambda keys, c=c: target_env(keys, target, c))}  # type: ignore[misc]
+                {"name": c, "env": self.public.apply(partial(_env_of, target, c))}
                 for c in containers
             ]}
         depends_on = [*publications, *(self.secrets[s] for s in target.secrets)]
@@ -167,3 +169,11 @@ def _with_material(values: list) -> DeliveredKeys:
         DeliveredGeneration(**{**g.__dict__, "material": materials.get(g.id)}) for g in public.generations
     ]
     return DeliveredKeys(public.keyset, generations)
+
+
+def _checksum_of(target: Target, keys: DeliveredKeys) -> str:
+    return target_checksum(keys, target)
+
+
+def _env_of(target: Target, container: str, keys: DeliveredKeys) -> list[dict[str, Any]]:
+    return target_env(keys, target, container)

@@ -18,7 +18,7 @@ import pulumi
 from pulumi_gcp import kms
 
 from components.backend import BackendArgs, GenerationKey, SharedResources
-from components.kms_record import KmsKeyRecord, KmsKeyRecordArgs, protect, recorded_key
+from components.kms_record import protect, recorded_key
 from keyrotation.algorithms import GCP_PURPOSES, Purpose
 from keyrotation.config import GcpOptions, Generation
 from keyrotation.lifecycle import ENABLED_STATES, State
@@ -96,18 +96,8 @@ class GcpKmsBackend:
                     version=version.name.apply(version_number),
                     opts=pulumi.InvokeOutputOptions(parent=parent),
                 ).public_keys.apply(lambda found: found[0].pem if found else None)
-        record = KmsKeyRecord(
-            f"{name}-record",
-            KmsKeyRecordArgs(
-                keyset=keyset.name,
-                generation=generation.id,
-                key_id=version_name,
-                key_ref=version_name,
-                public_key_pem=public_pem,
-            ),
-            pulumi.ResourceOptions(parent=parent),
-        )
-        return recorded_key(record, keyset, generation, version, ref="key_name",
+        return recorded_key(name, parent, keyset, generation, version, key_id=version_name,
+                            key_ref=version_name, public_key_pem=public_pem, ref="key_name",
                             unknown_because="Cloud KMS returns public keys of ENABLED versions only")
 
     def finish(self, keys: dict[str, GenerationKey]) -> None:

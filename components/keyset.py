@@ -65,7 +65,8 @@ class KeyGeneration(pulumi.ComponentResource):
             # What the policy pack judges the rotation by (policy/resources.py): the generation as
             # in the stack file, and the keyset timings its publish lead and overlap derive from.
             names.GENERATION_KEYSET: keyset.name, names.GENERATION_PURPOSE: keyset.purpose,
-            names.GENERATION_LIFECYCLE: generation.model_dump(mode="json", by_alias=True, exclude_defaults=True,
+            names.GENERATION_LIFECYCLE: generation.model_dump(mode="json", by_alias=True,
+                                                              exclude_defaults=True,
                                                exclude={"public_key_pem"}),
             names.GENERATION_TIMINGS: timings,
         })
@@ -81,7 +82,8 @@ def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | Non
     return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None)
 
 
-def _documents(keyset: KeySetConfig, generations: list[KeyGeneration], values: list) -> dict[str, tuple[str, list]]:
+def _documents(keyset: KeySetConfig, generations: list[KeyGeneration],
+               values: list) -> dict[str, tuple[str, list]]:
     """Per publish target, the document's canonical text and the kids it publishes.
 
     ``values`` are the generations' (kid, public PEM) pairs, flattened, in generation order.
@@ -109,7 +111,8 @@ class KeySet(pulumi.ComponentResource):
         backend = load_backend(keyset.backend)(BackendArgs(keyset, args.environment, args.shared), self)
         timings = wire_timings(keyset)
         self.generations = {
-            g.id: KeyGeneration(f"{name}-{g.id}", KeyGenerationArgs(keyset, g, args.environment, backend, timings),
+            g.id: KeyGeneration(f"{name}-{g.id}",
+                                KeyGenerationArgs(keyset, g, args.environment, backend, timings),
                                 pulumi.ResourceOptions(parent=self))
             for g in keyset.generations
         }
@@ -146,7 +149,8 @@ class KeySet(pulumi.ComponentResource):
             SwitchRecordArgs(
                 keyset=name, states={g.id: str(g.state) for g in keyset.generations},
                 targets=[p.target for p in keyset.publish] + [
-                    c.deployment if isinstance(c, DeploymentConsumer) else c.secret for c in keyset.consumers],
+                    c.deployment if isinstance(c, DeploymentConsumer) else c.secret
+                    for c in keyset.consumers],
             ),
             pulumi.ResourceOptions(parent=self, depends_on=after, deleted_with=self),
         )

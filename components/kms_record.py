@@ -123,21 +123,32 @@ class KmsKeyRecord(Resource, module=KMS_KEY_RECORD[0], name=KMS_KEY_RECORD[1]):
 
 
 def recorded_key(
-    record: KmsKeyRecord,
+    name: str,
+    parent: pulumi.Resource,
     keyset: KeySetConfig,
     generation: Generation,
     resource: pulumi.Resource | None,
     *,
+    key_id: pulumi.Input[str] | None,
+    key_ref: pulumi.Input[str] | None,
+    public_key_pem: pulumi.Input[str] | None,
     ref: str,
     unknown_because: str,
 ) -> GenerationKey:
-    """The GenerationKey of a recorded KMS key (``ref``: ``key_arn`` or ``key_name``).
+    """Record a KMS generation's key (a :class:`KmsKeyRecord` under ``parent``) and return its
+    GenerationKey (``ref``: ``key_arn`` or ``key_name``, what ``key_ref`` is).
 
     The default kid is the RFC 7638 thumbprint of the KMS's public key, as for software keys. A
     key without a public key (symmetric keys; a key first seen already disabled) is named
     ``<keyset>-<generation>``: stable, unique in the keyset, and never derived from secret
     material.
     """
+    record = KmsKeyRecord(
+        f"{name}-record",
+        KmsKeyRecordArgs(keyset=keyset.name, generation=generation.id, key_id=key_id, key_ref=key_ref,
+                         public_key_pem=public_key_pem),
+        pulumi.ResourceOptions(parent=parent),
+    )
     pem = record.public_key_pem.apply(lambda p: keys.normalize_public_pem(p) if p else None)
     kid = pem.apply(lambda p: keys.thumbprint(p) if p else f"{keyset.name}-{generation.id}")
     if keyset.spec.publishes_public_key:
@@ -146,12 +157,13 @@ def recorded_key(
             f" {unknown_because}, and this stack never saw the {generation.state} key enabled; the"
             " documents list the generation without a public key."
         ))
-    key_ref: pulumi.Output[Any] = record.key_ref.apply(lambda v: v or None)
+    recorded_ref: pulumi.Output[Any] = record.key_ref.apply(lambda v: v or None)
     return GenerationKey(
         public_pem=pem,
         thumbprint=kid,
-        key_id=record.key_id.apply(lambda v: v or None),  # type: ignore[arg-type,return-value]  # None: unknown
+        # None: the KMS has not said (the key is unknown or gone).
+        key_id=record.key_id.apply(lambda v: v or None),  # type: ignore[arg-type,return-value]
         resource=resource,
-        key_arn=key_ref if ref == "key_arn" else None,
-        key_name=key_ref if ref == "key_name" else None,
+        key_arn=recorded_ref if ref == "key_arn" else None,
+        key_name=recorded_ref if ref == "key_name" else None,
     )

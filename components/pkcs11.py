@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
-from components.backend import BackendArgs, GenerationKey
+from components.backend import BackendArgs, GeneratedKeyArgs, GenerationKey
 from components.pkcs11_key import Pkcs11Key, Pkcs11KeyArgs
 from keyrotation.config import Generation
-from keyrotation.times import format_time
 
 
 class Pkcs11Backend:
@@ -22,14 +21,8 @@ class Pkcs11Backend:
         keyset = self.keyset
         key = Pkcs11Key(
             f"{name}-key",
-            Pkcs11KeyArgs(
-                keyset=keyset.name, generation=generation.id, algorithm=keyset.algorithm,
-                module=self.options.module, token=self.options.token,
-                state=str(generation.state), environment=self.environment, purpose=keyset.purpose,
-                created_at=format_time(generation.created_at),
-                activated_at=format_time(generation.activated_at) if generation.activated_at else None,
-                key_size=keyset.rsa_key_size if keyset.spec.is_rsa else None,
-            ),
+            Pkcs11KeyArgs(**GeneratedKeyArgs.of(keyset, generation, self.environment),
+                          module=self.options.module, token=self.options.token),
             pulumi.ResourceOptions(parent=parent),
         )
         return GenerationKey(

@@ -25,6 +25,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.backend import GeneratedKeyArgs
 from keyrotation.names import PKCS11_KEY
 
 # Fixed at creation: another module, token, algorithm or size would be another key.
@@ -81,7 +82,8 @@ class Pkcs11KeyProvider(ResourceProvider):
         where = self._where(news)
         try:
             if olds:
-                if olds.get("token_state") != "destroyed" and not pkcs11_token.present(where, self._user_pin()):
+                if olds.get("token_state") != "destroyed" and not pkcs11_token.present(where,
+                                                                                       self._user_pin()):
                     return [CheckFailure("label", str(where.say(
                         f"the key labelled '{where.label}' is no longer in the token; restore it from the"
                         " token's backup, or revoke the generation and rotate")))]
@@ -147,7 +149,8 @@ class Pkcs11KeyProvider(ResourceProvider):
 
         if props.get("token_state") != "destroyed":
             spec = ALGORITHMS[props["algorithm"]]
-            pkcs11_token.public_pem(self._where(props), self._user_pin(), str(spec.pkcs11_key_type), spec.curve)
+            pkcs11_token.public_pem(self._where(props), self._user_pin(), str(spec.pkcs11_key_type),
+                                    spec.curve)
         return ReadResult(id_, props)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -157,19 +160,12 @@ class Pkcs11KeyProvider(ResourceProvider):
             pkcs11_token.destroy(self._where(props), self._user_pin())
 
 
-@dataclass
-class Pkcs11KeyArgs:
-    keyset: pulumi.Input[str]
-    generation: pulumi.Input[str]
-    algorithm: pulumi.Input[str]
+@dataclass(kw_only=True)
+class Pkcs11KeyArgs(GeneratedKeyArgs):
+    """The generation, and the token that holds its key pair."""
+
     module: pulumi.Input[str]
     token: pulumi.Input[str]
-    state: pulumi.Input[str]
-    environment: pulumi.Input[str]
-    purpose: pulumi.Input[str]
-    created_at: pulumi.Input[str]
-    activated_at: pulumi.Input[str] | None = None
-    key_size: pulumi.Input[int] | None = None
 
 
 class Pkcs11Key(Resource, module=PKCS11_KEY[0], name=PKCS11_KEY[1]):
@@ -188,7 +184,7 @@ class Pkcs11Key(Resource, module=PKCS11_KEY[0], name=PKCS11_KEY[1]):
 
     def __init__(self, name: str, args: Pkcs11KeyArgs, opts: pulumi.ResourceOptions | None = None):
         props = {
-            **{k: getattr(args, k) for k in Pkcs11KeyArgs.__dataclass_fields__},
+            **args.props(),
             "public_key_pem": None, "thumbprint": None, "fingerprint": None, "label": None,
             "key_id": None, "uri": None, "token_state": None,
         }

@@ -54,7 +54,8 @@ def _cause(error: BaseException) -> str:
     if isinstance(response, dict) and isinstance(response.get("Error"), dict):  # botocore ClientError
         detail = response["Error"]
         status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        return f"{detail.get('Code', 'error')}{f' (HTTP {status})' if status else ''}: {detail.get('Message', '')}"
+        http = f" (HTTP {status})" if status else ""
+        return f"{detail.get('Code', 'error')}{http}: {detail.get('Message', '')}"
     code, message = getattr(error, "code", None), getattr(error, "message", None)
     if code is not None and isinstance(message, str):  # google.api_core exceptions
         return f"HTTP {code}: {message.splitlines()[0] if message else type(error).__name__}"
@@ -143,7 +144,8 @@ class PublicationProvider(ResourceProvider):
                 target.clean()
 
     @staticmethod
-    def _publish(props: dict[str, Any], previous_sha: str | None, first_published: dict[str, str]) -> dict[str, Any]:
+    def _publish(props: dict[str, Any], previous_sha: str | None,
+                 first_published: dict[str, str]) -> dict[str, Any]:
         from components.targets import FileTarget, open_target
 
         content: str = props["content"]
@@ -162,7 +164,8 @@ class PublicationProvider(ResourceProvider):
             if current != content.encode():
                 with _operation(name, "write"):
                     target.write(
-                        content.encode(), content_type=props["content_type"], cache_control=props["cache_control"]
+                        content.encode(), content_type=props["content_type"],
+                        cache_control=props["cache_control"]
                     )
                 wrote = True
         kids = list(props.get("kids") or [])

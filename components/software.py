@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
-from components.backend import BackendArgs, GenerationKey
+from components.backend import BackendArgs, GeneratedKeyArgs, GenerationKey
 from components.software_key import SoftwareKey, SoftwareKeyArgs
 from keyrotation.config import Generation
-from keyrotation.times import format_time
 
 
 class SoftwareBackend:
@@ -18,17 +17,7 @@ class SoftwareBackend:
     def generation_key(self, generation: Generation, name: str, parent: pulumi.Resource) -> GenerationKey:
         key = SoftwareKey(
             f"{name}-key",
-            SoftwareKeyArgs(
-                keyset=self.keyset.name,
-                generation=generation.id,
-                algorithm=self.keyset.algorithm,
-                state=str(generation.state),
-                environment=self.environment,
-                purpose=self.keyset.purpose,
-                created_at=format_time(generation.created_at),
-                activated_at=format_time(generation.activated_at) if generation.activated_at else None,
-                key_size=self.keyset.rsa_key_size if self.keyset.spec.is_rsa else None,
-            ),
+            SoftwareKeyArgs(**GeneratedKeyArgs.of(self.keyset, generation, self.environment)),
             pulumi.ResourceOptions(parent=parent),
         )
         return GenerationKey(

@@ -21,6 +21,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.backend import GeneratedKeyArgs
 from keyrotation.names import SOFTWARE_KEY
 
 # Inputs fixed at creation: changing any of them would silently mint a different key.
@@ -100,17 +101,9 @@ def _public_outputs(spec, material: str) -> dict[str, Any]:
     }
 
 
-@dataclass
-class SoftwareKeyArgs:
-    keyset: pulumi.Input[str]
-    generation: pulumi.Input[str]
-    algorithm: pulumi.Input[str]
-    state: pulumi.Input[str]
-    environment: pulumi.Input[str]
-    purpose: pulumi.Input[str]
-    created_at: pulumi.Input[str]
-    activated_at: pulumi.Input[str] | None = None
-    key_size: pulumi.Input[int] | None = None
+@dataclass(kw_only=True)
+class SoftwareKeyArgs(GeneratedKeyArgs):
+    """A software key needs nothing beyond its generation."""
 
 
 class SoftwareKey(Resource, module=SOFTWARE_KEY[0], name=SOFTWARE_KEY[1]):
@@ -125,15 +118,7 @@ class SoftwareKey(Resource, module=SOFTWARE_KEY[0], name=SOFTWARE_KEY[1]):
 
     def __init__(self, name: str, args: SoftwareKeyArgs, opts: pulumi.ResourceOptions | None = None):
         props = {
-            "keyset": args.keyset,
-            "generation": args.generation,
-            "algorithm": args.algorithm,
-            "state": args.state,
-            "environment": args.environment,
-            "purpose": args.purpose,
-            "created_at": args.created_at,
-            "activated_at": args.activated_at,
-            "key_size": args.key_size,
+            **args.props(),
             "private_key": None,
             "public_key_pem": None,
             "thumbprint": None,

@@ -1,11 +1,11 @@
 """Key rotation as code: the pure domain (no Pulumi import).
 
-``config`` (the stack file contract), ``algorithms`` (the one algorithm table), ``lifecycle``
-(states, timings, ages, the gap check), ``keys`` (key material and JWK encoding) and
-``documents`` (JWKS, signers, trust anchor, key history).
+``config`` (the stack file contract: model, rules, problems, loading), ``view`` (one view of a
+keyset), ``algorithms`` (the tables of algorithms, purposes, backends, profiles), ``lifecycle``
+(states, revoke reasons, timings, ages, the gap check), ``keys`` (key material and JWK
+encoding), ``documents`` (JWKS, signers, trust anchor, key history), ``delivery`` (what a keyset
+delivers to Kubernetes) and ``errors`` (the one base of the project's errors).
 
-The rotation commands (``python -m keyrotation``, ``key-rotation``) sit on top: ``cli`` (the
-command line), ``commands`` (the transitions), ``schedule`` (status, plan, valid-at),
-``timeline`` (SVG and Mermaid), ``stackfile`` (minimal verified edits of the stack file) and
-``outputs`` (the publisher's record from the stack outputs).
+The rotation commands (``python -m keyrotation``, ``key-rotation``) are the subpackage
+:mod:`keyrotation.commands`, on top of the domain; nothing here imports them.
 """

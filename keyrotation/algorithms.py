@@ -100,7 +100,9 @@ class AwsNativeRotation:
 
 AWS_NATIVE_ROTATION = AwsNativeRotation()
 
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | mldsa.MLDSA65PrivateKey
+PrivateKey = (
+    ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | mldsa.MLDSA65PrivateKey
+)
 """What :meth:`Algorithm.generate` makes for an asymmetric algorithm (any ML-DSA level)."""
 
 _EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
@@ -219,7 +221,8 @@ def _rsa(name: str, bits: int, scheme: str) -> Algorithm:
     pss = scheme == "PSS"
     gcp_kind = "RSA_SIGN_PSS" if pss else "RSA_SIGN_PKCS1"
     # GCP offers SHA-256 digests at every size and SHA-512 only with 4096-bit keys; no SHA-384.
-    gcp: dict[int | None, str] = {size: f"{gcp_kind}_{size}_SHA256" for size in RSA_KEY_SIZES} if bits == 256 else (
+    gcp: dict[int | None, str] = {size: f"{gcp_kind}_{size}_SHA256"
+                                  for size in RSA_KEY_SIZES} if bits == 256 else (
         {4096: f"{gcp_kind}_4096_SHA512"} if bits == 512 else {}
     )
     return Algorithm(

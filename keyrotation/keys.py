@@ -91,10 +91,7 @@ def public_pem_from_der(der: bytes) -> str:
         key = serialization.load_der_public_key(der)
     except UnsupportedAlgorithm:
         return spki.load(spki.PublicKey("?", der).pem).pem
-    text: str = key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-    return text
+    return _spki_pem(key)
 
 
 def normalize_public_pem(pem: str) -> str:
@@ -102,9 +99,13 @@ def normalize_public_pem(pem: str) -> str:
     key = load_public_key(pem)
     if isinstance(key, spki.PublicKey):
         return str(key.pem)
-    text: str = key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return _spki_pem(key)
+
+
+def _spki_pem(key: Any) -> str:
+    """A ``cryptography`` public key as SubjectPublicKeyInfo PEM."""
+    encoding, layout = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    text: str = key.public_bytes(encoding, layout).decode()
     return text
 
 

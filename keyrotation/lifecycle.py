@@ -491,7 +491,8 @@ def find_gaps(
             continue
         published = published_periods(g, published_at)
         p0 = published[0][0] if published else published_since(g, published_at)
-        unpublished: list[tuple[GapKind, datetime | None, datetime | None]] = [("published-too-late", None, p0)]
+        unpublished: list[tuple[GapKind, datetime | None, datetime | None]] = [("published-too-late", None,
+                                                                                p0)]
         cursor: datetime | None = p0
         for a, b in published:
             if cursor is not None and a > cursor:

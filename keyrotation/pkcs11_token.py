@@ -157,7 +157,8 @@ def generate(where: Where, user_pin: str | None, key_type: str, curve: str | Non
         try:
             if key_type == "EC":
                 params = sess.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[str(curve)])}, local=True
+                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[str(curve)])},
+                    local=True
                 )
                 pub, _priv = params.generate_keypair(store=True, public_template=public,
                                                      private_template=private)
@@ -251,6 +252,8 @@ def _public_pem(pub, key_type: str, curve: str | None) -> str:
         key = ec.EllipticCurvePublicKey.from_encoded_point(curve_class(), point)
     else:
         key = rsa.RSAPublicNumbers(
-            int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big"), int.from_bytes(pub[Attribute.MODULUS], "big")
+            int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big"),
+            int.from_bytes(pub[Attribute.MODULUS], "big")
         ).public_key()
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()

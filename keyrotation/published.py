@@ -73,7 +73,8 @@ def first_published(
             times.append((t, f"was first published in {doc.target} at {format_time(t)}"))
         elif doc.kids is not None and kid in doc.kids:
             if now is not None:
-                times.append((now, f"is first published in {doc.target} by this deployment ({format_time(now)})"))
+                times.append((now, f"is first published in {doc.target} by this deployment"
+                                   f" ({format_time(now)})"))
         else:
             missing.append(doc.target)
     if missing:

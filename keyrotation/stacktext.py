@@ -56,7 +56,8 @@ class _Where:
     """Names a position in the document the way a Problem does: keyset, generation, field."""
 
     @staticmethod
-    def of(path: tuple[Any, ...], ids: dict[tuple[Any, ...], str]) -> tuple[str | None, str | None, str | None]:
+    def of(path: tuple[Any, ...],
+           ids: dict[tuple[Any, ...], str]) -> tuple[str | None, str | None, str | None]:
         if len(path) >= 2 and path[0] == "config" and path[1] == "key-rotation:keysets":
             keyset = str(path[2]) if len(path) > 2 else None
             rest = path[3:]
@@ -68,7 +69,8 @@ class _Where:
             return keyset, generation, field or (None if keyset else "keysets")
         if len(path) >= 2 and path[0] == "config":
             namespace_key = str(path[1])
-            name = namespace_key.partition(":")[2] if namespace_key.startswith("key-rotation:") else namespace_key
+            ours = namespace_key.startswith("key-rotation:")
+            name = namespace_key.partition(":")[2] if ours else namespace_key
             return None, None, _dotted((name, *path[2:]))
         return None, None, _dotted(path) or None
 
@@ -115,7 +117,8 @@ def parse(text: str, stack_file: str) -> Parsed:
             mark = error.problem_mark
             at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
             problems.append(Problem(f"not valid YAML: {error.problem}{at}"))
-            problems += [Problem(f"line {text.count(chr(10), 0, m.start()) + 1}: {_private(m)}") for m in blocks]
+            problems += [Problem(f"line {text.count(chr(10), 0, m.start()) + 1}: {_private(m)}")
+                         for m in blocks]
             fail(problems)
         except (yaml.YAMLError, RecursionError, ValueError) as error:
             problems.append(Problem(f"not valid YAML: {type(error).__name__}"))
@@ -128,7 +131,8 @@ def parse(text: str, stack_file: str) -> Parsed:
             if not any(start <= m.start() < end for start, end in spans):
                 line_number = text.count("\n", 0, m.start()) + 1
                 problems.append(Problem(
-                    f"line {line_number}: a PEM '{m.group(1)}' block outside any value (in a comment?): {material.REMEDY}"
+                    f"line {line_number}: a PEM '{m.group(1)}' block outside any value (in a comment?):"
+                    f" {material.REMEDY}"
                 ))
         if problems:
             fail(problems)
@@ -212,7 +216,8 @@ def _walk(root: Node, spans: list[tuple[int, int]]) -> list[Any]:
             if identity in keys and first_visit:
                 keyset, generation, field = _Where.of((*path, key_node.value), ids)
                 problems.append(Problem(
-                    f"line {key_line}: duplicate key {key_node.value[:60]!r} (first at line {keys[identity]});"
+                    f"line {key_line}: duplicate key {key_node.value[:60]!r} (first at line"
+                    f" {keys[identity]});"
                     " YAML readers disagree on which one wins, so a key may appear once",
                     keyset, generation, field,
                 ))

@@ -9,7 +9,7 @@ ruamel's safe loader reads:
   the decimal 755, ``0o17`` is octal, ``1_000`` is 1000), timestamps as datetimes;
 - a mapping with the same key twice is refused (ruamel refuses it; PyYAML alone keeps the last);
 - :func:`load` returns the composed node too, whose marks say where each value sits, so an edit
-  can hand ruamel only the part of the file it changes (keyrotation/stackfile.py).
+  can hand ruamel only the part of the file it changes (keyrotation/commands/stackfile.py).
 
 tests/test_cli_stackfile.py checks the equivalence with ruamel on tricky scalars and on the shipped
 stack files. When libyaml is not available, the same classes run on PyYAML's Python parser.
@@ -125,10 +125,12 @@ def _construct(loader: Loader, node: yaml.Node, made: dict[int, Any]) -> Any:
             except TypeError:
                 raise _Unusual from None  # an unhashable key: PyYAML's constructor says why
             if duplicate:
-                first = next(k for k, _ in node.value if k is not key_node and _construct(loader, k, made) == key)
+                first = next(k for k, _ in node.value
+                             if k is not key_node and _construct(loader, k, made) == key)
                 raise DuplicateKeyError(
                     "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r} (first at line {first.start_mark.line + 1})", key_node.start_mark)
+                    f"found duplicate key {key!r} (first at line {first.start_mark.line + 1})",
+                    key_node.start_mark)
             mapping[key] = _construct(loader, value_node, made)
         return mapping
     raise _Unusual

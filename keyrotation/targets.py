@@ -97,9 +97,11 @@ def target_problem(target: str, root: str | None = DEFAULT_PUBLISH_ROOT) -> str 
         if not slash or not key:
             return f"target {_shown(target)} needs both a namespace and a name"
         if not _DNS_LABEL.fullmatch(bucket):
-            return f"target {_shown(target)}: namespace {_shown(bucket)} is not a DNS label (lowercase, at most 63)"
+            return (f"target {_shown(target)}: namespace {_shown(bucket)} is not a DNS label"
+                    " (lowercase, at most 63)")
         if len(key) > 253 or not _DNS_SUBDOMAIN.fullmatch(key):
-            return f"target {_shown(target)}: name {_shown(key)} is not a ConfigMap name (a lowercase DNS subdomain)"
+            return (f"target {_shown(target)}: name {_shown(key)} is not a ConfigMap name"
+                    " (a lowercase DNS subdomain)")
         return None
     if not slash or not key:
         return f"target {_shown(target)} needs both a bucket and a name"
@@ -164,7 +166,8 @@ def confined_file(location: str, root: str = DEFAULT_PUBLISH_ROOT, project_dir: 
         raise TargetError(f"publish root '{root}' leads out of the project directory (to {root_path})")
     for own in ("Pulumi.yaml", "__main__.py"):
         if (root_path / own).exists():
-            raise TargetError(f"publish root '{root}' holds the project's own {own}; it must be a directory of its own")
+            raise TargetError(f"publish root '{root}' holds the project's own {own}; it must be a directory"
+                              " of its own")
     path = project / location
     parent = Path(os.path.realpath(path.parent))
     if parent != root_path and root_path not in parent.parents:

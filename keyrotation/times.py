@@ -2,9 +2,9 @@
 
 One definition each, imported by the stack-file editor and validator, the documents, the metadata
 on key resources, the publisher, the policy pack and the commands. One parser for every place a
-time comes from a person or a file (stack-file fields, ``--now``, ``--at``, the clock variable ``names.NOW_VARIABLE``,
-the publisher's records), so a number is never read as a Unix time, an empty string never means
-"the clock", and no time is so far out that arithmetic on it overflows.
+time comes from a person or a file (stack-file fields, ``--now``, ``--at``, the clock variable
+``names.NOW_VARIABLE``, the publisher's records), so a number is never read as a Unix time, an
+empty string never means "the clock", and no time is so far out that arithmetic on it overflows.
 """
 
 from __future__ import annotations
@@ -71,11 +71,14 @@ def parse(text: object) -> datetime:
         try:
             value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
         except ValueError:
-            raise TimeError(f"is not an RFC 3339 time: {shown(text)} (no such date, time or offset)") from None
+            raise TimeError(
+                f"is not an RFC 3339 time: {shown(text)} (no such date, time or offset)"
+            ) from None
     # The year first: converting year 1 or 9999 with an offset to UTC would itself overflow.
     if not (EARLIEST.year <= value.year < LATEST.year and EARLIEST <= value < LATEST):
         raise TimeError(
-            f"{shown(text if isinstance(text, str) else value.isoformat())} is out of range: times are from {format_time(EARLIEST)}"
+            f"{shown(text if isinstance(text, str) else value.isoformat())} is out of range: times are from"
+            f" {format_time(EARLIEST)}"
             f" to before {format_time(LATEST)}"
         )
     return value.astimezone(UTC)

@@ -90,7 +90,8 @@ def view(keyset: KeySetConfig) -> KeysetView:
     """The view of a validated keyset (the config has checked :func:`keyset_problems`)."""
     active = active_generation(keyset.generations)
     if active is None:
-        raise ValueError(f"keyset '{keyset.name}': {'; '.join(keyset_problems(keyset.purpose, keyset.generations))}")
+        raise ValueError(f"keyset '{keyset.name}':"
+                         f" {'; '.join(keyset_problems(keyset.purpose, keyset.generations))}")
     return KeysetView(
         name=keyset.name, purpose=str(keyset.purpose), timings=keyset.timings,
         generations=tuple(keyset.generations), primary=active.id,

@@ -17,7 +17,8 @@ from policy import guardrails, key_age, rotation, sdk_hooks  # noqa: E402
 
 # The stack config from ConfigureStack, and what the stack policies read built once per analysis.
 sdk_hooks.install()
-tune_garbage_collection()  # each analysis holds every resource, once per stack policy (keyrotation/runtime.py)
+# Each analysis holds every resource, once per stack policy (keyrotation/runtime.py).
+tune_garbage_collection()
 
 PolicyPack(
     name="key-rotation",

@@ -2,9 +2,9 @@
 
 Most policies judge one resource at a time (`Analyze`, before it is created or updated), so an
 unsafe change stops at `pulumi preview`; protection needs the generation's state, which the
-KeyGeneration parent holds, and is judged over the stack. Key material may live only in its key resource's secret
-outputs and in Kubernetes Secrets; published documents are public by construction and checked
-anyway.
+KeyGeneration parent holds, and is judged over the stack. Key material may live only in its key
+resource's secret outputs and in Kubernetes Secrets; published documents are public by construction
+and checked anyway.
 """
 
 from __future__ import annotations
@@ -57,14 +57,17 @@ def _rsa_size(resource_type: str, props: Mapping[str, Any]) -> int | None:
         text = dig(props, "versionTemplate", "algorithm")
     elif resource_type == resources.GCP_KEY_VERSION:
         text = props.get("algorithm")
-    match = re.search(r"RSA_(?:SIGN_(?:PSS|PKCS1)_|DECRYPT_OAEP_)?(\d{4})", text) if isinstance(text, str) else None
+    match = re.search(r"RSA_(?:SIGN_(?:PSS|PKCS1)_|DECRYPT_OAEP_)?(\d{4})", text) if isinstance(text,
+                                                                                                str) else None
     return int(match.group(1)) if match else None
 
 
-def _provider_algorithms(resource_type: str, props: Mapping[str, Any]) -> tuple[str, list[algorithms.Algorithm]] | None:
+def _provider_algorithms(resource_type: str,
+                         props: Mapping[str, Any]) -> tuple[str, list[algorithms.Algorithm]] | None:
     """(what the provider says, the algorithms that fits) for a KMS key whose spec is known."""
     if resource_type == resources.AWS_KEY:
-        spec = props.get("customerMasterKeySpec") or props.get("keySpec") or algorithms.AWS_NATIVE_ROTATION.key_spec
+        spec = (props.get("customerMasterKeySpec") or props.get("keySpec")
+                or algorithms.AWS_NATIVE_ROTATION.key_spec)
         return (f"KeySpec {spec}", _aws_algorithms(spec)) if isinstance(spec, str) else None
     if resource_type == resources.GCP_CRYPTO_KEY:
         name = dig(props, "versionTemplate", "algorithm")
@@ -91,7 +94,8 @@ def validate_profile(args: ResourceValidationArgs, report_violation: ReportViola
             return
         if provider is not None and provider[1] and spec not in provider[1]:
             report_violation(f"{who}: its metadata says {meta.algorithm} but the key's {provider[0]} holds"
-                             f" {', '.join(a.name for a in provider[1])}: the metadata or the key is wrong.", None)
+                             f" {', '.join(a.name for a in provider[1])}: the metadata or the key is wrong.",
+                             None)
         candidates = [spec]
     elif provider is not None and provider[1]:
         candidates = provider[1]
@@ -101,7 +105,8 @@ def validate_profile(args: ResourceValidationArgs, report_violation: ReportViola
     if refused and len(refused) == len(candidates):
         report_violation(
             f"{who}: {' / '.join(refused)} is not allowed in profile '{profile}' ({rule}). Create a keyset"
-            f" with an allowed algorithm ({', '.join(a for a, s in algorithms.ALGORITHMS.items() if s.allowed_in(profile))}),"
+            " with an allowed algorithm"
+            f" ({', '.join(a for a, s in algorithms.ALGORITHMS.items() if s.allowed_in(profile))}),"
             " move consumers to it, then retire this one.", None)
     size = _rsa_size(args.resource_type, props)
     if size is not None and any(a.is_rsa for a in candidates) and size < min(algorithms.RSA_KEY_SIZES):
@@ -122,10 +127,12 @@ _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
 def validate_deletion_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     props = plain(args.props)
     if args.resource_type == resources.AWS_KEY:
-        value, field, default = props.get("deletionWindowInDays"), "deletionWindowInDays", AWS_DEFAULT_DELETION_DAYS
+        field, default = "deletionWindowInDays", AWS_DEFAULT_DELETION_DAYS
+        value = props.get(field)
         window = None if value is UNKNOWN else float(default if value is None else value)
     elif args.resource_type == resources.GCP_CRYPTO_KEY:
-        value, field, default = props.get("destroyScheduledDuration"), "destroyScheduledDuration", GCP_DEFAULT_DESTROY_DAYS
+        field, default = "destroyScheduledDuration", GCP_DEFAULT_DESTROY_DAYS
+        value = props.get(field)
         if value is UNKNOWN:
             window = None
         elif value is None:
@@ -133,7 +140,8 @@ def validate_deletion_window(args: ResourceValidationArgs, report_violation: Rep
         else:
             match = _SECONDS.match(str(value))
             if match is None:
-                report_violation(f"{where(args.resource_type, args.name)}: {field} {value!r} is not a duration in"
+                report_violation(f"{where(args.resource_type, args.name)}: {field} {value!r} is not a"
+                                 " duration in"
                                  " seconds such as \"2592000s\".", None)
                 return
             window = float(match.group(1)) / SECONDS_PER_DAY
@@ -144,7 +152,8 @@ def validate_deletion_window(args: ResourceValidationArgs, report_violation: Rep
         meta = resources.rotation_metadata(args.resource_type, props).metadata
         where_ = f" of keyset '{meta.keyset}'" if meta else ""
         report_violation(
-            f"{where(args.resource_type, args.name)}{where_}: {field} is {limits.days(window)}, below the minimum of"
+            f"{where(args.resource_type, args.name)}{where_}: {field} is {limits.days(window)}, below the"
+            " minimum of"
             f" {limits.days(minimum)} (policy config minDeletionWindowDays): a deletion scheduled by mistake"
             f" could not be cancelled in time. Set deletionWindowDays >= {minimum:g} in"
             f" Pulumi.{limits.stack_name()}.yaml.", None)
@@ -198,7 +207,8 @@ def validate_protected(args: StackValidationArgs, report_violation: ReportViolat
         meta = resources.rotation_metadata(r.resource_type, props).metadata
         of = f" of keyset '{meta.keyset}', generation '{meta.generation}'" if meta else ""
         report_violation(
-            f"{where(r.resource_type, r.name)}{of} is not protected{f' (generation {state})' if state else ''}:"
+            f"{where(r.resource_type, r.name)}{of} is not"
+            f" protected{f' (generation {state})' if state else ''}:"
             f" a `pulumi destroy`, or a change that stops registering it, would {_LOSS[r.resource_type]}."
             " Register it with ResourceOptions(protect=True) (retainOnDelete is not visible to policies);"
             " only a retired generation's key may be unprotected, so that `destroyed` can delete it.", r.urn)
@@ -218,7 +228,8 @@ def _decode_base64(text: str) -> bytes | None:
     if not re.fullmatch(r"[A-Za-z0-9+/_-]+={0,2}", compact):
         return None
     try:
-        return base64.urlsafe_b64decode(compact.replace("+", "-").replace("/", "_") + "=" * (-len(compact) % 4))
+        return base64.urlsafe_b64decode(compact.replace("+", "-").replace("/",
+                                                                          "_") + "=" * (-len(compact) % 4))
     except (binascii.Error, ValueError):
         return None
 
@@ -268,8 +279,10 @@ def validate_config_map(args: ResourceValidationArgs, report_violation: ReportVi
         reason = material_reason(key, value)
         if reason:
             report_violation(
-                f"{where(args.resource_type, args.name)} ({namespace}/{name}) {path} holds {reason}: ConfigMaps are"
-                " readable by anyone who can read the namespace's configuration. Deliver key material through a"
+                f"{where(args.resource_type, args.name)} ({namespace}/{name}) {path} holds {reason}:"
+                " ConfigMaps are"
+                " readable by anyone who can read the namespace's configuration. Deliver key material"
+                " through a"
                 " Secret consumer (`consumers: - secret: ...` with `material`/`keyring`).", None)
 
 
@@ -299,7 +312,8 @@ def validate_env(args: ResourceValidationArgs, report_violation: ReportViolation
             reason = material_reason(var, item["value"])
             if reason:
                 report_violation(
-                    f"{where(args.resource_type, args.name)}: container '{container}' env {var} holds {reason} as a"
+                    f"{where(args.resource_type, args.name)}: container '{container}' env {var} holds"
+                    f" {reason} as a"
                     " plain value, visible to anyone who can read the workload. Reference it from a Secret"
                     " instead (a consumer's `material:` entry becomes a secretKeyRef).", None)
 

@@ -61,7 +61,8 @@ def _activated(meta: RotationMetadata) -> datetime:
 
 def _describe(meta: RotationMetadata, args: ResourceValidationArgs, now: datetime) -> str:
     age = (now - _activated(meta)).total_seconds() / SECONDS_PER_DAY
-    return (f"keyset '{meta.keyset}', generation '{meta.generation}' ({where(args.resource_type, args.name)}):"
+    return (f"keyset '{meta.keyset}', generation '{meta.generation}'"
+            f" ({where(args.resource_type, args.name)}):"
             f" active since {iso(_activated(meta))}, {days(age)} old at {iso(now)}")
 
 
@@ -71,7 +72,8 @@ def validate_max_age(args: ResourceValidationArgs, report_violation: ReportViola
         meta = reading.metadata
         if meta is not None and reading.known and meta.state == "active" and meta.activated_at is None:
             report_violation(
-                f"keyset '{meta.keyset}', generation '{meta.generation}' ({where(args.resource_type, args.name)}):"
+                f"keyset '{meta.keyset}', generation '{meta.generation}'"
+                f" ({where(args.resource_type, args.name)}):"
                 " active, but its rotation metadata has no activated-at time, so its age cannot be checked."
                 f" Set activatedAt for the generation in Pulumi.{limits.stack_name()}.yaml.", None)
     judged = _active_age(args)
@@ -95,7 +97,8 @@ def validate_age_warning(args: ResourceValidationArgs, report_violation: ReportV
         left = (due - now).total_seconds() / SECONDS_PER_DAY
         report_violation(
             f"{_describe(meta, args, now)}; it reaches the maximum age of {limit.describe()} at {iso(due)},"
-            f" in {days(left)} (warning {days(limit.warn_days)} ahead). Plan the rotation: {_rotate_command(meta.keyset)}.",
+            f" in {days(left)} (warning {days(limit.warn_days)} ahead). Plan the rotation:"
+            f" {_rotate_command(meta.keyset)}.",
             None)
 
 
@@ -115,10 +118,12 @@ def _limit_for(args: ResourceValidationArgs, props: dict[str, Any]) -> tuple[str
     meta = resources.rotation_metadata(args.resource_type, props).metadata
     who = f"keyset '{meta.keyset}', generation '{meta.generation}' ({where(args.resource_type, args.name)})" \
         if meta else where(args.resource_type, args.name)
-    return who, limits.age_limit(args.get_config(), meta.keyset if meta else None, meta.purpose if meta else None)
+    return who, limits.age_limit(args.get_config(), meta.keyset if meta else None,
+                                 meta.purpose if meta else None)
 
 
-def _aws_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_violation: ReportViolation) -> None:
+def _aws_rotation(args: ResourceValidationArgs, props: dict[str, Any],
+                  report_violation: ReportViolation) -> None:
     spec = props.get("customerMasterKeySpec") or props.get("keySpec") or AWS_ROTATING_SPEC
     usage = props.get("keyUsage") or AWS_ROTATING_USAGE
     if spec is UNKNOWN or usage is UNKNOWN or spec != AWS_ROTATING_SPEC or usage != AWS_ROTATING_USAGE:
@@ -150,7 +155,8 @@ def _aws_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_vi
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
-def _gcp_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_violation: ReportViolation) -> None:
+def _gcp_rotation(args: ResourceValidationArgs, props: dict[str, Any],
+                  report_violation: ReportViolation) -> None:
     purpose = props.get("purpose") or GCP_ROTATING_PURPOSE  # the provider's default purpose
     if purpose is UNKNOWN or purpose != GCP_ROTATING_PURPOSE:
         return
@@ -161,17 +167,20 @@ def _gcp_rotation(args: ResourceValidationArgs, props: dict[str, Any], report_vi
     if not period_text:
         report_violation(
             f"{who}: symmetric ({GCP_ROTATING_PURPOSE}) key without automatic rotation; the maximum age"
-            f" is {limit.describe()}. Set rotationPeriod <= \"{int(limit.max_age_days * SECONDS_PER_DAY)}s\".", None)
+            f" is {limit.describe()}. Set rotationPeriod <="
+            f" \"{int(limit.max_age_days * SECONDS_PER_DAY)}s\".", None)
         return
     match = _DURATION.match(str(period_text))
     if match is None:
-        report_violation(f"{who}: rotationPeriod {period_text!r} is not a duration in seconds such as \"7776000s\".",
+        report_violation(f"{who}: rotationPeriod {period_text!r} is not a duration in seconds such as"
+                         " \"7776000s\".",
                          None)
         return
     period_days = float(match.group(1)) / SECONDS_PER_DAY
     if period_days > limit.max_age_days:
         report_violation(
-            f"{who}: automatic rotation every {days(period_days)} exceeds the maximum age of {limit.describe()}."
+            f"{who}: automatic rotation every {days(period_days)} exceeds the maximum age of"
+            f" {limit.describe()}."
             f" Set rotationPeriod <= \"{int(limit.max_age_days * SECONDS_PER_DAY)}s\".", None)
 
 

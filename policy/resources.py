@@ -91,7 +91,8 @@ _SENTINELS = frozenset({UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_STR
 # The SDK's unknown-checking proxies hand out their target under the key "__target"; reading it
 # directly skips a check and a path copy per item (the plain result is the same: a sentinel string
 # becomes UNKNOWN either way). Hand-built props and any other Mapping take the general path.
-_PROXY_TYPES = tuple(t for t in (getattr(_proxy, "_DictProxy", None), getattr(_proxy, "_ListProxy", None)) if t)
+_PROXY_TYPES = tuple(t for t in (getattr(_proxy, "_DictProxy", None), getattr(_proxy, "_ListProxy", None))
+                     if t)
 
 
 def plain(value: Any) -> Any:
@@ -248,7 +249,8 @@ _TIMING_NAMES = tuple((f.name, to_camel(f.name)) for f in fields(Timings))
 """Timings fields and their camelCase names in the KeyGeneration outputs, computed once."""
 
 
-def generation_record(resource_type: str, props: Mapping[str, Any], urn: str, name: str) -> GenerationRecord | None:
+def generation_record(resource_type: str, props: Mapping[str, Any], urn: str,
+                      name: str) -> GenerationRecord | None:
     if resource_type != KEY_GENERATION:
         return None
     lifecycle, timings = props.get(names.GENERATION_LIFECYCLE), props.get(names.GENERATION_TIMINGS)
@@ -315,7 +317,8 @@ def _parse(content: Any) -> Any:
         return None
 
 
-def document_record(resource_type: str, props: Mapping[str, Any], urn: str, name: str) -> DocumentRecord | None:
+def document_record(resource_type: str, props: Mapping[str, Any], urn: str,
+                    name: str) -> DocumentRecord | None:
     if resource_type == PUBLICATION:
         if not all(isinstance(props.get(k), str) for k in ("keyset", "format", "target")):
             return None

@@ -81,7 +81,8 @@ def _keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
         if r.resource_type in resources.AGED_TYPES:
             meta = resources.rotation_metadata(r.resource_type, props).metadata
             if meta is not None:
-                view(meta.keyset).key_metadata.setdefault(meta.generation, (meta, where(r.resource_type, r.name)))
+                view(meta.keyset).key_metadata.setdefault(meta.generation,
+                                                          (meta, where(r.resource_type, r.name)))
     return views
 
 
@@ -112,14 +113,18 @@ def validate_one_active(args: StackValidationArgs, report_violation: ReportViola
             continue
         if not active:
             pending = [gid for gid, state in states.items() if state == State.PENDING]
-            hint = (f"promote one: `python -m keyrotation promote {name} {pending[-1]} --stack {limits.stack_name()}`"
-                    if pending else f"rotate: `python -m keyrotation rotate {name} --stack {limits.stack_name()}`,"
+            hint = (f"promote one: `python -m keyrotation promote {name} {pending[-1]} --stack"
+                    f" {limits.stack_name()}`"
+                    if pending else f"rotate: `python -m keyrotation rotate {name} --stack"
+                                    f" {limits.stack_name()}`,"
                     " then promote it after its publish lead")
             report_violation(f"keyset '{name}' has no active generation (states: "
-                             f"{', '.join(f'{g}={s}' for g, s in states.items())}): nothing can sign or encrypt."
+                             f"{', '.join(f'{g}={s}' for g, s in states.items())}): nothing can sign or"
+                             " encrypt."
                              f" {hint[0].upper()}{hint[1:]}.", urn)
         else:
-            report_violation(f"keyset '{name}' has {len(active)} active generations ({', '.join(active)}): exactly"
+            report_violation(f"keyset '{name}' has {len(active)} active generations ({', '.join(active)}):"
+                             " exactly"
                              " one signs or encrypts at a time. Keep the newest active and make the others"
                              f" `retiring` with retiringAt in {_stack_file()} (promote does this).", urn)
 
@@ -197,12 +202,16 @@ def validate_publish_lead(args: StackValidationArgs, report_violation: ReportVio
                 continue
             since = lifecycle.published_since(g.generation, published.times)
             source = published.sources.get(
-                g.generation.id, f"no publisher has recorded its first publication: it counts from its createdAt {iso(since)}")
+                g.generation.id, "no publisher has recorded its first publication: it counts from its"
+                                 f" createdAt {iso(since)}")
             allowed = max(since + ks.timings.publish_lead, now)
             report_violation(
-                f"{_named(g)} was activated at {iso(g.generation.activated_at)} but {source}; the publish lead"
-                f" is {int(ks.timings.publish_lead.total_seconds())}s (publishMaxAgeSeconds + clockSkewSeconds),"
-                f" so {gap.describe()}. Keep it pending and promote after {iso(since + ks.timings.publish_lead)}:"
+                f"{_named(g)} was activated at {iso(g.generation.activated_at)} but {source}; the publish"
+                " lead"
+                f" is {int(ks.timings.publish_lead.total_seconds())}s (publishMaxAgeSeconds +"
+                " clockSkewSeconds),"
+                f" so {gap.describe()}. Keep it pending and promote after"
+                f" {iso(since + ks.timings.publish_lead)}:"
                 f" `python -m keyrotation promote {ks.name} {g.generation.id} --stack {limits.stack_name()}`"
                 f" at {iso(allowed)} or later.", g.urn)
 
@@ -219,7 +228,8 @@ def validate_overlap(args: StackValidationArgs, report_violation: ReportViolatio
             until = f" until {iso(stopped + overlap)}" if stopped else ""
             report_violation(
                 f"{_named(g)} left the published documents (state {g.generation.state}) before the overlap of"
-                f" {int(overlap.total_seconds())}s (tokenLifetimeSeconds + publishMaxAgeSeconds + clockSkewSeconds)"
+                f" {int(overlap.total_seconds())}s (tokenLifetimeSeconds + publishMaxAgeSeconds +"
+                " clockSkewSeconds)"
                 f" had passed, so {gap.describe()}. Keep it `retiring` (published){until}, then retire it:"
                 f" `python -m keyrotation retire {ks.name} {g.generation.id} --stack {limits.stack_name()}`.",
                 g.urn)
@@ -230,7 +240,8 @@ def validate_overlap(args: StackValidationArgs, report_violation: ReportViolatio
                 if doc.kids is not None and g.kid not in doc.kids:
                     ends = lifecycle.earliest_retire(g.generation, ks.timings)
                     report_violation(
-                        f"{_named(g)} is retiring but missing from {doc.where}: signatures it made are rejected"
+                        f"{_named(g)} is retiring but missing from {doc.where}: signatures it made are"
+                        " rejected"
                         f" while they are still valid. A retiring generation stays published"
                         f"{f' until {iso(ends)}' if ends else ''}.", doc.urn)
 
@@ -267,7 +278,8 @@ def validate_revoked(args: StackValidationArgs, report_violation: ReportViolatio
 
 def _forms(material: str) -> set[str]:
     text = material.strip()
-    return {material, text, base64.b64encode(material.encode()).decode(), base64.b64encode(text.encode()).decode()}
+    return {material, text, base64.b64encode(material.encode()).decode(),
+            base64.b64encode(text.encode()).decode()}
 
 
 def _scan(value: Any, path: str, forms: dict[str, str]) -> Iterator[tuple[str, str]]:

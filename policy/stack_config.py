@@ -64,7 +64,8 @@ def stack() -> StackConfig | None:
         config = _config()
         name = stack_name() or "<stack>"
         try:
-            _parsed["stack"] = None if config is None else from_config_map(config, stack_file=f"Pulumi.{name}.yaml")
+            _parsed["stack"] = None if config is None else from_config_map(config,
+                                                                           stack_file=f"Pulumi.{name}.yaml")
         except ConfigError as error:
             _parsed["stack"] = error
     parsed = _parsed["stack"]

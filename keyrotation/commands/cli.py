@@ -166,7 +166,8 @@ def _check_clock(ctx: Context, stack_file: StackFile) -> None:
     if ctx.args.dry_run:
         return
     keyset = stack_file.config.keysets.get(getattr(ctx.args, "keyset", None) or "")
-    skew = (keyset.timings if keyset is not None else stack_file.config.defaults.over(Timings())).clock_skew_seconds
+    skew = (keyset.timings if keyset is not None
+            else stack_file.config.defaults.over(Timings())).clock_skew_seconds
     if ctx.now > ctx.clock + timedelta(seconds=skew):
         raise CommandError(
             f"{stack_file.name}: refused: --now {format_time(ctx.now)} is later than the clock"
@@ -207,7 +208,8 @@ def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
     return 0
 
 
-def _edit(ctx: Context, run: Callable[[StackFile], Result], write: bool) -> tuple[StackFile, Result, str, bool]:
+def _edit(ctx: Context, run: Callable[[StackFile], Result],
+          write: bool) -> tuple[StackFile, Result, str, bool]:
     stack_file = ctx.load()
     _check_clock(ctx, stack_file)
     result = run(stack_file)
@@ -221,7 +223,8 @@ def _change_json(edit: Edit) -> dict[str, Any]:
         return {"keyset": edit.keyset, "generation": edit.generation, "added": edit.fields}
     if isinstance(edit, AppendEntry):
         return {"keyset": edit.keyset, "generation": edit.generation, "field": edit.field,
-                "appended": {k: format_time(v) if isinstance(v, datetime) else v for k, v in edit.entry.items()}}
+                "appended": {k: format_time(v) if isinstance(v, datetime) else v
+                             for k, v in edit.entry.items()}}
     return {"keyset": edit.keyset, "generation": edit.generation, "field": edit.field,
             "old": edit.old, "new": edit.new}
 
@@ -236,17 +239,20 @@ def _describe_edits(result: Result) -> list[str]:
             added[edit.generation] = f"+ generation '{edit.generation}': {fields}"
             lines.setdefault(edit.generation, [])
         elif isinstance(edit, AppendEntry):
-            entry = ", ".join(f"{k} {format_time(v) if isinstance(v, datetime) else v}" for k, v in edit.entry.items())
+            entry = ", ".join(f"{k} {format_time(v) if isinstance(v, datetime) else v}"
+                              for k, v in edit.entry.items())
             lines.setdefault(edit.generation, []).append(f"{edit.field} + {{{entry}}}")
         elif edit.field == "state":
             lines.setdefault(edit.generation, []).append(f"state {edit.old} -> {edit.new}")
         elif edit.new is None:
             lines.setdefault(edit.generation, []).append(f"{edit.field} removed (was {edit.old})")
         else:
-            change = f"{edit.field} {edit.new}" if edit.old is None else f"{edit.field} {edit.old} -> {edit.new}"
+            change = (f"{edit.field} {edit.new}" if edit.old is None
+                      else f"{edit.field} {edit.old} -> {edit.new}")
             lines.setdefault(edit.generation, []).append(change)
     return [
-        added[g] if g in added else f"~ generation '{g}': {', '.join(changes)}" for g, changes in lines.items()
+        added[g] if g in added else f"~ generation '{g}': {', '.join(changes)}"
+        for g, changes in lines.items()
     ]
 
 
@@ -300,7 +306,8 @@ def cmd_rewrapped(ctx: Context) -> int:
 
 
 def cmd_restore(ctx: Context) -> int:
-    return _mutate(ctx, lambda f: transitions.restore(f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now))
+    return _mutate(ctx,
+                   lambda f: transitions.restore(f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now))
 
 
 def cmd_destroy(ctx: Context) -> int:
@@ -451,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
         o = g.add_mutually_exclusive_group()
         o.add_argument("--outputs", metavar="FILE", default=default,
                        help="`pulumi stack output --json` saved to FILE: the publishers' first-published"
-                            " times and the deployment record (default: ask the Pulumi CLI if it is installed)")
+                            " times and the deployment record (default: ask the Pulumi CLI if it is"
+                            " installed)")
         o.add_argument("--no-outputs", action="store_true", default=default,
                        help="do not ask the Pulumi CLI; reports count from the stack file's times, edits that"
                             " depend on the outputs are refused unless --force")
@@ -490,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
             " used; promote it once the publish lead has passed.", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("--id", help="the new generation's id (default: the date, e.g. 2026-11-30)")
-    p.add_argument("--public-key", metavar="FILE", help="backend external: the new generation's public key PEM")
+    p.add_argument("--public-key", metavar="FILE", help="backend external: the new generation's public key"
+                                                        " PEM")
 
     p = add("promote", cmd_promote, "pending -> active; the active generation becomes retiring",
             "Make the pending generation active and the active one retiring. Refused before the publish lead"
@@ -498,9 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
             " (the publisher's record from the stack outputs; without the outputs it is refused unless"
             " --force).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
-    p.add_argument("generation", nargs="?", metavar="GENERATION", help="default: the newest pending generation")
+    p.add_argument("generation", nargs="?", metavar="GENERATION", help="default: the newest pending"
+                                                                       " generation")
     p.add_argument("--force", action="store_true",
-                   help="promote before the publish lead: verifiers with a stale document reject it for a while")
+                   help="promote before the publish lead: verifiers with a stale document reject it for a"
+                        " while")
 
     p = add("retire", cmd_retire, "retiring -> retired after the overlap",
             "Stop publishing a retiring generation. Refused before the overlap (tokenLifetimeSeconds +"
@@ -514,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("revoke", cmd_revoke, f"revoke at once ({', '.join(REVOKE_REASONS)})",
             "Revoke a generation at once: it leaves every document and is listed as revoked. Revoking the"
-            " active generation is an emergency rotation: the newest pending generation (or a new one) becomes"
+            " active generation is an emergency rotation: the newest pending generation (or a new one)"
+            " becomes"
             " active at once, without the publish lead. For a reason other than compromise, a revocation that"
             " would cut short signatures that are still valid is refused (--force to do it anyway).",
             edits=True)
@@ -539,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
             " (or for dataRetentionSeconds).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", metavar="GENERATION")
-    p.add_argument("--by", required=True, metavar="WHO", help="who confirmed the re-encryption (name or email)")
+    p.add_argument("--by", required=True, metavar="WHO", help="who confirmed the re-encryption (name or"
+                                                              " email)")
     p.add_argument("--force", action="store_true",
                    help="record it before every writer has switched to the new generation")
 

@@ -56,7 +56,8 @@ def from_pulumi(stack_name: str, cwd: Path, timeout: float = 60) -> tuple[dict[s
         data = json.loads(done.stdout)
     except json.JSONDecodeError:
         return None, f"`pulumi {' '.join(command[1:])}` did not print JSON"
-    return (data, f"pulumi stack output --stack {stack_name}") if isinstance(data, dict) else (None, "no outputs")
+    return (data, f"pulumi stack output --stack {stack_name}") if isinstance(data, dict) else (None,
+                                                                                               "no outputs")
 
 
 def records(outputs: dict[str, Any], stack: StackConfig, source: str) -> dict[str, Publications]:
@@ -114,7 +115,8 @@ def _record(summary: dict[str, Any], source: str, stack_keyset: KeySetConfig | N
     missing: dict[str, tuple[str, ...]] = {}
     activated = {g.id: g.activated_at for g in stack_keyset.generations} if stack_keyset is not None else {}
     for gid in sorted(set(kids) | set(first_deployed)):
-        found = first_published(kids.get(gid), activated.get(gid), seen, first_deployed=first_deployed.get(gid))
+        found = first_published(kids.get(gid), activated.get(gid), seen,
+                                first_deployed=first_deployed.get(gid))
         if found.at is not None:
             first[gid] = found.at
         if found.missing:

@@ -81,11 +81,13 @@ def generation_of(stack: StackConfig, keyset: KeySetConfig, generation_id: str) 
             return g
     known = ", ".join(f"{g.id} ({g.state})" for g in keyset.generations)
     raise CommandError(
-        f"{stack.stack_file}: keyset '{keyset.name}' has no generation '{generation_id}' (generations: {known})"
+        f"{stack.stack_file}: keyset '{keyset.name}' has no generation '{generation_id}' (generations:"
+        f" {known})"
     )
 
 
-def kid_of(stack: StackConfig, keyset: KeySetConfig, generation: Generation, record: Publications = NO_RECORD) -> str:
+def kid_of(stack: StackConfig, keyset: KeySetConfig, generation: Generation,
+           record: Publications = NO_RECORD) -> str:
     if generation.id in record.kids:
         return record.kids[generation.id]
     if keyset.kid == "thumbprint":

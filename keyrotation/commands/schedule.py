@@ -101,13 +101,15 @@ def _next_step(ks: KeySetConfig, g: Generation, record: Publications) -> tuple[s
     return None, None
 
 
-def status(stack: StackConfig, now: datetime, records: dict[str, Publications] | None = None) -> list[KeysetStatus]:
+def status(stack: StackConfig, now: datetime,
+           records: dict[str, Publications] | None = None) -> list[KeysetStatus]:
     out = []
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
         age = view(ks).age(now)
         item = KeysetStatus(
-            name, ks.purpose, ks.algorithm, ks.backend, age.generation, age.health, age.age, age.due_at, age.warn_at
+            name, ks.purpose, ks.algorithm, ks.backend, age.generation, age.health, age.age, age.due_at,
+            age.warn_at
         )
         for g in ks.generations:
             step, at = _next_step(ks, g, record)
@@ -123,14 +125,17 @@ def status(stack: StackConfig, now: datetime, records: dict[str, Publications] |
                 advice = (f"rotate now: `rotate {name}`, then `promote {name}` after"
                           f" {format_duration(ks.timings.publish_lead)}")
             item.warnings.append(
-                f"overdue: '{age.generation}' passed maxAgeDays ({ks.timings.max_age_days}) on {_iso(age.due_at)};"
+                f"overdue: '{age.generation}' passed maxAgeDays ({ks.timings.max_age_days}) on"
+                f" {_iso(age.due_at)};"
                 f" {advice}"
             )
         elif age.health == "warning":
             item.warnings.append(
-                f"due soon: '{age.generation}' reaches maxAgeDays ({ks.timings.max_age_days}) on {_iso(age.due_at)}"
+                f"due soon: '{age.generation}' reaches maxAgeDays ({ks.timings.max_age_days}) on"
+                f" {_iso(age.due_at)}"
                 f" (warnDays {ks.timings.warn_days})"
-                + (f"; `promote {name}` once its publish lead has passed" if pending else f"; `rotate {name}`")
+                + (f"; `promote {name}` once its publish lead has passed" if pending
+                   else f"; `rotate {name}`")
             )
         out.append(item)
     return out
@@ -180,7 +185,8 @@ class KeysetPlan:
         }
 
 
-def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | None = None) -> list[KeysetPlan]:
+def plan(stack: StackConfig, now: datetime,
+         records: dict[str, Publications] | None = None) -> list[KeysetPlan]:
     out = []
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
@@ -194,11 +200,13 @@ def plan(stack: StackConfig, now: datetime, records: dict[str, Publications] | N
             p = pending[-1]
             at = lifecycle.earliest_promote(p, t, record.first_published)
             if p.id in record.missing:
-                item.steps.append(("pulumi up", now, f"'{p.id}' is not yet in {', '.join(record.missing[p.id])}"))
+                item.steps.append(("pulumi up", now, f"'{p.id}' is not yet in"
+                                                     f" {', '.join(record.missing[p.id])}"))
                 at = max(at, now + t.publish_lead)
             promote_at = max(at, now)
             item.steps.append((f"promote {name} {p.id}", promote_at,
-                               f"publish lead {format_duration(t.publish_lead)} after it was first published"))
+                               f"publish lead {format_duration(t.publish_lead)} after it was first"
+                               " published"))
         else:
             start = now if age.warn_at is None or rotate_by is None else max(now, min(age.warn_at, rotate_by))
             item.steps.append((f"rotate {name}", start,
@@ -289,10 +297,12 @@ def valid_at(
         elif at < windows[0][0]:
             reasons.append(f"it started signing {_iso(periods[0][0])}, after {_iso(at)}")
         elif len(periods) == 1:
-            reasons.append(f"it stopped signing {_iso(periods[0][1])} (signers lag up to {format_duration(lag)}),"
+            reasons.append(f"it stopped signing {_iso(periods[0][1])} (signers lag up to"
+                           f" {format_duration(lag)}),"
                            f" before {_iso(at)}")
         else:
-            reasons.append(f"it was not signing then (active {spans}; signers lag up to {format_duration(lag)}"
+            reasons.append(f"it was not signing then (active {spans}; signers lag up to"
+                           f" {format_duration(lag)}"
                            " after each stop)")
     return Validity(keyset, g.id, kid_of(stack, ks, g, record), at, trusted, signing, reasons)
 
@@ -302,7 +312,9 @@ def _by_kid(stack: StackConfig, ks: KeySetConfig, kid: str, record: Publications
         if kid in (g.id, kid_of(stack, ks, g, record)):
             return g
     kids = ", ".join(kid_of(stack, ks, g, record) for g in ks.generations)
-    hint = "" if ks.kid != "thumbprint" or record.kids else " (thumbprint kids are known from the stack outputs: --outputs)"
+    hint = ("" if ks.kid != "thumbprint" or record.kids
+            else " (thumbprint kids are known from the stack outputs: --outputs)")
     raise CommandError(
-        f"{stack.stack_file}: keyset '{ks.name}' has no generation with kid or id '{kid}' (kids: {kids}){hint}"
+        f"{stack.stack_file}: keyset '{ks.name}' has no generation with kid or id '{kid}' (kids:"
+        f" {kids}){hint}"
     )

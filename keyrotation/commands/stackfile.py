@@ -205,7 +205,8 @@ class StackFile:
     def _edited_crlf(self, edits: list[Edit]) -> str:
         """A CRLF file: edited as LF text (the whole file), its line endings put back after."""
         if self.text.count("\r\n") != self.text.count("\n"):
-            raise StackFileError(f"{self.name}: mixes CRLF and LF line endings; give it one kind, then run it again")
+            raise StackFileError(f"{self.name}: mixes CRLF and LF line endings; give it one kind, then run"
+                                 " it again")
         text = self.text.replace("\r\n", "\n")
         for edit in edits:
             text = _Editor(text, self._load(text), self.name, 0).apply(edit)
@@ -254,7 +255,8 @@ class StackFile:
         try:
             result = self._validate(text)
         except ConfigError as error:
-            raise StackFileError(f"{self.name}: the edit would make the stack file invalid; not written\n{error}") \
+            raise StackFileError(f"{self.name}: the edit would make the stack file invalid; not"
+                                 f" written\n{error}") \
                 from None
         if result.model_dump() != expected.model_dump():
             raise StackFileError(
@@ -267,7 +269,8 @@ class StackFile:
     def _replace(self, text: str) -> None:
         current = self.path.read_bytes()
         if current != self.raw:
-            raise StackFileError(f"{self.name}: changed on disk while the command ran; not written, run it again")
+            raise StackFileError(f"{self.name}: changed on disk while the command ran; not written, run it"
+                                 " again")
         directory = self.path.parent
         mode = self.path.stat().st_mode & 0o7777
         fd, temporary = tempfile.mkstemp(prefix=f".{self.name}.", suffix=".tmp", dir=directory)
@@ -338,7 +341,8 @@ class _Editor:
         return self.end_at(start, flow)
 
     def _block_scalar_end(self, line: int, key_col: int) -> int:
-        """The end of a ``|``/``>`` scalar whose indicator is on ``line``: its lines are indented past the key."""
+        """The end of a ``|``/``>`` scalar whose indicator is on ``line``: its lines are indented past
+        the key."""
         last = line
         for i in range(line + 1, len(self.lines)):
             content = self.lines[i].rstrip("\r\n")
@@ -369,7 +373,8 @@ class _Editor:
             return i
         if first in ("|", ">", "{", "[", "&", "*", "!"):
             line = self.first_line + text.count("\n", 0, start) + 1
-            raise self.fail(f"cannot edit a value written as {first!r} at line {line}; write it as a plain scalar")
+            raise self.fail(f"cannot edit a value written as {first!r} at line {line}; write it as a plain"
+                            " scalar")
         end_of_line = text.find("\n", start)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
         segment = text[start:end_of_line]
@@ -420,9 +425,13 @@ class _Editor:
         new = self.scalar(value, self.text[start:end])
         return self.text[:start] + new + self.text[end:]
 
+    def _time_style(self, node: CommentedMap, siblings: list[CommentedMap], value: Any) -> str | None:
+        """A time is quoted like the generation's createdAt; other values take the plain style."""
+        return self.style_like(node, "createdAt", siblings) if isinstance(value, datetime) else None
+
     def _entry(self, node: CommentedMap, entry: dict[str, Any]) -> str:
         siblings = [n for n in self._siblings(node) if n is not node]
-        pairs = [f"{k}: {self.scalar(v, self.style_like(node, 'createdAt', siblings) if isinstance(v, datetime) else None)}"
+        pairs = [f"{k}: {self.scalar(v, self._time_style(node, siblings, v))}"
                  for k, v in entry.items()]
         return "{" + ", ".join(pairs) + "}"
 
@@ -436,7 +445,8 @@ class _Editor:
             return self._insert(node, edit.field, _Raw("\n" + " " * (key_col + 2) + "- " + item))
         seq = node[edit.field]
         if not isinstance(seq, CommentedSeq):
-            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': '{edit.field}' is not a list")
+            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': '{edit.field}' is not"
+                            " a list")
         _, _, line, col = node.lc.data[edit.field]
         start = self.offset(line, col)
         if seq.fa.flow_style():
@@ -446,7 +456,8 @@ class _Editor:
                 return self.text[:start + 1] + item + self.text[close:]
             return self.text[:close].rstrip() + ", " + item + self.text[close:]
         if not seq:
-            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': '{edit.field}' is empty")
+            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}':"
+                            f" '{edit.field}' is empty")
         item_line, item_col = seq.lc.item(len(seq) - 1)
         dash_col = self.lines[item_line].rfind("-", 0, item_col)
         end = self._block_end(item_line, dash_col)
@@ -458,7 +469,8 @@ class _Editor:
     def _insert(self, node: CommentedMap, key: str, value: Any) -> str:
         rank = FIELD_ORDER.index(key) if key in FIELD_ORDER else len(FIELD_ORDER)
         present = list(node)
-        before = [k for k in present if (FIELD_ORDER.index(k) if k in FIELD_ORDER else len(FIELD_ORDER)) <= rank]
+        before = [k for k in present
+                  if (FIELD_ORDER.index(k) if k in FIELD_ORDER else len(FIELD_ORDER)) <= rank]
         anchor = before[-1] if before else present[-1]
         siblings = [n for n in self._siblings(node) if n is not node]
         like = None if isinstance(value, _Raw) else self.style_like(node, key, siblings)
@@ -485,7 +497,8 @@ class _Editor:
 
     def _remove(self, node: CommentedMap, key: str, edit: SetField) -> str:
         if key not in node:
-            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': has no '{key}' to remove")
+            raise self.fail(f"keyset '{edit.keyset}', generation '{edit.generation}': has no '{key}' to"
+                            " remove")
         key_line, key_col, line, col = node.lc.data[key]
         start = self.offset(key_line, key_col)
         end = self.value_end(line, col, node.fa.flow_style())
@@ -526,7 +539,8 @@ class _Editor:
         item_line, item_col = generations.lc.item(len(generations) - 1)
         dash_col = self.lines[item_line].rfind("-", 0, item_col)
         if dash_col < 0:
-            raise self.fail(f"keyset '{edit.keyset}': cannot find the list item of generation '{last.get('id')}'")
+            raise self.fail(f"keyset '{edit.keyset}': cannot find the list item of generation"
+                            f" '{last.get('id')}'")
         pairs = []
         for key, value in edit.fields.items():
             like = None

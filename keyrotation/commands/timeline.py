@@ -103,14 +103,17 @@ def svg(stack: StackConfig, now: datetime, *, width: int = 960) -> str:
                 title = f"{name} {g.id} {state}: {format_time(s)} - {format_time(e)}"
                 parts.append(
                     f'<rect x="{x(s)}" y="{y + 3}" width="{round(max(x(e) - x(s), 1.0), 1)}" height="12"'
-                    f' fill="{COLOURS[state]}" data-keyset={quoteattr(name)} data-generation={quoteattr(g.id)}'
+                    f' fill="{COLOURS[state]}" data-keyset={quoteattr(name)}'
+                    f' data-generation={quoteattr(g.id)}'
                     f' data-state="{state}"><title>{escape(title)}</title></rect>'
                 )
             for gap in (gp for gp in gaps if gp.generation == g.id):
                 colour = INTENDED_GAP_COLOUR if gap.intended else GAP_COLOUR
                 parts.append(
-                    f'<rect x="{x(gap.start)}" y="{y + 16}" width="{round(max(x(gap.end) - x(gap.start), 2.0), 1)}"'
-                    f' height="4" fill="{colour}" data-gap="{gap.kind}" data-intended="{str(gap.intended).lower()}">'
+                    f'<rect x="{x(gap.start)}" y="{y + 16}"'
+                    f' width="{round(max(x(gap.end) - x(gap.start), 2.0), 1)}"'
+                    f' height="4" fill="{colour}" data-gap="{gap.kind}"'
+                    f' data-intended="{str(gap.intended).lower()}">'
                     f'<title>{escape(gap.describe())}</title></rect>'
                 )
             y += row
@@ -122,7 +125,8 @@ def svg(stack: StackConfig, now: datetime, *, width: int = 960) -> str:
     legend_y = y + 6
     legend = []
     lx = 8
-    entries: list[tuple[str, str]] = [*COLOURS.items(), ("gap", GAP_COLOUR), ("intended gap", INTENDED_GAP_COLOUR)]
+    entries: list[tuple[str, str]] = [*COLOURS.items(), ("gap", GAP_COLOUR),
+                                      ("intended gap", INTENDED_GAP_COLOUR)]
     for label, colour in entries:
         legend.append(f'<rect x="{lx}" y="{legend_y}" width="12" height="12" fill="{colour}"/>'
                       f'<text x="{lx + 16}" y="{legend_y + 11}" class="legend">{escape(str(label))}</text>')

@@ -158,7 +158,8 @@ class _Draft:
         taken = {g.id for g in self.generations}
         if requested is not None:
             if requested in taken:
-                raise CommandError(f"{self.where()}: generation id '{requested}' is taken; ids are stable forever")
+                raise CommandError(f"{self.where()}: generation id '{requested}' is taken; ids are stable"
+                                   " forever")
             return requested
         base = self.now.strftime("%Y-%m-%d")
         candidate, n = base, 2
@@ -264,7 +265,8 @@ def rotate(
             " with --public-key FILE"
         )
     if ks.backend != "external" and public_key_pem is not None:
-        raise CommandError(f"{draft.where()}: --public-key is only for backend external (this keyset is {ks.backend})")
+        raise CommandError(f"{draft.where()}: --public-key is only for backend external (this keyset is"
+                           f" {ks.backend})")
     new = draft.add(
         id=draft.new_id(generation_id), state=State.PENDING, createdAt=now, publicKeyPem=public_key_pem,
     )
@@ -308,7 +310,8 @@ def promote(
     if generation_id is None:
         pending = [g for g in draft.generations if g.state is State.PENDING]
         if not pending:
-            raise CommandError(f"{draft.where()}: no pending generation to promote; run `rotate {ks.name}` first")
+            raise CommandError(f"{draft.where()}: no pending generation to promote; run `rotate {ks.name}`"
+                               " first")
         generation = pending[-1]
     else:
         generation = draft.get(generation_id)
@@ -334,7 +337,8 @@ def promote(
     if now < earliest and not force:
         raise CommandError(
             f"{draft.where(generation.id)}: refused: {basis}; {_holders(ks)} may hold a copy"
-            f" {'of the documents fetched' if ks.purpose == 'sign' else 'of the keyring delivered'} before that"
+            f" {'of the documents fetched' if ks.purpose == 'sign' else 'of the keyring delivered'} before"
+            " that"
             f" for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s), clocks differ by up to"
             f" clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed from {_iso(earliest)}"
             f" (in {span(earliest - now)}); --force promotes now and accepts that those {_holders(ks)}"
@@ -344,7 +348,8 @@ def promote(
             and generation.id not in record.missing:
         draft.result.warnings.append(
             f"no publisher record for '{generation.id}' in {record.source}: the publish lead was counted"
-            " from its createdAt; the policy pack checks the publisher's first-published time at `pulumi preview`"
+            " from its createdAt; the policy pack checks the publisher's first-published time at `pulumi"
+            " preview`"
         )
     if generation.id in record.missing:
         draft.result.warnings.append(
@@ -377,7 +382,8 @@ def promote(
     return draft.finish()
 
 
-def retire_gate(ks: KeySetConfig, generation: Generation, record: Publications) -> tuple[datetime | None, str]:
+def retire_gate(ks: KeySetConfig, generation: Generation,
+                record: Publications) -> tuple[datetime | None, str]:
     """(earliest retirement, why) for a retiring generation: the overlap after the deployed switch,
     and for keysets with data at rest the re-encryption or expiry of that data."""
     t = ks.timings
@@ -401,7 +407,8 @@ def retire_gate(ks: KeySetConfig, generation: Generation, record: Publications) 
     writers_done = basis + lifecycle.signer_lag(t)
     rewraps = [r for r in generation.rewrapped if r.at >= writers_done]
     if rewraps:
-        return earliest, why + f"; its data at rest was re-encrypted ({_iso(rewraps[-1].at)}, {rewraps[-1].by})"
+        last = rewraps[-1]
+        return earliest, why + f"; its data at rest was re-encrypted ({_iso(last.at)}, {last.by})"
     if ks.data_retention_seconds is not None:
         expiry = writers_done + timedelta(seconds=ks.data_retention_seconds)
         return max(earliest or expiry, expiry), why + (
@@ -433,13 +440,16 @@ def retire(
     deployed = record.deployed_states.get(generation.id)
     if deployed == str(State.ACTIVE) and not force:
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: the deployed stack still has it active ({record.source});"
+            f"{draft.where(generation.id)}: refused: the deployed stack still has it active"
+            f" ({record.source});"
             f" deploy the promote first (`pulumi up`), then retire it after the overlap"
             f" ({span(ks.timings.overlap)}) counted from that deploy"
         )
-    if record.source is not None and deployed_switch(record, generation, State.RETIRING) is None and not force:
+    if record.source is not None and deployed_switch(record, generation,
+                                                     State.RETIRING) is None and not force:
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: {record.source} has no deployment record of its switch to"
+            f"{draft.where(generation.id)}: refused: {record.source} has no deployment record of its switch"
+            " to"
             " retiring; deploy the stack (`pulumi up`) and retire it after the overlap"
             f" ({span(ks.timings.overlap)}) counted from that deploy"
         )
@@ -451,17 +461,21 @@ def retire(
         when = (f"Retire allowed from {_iso(earliest)} (in {span(earliest - now)})" if earliest is not None
                 else "Retire allowed once that is recorded")
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: {why}. {when}; --force retires now and accepts that {effect}"
+            f"{draft.where(generation.id)}: refused: {why}. {when}; --force retires now and accepts that"
+            f" {effect}"
         )
     if earliest is None or now < earliest:
         draft.result.warnings.append(
-            f"--force: retired {'before its data at rest was re-encrypted or expired' if earliest is None else span(earliest - now) + ' early'}:"
-            f" {effect} once it leaves {_published_in(ks)}"
+            "--force: retired"
+            + (" before its data at rest was re-encrypted or expired" if earliest is None
+               else f" {span(earliest - now)} early")
+            + f": {effect} once it leaves {_published_in(ks)}"
         )
     draft.move(generation.id, State.RETIRED)
     draft.result.notes.append(
         f"'{generation.id}' leaves {_published_in(ks)} at the next `pulumi up`; its key material is disabled,"
-        f" not deleted (`restore {ks.name} {generation.id}` makes it {'decrypt' if decrypt else 'verify'}-capable"
+        f" not deleted (`restore {ks.name} {generation.id}` makes it"
+        f" {'decrypt' if decrypt else 'verify'}-capable"
         f" again; `destroy {ks.name} {generation.id} --confirm {generation.id}` schedules deletion)"
     )
     return draft.finish()
@@ -497,13 +511,15 @@ def rewrapped(
         if now < writers_done and not force:
             raise CommandError(
                 f"{draft.where(generation.id)}: refused: writers may still encrypt under it until"
-                f" {_iso(writers_done)} (stopped {_iso(basis)}, plus publishMaxAgeSeconds + clockSkewSeconds);"
+                f" {_iso(writers_done)} (stopped {_iso(basis)}, plus publishMaxAgeSeconds +"
+                " clockSkewSeconds);"
                 " a re-encryption that started before then can miss ciphertext written after it. Re-encrypt"
                 " after that time and record it then; --force records it now"
             )
         if now < writers_done:
             draft.result.warnings.append(
-                f"--force: recorded before every writer had switched ({_iso(writers_done)}): it does not count"
+                f"--force: recorded before every writer had switched ({_iso(writers_done)}): it does not"
+                " count"
                 " for `retire`, which needs a re-encryption confirmed after that time"
             )
     draft.append_rewrap(generation.id, by.strip())
@@ -543,7 +559,8 @@ def restore(
             )
         raise CommandError(
             f"{draft.where(generation.id)}: restoring a destroyed KMS key is done in the KMS first"
-            f" (`aws kms cancel-key-deletion` / `gcloud kms keys versions restore`, before {_iso(window_end)}),"
+            " (`aws kms cancel-key-deletion` / `gcloud kms keys versions restore`, before"
+            f" {_iso(window_end)}),"
             " then imported into the stack; this program does not yet re-adopt a deleted key resource"
         )
     draft.check_transition(generation, State.RETIRING)
@@ -565,7 +582,8 @@ def revoke(
     draft.published_at, draft.record = record.first_published, record
     ks = draft.keyset
     if reason not in REVOKE_REASONS:
-        raise CommandError(f"{draft.where()}: unknown reason {reason!r}; use one of {', '.join(REVOKE_REASONS)}")
+        raise CommandError(f"{draft.where()}: unknown reason {reason!r}; use one of"
+                           f" {', '.join(REVOKE_REASONS)}")
     generation = draft.get(generation_id)
     draft.check_transition(generation, State.REVOKED)
     t = ks.timings
@@ -578,8 +596,10 @@ def revoke(
         if earliest is None:
             if reason != "compromise" and not force:
                 raise CommandError(
-                    f"{draft.where(generation.id)}: refused: ciphertext stored under it has not been re-encrypted;"
-                    f" revoking it for '{reason}' would leave that data undecryptable. Re-encrypt it and record"
+                    f"{draft.where(generation.id)}: refused: ciphertext stored under it has not been"
+                    " re-encrypted;"
+                    f" revoking it for '{reason}' would leave that data undecryptable. Re-encrypt it and"
+                    " record"
                     f" `rewrapped {ks.name} {generation.id} --by NAME` first; --force revokes now anyway"
                 )
         elif now < earliest:
@@ -595,7 +615,8 @@ def revoke(
             advice = f"revoke it from {_iso(cut_until)} (in {span(cut_until - now)})"
         raise CommandError(
             f"{draft.where(generation.id)}: refused: revoking it now for '{reason}' makes {_holders(ks)}"
-            + (f" reject signatures it made that are still valid (until {_iso(cut_until)})" if ks.purpose == "sign"
+            + (f" reject signatures it made that are still valid (until {_iso(cut_until)})"
+               if ks.purpose == "sign"
                else f" unable to decrypt ciphertext it made that is still read (until {_iso(cut_until)})")
             + ((" and activates a replacement no verifier has fetched yet" if ks.purpose == "sign"
                 else " and activates a replacement no pod holds yet") if was_active else "")
@@ -617,7 +638,8 @@ def revoke(
 
 
 def _revocation_effects(
-    stack: StackConfig, ks: KeySetConfig, generation: Generation, reason: str, now: datetime, record: Publications
+    stack: StackConfig, ks: KeySetConfig, generation: Generation, reason: str, now: datetime,
+    record: Publications
 ) -> list[str]:
     t = ks.timings
     kid = kid_of(stack, ks, generation, record)
@@ -719,7 +741,8 @@ def rollback(
         )
     elif overlap_end is not None and now >= overlap_end:
         risks.append(
-            f"the rotation is over: '{previous.id}' has been retiring past its overlap (since {_iso(overlap_end)});"
+            f"the rotation is over: '{previous.id}' has been retiring past its overlap (since"
+            f" {_iso(overlap_end)});"
             " verifiers and pods may already have dropped it"
         )
     due = previous.activated_at + t.max_age if previous.activated_at else None

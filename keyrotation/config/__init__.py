@@ -41,7 +41,9 @@ from .rules import validate
 __all__ = [
     "ENV_SOURCES", "KID_PLACEHOLDERS", "PIN_KEY", "PROJECT", "PUBLISH_FORMATS", "PUBLISH_SCHEMES", "RANGES",
     "SECRET_SOURCES", "Alerts", "AwsOptions", "ConfigError", "Consumer", "DeploymentConsumer", "GcpOptions",
-    "Generation", "KeySetConfig", "Kubernetes", "Pkcs11Options", "Problem", "Publication", "Rewrap", "SecretConsumer",
-    "StackConfig", "Step", "TimingOverrides", "from_config_map", "load", "load_stack_file", "namespace_problem",
+    "Generation", "KeySetConfig", "Kubernetes", "Pkcs11Options", "Problem", "Publication", "Rewrap",
+    "SecretConsumer",
+    "StackConfig", "Step", "TimingOverrides", "from_config_map", "load", "load_stack_file",
+    "namespace_problem",
     "parse", "validate",
 ]

@@ -145,7 +145,8 @@ def _size_problem(value: Any) -> str | None:
         node, depth = stack.pop()
         budget -= 1
         if budget < 0:
-            return f"expands to more than {stacktext.MAX_NODES} values (YAML aliases?); a stack file is far smaller"
+            return (f"expands to more than {stacktext.MAX_NODES} values (YAML aliases?);"
+                    " a stack file is far smaller")
         if depth > stacktext.MAX_DEPTH:
             return f"is nested deeper than {stacktext.MAX_DEPTH} levels"
         if isinstance(node, dict):
@@ -155,7 +156,8 @@ def _size_problem(value: Any) -> str | None:
     return None
 
 
-def _material_problem(namespace: str, name: str, key: str, path: tuple[Any, ...], what: str, data: Any) -> Problem:
+def _material_problem(namespace: str, name: str, key: str, path: tuple[Any, ...], what: str,
+                      data: Any) -> Problem:
     keyset = generation = None
     parts = list(path)
     if namespace == PROJECT and name == "keysets" and parts:

@@ -62,7 +62,8 @@ class _Model(BaseModel):
         if isinstance(data, dict):
             nulls = [k for k, v in data.items() if v is None]
             if nulls:
-                raise ValueError(f"{', '.join(str(k) for k in nulls)} is null; give a value or remove the key")
+                named = ", ".join(str(k) for k in nulls)
+                raise ValueError(f"{named} is null; give a value or remove the key")
         return data
 
 

@@ -99,7 +99,8 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySetConfig) -> list[Pr
     return out + _validate_generations(stack, name, ks, spec)
 
 
-def _validate_backend(stack: StackConfig, name: str, ks: KeySetConfig, spec: algorithms.Algorithm) -> list[Problem]:
+def _validate_backend(stack: StackConfig, name: str, ks: KeySetConfig,
+                      spec: algorithms.Algorithm) -> list[Problem]:
     out: list[Problem] = []
     if ks.backend in (Backend.SOFTWARE, Backend.PKCS11, Backend.AWS_KMS) and not spec.cryptography_generates:
         out.append(Problem(
@@ -125,7 +126,8 @@ def _validate_backend(stack: StackConfig, name: str, ks: KeySetConfig, spec: alg
     if ks.backend == "gcp-kms":
         if spec.gcp_algorithm(ks.rsa_key_size) is None:
             size = f" with keySize {ks.rsa_key_size}" if spec.is_rsa else ""
-            out.append(Problem(f"gcp-kms cannot hold {ks.algorithm}{size}: {spec.gcp_rule}", name, None, "algorithm"))
+            out.append(Problem(f"gcp-kms cannot hold {ks.algorithm}{size}: {spec.gcp_rule}", name, None,
+                               "algorithm"))
         if spec.gcp_hsm_only and ks.gcp.protection_level != "HSM":
             out.append(Problem(
                 f"gcp-kms cannot hold {ks.algorithm} at protectionLevel {ks.gcp.protection_level}:"
@@ -224,7 +226,8 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
             out.append(Problem(why, name, g.id, "kid"))
             break
         if kid in seen:
-            out.append(Problem(f"kid '{kid}' is also generation '{seen[kid]}''s kid; kids are unique in a keyset",
+            out.append(Problem(f"kid '{kid}' is also generation '{seen[kid]}''s kid; kids are unique in a"
+                               " keyset",
                                name, g.id, "kid"))
         seen.setdefault(kid, g.id)
     return out
@@ -236,7 +239,8 @@ def _render_kid(ks: KeySetConfig, name: str, generation: str, environment: str) 
     return render_kid(ks.kid, keyset=name, generation=generation, environment=environment)
 
 
-def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig, spec: algorithms.Algorithm) -> list[Problem]:
+def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
+                      spec: algorithms.Algorithm) -> list[Problem]:
     out: list[Problem] = []
     seen: set[str] = set()
     for i, pub in enumerate(ks.publish):
@@ -260,7 +264,8 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig, spec: alg
                 "a configmap:// target needs the stack's kubernetes.context", name, None, f"{field}.target"
             ))
         if pub.target in seen:
-            out.append(Problem(f"target {times.shown(pub.target)} is listed twice", name, None, f"{field}.target"))
+            out.append(Problem(f"target {times.shown(pub.target)} is listed twice", name, None,
+                               f"{field}.target"))
         seen.add(pub.target)
     return out
 
@@ -275,7 +280,8 @@ def _validate_consumers(stack: StackConfig, name: str, ks: KeySetConfig) -> list
         )
         for ref in refs:
             if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?", ref):
-                out.append(Problem(f"{ref!r} must be namespace/name (lowercase DNS names)", name, None, field))
+                out.append(Problem(f"{ref!r} must be namespace/name (lowercase DNS names)", name, None,
+                                   field))
         if stack.kubernetes is None:
             out.append(Problem("consumers need the stack's kubernetes.context", name, None, field))
         sources = (
@@ -350,7 +356,8 @@ def _validate_delivery(stack: StackConfig) -> list[Problem]:
             if isinstance(consumer, SecretConsumer):
                 if consumer.secret in secrets:
                     out.append(Problem(
-                        f"Secret {consumer.secret!r} is already delivered by keyset '{secrets[consumer.secret]}';"
+                        f"Secret {consumer.secret!r} is already delivered by keyset"
+                        f" '{secrets[consumer.secret]}';"
                         " a Secret has one owner", name, None, field,
                     ))
                 secrets.setdefault(consumer.secret, name)
@@ -380,7 +387,8 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
             owner = owners.get(pub.target)
             if owner is not None and owner != name:
                 out.append(Problem(
-                    f"target {times.shown(pub.target)} is already published by keyset '{owner}'; two publications"
+                    f"target {times.shown(pub.target)} is already published by keyset '{owner}'; two"
+                    " publications"
                     " cannot share a target (one document would replace the other)", name, None, field,
                 ))
             owners.setdefault(pub.target, name)
@@ -390,7 +398,8 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
                     shorter, longer = sorted((parts, other), key=len)
                     if len(shorter) < len(longer) and longer[:len(shorter)] == shorter:
                         out.append(Problem(
-                            f"target {times.shown(pub.target)} and {other_name}'s {times.shown(other_target)}:"
+                            f"target {times.shown(pub.target)} and {other_name}'s"
+                            f" {times.shown(other_target)}:"
                             " one is a directory of the other", name, None, field,
                         ))
                 files.setdefault(parts, (pub.target, name))
@@ -469,7 +478,8 @@ def _validate_generations(
         previous = ks.generations[i - 1] if i else None
         if previous is not None and gen.created_at < previous.created_at:
             problem(
-                f"createdAt ({_iso(gen.created_at)}) is before the createdAt of the generation listed before it,"
+                f"createdAt ({_iso(gen.created_at)}) is before the createdAt of the generation listed before"
+                " it,"
                 f" '{previous.id}' ({_iso(previous.created_at)}); generations are listed oldest first",
                 "createdAt",
             )
@@ -501,7 +511,8 @@ def _validate_generations(
                 if message:
                     problem(message, "publicKeyPem")
         elif gen.public_key_pem is not None:
-            problem(f"only backend external takes a publicKeyPem (this keyset is {ks.backend})", "publicKeyPem")
+            problem(f"only backend external takes a publicKeyPem (this keyset is {ks.backend})",
+                    "publicKeyPem")
     out += [Problem(why, name, None, "generations") for why in keyset_problems(ks.purpose, ks.generations)]
     return out
 

@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 from keyrotation import cli, times
 from tests.engine import ProgramFailed
 from tests.kms_emulators import Clouds, cloud_servers
+from tests.policy_client import CONFIGS, PolicyPackProcess
 from tests.test_aws_kms import kms_jwt
 from tests.test_gcp_kms import kms_jwt as gcp_jwt
 
@@ -168,9 +169,16 @@ def test_a_destroyed_aws_signing_key_comes_back_the_same_key_verify_only_and_can
     assert run.outputs["keysets"]["tokens"]["activeGeneration"] == "g2", "it verifies; it does not sign"
     assert [story.valid_at("tokens", kid, at) for at in instants] == before
 
-    # A second up changes nothing; the restored key is protected like the others.
+    # A second up changes nothing; the policy pack judges the restored key like the others.
     again = story.up("2026-11-05T11:00:00Z")
     assert {op for op, urn in again.operations if "tokens-g1" in urn} == {"same"}
+    with PolicyPackProcess() as pack:
+        pack.configure(CONFIGS / "dev.json", now="2026-11-05T11:00:00Z")
+        assert [d for d in pack.analyze(again, stack="test") if d.level == "mandatory"] == []
+        again.resources[restored.urn].options.protect = False
+        found = [d for d in pack.analyze(again, stack="test") if d.policy == "key-resources-protected"]
+        assert [d.urn for d in found] == [restored.urn]
+        assert "'tokens-g1-restored' is not protected (generation retiring)" in found[0].message
 
     # Retired again, then destroyed again: the same key is disabled, then pending deletion again.
     story.ok("retire", "tokens", "g1", now="2026-11-05T12:00:00Z")

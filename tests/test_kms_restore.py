@@ -372,3 +372,87 @@ def test_destroyed_keys_without_a_deletion_window_stay_refused(backend, options,
         f" material is gone ({reason}" + (
             "; if its holder still has it, add it as a new generation (`rotate KEYSET --public-key FILE`)"
             if backend == "external" else "") + "); it cannot be restored")
+
+
+FLOW_STACK = """\
+config:
+  aws:region: us-east-1
+  key-rotation:environment: prod
+  key-rotation:keysets:
+    payments:
+      purpose: encrypt
+      algorithm: A256GCM
+      backend: aws-kms
+      deletionWindowDays: 7
+      generations:
+        # destroyed by mistake on 2026-11-03
+        - {id: g1, state: destroyed, createdAt: "2026-11-01T09:00:00Z", activatedAt: "2026-11-01T09:00:00Z",
+           retiringAt: "2026-11-02T09:00:00Z", retiredAt: "2026-11-02T12:00:00Z", destroyedAt: "2026-11-03T09:00:00Z"}
+        - {id: g2, state: active, createdAt: "2026-11-01T10:00:00Z", activatedAt: "2026-11-02T09:00:00Z"}
+"""
+
+
+def test_restore_edits_a_flow_style_stack_file_minimally_and_the_result_validates(tmp_path):
+    from keyrotation.config import load_stack_file
+    from tests.deployed import key_id, write_outputs
+
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(FLOW_STACK)
+    outputs = write_outputs(path, tmp_path / "outputs.json")
+    stack = load_stack_file(path)
+    expected_key = key_id(stack, stack.keysets["payments"], stack.keysets["payments"].generations[0])
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["restore", "payments", "g1", "--file", str(path), "--outputs", str(outputs),
+                     "--now", "2026-11-05T09:00:00Z"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert "~ generation 'g1': state destroyed -> retiring, restoredKeyId " + expected_key in out.getvalue()
+    assert "history + {state retiring, at 2026-11-05T09:00:00Z}" in out.getvalue()
+    text = path.read_text()
+    assert text.startswith(FLOW_STACK.split("        - {id: g1")[0]), "the comment and the rest stay"
+    assert FLOW_STACK.splitlines()[-1] in text.splitlines(), "g2 untouched"
+    g1 = load_stack_file(path).keysets["payments"].generations[0]
+    assert (str(g1.state), g1.destroyed_at.isoformat(), g1.restored_key_id) == (
+        "retiring", "2026-11-03T09:00:00+00:00", expected_key)
+
+
+def test_restored_key_id_is_validated_against_the_keyset(tmp_path):
+    from keyrotation.config import ConfigError, load_stack_file
+
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(FLOW_STACK.replace('destroyedAt: "2026-11-03T09:00:00Z"}',
+                                       'destroyedAt: "2026-11-03T09:00:00Z", restoredKeyId: not-a-key}'))
+    with pytest.raises(ConfigError) as bad:
+        load_stack_file(path)
+    assert "keyset 'payments', generation 'g1', field 'restoredKeyId'" in str(bad.value)
+    assert "is written by `restore` for a generation brought back from 'destroyed'" in str(bad.value)
+
+
+RESTORED_G1 = {"id": "g1", "state": "retiring", "createdAt": "2026-11-01T09:00:00Z", "activatedAt": "2026-11-01T09:00:00Z",
+               "retiringAt": "2026-11-02T09:00:00Z", "retiredAt": "2026-11-02T12:00:00Z",
+               "destroyedAt": "2026-11-03T09:00:00Z", "history": [{"state": "retiring", "at": "2026-11-05T09:00:00Z"}]}
+ACTIVE_G2 = {"id": "g2", "state": "active", "createdAt": "2026-11-01T10:00:00Z", "activatedAt": "2026-11-02T09:00:00Z"}
+GCP_VERSION = "projects/kms-tests/locations/us-east1/keyRings/signers/cryptoKeys/fips/cryptoKeyVersions/1"
+
+
+@pytest.mark.parametrize(("backend", "options", "key", "message"), [
+    ("aws-kms", {"aws": {"region": "us-east-1"}}, "alias/fips-g1", "'alias/fips-g1' is not an AWS KMS key id"),
+    ("gcp-kms", {"gcp": {"location": "us-east1", "keyRing": "signers", "project": "kms-tests"}},
+     GCP_VERSION.replace("signers", "other"), "is not a version of this keyset's CryptoKey: ring 'other'"),
+    ("gcp-kms", {"gcp": {"location": "us-east1", "keyRing": "signers", "project": "kms-tests"}},
+     "projects/kms-tests/cryptoKeyVersions/1", "is not a Cloud KMS CryptoKeyVersion name"),
+    ("software", {}, "g1", "only a KMS key (aws-kms, gcp-kms) is restored from its deletion window"),
+])
+def test_a_wrong_restored_key_id_is_refused_naming_the_field(backend, options, key, message):
+    from keyrotation.config import ConfigError, load
+
+    keyset = {"purpose": "sign", "algorithm": "ES256", "backend": backend, **options,
+              "generations": [{**RESTORED_G1, "restoredKeyId": key}, ACTIVE_G2]}
+    text = json.dumps({"config": {"key-rotation:environment": "test", "key-rotation:keysets": {"fips": keyset}}})
+    with pytest.raises(ConfigError) as bad:
+        load("Pulumi.test.yaml", text=text)
+    assert "keyset 'fips', generation 'g1', field 'restoredKeyId'" in str(bad.value)
+    assert message in str(bad.value)
+    right = {**keyset, "generations": [{**RESTORED_G1, "restoredKeyId": GCP_VERSION}, ACTIVE_G2]}
+    if backend == "gcp-kms":
+        text = json.dumps({"config": {"key-rotation:environment": "test", "key-rotation:keysets": {"fips": right}}})
+        assert load("Pulumi.test.yaml", text=text).keysets["fips"].generations[0].restored_key_id == GCP_VERSION

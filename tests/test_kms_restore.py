@@ -149,6 +149,13 @@ def test_a_destroyed_aws_signing_key_comes_back_the_same_key_verify_only_and_can
     assert g1["destroyedAt"] == "2026-11-03T09:00:00Z" and g1["retiringAt"] == "2026-11-02T11:03:00Z"
     assert g1["history"] == [{"state": "retiring", "at": "2026-11-05T09:00:00Z"}]
 
+    # The pull request's preview plans the restored key without touching the key pending deletion.
+    story.monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-05T09:30:00Z")
+    preview = story.engine.preview()
+    planned = [(op, urn) for op, urn in preview.operations if "tokens-g1-restored" in urn]
+    assert [op for op, _ in planned] == ["create"]
+    assert clouds.aws.describe(key_id)["KeyState"] == "PendingDeletion"
+
     run = story.up("2026-11-05T10:00:00Z")
     restored = run.named("tokens-g1-restored")
     assert restored.type == RESTORED and restored.id == key_id and restored.options.protect

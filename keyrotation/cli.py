@@ -560,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("destroy", cmd_destroy, "retired -> destroyed (schedules key deletion)",
             "Schedule a retired generation's key material for deletion (deletionWindowDays); its public key"
-            " stays in the key history.", edits=True)
+            " stays in the key history. Within the window an aws-kms/gcp-kms key can be brought back with"
+            " `restore`.", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", metavar="GENERATION")
     p.add_argument("--confirm", metavar="GENERATION", help="repeat the generation id to confirm")

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from . import lifecycle
-from .config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
+from .config import RESTORABLE_BACKENDS, ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
 from .keys import render_kid
 from .lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
 from .stackfile import AddGeneration, AppendEntry, Edit, SetField
@@ -577,9 +577,6 @@ def rewrapped(
     )
     return draft.finish()
 
-
-RESTORABLE_BACKENDS = ("aws-kms", "gcp-kms")
-"""Backends whose destroyed key waits out a deletion window in which it can be brought back."""
 
 _NOT_RESTORABLE = {
     "software": "a software key's private key is dropped from the state at destroy",

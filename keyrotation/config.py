@@ -1172,6 +1172,10 @@ _GCP_VERSION_NAME = re.compile(
 )
 
 
+RESTORABLE_BACKENDS = ("aws-kms", "gcp-kms")
+"""Backends whose destroyed key waits out a deletion window in which ``restore`` can bring it back."""
+
+
 def was_restored_from_destroyed(gen: Generation) -> bool:
     """Whether the generation left ``destroyed`` again (a restore within the deletion window)."""
     steps = [state for state, _ in history_path(gen)]
@@ -1181,8 +1185,8 @@ def was_restored_from_destroyed(gen: Generation) -> bool:
 def restored_key_problem(stack: StackConfig, ks: KeySet, gen: Generation) -> str | None:
     """What is wrong with a generation's ``restoredKeyId`` (None: nothing)."""
     key = gen.restored_key_id or ""
-    if ks.backend not in ("aws-kms", "gcp-kms"):
-        return f"only a KMS key (aws-kms, gcp-kms) is restored from its deletion window (this keyset is {ks.backend})"
+    if ks.backend not in RESTORABLE_BACKENDS:
+        return f"only a KMS key ({', '.join(RESTORABLE_BACKENDS)}) is restored from its deletion window (this keyset is {ks.backend})"
     if not was_restored_from_destroyed(gen):
         return ("is written by `restore` for a generation brought back from 'destroyed'; its history has no"
                 " step from 'destroyed' back to 'retiring'")

@@ -212,8 +212,10 @@ def test_a_destroyed_aws_encryption_key_decrypts_its_old_ciphertext_again(clouds
     kms = clouds.aws.client()
     ciphertext = kms.encrypt(KeyId=key_id, Plaintext=b"stored at rest under g1")["CiphertextBlob"]
     rotate_retire_destroy(story, "payload", rewrap=True)
-    # AWS refuses Decrypt under a key pending deletion (moto does not enforce it: the state is asserted).
+    # AWS refuses Decrypt under a key pending deletion (moto made to: tests/kms_emulators.py).
     assert clouds.aws.describe(key_id)["KeyState"] == "PendingDeletion"
+    with pytest.raises(kms.exceptions.ClientError, match="KMSInvalidStateException"):
+        kms.decrypt(CiphertextBlob=ciphertext)
 
     story.ok("restore", "payload", "g1", now="2026-11-05T09:00:00Z")
     run = story.up("2026-11-05T10:00:00Z")

@@ -4,7 +4,8 @@ Asymmetric and HMAC keys cannot rotate in place, so rotation is a new key per ge
 every algorithm; symmetric encryption keys additionally turn on AWS's own rotation of their key
 material. A generation's key is enabled while it is pending, active or retiring, disabled once
 retired or revoked, and deleted by Pulumi when it is destroyed, which AWS turns into its
-pending-deletion window (``deletionWindowDays``, cancelable with ``aws kms cancel-key-deletion``).
+pending-deletion window (``deletionWindowDays``). A generation restored within that window
+(``restoredKeyId``) has the same key back through components/kms_restore.py, not a new one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pulumi_aws import kms
 
 from components.backend import BackendArgs, GenerationKey
 from components.kms_record import protect, recorded_key
+from components.kms_restore import RestoredKmsKey, RestoredKmsKeyArgs
 from keyrotation.algorithms import AWS_NATIVE_ROTATION
 from keyrotation.config import Generation, KeySetConfig
 from keyrotation.lifecycle import ENABLED_STATES, State
@@ -47,7 +49,24 @@ class AwsKmsBackend:
         keyset, spec = self.keyset, self.spec
         key = None
         key_id = key_arn = public_der = None
-        if generation.state is not State.DESTROYED:
+        if generation.state is not State.DESTROYED and generation.restored_key_id:
+            # Restored from its deletion window: the same key, adopted (components/kms_restore.py).
+            key = RestoredKmsKey(
+                f"{name}-restored",
+                RestoredKmsKeyArgs(
+                    keyset=keyset.name, generation=generation.id, backend=keyset.backend,
+                    key_id=generation.restored_key_id, enabled=generation.state in ENABLED_STATES,
+                    deletion_window_days=keyset.timings.deletion_window_days,
+                    region=self.region or pulumi.Config("aws").get("region"),
+                    tags=metadata(self.environment, keyset, generation).aws_tags(),
+                ),
+                pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
+            )
+            # The ARN is the record's (kept from when the key was first registered).
+            key_id = key.key_id
+            # Asked for its public key once restored (key_state is unknown in a preview of the restore).
+            ask_key_id = pulumi.Output.all(key.key_id, key.key_state).apply(lambda v: v[0])
+        elif generation.state is not State.DESTROYED:
             # Not registering a destroyed generation's key is what deletes it: the provider's
             # delete is ScheduleKeyDeletion with the key's deletion_window_in_days.
             symmetric_encryption = AWS_NATIVE_ROTATION.rotates(spec.aws_key_spec, spec.aws_key_usage)
@@ -72,6 +91,8 @@ class AwsKmsBackend:
                 opts=pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
             )
             key_id, key_arn = key.key_id, key.arn
+            ask_key_id = key.key_id
+        if key is not None:
             kms.Alias(
                 f"{name}-alias",
                 name=self.alias_name(generation),
@@ -83,7 +104,7 @@ class AwsKmsBackend:
                 # An Output-based invoke: while the key id is unknown (a preview of a new
                 # generation) the result is unknown instead of a call with no key id.
                 public_der = kms.get_public_key_output(
-                    key_id=key.key_id, region=self.region, opts=pulumi.InvokeOutputOptions(parent=parent)
+                    key_id=ask_key_id, region=self.region, opts=pulumi.InvokeOutputOptions(parent=parent)
                 ).public_key
         return recorded_key(name, parent, keyset, generation, key, key_id=key_id, key_ref=key_arn,
                             public_key_pem=None if public_der is None else public_der.apply(_pem_from_der),

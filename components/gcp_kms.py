@@ -6,7 +6,9 @@ Cloud KMS never deletes a KeyRing, and deleting a CryptoKey would destroy every 
 so the CryptoKey is protected. A generation's version is ENABLED while pending, active or
 retiring, DISABLED once retired or revoked, and deleted by Pulumi when destroyed, which Cloud
 KMS turns into DESTROY_SCHEDULED for ``destroy_scheduled_duration`` and then DESTROYED. (The
-provider only lets a program set ENABLED or DISABLED; DESTROYED is reached by deleting.)
+provider only lets a program set ENABLED or DISABLED; DESTROYED is reached by deleting.) A generation
+restored within that window (``restoredKeyId``) has the same version back through
+components/kms_restore.py.
 
 CryptoKeyVersions carry no labels in Cloud KMS, so the CryptoKey's labels describe the active
 generation (keyrotation.metadata), which is what the policy pack judges the keyset's age by.
@@ -19,6 +21,7 @@ from pulumi_gcp import kms
 
 from components.backend import BackendArgs, GenerationKey, SharedResources
 from components.kms_record import protect, recorded_key
+from components.kms_restore import RestoredKmsKey, RestoredKmsKeyArgs
 from keyrotation.algorithms import GCP_PURPOSES, Purpose
 from keyrotation.config import GcpOptions, Generation
 from keyrotation.lifecycle import ENABLED_STATES, State
@@ -79,7 +82,22 @@ class GcpKmsBackend:
         keyset, spec = self.keyset, self.spec
         version = None
         version_name = public_pem = None
-        if generation.state is not State.DESTROYED:
+        if generation.state is not State.DESTROYED and generation.restored_key_id:
+            # Restored from DESTROY_SCHEDULED: the same version, adopted (components/kms_restore.py).
+            version = RestoredKmsKey(
+                f"{name}-restored",
+                RestoredKmsKeyArgs(
+                    keyset=keyset.name, generation=generation.id, backend=keyset.backend,
+                    key_id=generation.restored_key_id, enabled=generation.state in ENABLED_STATES,
+                    deletion_window_days=keyset.timings.deletion_window_days,
+                ),
+                pulumi.ResourceOptions(parent=parent, protect=protect(generation.state),
+                                       depends_on=[self.crypto_key]),
+            )
+            version_name = version.key_id
+            # Asked for its public key once restored (key_state is unknown in a preview of the restore).
+            ask_name = pulumi.Output.all(version.key_id, version.key_state).apply(lambda v: v[0])
+        elif generation.state is not State.DESTROYED:
             # A destroyed generation's version is not registered: Pulumi deletes it, which is
             # Cloud KMS's DestroyCryptoKeyVersion (DESTROY_SCHEDULED, then DESTROYED).
             version = kms.CryptoKeyVersion(
@@ -88,14 +106,14 @@ class GcpKmsBackend:
                 state="ENABLED" if generation.state in ENABLED_STATES else "DISABLED",
                 opts=pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
             )
-            version_name = version.name
-            if spec.publishes_public_key and generation.state in ENABLED_STATES:
-                # Output-based invoke: unknown (not failed) while the version is being created.
-                public_pem = kms.get_kms_crypto_key_version_output(
-                    crypto_key=self.crypto_key.id,
-                    version=version.name.apply(version_number),
-                    opts=pulumi.InvokeOutputOptions(parent=parent),
-                ).public_keys.apply(lambda found: found[0].pem if found else None)
+            version_name = ask_name = version.name
+        if version is not None and spec.publishes_public_key and generation.state in ENABLED_STATES:
+            # Output-based invoke: unknown (not failed) while the version is being created.
+            public_pem = kms.get_kms_crypto_key_version_output(
+                crypto_key=self.crypto_key.id,
+                version=ask_name.apply(version_number),
+                opts=pulumi.InvokeOutputOptions(parent=parent),
+            ).public_keys.apply(lambda found: found[0].pem if found else None)
         return recorded_key(name, parent, keyset, generation, version, key_id=version_name,
                             key_ref=version_name, public_key_pem=public_pem, ref="key_name",
                             unknown_because="Cloud KMS returns public keys of ENABLED versions only")

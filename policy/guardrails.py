@@ -130,6 +130,10 @@ def validate_deletion_window(args: ResourceValidationArgs, report_violation: Rep
         field, default = "deletionWindowInDays", AWS_DEFAULT_DELETION_DAYS
         value = props.get(field)
         window = None if value is UNKNOWN else float(default if value is None else value)
+    elif args.resource_type == resources.KMS_RESTORED_KEY and props.get("backend") == "aws-kms":
+        # Its second deletion is scheduled with this window (Cloud KMS uses the CryptoKey's).
+        value, field = props.get("deletion_window_days"), "deletion_window_days"
+        window = None if value is UNKNOWN or value is None else float(value)
     elif args.resource_type == resources.GCP_CRYPTO_KEY:
         field, default = "destroyScheduledDuration", GCP_DEFAULT_DESTROY_DAYS
         value = props.get(field)
@@ -168,6 +172,7 @@ _LOSS = {
     resources.AWS_KEY: "schedule the KMS key for deletion",
     resources.GCP_CRYPTO_KEY: "destroy every version of the key",
     resources.GCP_KEY_VERSION: "destroy the key version",
+    resources.KMS_RESTORED_KEY: "schedule the restored KMS key (version) for deletion again",
 }
 _GCP_KEPT = ("PREVENT", "ABANDON")
 

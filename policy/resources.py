@@ -42,12 +42,14 @@ KEY_GENERATION = names.KEY_GENERATION_TYPE
 AWS_KEY = "aws:kms/key:Key"
 GCP_CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
 GCP_KEY_VERSION = "gcp:kms/cryptoKeyVersion:CryptoKeyVersion"
+KMS_RESTORED_KEY = names.KMS_RESTORED_KEY_TYPE
+"""A KMS key (AWS) or version (GCP) restored from its deletion window (components/kms_restore.py)."""
 SECRET = "kubernetes:core/v1:Secret"
 SECRET_PATCH = "kubernetes:core/v1:SecretPatch"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 CONFIG_MAP_PATCH = "kubernetes:core/v1:ConfigMapPatch"
 
-KEY_TYPES = (SOFTWARE_KEY, PKCS11_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION)
+KEY_TYPES = (SOFTWARE_KEY, PKCS11_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, KMS_RESTORED_KEY)
 """Resources that hold key material (or are the key in a KMS): protected, profile-checked."""
 AGED_TYPES = (*KEY_TYPES, SECRET, SECRET_PATCH)
 """Resources judged for key age when they carry rotation metadata."""
@@ -67,6 +69,7 @@ _KINDS = {
     AWS_KEY: "AWS KMS key",
     GCP_CRYPTO_KEY: "Cloud KMS CryptoKey",
     GCP_KEY_VERSION: "Cloud KMS CryptoKeyVersion",
+    KMS_RESTORED_KEY: "restored KMS key",
     SECRET: "Secret",
     SECRET_PATCH: "Secret",
     CONFIG_MAP: "ConfigMap",

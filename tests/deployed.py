@@ -10,6 +10,7 @@ at its recorded time (or ``deployed_at[(id, state)]``).
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,25 @@ def outputs_for(
             for g in ks.generations
         }
         keysets[name] = {
-            "generations": [{"id": g.id, "kid": kids[g.id], "state": str(g.state)} for g in ks.generations],
+            "generations": [{"id": g.id, "kid": kids[g.id], "state": str(g.state), "keyId": key_id(stack, ks, g)}
+                            for g in ks.generations],
             "documents": docs,
             "deployments": deployments,
         }
     return {"keysets": keysets}
+
+
+def key_id(stack: StackConfig, ks, g) -> str:
+    """The key id the KmsKeyRecord keeps: an AWS key id (stable per keyset and generation), a Cloud
+    KMS version name; keyset/generation for the other backends."""
+    if ks.backend == "aws-kms":
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stack.environment}/{ks.name}/{g.id}"))
+    if ks.backend == "gcp-kms":
+        project = ks.gcp.project or stack.other.get("gcp:project")
+        number = [x.id for x in ks.generations].index(g.id) + 1
+        return (f"projects/{project}/locations/{ks.gcp.location}/keyRings/{ks.gcp.key_ring}/cryptoKeys/{ks.name}"
+                f"/cryptoKeyVersions/{number}")
+    return f"{ks.name}/{g.id}"
 
 
 def write_outputs(stack_file: Path, path: Path, **kwargs: Any) -> Path:

@@ -12,7 +12,10 @@ calling a real API:
   AWS's rule is applied before calling it: GetPublicKey refuses keys that are not enabled
   (DisabledException / KMSInvalidStateException), native rotation exists only for
   SYMMETRIC_DEFAULT keys, and its period lies in 90..2560 days. moto also drops the rotation
-  period it is given; `describe()` reports the one the provider sent.
+  period it is given; `describe()` reports the one the provider sent. `enforce_aws_key_states()`
+  makes moto's server itself refuse what AWS refuses by key state (enable/disable a key pending
+  deletion, cancel a deletion that is not pending, use a key that is not enabled), for the calls
+  the restored-key provider makes with boto3.
 - `GcpKms`: `gcp:kms/keyRing:KeyRing`, `gcp:kms/cryptoKey:CryptoKey` and
   `gcp:kms/cryptoKeyVersion:CryptoKeyVersion` are emulated with real key pairs per version (there
   is no Cloud KMS emulator), following Cloud KMS's rules: KeyRings and CryptoKeys are unique
@@ -20,6 +23,12 @@ calling a real API:
   version template and must fit its purpose, secp256k1 only at HSM, only ENABLED/DISABLED can be
   set, and `gcp:kms/getKMSCryptoKeyVersion:getKMSCryptoKeyVersion` returns public keys of
   ENABLED versions only (FAILED_PRECONDITION otherwise).
+- `GcpKms.endpoint` serves the emulated versions over Cloud KMS's REST API on loopback (GET a
+  version, PATCH its state, `:restore`, `:destroy`), with Cloud KMS's documented rules: only
+  ENABLED and DISABLED can be set, and only between themselves; `:destroy` takes an ENABLED or
+  DISABLED version to DESTROY_SCHEDULED; `:restore` takes a DESTROY_SCHEDULED version back to
+  DISABLED, and any other state is FAILED_PRECONDITION (a DESTROYED version is gone for good).
+  `CloudEngine` points `CLOUDKMS_EMULATOR_HOST` at it (components/kms_restore.py).
 - The harness calls no provider for deletes of these resources; `apply_deletes(before, run)`
   plays the providers' delete for what a run deleted: AWS ScheduleKeyDeletion with the key's
   deletion window and DeleteAlias, Cloud KMS DestroyCryptoKeyVersion (DESTROY_SCHEDULED).
@@ -39,10 +48,13 @@ import contextlib
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import yaml
@@ -154,12 +166,68 @@ class Servers:
         return {**meta, "body": blob.download_as_bytes()}
 
 
+_AWS_STATE_RULES = {
+    # KMS operation -> key states AWS accepts it in ("Key states of AWS KMS keys", AWS KMS developer
+    # guide); moto performs them in any state.
+    "enable_key": ("Enabled", "Disabled"),
+    "disable_key": ("Enabled", "Disabled"),
+    "cancel_key_deletion": ("PendingDeletion",),
+    "encrypt": ("Enabled",),
+    "sign": ("Enabled",),
+}
+
+
+def enforce_aws_key_states() -> None:
+    """Make moto's KMS refuse what AWS refuses by key state: EnableKey/DisableKey on a key pending
+    deletion, CancelKeyDeletion on one that is not, Encrypt/Decrypt/Sign under a key that is not
+    enabled (DisabledException, KMSInvalidStateException). Idempotent; moto's server runs in this
+    process, so its backend is patched here."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.models import KmsBackend
+
+    if getattr(KmsBackend, "_key_rotation_state_rules", False):
+        return
+
+    def refuse(backend, key_id: str, operation: str, allowed: tuple[str, ...]) -> None:
+        try:
+            key = backend.keys.get(backend.any_id_to_key_id(key_id)) if key_id else None
+        except Exception:  # an unknown alias: moto's own operation answers NotFound
+            return
+        if key is None or key.key_state in allowed:
+            return
+        if key.key_state == "Disabled":
+            raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+        raise JsonRESTError("KMSInvalidStateException", f"{key.arn} is {key.key_state}.")
+
+    def guarded(name: str, allowed: tuple[str, ...]):
+        original = getattr(KmsBackend, name)
+
+        def method(self, key_id, *args, **kwargs):
+            refuse(self, key_id, name, allowed)
+            return original(self, key_id, *args, **kwargs)
+
+        return method
+
+    for name, allowed in _AWS_STATE_RULES.items():
+        setattr(KmsBackend, name, guarded(name, allowed))
+    original_decrypt = KmsBackend.decrypt
+
+    def decrypt(self, ciphertext_blob, encryption_context, key_id=None):
+        plaintext, actual = original_decrypt(self, ciphertext_blob, encryption_context, key_id)
+        refuse(self, actual, "decrypt", ("Enabled",))
+        return plaintext, actual
+
+    KmsBackend.decrypt = decrypt
+    KmsBackend._key_rotation_state_rules = True
+
+
 @contextlib.contextmanager
 def cloud_servers() -> Iterator[Servers]:
     """Start both servers for a `with` block (a test module's fixture)."""
     from gcp_storage_emulator.server import create_server
     from moto.server import ThreadedMotoServer
 
+    enforce_aws_key_states()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     gcs = create_server("127.0.0.1", 0, in_memory=True)
@@ -481,6 +549,61 @@ class GcpKms:
         self.crypto_keys: dict[str, dict] = {}
         self.versions: dict[str, GcpVersion] = {}
         self.by_name: dict[tuple[str, str], str] = {}
+        self.calls: list[tuple[str, str]] = []
+        """(method, path) of every REST call, oldest first."""
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- Cloud KMS's REST API on loopback -------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the REST API over these versions (started on first use)."""
+        if self._server is None:
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(self))
+            self._server.daemon_threads = True
+            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+            atexit.register(self._server.shutdown)
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def rest(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
+        """One call of the REST API: (HTTP status, JSON body)."""
+        self.calls.append((method, path))
+        name, _, verb = path.removeprefix("/v1/").partition(":")
+        version = self.versions.get(name)
+        if version is None:
+            return _gcp_error(404, "NOT_FOUND", f"{name} not found.")
+        if method == "GET" and not verb:
+            return 200, self._version_json(version)
+        if method == "PATCH" and not verb:
+            if query.get("updateMask") != ["state"]:
+                return _gcp_error(400, "INVALID_ARGUMENT", "updateMask must be 'state'.")
+            wanted = body.get("state")
+            if wanted not in ("ENABLED", "DISABLED"):
+                return _gcp_error(400, "INVALID_ARGUMENT", f"state can only be set to ENABLED or DISABLED, not {wanted}.")
+            if version.state not in ("ENABLED", "DISABLED"):
+                return _gcp_error(400, "FAILED_PRECONDITION",
+                                  f"{name} is not in state ENABLED or DISABLED, current state is: {version.state}.")
+            version.state = wanted
+            return 200, self._version_json(version)
+        if method == "POST" and verb == "restore":
+            if version.state != "DESTROY_SCHEDULED":
+                return _gcp_error(400, "FAILED_PRECONDITION",
+                                  f"{name} is not in state DESTROY_SCHEDULED, current state is: {version.state}.")
+            version.state = "DISABLED"
+            return 200, self._version_json(version)
+        if method == "POST" and verb == "destroy":
+            if version.state not in ("ENABLED", "DISABLED"):
+                return _gcp_error(400, "FAILED_PRECONDITION",
+                                  f"{name} is not in state ENABLED or DISABLED, current state is: {version.state}.")
+            version.state = "DESTROY_SCHEDULED"
+            return 200, self._version_json(version)
+        return _gcp_error(404, "NOT_FOUND", f"no method {method} {path}")
+
+    @staticmethod
+    def _version_json(version: GcpVersion) -> dict:
+        return {"name": version.name, "state": version.state, "algorithm": version.algorithm,
+                "protectionLevel": version.protection_level}
 
     @property
     def handlers(self) -> dict:
@@ -589,6 +712,33 @@ class GcpKms:
                 self.versions[before[urn].id].state = "DESTROY_SCHEDULED"
 
 
+def _gcp_error(code: int, status: str, message: str) -> tuple[int, dict]:
+    return code, {"error": {"code": code, "message": message, "status": status}}
+
+
+def _rest_handler(gcp: GcpKms) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else {}
+            status, answer = gcp.rest(self.command, url.path, parse_qs(url.query), body)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _answer
+
+        def log_message(self, *_args) -> None:
+            return None
+
+    return Handler
+
+
 # ---------------------------------------------------------------------------------------------
 # Both clouds behind one Engine
 
@@ -626,7 +776,7 @@ class CloudEngine(Engine):
 
     def _run(self, kind: str):
         servers = self.clouds.servers
-        with environment(servers.environment):
+        with environment({**servers.environment, "CLOUDKMS_EMULATOR_HOST": self.clouds.gcp.endpoint}):
             config = self.config
             if config is None:
                 stack_file = self.project_dir / f"Pulumi.{self.stack}.yaml"

@@ -1,6 +1,7 @@
 """Encrypted data is never orphaned: a simulation with data at rest through the real commands.
 
-An encrypt keyset (the Secrets Service's AES keys). Writers encrypt under the generation they
+An encrypt keyset (the Secrets Service's AES keys, in AWS KMS: a destroyed generation can be
+restored within its deletion window). Writers encrypt under the generation they
 know as active: they learn of a switch up to publishMaxAgeSeconds late, and clocks differ by up
 to clockSkewSeconds. Every ciphertext is stored: it stays under its generation until a
 re-encryption (`rewrapped`) moves it to the generation active then, or until it expires
@@ -37,6 +38,8 @@ def keyset(cache: int, skew: int, lifetime: int, retention: int | None) -> Stack
     lead = cache + skew
     return parse({"environment": "t", "keysets": {KS: {
         "purpose": "encrypt", "algorithm": "A256GCM", "kid": "s-{generation}",
+        # In AWS KMS: a destroyed generation waits out its deletion window, and `restore` brings it back.
+        "backend": "aws-kms", "aws": {"region": "us-east-1"}, "deletionWindowDays": 7,
         "publishMaxAgeSeconds": cache * 60, "clockSkewSeconds": skew * 60, "tokenLifetimeSeconds": lifetime * 60,
         **({"dataRetentionSeconds": retention * 60} if retention else {}),
         "generations": [{"id": "g0", "state": "active", "createdAt": at(0).isoformat(),
@@ -90,14 +93,15 @@ class World:
         return out
 
 
-OPS = ("rotate", "promote", "rollback", "rewrapped", "retire", "restore")
+OPS = ("rotate", "promote", "rollback", "rewrapped", "retire", "destroy", "restore")
 step = st.tuples(
     st.integers(1, 15),                  # minutes since the previous command
     st.sampled_from(OPS + ("rotate", "promote", "rewrapped", "retire")),
     st.integers(0, 20),                  # which generation
 )
 timing = st.tuples(st.integers(0, 4), st.integers(0, 2), st.integers(1, 6), st.sampled_from((None, 5, 20)))
-FITTING = {"rewrapped": {State.RETIRING}, "retire": {State.RETIRING}, "restore": {State.RETIRED}}
+FITTING = {"rewrapped": {State.RETIRING}, "retire": {State.RETIRING}, "destroy": {State.RETIRED},
+           "restore": {State.RETIRED, State.DESTROYED}}
 
 
 def run(steps, cache, skew, lifetime, retention, *, force=False) -> tuple[StackConfig, World]:
@@ -124,8 +128,10 @@ def run(steps, cache, skew, lifetime, retention, *, force=False) -> tuple[StackC
                 result = transitions.rewrapped(stack, KS, target, by="ops", now=now, record=record, force=force)
             elif op == "retire":
                 result = transitions.retire(stack, KS, target, now=now, record=record, force=force)
+            elif op == "destroy":
+                result = transitions.destroy(stack, KS, target, now=now, confirm=target)
             else:
-                result = transitions.restore(stack, KS, target, now=now)
+                result = transitions.restore(stack, KS, target, now=now, record=record)
         except CommandError:
             continue
         if op == "rewrapped":
@@ -143,6 +149,9 @@ def run(steps, cache, skew, lifetime, retention, *, force=False) -> tuple[StackC
 # rotate, promote, roll back a minute later, re-encrypt what the rolled-back key wrote, retire it,
 # restore it: nothing is lost at any step.
 @example([(1, "rotate", 0), (5, "promote", 0), (1, "rollback", 0), (5, "rewrapped", 0), (4, "retire", 0),
+          (5, "restore", 0)], (3, 1, 2, None))
+# ... and destroy it, then restore it from the KMS's deletion window: its ciphertext decrypts again.
+@example([(1, "rotate", 0), (5, "promote", 0), (5, "rewrapped", 0), (4, "retire", 0), (2, "destroy", 0),
           (5, "restore", 0)], (3, 1, 2, None))
 def test_no_stored_ciphertext_is_ever_left_without_a_keyring_that_decrypts_it(steps, timings):
     stack, world = run(steps, *timings)

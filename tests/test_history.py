@@ -23,7 +23,7 @@ from keyrotation.lifecycle import TIME_FIELDS, State
 from tests.deployed import deployed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-SIGN, DATA = "gw", "vault"
+SIGN, DATA, KMS = "gw", "vault", "kms"
 
 
 def at(minute: float) -> datetime:
@@ -38,6 +38,10 @@ def initial() -> StackConfig:
         SIGN: {"purpose": "sign", "algorithm": "ES256", "kid": "gw-{generation}", **timings, "generations": [g0]},
         DATA: {"purpose": "encrypt", "algorithm": "A256GCM", "kid": "vault-{generation}",
                "dataRetentionSeconds": 1800, **timings, "generations": [g0]},
+        # A KMS keyset: a destroyed generation can be restored within its deletion window.
+        KMS: {"purpose": "sign", "algorithm": "ES256", "kid": "kms-{generation}", "backend": "aws-kms",
+              "aws": {"region": "us-east-1"},
+              "deletionWindowDays": 7, **timings, "generations": [g0]},
     }}, stack_file="Pulumi.t.yaml")
 
 
@@ -75,7 +79,7 @@ def apply(stack: StackConfig, op: str, keyset: str, pick: int, reason: str, forc
     if op == "destroy":
         return transitions.destroy(stack, keyset, target, now=now, confirm=target)
     if op == "restore":
-        return transitions.restore(stack, keyset, target, now=now)
+        return transitions.restore(stack, keyset, target, now=now, record=record, force=force)
     return transitions.rewrapped(stack, keyset, target, by="ops", now=now, record=record, force=force)
 
 
@@ -107,9 +111,13 @@ def recorded(stack: StackConfig, keyset: str) -> dict[str, tuple]:
 
 
 @pytest.mark.property
-@given(st.sampled_from((SIGN, DATA)), st.lists(step, min_size=1, max_size=30))
+@given(st.sampled_from((SIGN, DATA, KMS)), st.lists(step, min_size=1, max_size=30))
 @example(SIGN, [(1, "rotate", 0, "personnel", False), (5, "promote", 0, "personnel", False),
                 (20, "rollback", 0, "personnel", True)])
+# retire, destroy, then restore the destroyed KMS key within its window (a new history step).
+@example(KMS, [(1, "rotate", 1, "personnel", False), (5, "promote", 1, "personnel", False),
+               (10, "retire", 1, "personnel", False), (1, "destroy", 1, "personnel", False),
+               (5, "restore", 1, "personnel", False)])
 def test_no_command_changes_the_recorded_past_or_what_valid_at_says_about_it(keyset, steps):
     stack, minute, n = initial(), 10, 0
     for delay, op, pick, reason, force in steps:
@@ -149,3 +157,20 @@ def test_rollback_used_to_rewrite_the_past_and_now_appends_a_period():
     assert lifecycle.signing_periods(g0) == [(at(10), at(30)), (at(35), None)]
     assert not schedule.valid_at(stack, SIGN, "gw-g0", question).valid
     assert schedule.valid_at(stack, SIGN, "gw-g0", at(36)).valid
+
+
+def test_restoring_a_destroyed_kms_generation_appends_a_step_and_keeps_the_past():
+    stack = initial()
+    stack = transitions.rotate(stack, KMS, now=at(20), generation_id="g1").stack
+    stack = transitions.promote(stack, KMS, now=at(30), record=deployed(stack, KMS)).stack
+    stack = transitions.retire(stack, KMS, "g0", now=at(40), record=deployed(stack, KMS)).stack
+    stack = transitions.destroy(stack, KMS, "g0", now=at(41), confirm="g0").stack
+    times = [at(m) for m in range(0, 60)]
+    before = answers(stack, KMS, "kms-g0", times)
+    record = deployed(stack, KMS)
+    restored = transitions.restore(stack, KMS, "g0", now=at(60), record=record).stack
+    g0 = restored.keysets[KMS].generation("g0")
+    assert g0.state is State.RETIRING and g0.destroyed_at == at(41) and g0.retiring_at == at(30)
+    assert [(str(s.state), s.at) for s in g0.history] == [("retiring", at(60))]
+    assert g0.restored_key_id == record.key_ids["g0"]
+    assert answers(restored, KMS, "kms-g0", times) == before

@@ -19,6 +19,7 @@ from policy.resources import (
     GCP_CRYPTO_KEY,
     GCP_KEY_VERSION,
     KEY_GENERATION,
+    KMS_RESTORED_KEY,
     PUBLICATION,
     SOFTWARE_KEY,
 )
@@ -157,7 +158,7 @@ def under_generation(resource_type: str, state: str, props: dict | None = None, 
     return [parent, stack_resource(resource_type, props or {}, name="k", protect=protect, parent=parent)]
 
 
-@pytest.mark.parametrize("resource_type", [SOFTWARE_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION])
+@pytest.mark.parametrize("resource_type", [SOFTWARE_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, KMS_RESTORED_KEY])
 def test_key_resources_must_be_protected(resource_type):
     [(found, urn)] = violations(guardrails.key_protected,
                                 stack_args(under_generation(resource_type, "active", protect=False)))
@@ -281,3 +282,12 @@ def test_a_private_jwk_in_an_env_value_is_refused_whatever_its_name():
     [found] = messages(guardrails.env_material,
                        resource_args("kubernetes:apps/v1:Deployment", deployment_patch([{"name": "CONFIG", "value": jwk}])))
     assert "env CONFIG holds a JWK with private members ($.d)" in found
+
+
+def test_a_restored_aws_keys_second_deletion_window_is_held_to_the_minimum():
+    short = {"keyset": "ks", "generation": "g1", "backend": "aws-kms", "deletion_window_days": 7}
+    [found] = messages(guardrails.deletion_window, resource_args(KMS_RESTORED_KEY, short, name="k",
+                                                                 config={"minDeletionWindowDays": 14}))
+    assert "restored KMS key 'k': deletion_window_days is 7 days, below the minimum of 14 days" in found
+    ok = {**short, "deletion_window_days": 14}
+    assert messages(guardrails.deletion_window, resource_args(KMS_RESTORED_KEY, ok, config={"minDeletionWindowDays": 14})) == []

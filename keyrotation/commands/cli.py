@@ -306,8 +306,15 @@ def cmd_rewrapped(ctx: Context) -> int:
 
 
 def cmd_restore(ctx: Context) -> int:
-    return _mutate(ctx,
-                   lambda f: transitions.restore(f.config, ctx.args.keyset, ctx.args.generation, now=ctx.now))
+    def run(f: StackFile) -> Result:
+        keyset = records.keyset_of(f.config, ctx.args.keyset)
+        generation = records.generation_of(f.config, keyset, ctx.args.generation)
+        # Only a destroyed generation's restore depends on what was deployed (its deletion window, its key).
+        record = ctx.record(f.config, keyset.name) if generation.state == "destroyed" else records.NO_RECORD
+        return transitions.restore(f.config, keyset.name, generation.id, now=ctx.now, record=record,
+                                force=ctx.args.force, key_id=ctx.args.key_id)
+
+    return _mutate(ctx, run)
 
 
 def cmd_destroy(ctx: Context) -> int:
@@ -556,15 +563,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="record it before every writer has switched to the new generation")
 
-    p = add("restore", cmd_restore, "retired -> retiring: decrypt/verify-capable again",
+    p = add("restore", cmd_restore, "retired (or destroyed KMS key in its window) -> retiring:"
+                                    " decrypt/verify again",
             "Make a retired generation whose key material still exists decrypt-only (verify-only) again, as a"
-            " new step in its history; it does not sign or encrypt.", edits=True)
+            " new step in its history; it does not sign or encrypt. An aws-kms or gcp-kms generation that was"
+            " destroyed is restored within its deletion window (deletionWindowDays, counted from the deployed"
+            " destruction in the stack outputs): the command writes its key into restoredKeyId and the next"
+            " `pulumi up` cancels the deletion and enables that same key. Without the stack outputs it is"
+            " refused unless --force (then give --key-id).", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", metavar="GENERATION")
+    p.add_argument("--key-id", metavar="ID",
+                   help="destroyed KMS generation: its AWS key id or Cloud KMS version name (default: the"
+                        " stack outputs')")
+    p.add_argument("--force", action="store_true",
+                   help="destroyed KMS generation: restore without the stack outputs (window from the"
+                        " recorded time)")
 
     p = add("destroy", cmd_destroy, "retired -> destroyed (schedules key deletion)",
             "Schedule a retired generation's key material for deletion (deletionWindowDays); its public key"
-            " stays in the key history.", edits=True)
+            " stays in the key history. Within the window an aws-kms/gcp-kms key can be brought back with"
+            " `restore`.", edits=True)
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("generation", metavar="GENERATION")
     p.add_argument("--confirm", metavar="GENERATION", help="repeat the generation id to confirm")

@@ -83,6 +83,8 @@ def _record(summary: dict[str, Any], source: str, stack_keyset: KeySetConfig | N
     generations = summary.get("generations") or []
     kids = {str(g["id"]): str(g["kid"]) for g in generations if isinstance(g.get("kid"), str)}
     states = {str(g["id"]): str(g["state"]) for g in generations if isinstance(g.get("state"), str)}
+    key_ids = {str(g["id"]): g["keyId"] for g in generations if isinstance(g.get("keyId"), str)
+               and g["keyId"]}
     seen: list[DocumentSeen] = []
     for target, document in (summary.get("documents") or {}).items():
         if document.get("format") not in KID_FORMATS:
@@ -122,6 +124,6 @@ def _record(summary: dict[str, Any], source: str, stack_keyset: KeySetConfig | N
         if found.missing:
             missing[gid] = found.missing
     return Publications(
-        first_published=first, missing=missing, kids=kids,
+        first_published=first, missing=missing, kids=kids, key_ids=key_ids,
         deployed_states=states, deployed=deployed, source=source,
     )

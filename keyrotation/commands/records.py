@@ -32,6 +32,8 @@ class Publications:
     """Targets whose document does not list the generation yet."""
     kids: Mapping[str, str] = field(default_factory=dict)
     """The generation's key id as deployed (thumbprint kids are only known from the outputs)."""
+    key_ids: Mapping[str, str] = field(default_factory=dict)
+    """The generation's KMS key id (AWS) or version name (GCP) as recorded, kept after the key is gone."""
     deployed_states: Mapping[str, str] = field(default_factory=dict)
     """The generation's state as last deployed (``pulumi up``), which may lag the stack file."""
     deployed: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)

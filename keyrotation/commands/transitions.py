@@ -530,12 +530,24 @@ def rewrapped(
     return draft.finish()
 
 
+_NOT_RESTORABLE = {
+    "software": "a software key's private key is dropped from the state at destroy",
+    "pkcs11": "a pkcs11 key pair is destroyed in its token at destroy",
+    "external": ("this stack never held the private key and cannot tell whether it still exists; if its"
+                 " holder"
+                 " still has it, add it as a new generation (`rotate KEYSET --public-key FILE`)"),
+}
+
+
 def restore(
-    stack: StackConfig, keyset: str, generation_id: str, *, now: datetime
+    stack: StackConfig, keyset: str, generation_id: str, *, now: datetime, record: Publications = NO_RECORD,
+    force: bool = False, key_id: str | None = None,
 ) -> Result:
     """``retired`` (or ``destroyed`` within the deletion window) -> ``retiring``: the key material
-    decrypts/verifies again; a new history step, nothing rewritten."""
+    decrypts/verifies again; a new history step, nothing rewritten. A destroyed KMS key is brought
+    back by the next `pulumi up` (components/kms_restore.py), named by ``restoredKeyId``."""
     draft = _Draft("restore", stack, keyset, now)
+    draft.record = record
     ks = draft.keyset
     generation = draft.get(generation_id)
     if generation.state not in (State.RETIRED, State.DESTROYED):
@@ -543,34 +555,89 @@ def restore(
             f"{draft.where(generation.id)}: is '{generation.state}'; only a retired or destroyed generation"
             " is restored"
         )
+    if key_id is not None and generation.state is not State.DESTROYED:
+        raise CommandError(f"{draft.where(generation.id)}: --key-id is only for a destroyed KMS generation"
+                           f" (it is '{generation.state}': its key was never deleted)")
+    verb = "decrypt" if ks.purpose != "sign" else "verify"
+    extra: dict[str, object] = {}
     if generation.state is State.DESTROYED:
-        destroyed = lifecycle.entered(generation, State.DESTROYED)
-        assert destroyed is not None  # validated: a destroyed generation records destroyedAt
-        window_end = destroyed + timedelta(days=ks.timings.deletion_window_days)
         if not BACKENDS[ks.backend].kms:
             raise CommandError(
                 f"{draft.where(generation.id)}: backend {ks.backend}: a destroyed generation's key material"
-                " is gone (a software key drops it at destroy); it cannot be restored"
+                f" is gone ({_NOT_RESTORABLE.get(ks.backend, 'no deletion window')}); it cannot be restored"
             )
-        if now >= window_end:
-            raise CommandError(
-                f"{draft.where(generation.id)}: its deletion window (deletionWindowDays"
-                f" {ks.timings.deletion_window_days}) ended {_iso(window_end)}: the KMS has deleted the key"
-            )
-        raise CommandError(
-            f"{draft.where(generation.id)}: restoring a destroyed KMS key is done in the KMS first"
-            " (`aws kms cancel-key-deletion` / `gcloud kms keys versions restore`, before"
-            f" {_iso(window_end)}),"
-            " then imported into the stack; this program does not yet re-adopt a deleted key resource"
-        )
+        extra = _deletion_window(draft, generation, record, force, key_id)
     draft.check_transition(generation, State.RETIRING)
-    draft.move(generation.id, State.RETIRING)
-    verb = "decrypt" if ks.purpose != "sign" else "verify"
+    draft.move(generation.id, State.RETIRING, **extra)
     draft.result.notes.append(
         f"'{generation.id}' is back in {_published_in(ks)} ({verb} only) from the next `pulumi up`;"
         f" it does not {'sign' if ks.purpose == 'sign' else 'encrypt'} again"
     )
     return draft.finish()
+
+
+def _deletion_window(
+    draft: _Draft, generation: Generation, record: Publications, force: bool, key_id: str | None
+) -> dict[str, object]:
+    """Check that a destroyed KMS generation is within its deletion window and name its key: the
+    ``restoredKeyId`` edit (empty when the destruction was never deployed: the key is still there)."""
+    ks = draft.keyset
+    days = ks.timings.deletion_window_days
+    _needs_record(draft, record, force, "the deletion window")
+    deployed = deployed_switch(record, generation, State.DESTROYED)
+    recorded = lifecycle.entered(generation, State.DESTROYED)
+    basis = deployed or recorded
+    assert basis is not None  # validated: a destroyed generation records destroyedAt
+    window_end = basis + timedelta(days=days)
+    counted = (f"deployed {_iso(deployed)} ({record.source})" if deployed is not None
+               else f"recorded {_iso(recorded)}")
+    if draft.now >= window_end:
+        raise CommandError(
+            f"{draft.where(generation.id)}: refused: its deletion window ended {_iso(window_end)}"
+            f" (deletionWindowDays {days} from its destruction, {counted}): the KMS has deleted the key for"
+            " good;"
+            f" rotate instead (`rotate {ks.name}`)"
+        )
+    never_deployed = record.deployed_states.get(generation.id) != "destroyed"
+    if record.source is not None and deployed is None and never_deployed:
+        # The destroy was never deployed: the key resource is still in the stack, enabled or not.
+        draft.result.notes.append(
+            f"its destruction was never deployed ({record.source}): its key was not deleted, and the next"
+            " `pulumi up` keeps it"
+        )
+        return {}
+    known = record.key_ids.get(generation.id)
+    if key_id is not None and known is not None and key_id != known:
+        raise CommandError(
+            f"{draft.where(generation.id)}: --key-id {key_id} is not its key: {record.source} records {known}"
+        )
+    key = key_id or known or generation.restored_key_id
+    if not key:
+        raise CommandError(
+            f"{draft.where(generation.id)}: cannot tell which KMS key to bring back: "
+            + (f"{record.source} records no key id for it" if record.source is not None
+               else f"no stack outputs ({record.unavailable or 'no record'})")
+            + "; pass --key-id (the AWS key id or Cloud KMS CryptoKeyVersion name)"
+        )
+    if generation.restored_key_id is not None and key != generation.restored_key_id:
+        raise CommandError(
+            f"{draft.where(generation.id)}: restoredKeyId is {generation.restored_key_id}, not {key}; a"
+            " generation's"
+            " key never changes"
+        )
+    if record.source is None:
+        draft.result.warnings.append(
+            "--force without the stack outputs: the deletion window was counted from the recorded"
+            " destruction"
+            f" ({_iso(recorded)}), and key {key} is assumed to be pending deletion (the destroy deployed)"
+        )
+    what = "AWS CancelKeyDeletion" if ks.backend == "aws-kms" else "Cloud KMS RestoreCryptoKeyVersion"
+    draft.result.notes.append(
+        f"key {key} is brought back by the next `pulumi up` ({what}, then enabled): the same key, not a new"
+        f" one. Deploy before {_iso(window_end)}, when its deletion window ends ({counted},"
+        f" deletionWindowDays {days})"
+    )
+    return {"restoredKeyId": key}
 
 
 def revoke(

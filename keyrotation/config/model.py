@@ -154,6 +154,9 @@ class Generation(_Model):
     """Steps after the first return to an earlier state (rollback, restore), appended in order."""
     rewrapped: list[Rewrap] = Field(default_factory=list)
     """encrypt/mac keysets with data at rest: confirmed re-encryptions, appended in order."""
+    restored_key_id: Text | None = Field(None, max_length=512)
+    """aws-kms/gcp-kms: the KMS key id (AWS) or CryptoKeyVersion name (GCP) that ``restore`` brought
+    back from its deletion window; the program re-adopts that key instead of creating one."""
 
     def time(self, camel_name: str) -> datetime | None:
         at: datetime | None = getattr(self, _snake(camel_name))

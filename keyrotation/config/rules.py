@@ -21,6 +21,7 @@ from ..lifecycle import (
     allowed,
     first_pass,
 )
+from ..lifecycle import path as history_path
 from ..times import format_time
 from ..view import keyset_problems
 from .model import (
@@ -513,6 +514,10 @@ def _validate_generations(
         elif gen.public_key_pem is not None:
             problem(f"only backend external takes a publicKeyPem (this keyset is {ks.backend})",
                     "publicKeyPem")
+        if gen.restored_key_id is not None:
+            why = restored_key_problem(stack, ks, gen)
+            if why:
+                problem(why, "restoredKeyId")
     out += [Problem(why, name, None, "generations") for why in keyset_problems(ks.purpose, ks.generations)]
     return out
 
@@ -550,6 +555,52 @@ def _validate_history(gen: Generation, problem: Callable[[str, str], None]) -> N
     final = State.REVOKED if gen.revoked_at is not None else previous
     if final is not gen.state:
         problem(f"is '{gen.state}' but its history ends in '{final}'", "state")
+
+
+_AWS_KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+_GCP_VERSION_NAME = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/(?P<ring>[^/]+)"
+    r"/cryptoKeys/(?P<key>[^/]+)/cryptoKeyVersions/[1-9][0-9]*$"
+)
+
+
+RESTORABLE_BACKENDS: tuple[str, ...] = tuple(b.value for b, traits in BACKENDS.items() if traits.kms)
+"""Backends whose destroyed key waits out a deletion window in which ``restore`` can bring it back."""
+
+
+def was_restored_from_destroyed(gen: Generation) -> bool:
+    """Whether the generation left ``destroyed`` again (a restore within the deletion window)."""
+    steps = [state for state, _ in history_path(gen)]
+    return any(a is State.DESTROYED and b is not State.DESTROYED
+               for a, b in zip(steps, steps[1:], strict=False))
+
+
+def restored_key_problem(stack: StackConfig, ks: KeySetConfig, gen: Generation) -> str | None:
+    """What is wrong with a generation's ``restoredKeyId`` (None: nothing)."""
+    key = gen.restored_key_id or ""
+    if not BACKENDS[ks.backend].kms:
+        return (f"only a KMS key ({', '.join(RESTORABLE_BACKENDS)}) is restored from its deletion window"
+                f" (this keyset is {ks.backend})")
+    if not was_restored_from_destroyed(gen):
+        return ("is written by `restore` for a generation brought back from 'destroyed'; its history has no"
+                " step from 'destroyed' back to 'retiring'")
+    if ks.backend == Backend.AWS_KMS:
+        if not _AWS_KEY_ID.match(key):
+            return (f"{key!r} is not an AWS KMS key id (a UUID, or mrk- and 32 hex digits for a multi-Region"
+                    " key)")
+        return None
+    match = _GCP_VERSION_NAME.match(key)
+    if match is None:
+        return (f"{key!r} is not a Cloud KMS CryptoKeyVersion name"
+                " (projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N)")
+    gcp = ks.gcp
+    project = gcp.project or stack.other.get("gcp:project")
+    expected = {"project": project, "location": gcp.location, "ring": gcp.key_ring, "key": ks.name}
+    wrong = [f"{part} {match.group(part)!r} (the keyset's is {want!r})" for part, want in expected.items()
+             if want is not None and match.group(part) != want]
+    if wrong:
+        return f"{key!r} is not a version of this keyset's CryptoKey: " + ", ".join(wrong)
+    return None
 
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")

@@ -49,6 +49,8 @@ class Taken:
     command: str
     generation: str
     why: str
+    rides_along: bool = False
+    """A tidy-up step that was allowed but not due: it costs no pull request of its own."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,10 @@ class _Keyset:
 
     # -- staging ---------------------------------------------------------------------------
 
-    def staged(self, step: str, since: datetime | None) -> bool:
+    def staged(self, step: str, since: datetime | None, deadline: datetime | None = None) -> bool:
         """Has staging had the same step live for soakHours (a step taken there after ``since``,
-        this keyset's own previous step of the kind)? Records a wait or a block when not."""
+        this keyset's own previous step of the kind)? Records a wait, or a block when waiting
+        would take the step past ``deadline`` (the active key's due date: staging is behind)."""
         counterpart = self.ks.staging
         if counterpart is None:
             return True
@@ -184,13 +187,23 @@ class _Keyset:
                              " pass --staging-outputs FILE")
             return False
         live = facts.latest(counterpart.keyset, STEP_STATE[step])
+        late = (f"; this keyset's active generation is due {_fmt(deadline)}: staging is behind, a person must"
+                " decide (take the step in staging first, or here by hand)")
         if live is None or (since is not None and live <= since):
             after = f" after {_fmt(since)}" if since is not None else ""
-            self.wait(step, None, f"waits for {fact}{after} ({facts.source}); none yet")
+            why = f"waits for {fact}{after} ({facts.source}); none yet"
+            if deadline is not None and self.now >= deadline - soak:
+                self.block(step, why + late)
+            else:
+                self.wait(step, None, why)
             return False
         if self.now < live + soak:
-            self.wait(step, live + soak, f"waits for {fact} at {_fmt(live)} to soak {counterpart.soak_hours}h,"
-                                         f" until {_fmt(live + soak)} ({facts.source})")
+            why = (f"waits for {fact} at {_fmt(live)} to soak {counterpart.soak_hours}h,"
+                   f" until {_fmt(live + soak)} ({facts.source})")
+            if deadline is not None and live + soak > deadline:
+                self.block(step, why + late)
+            else:
+                self.wait(step, live + soak, why)
             return False
         self.o.notes.append(f"{self.name}: staging fact: {fact} at {_fmt(live)}, live {counterpart.soak_hours}h"
                             f" by {_fmt(live + soak)} ({facts.source})")
@@ -214,8 +227,18 @@ class _Keyset:
             return None
         every = timedelta(minutes=self.options.every_minutes)
         slack = timedelta(hours=self.options.slack_hours)
-        deployed = commands.deployed_switch(self.record, active, State.ACTIVE) or active.activated_at
-        return min(deployed + t.max_age - slack - every, age.due_at - every)
+        return min(self.deployed_active(active) + t.max_age - slack - every, age.due_at - every)
+
+    def deployed_active(self, active) -> datetime:
+        """When the active generation's switch to active was deployed: from the deployment record
+        when the record saw the switch (it recorded the generation pending before); otherwise (it
+        was already active when the record began, or became active without being pending) its
+        recorded activatedAt, the earlier and so the safer time."""
+        deployed = commands.deployed_switch(self.record, active, State.ACTIVE)
+        seen_pending = self.record.deployed.get(active.id, {}).get(str(State.PENDING))
+        if deployed is None or seen_pending is None or seen_pending >= deployed:
+            return active.activated_at
+        return deployed
 
     def rotate_by(self) -> datetime | None:
         """The last run that adds a pending generation in time for its promote (publish lead and
@@ -252,7 +275,8 @@ class _Keyset:
         if self.now < at:
             self.wait("promote", at, why)
             return
-        if not self.staged("promote", self.last_step(State.ACTIVE)):
+        if not self.staged("promote", self.last_step(State.ACTIVE),
+                           lifecycle.key_age(ks.generations, ks.timings, self.now).due_at):
             return
         try:
             result = commands.promote(self.o.stack, self.name, p.id, now=self.now, record=self.record)
@@ -321,7 +345,8 @@ class _Keyset:
         except CommandError as error:
             self.wait("retire", None, str(error))
             return
-        _apply(self.o, result, Taken(self.name, "retire", gid, f"the overlap ended {_fmt(allowed)}: {why}"))
+        _apply(self.o, result, Taken(self.name, "retire", gid, f"the overlap ended {_fmt(allowed)}: {why}",
+                                     rides_along=self.now < due))
 
     def _destroy(self, gid: str, tidy: timedelta, ride_along: bool) -> None:
         ks = self.ks
@@ -344,7 +369,7 @@ class _Keyset:
         except CommandError as error:
             self.block("destroy", str(error))
             return
-        _apply(self.o, result, Taken(self.name, "destroy", gid, why))
+        _apply(self.o, result, Taken(self.name, "destroy", gid, why, rides_along=self.now < due))
 
 
 def run(

@@ -41,7 +41,8 @@ def body(outcome: Outcome, stack_name: str, records: dict[str, Publications] | N
     if outcome.taken:
         lines += ["## What changes and why", ""]
         for t in outcome.taken:
-            lines.append(f"- **{t.keyset}**: `{t.command} {t.generation}`: {t.why}")
+            along = " (rides along with this change)" if t.rides_along else ""
+            lines.append(f"- **{t.keyset}**: `{t.command} {t.generation}`{along}: {t.why}")
         lines.append("")
     if outcome.notes:
         lines += ["## Effects", ""] + [f"- {n}" for n in outcome.notes] + [""]
@@ -80,8 +81,8 @@ def to_json(
         "stack": stack_name,
         "now": format_time(outcome.now),
         "written": written,
-        "steps": [{"keyset": t.keyset, "command": t.command, "generation": t.generation, "why": t.why}
-                  for t in outcome.taken],
+        "steps": [{"keyset": t.keyset, "command": t.command, "generation": t.generation, "why": t.why,
+                   "ridesAlong": t.rides_along} for t in outcome.taken],
         "waiting": [{"keyset": w.keyset, "step": w.step, "at": format_optional(w.at), "why": w.why}
                     for w in outcome.waiting],
         "blocked": [{"keyset": b.keyset, "step": b.step, "why": b.why} for b in outcome.blocked],

@@ -367,3 +367,14 @@ def test_the_exit_code_table_names_autopilot():
     assert "autopilot: nothing is due" in cli.EXIT_CODES and "autopilot: nothing changed" in cli.EXIT_CODES
     assert cli.EXIT_AUTOPILOT_NOTHING_DUE == autopilot.EXIT_NOTHING_DUE
     assert cli.EXIT_AUTOPILOT_BLOCKED == autopilot.EXIT_BLOCKED
+
+
+def test_when_staging_is_behind_and_the_key_falls_due_a_person_is_asked(tmp_path):
+    path = weekly(tmp_path, environment="production", extra=STAGED)
+    # g2 is due 2026-11-15T10:00Z; staging has not promoted since, and a day's soak no longer fits.
+    code, data, _ = autopilot_cli(path, "2026-11-14T12:00:00Z", "--staging-outputs",
+                                  str(staging_outputs(tmp_path, None)))
+    assert code == autopilot.EXIT_BLOCKED
+    blocked = next(b for b in data["blocked"] if b["step"] == "promote")
+    assert "staging is behind, a person must decide" in blocked["why"]
+    assert "due 2026-11-15T10:00:00Z" in blocked["why"]

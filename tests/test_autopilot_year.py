@@ -47,6 +47,7 @@ DAYS = 400
 MAX_DELAY_MINUTES = 24 * 60
 """Each change is deployed after a random delay of up to a day (the stacks' slackHours: 24)."""
 BUDGET_SECONDS = 180
+"""The CI budget of one stack's year, in CPU seconds (measured: docs/design.md, "Measured speed")."""
 
 
 def seed() -> int:
@@ -76,6 +77,9 @@ class Year:
     initial: object = None
     """The stack file's config when the simulation began."""
     runs: int = 0
+    cpu_seconds: float = 0.0
+    """CPU time of the simulation (its own process, every thread): the budget, independent of how
+    busy the machine is."""
     overdue: list[str] = field(default_factory=list)
     """A run that found a keyset past maxAgeDays in the stack file."""
 
@@ -331,15 +335,16 @@ def simulate(tmp_path: Path, monkeypatch, stack: str, days: int, *, engine=None,
     engine = engine or Engine(project, stack)
     sim = Simulation(engine, project, stack, random.Random(seed() if rng_seed is None else rng_seed), tmp_path,
                      monkeypatch, **options)
-    began = time.monotonic()
+    began, cpu = time.monotonic(), time.process_time()
     year = sim.run(days)
     year.late_deploy = sim.late_deploy
+    year.cpu_seconds = time.process_time() - cpu
     return year, time.monotonic() - began
 
 
 def report(year: Year, seconds: float) -> str:
     weekly = year.pull_requests("atlas-gateway")
-    return (f"{year.stack}: {(year.end - year.start).days} days in {seconds:.0f}s: {year.runs} autopilot runs, {len(year.changes)} pull"
+    return (f"{year.stack}: {(year.end - year.start).days} days in {seconds:.0f}s ({year.cpu_seconds:.0f}s CPU): {year.runs} autopilot runs, {len(year.changes)} pull"
             f" requests ({weekly} for atlas-gateway), {len(year.person)} by a person,"
             f" {len(year.deployments)} deployments (seed {seed()})")
 
@@ -349,7 +354,7 @@ def test_a_year_on_the_dev_stack(tmp_path, monkeypatch, capsys):
     check_year(year, "atlas-gateway")
     with capsys.disabled():
         print("\n" + report(year, seconds))
-    assert seconds < BUDGET_SECONDS
+    assert year.cpu_seconds < BUDGET_SECONDS
 
 
 @pytest.mark.slow
@@ -363,7 +368,7 @@ def test_a_year_on_the_staging_stack(tmp_path, monkeypatch, capsys):
     check_year(year, "atlas-gateway")
     with capsys.disabled():
         print("\n" + report(year, seconds))
-    assert seconds < BUDGET_SECONDS
+    assert year.cpu_seconds < BUDGET_SECONDS
 
 
 def test_skipping_the_hours_autopilot_calls_idle_changes_nothing(tmp_path, monkeypatch):
@@ -399,16 +404,25 @@ def test_a_deployment_later_than_the_slack_makes_it_wait_never_cut_corners(tmp_p
     after = [t for t, _ in gateway if t > late_at]
     overlap = year.initial.keysets["atlas-gateway"].timings.overlap
     assert after and min(after) >= year.late_deploy + overlap
-    replaced = next(s["generation"] for t, steps in year.changes if t == late_at for s in steps
+    promoted = next(s["generation"] for t, steps in year.changes if t == late_at for s in steps
                     if s["keyset"] == "atlas-gateway" and s["command"] == "promote")
     stack = load_stack_file(year.path)
     old = next(g for g in stack.keysets["atlas-gateway"].generations
-               if g.retiring_at == late_at and g.id != replaced)
+               if g.retiring_at == late_at and g.id != promoted)
     assert old.retired_at is not None and old.retired_at >= year.late_deploy + overlap
     recs = records(year.outputs, stack, "simulation outputs")
     for item in schedule.plan(stack, year.end, recs):
-        assert item.unintended_gaps == []
+        assert simulated(year, item.unintended_gaps) == []
     assert brute_force_rejections(year, "atlas-gateway") == {}
+    # The verifiers would have seen the corner cut: the old key unpublished 10 minutes after the
+    # late deployment, instead of after the overlap.
+    cut = next(i for i, (at, _) in enumerate(year.deployments) if at == year.late_deploy)
+    at, states = year.deployments[cut]
+    early = {**states, "atlas-gateway": {**states["atlas-gateway"], old.id: "retired"}}
+    corner = Year(year.stack, year.path, year.start, year.end, deployments=[
+        *year.deployments[:cut + 1], (at + timedelta(minutes=10), early), *year.deployments[cut + 1:]],
+        outputs=year.outputs)
+    assert list(brute_force_rejections(corner, "atlas-gateway")) == [old.id]
     # The only key in use past maxAgeDays is the one whose replacement was deployed late, by at
     # most the time the deployment exceeded the slack.
     t = year.initial.keysets["atlas-gateway"].timings

@@ -6,6 +6,7 @@ The decisions are :mod:`keyrotation.autopilot`'s; the edit goes through the stac
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from . import autopilot, autopilot_report, outputs
@@ -40,19 +41,21 @@ def _decide(ctx: Context, write: bool):
         stack, ctx.now, records if readable else None, unavailable=ctx.unavailable,
         staging=facts, staging_unavailable=unavailable,
     )
-    written = False
-    if outcome.changed and write:
-        stack_file.write(outcome.edits, outcome.stack)
-        written = True
-    return stack_file, outcome, records if readable else None, written
+    written, text = False, stack_file.text
+    if outcome.changed:
+        if write:
+            text, written = stack_file.write(outcome.edits, outcome.stack), True
+        else:
+            text = stack_file.edited(outcome.edits)
+    return stack_file, outcome, records if readable else None, written, text
 
 
 def cmd_autopilot(ctx: Context) -> int:
     if ctx.args.dry_run:
-        stack_file, outcome, records, written = _decide(ctx, write=False)
+        stack_file, outcome, records, written, text = _decide(ctx, write=False)
     else:
         with locked(ctx.path):
-            stack_file, outcome, records, written = _decide(ctx, write=True)
+            stack_file, outcome, records, written, text = _decide(ctx, write=True)
     name = ctx.stack_name or stack_file.name
     title = autopilot_report.title(outcome, name)
     body = autopilot_report.body(outcome, name, records)
@@ -69,6 +72,11 @@ def cmd_autopilot(ctx: Context) -> int:
     ctx.emit(f"title: {title}")
     ctx.emit("")
     ctx.emit(body.rstrip("\n"))
+    if ctx.args.diff and text != stack_file.text:
+        ctx.emit("".join(difflib.unified_diff(
+            stack_file.text.splitlines(keepends=True), text.splitlines(keepends=True),
+            f"a/{stack_file.name}", f"b/{stack_file.name}",
+        )).rstrip("\n"))
     for notice in ctx.notices:
         ctx.emit(f"note: {notice}")
     return outcome.exit_code

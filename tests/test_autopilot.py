@@ -378,3 +378,14 @@ def test_when_staging_is_behind_and_the_key_falls_due_a_person_is_asked(tmp_path
     blocked = next(b for b in data["blocked"] if b["step"] == "promote")
     assert "staging is behind, a person must decide" in blocked["why"]
     assert "due 2026-11-15T10:00:00Z" in blocked["why"]
+
+
+def test_diff_shows_the_state_lines_that_change(tmp_path):
+    path = weekly(tmp_path)
+    outputs = write_outputs(path, tmp_path / "outputs.json")
+    out = io.StringIO()
+    code = main(["autopilot", "--file", str(path), "--now", "2026-11-14T09:00:00Z", "--outputs", str(outputs),
+                 "--dry-run", "--diff"], out=out, err=io.StringIO())
+    assert code == 0
+    diff = out.getvalue()[out.getvalue().index("--- a/Pulumi.dev.yaml"):]
+    assert "-        - {id: g3, state: pending" in diff and "+        - {id: g3, state: active" in diff

@@ -39,6 +39,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 """The command line itself is wrong (argparse)."""
 
+# autopilot's (keyrotation/commands/autopilot.py); spelled here for the table below without importing it.
+EXIT_AUTOPILOT_NOTHING_DUE = 7
+EXIT_AUTOPILOT_BLOCKED = 8
+
 EXIT_CODES = f"""\
 exit codes:
   0  success (status: every keyset ok; plan: no unintended gap; valid-at: valid)
@@ -48,6 +52,8 @@ exit codes:
   {schedule.EXIT_OVERDUE}  status: some active generation is older than maxAgeDays (overdue wins over warning)
   {schedule.EXIT_GAP}  plan: the gap check found a gap that is not intended
   {schedule.EXIT_NOT_VALID}  valid-at: the key could not have made a valid signature at that time
+  {EXIT_AUTOPILOT_NOTHING_DUE}  autopilot: nothing is due; the stack file is unchanged (0: it changed it)
+  {EXIT_AUTOPILOT_BLOCKED}  autopilot: nothing changed; a due step cannot be taken (the output says why)
 """
 
 DESCRIPTION = """\
@@ -606,7 +612,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("kid", metavar="KID", help="the key id (or the generation id)")
     p.add_argument("--at", metavar="TIME", help="RFC 3339 (default: --now)")
+
+    p = add("autopilot", cmd_autopilot, "take every rotation step that is due and safe, as one edit",
+            "Per keyset, at --now: promote the pre-published generation when the active one must be replaced"
+            " (maxAgeDays minus slackHours), add the next pending generation, retire after the deployed"
+            " overlap, destroy after destroyAfterDays; the same rules as promote, retire and plan, never"
+            " revoke, never --force. Prints a pull-request title and body. Exit 0 when it changed the file,"
+            f" {EXIT_AUTOPILOT_NOTHING_DUE} when nothing is due, {EXIT_AUTOPILOT_BLOCKED} when a due step"
+            " needs a person.", edits=True)
+    p.add_argument("--staging-outputs", metavar="FILE",
+                   help="the staging stack's `pulumi stack output --json`, for keysets with `staging`"
+                        " (default: ask the Pulumi CLI for that stack)")
+    p.add_argument("--pr-body", metavar="PATH", help="also write the pull-request body (Markdown) to PATH")
     return parser
+
+
+def cmd_autopilot(ctx: Context) -> int:
+    from .autopilot_cli import cmd_autopilot as run
+
+    return run(ctx)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -236,6 +236,33 @@ PIN_KEY = "pkcs11Pin"
 """``key-rotation:pkcs11Pin``: the token PIN, only as a Pulumi secret."""
 
 
+class Staging(_Model):
+    """A production keyset's staging counterpart (seed 004: staging first, then production):
+    autopilot takes a step here only after the same step has been live there for ``soakHours``."""
+
+    stack: Annotated[Text, Field(min_length=1, max_length=64)]
+    keyset: Annotated[Text, Field(min_length=1, max_length=64)]
+    soak_hours: Annotated[Int, Field(ge=0, le=2160)] = 24
+
+
+class AutopilotOptions(_Model):
+    """``key-rotation:autopilot``: how `key-rotation autopilot` and its workflow treat this stack."""
+
+    auto_merge: Bool | None = None
+    """May its pull request merge once preview and policy pass; default: every environment but
+    ``production``."""
+    slack_hours: Annotated[Int, Field(ge=0, le=720)] = 24
+    """The longest a change may take from autopilot's pull request to its deployment."""
+    every_minutes: Annotated[Int, Field(ge=1, le=1440)] = 60
+    """How often autopilot runs (the workflow's cron): a step is written one run early."""
+    tidy_after_days: Annotated[Int, Field(ge=0, le=365)] = 7
+    """A retire or destroy that is allowed rides with the keyset's next step, or goes alone this
+    many days after it became allowed."""
+
+    def may_auto_merge(self, environment: str) -> bool:
+        return self.auto_merge if self.auto_merge is not None else environment != "production"
+
+
 class KeySetConfig(TimingOverrides):
     """One keyset as written in the stack file, plus its name and resolved timings."""
 
@@ -257,6 +284,11 @@ class KeySetConfig(TimingOverrides):
     encrypt, false for mac; a sign keyset has none."""
     data_retention_seconds: int | None = Field(None, gt=0)
     """Stored ciphertext expires by itself this long after it was written (else: until rewrapped)."""
+    destroy_after_days: Annotated[Int, Field(ge=0, le=3650)] | None = None
+    """autopilot destroys a retired generation this long after its retirement was deployed
+    (unset: never; destroy by hand)."""
+    staging: Staging | None = None
+    """autopilot: the staging counterpart whose steps this keyset's steps wait for."""
     generations: list[Generation]
 
     # Filled in by StackConfig: the map key and the stack defaults merged with the overrides.
@@ -317,6 +349,7 @@ class StackConfig(_Model):
     defaults: TimingOverrides = Field(default_factory=TimingOverrides)
     keysets: dict[str, KeySetConfig]
     kubernetes: Kubernetes | None = None
+    autopilot: AutopilotOptions = Field(default_factory=AutopilotOptions)
 
     stack_file: str = Field("Pulumi.<stack>.yaml", exclude=True)
     other: dict[str, Any] = Field(default_factory=dict, exclude=True)

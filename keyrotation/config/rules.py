@@ -94,6 +94,9 @@ def _validate_keyset(stack: StackConfig, name: str, ks: KeySetConfig) -> list[Pr
             if getattr(ks, _snake(field)) is not None:
                 problem(f"a sign keyset keeps no data at rest (signatures expire with tokenLifetimeSeconds);"
                         f" {field} is for encrypt and mac keysets", field)
+    if ks.staging is not None and ks.staging.stack == stack.environment:
+        problem(f"staging.stack '{ks.staging.stack}' is this stack's own environment; name the stack"
+                " whose steps this keyset waits for (e.g. staging)", "staging")
     t = ks.timings
     if t.warn_days >= t.max_age_days:
         problem(f"warnDays ({t.warn_days}) must be less than maxAgeDays ({t.max_age_days})", "warnDays")

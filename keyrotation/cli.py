@@ -384,19 +384,48 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_timeline(ctx: Context) -> int:
-    stack = ctx.load().config
     svg_path = Path(ctx.args.svg) if ctx.args.svg else Path(f"timeline-{ctx.stack_name or 'stack'}.svg")
-    picture = timeline.svg(stack, ctx.now)
+    _check_output(ctx, svg_path, "--svg", (".svg",))
+    mermaid_path = Path(ctx.args.mermaid) if ctx.args.mermaid else None
+    if mermaid_path is not None:
+        _check_output(ctx, mermaid_path, "--mermaid", (".md", ".mmd", ".mermaid"))
+    stack = ctx.load().config
+    records = ctx.records(stack) if _has_pending(stack, list(stack.keysets)) else {}
+    picture = timeline.svg(stack, ctx.now, records)
+    block = timeline.mermaid(stack, ctx.now, records)
     _write_text(svg_path, picture)
-    block = timeline.mermaid(stack, ctx.now)
-    if ctx.args.mermaid:
-        _write_text(Path(ctx.args.mermaid), block)
+    if mermaid_path is not None:
+        _write_text(mermaid_path, block)
     if ctx.args.json:
-        ctx.emit_json({"svg": str(svg_path), "mermaid": block})
+        ctx.emit_json({"svg": str(svg_path.resolve()),
+                       "mermaidFile": None if mermaid_path is None else str(mermaid_path.resolve()),
+                       "mermaid": block, "notices": ctx.notices})
         return 0
-    ctx.emit(f"wrote {svg_path}" + (f" and {ctx.args.mermaid}" if ctx.args.mermaid else ""))
+    ctx.emit(f"wrote {svg_path}" + (f" and {mermaid_path}" if mermaid_path else ""))
     ctx.emit(block.rstrip("\n"))
     return 0
+
+
+def _check_output(ctx: Context, path: Path, option: str, suffixes: tuple[str, ...]) -> None:
+    """A picture goes only where a picture belongs: the path ends in one of ``suffixes``, is not the
+    stack file, and an existing file there is one this command could have written (an SVG file
+    starts with ``<svg`` or ``<?xml``; a Mermaid file with the fence or ``gantt``). Anything else is
+    refused before a byte is written: `timeline --svg Pulumi.dev.yaml` once overwrote the stack."""
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"{option} {path}: refused: the file name must end in {' or '.join(suffixes)};"
+                         " nothing was written")
+    if path.exists() and (path.is_dir() or path.resolve() == ctx.path.resolve()):
+        raise UsageError(f"{option} {path}: refused: it is {'a directory' if path.is_dir() else 'the stack file'};"
+                         " nothing was written")
+    if path.is_file():
+        try:
+            head = path.read_text(errors="replace")[:200].lstrip()
+        except OSError as error:
+            raise UsageError(f"{option} {path}: cannot read it: {error.strerror}") from None
+        expected = ("<svg", "<?xml", "<!--") if option == "--svg" else ("```mermaid", "gantt")
+        if head and not head.startswith(expected):
+            raise UsageError(f"{option} {path}: refused: it exists and is not a file this command writes"
+                             f" (it does not start with {' or '.join(expected)}); nothing was written")
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -16,16 +16,22 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from . import lifecycle
+from . import kids, lifecycle
 from .config import ConfigError, Generation, KeySet, Rewrap, StackConfig, Step, validate
-from .keys import render_kid
 from .lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, State
 from .stackfile import AddGeneration, AppendEntry, Edit, SetField
 from .times import format_time
 
 
 class CommandError(Exception):
-    """Bad input or a refused command; the message says what is wrong and what to do."""
+    """Bad input or a refused command; the message says what is wrong and what to do.
+
+    ``allowed_from``: for a step refused only because it is too early (promote before the publish
+    lead, retire before the overlap, ...), the earliest time it is allowed; `--json` reports it."""
+
+    def __init__(self, message: str, *, allowed_from: datetime | None = None) -> None:
+        super().__init__(message)
+        self.allowed_from = allowed_from
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,14 @@ def generation_of(stack: StackConfig, keyset: KeySet, generation_id: str) -> Gen
     )
 
 
+def kid_info(stack: StackConfig, keyset: KeySet, generation: Generation, record: Publications = NO_RECORD) -> kids.Kid:
+    """The generation's kid: deployed (stack outputs), rendered, computed, or unknown and why."""
+    return kids.kid(stack, keyset, generation, record.kids, outputs_unavailable=record.unavailable)
+
+
 def kid_of(stack: StackConfig, keyset: KeySet, generation: Generation, record: Publications = NO_RECORD) -> str:
-    if generation.id in record.kids:
-        return record.kids[generation.id]
-    if keyset.kid == "thumbprint":
-        return f"thumbprint of '{generation.id}'"  # known from the stack outputs only
-    return render_kid(keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment)
+    """The kid for a message (says so when it is unknown)."""
+    return kid_info(stack, keyset, generation, record).text(generation.id)
 
 
 def _iso(t: datetime) -> str:
@@ -388,7 +396,7 @@ def promote(
             f" rotation first (`pulumi up`), then promote it {span(lead)} later"
         )
     published = _published_since(generation, record)
-    earliest = published + lead
+    earliest = lifecycle.earliest_promote(generation, ks.timings, record.first_published)
     basis = (
         f"first published {_iso(published)} ({record.source})" if generation.id in record.first_published
         else f"created {_iso(generation.created_at)}, no publisher record"
@@ -400,7 +408,7 @@ def promote(
             f" for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s), clocks differ by up to"
             f" clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed from {_iso(earliest)}"
             f" (in {span(earliest - now)}); --force promotes now and accepts that those {_holders(ks)}"
-            f" {_rejects_new(ks)} until they refetch"
+            f" {_rejects_new(ks)} until they refetch", allowed_from=earliest,
         )
     if record.source is not None and generation.id not in record.first_published \
             and generation.id not in record.missing:
@@ -513,7 +521,8 @@ def retire(
         when = (f"Retire allowed from {_iso(earliest)} (in {span(earliest - now)})" if earliest is not None
                 else "Retire allowed once that is recorded")
         raise CommandError(
-            f"{draft.where(generation.id)}: refused: {why}. {when}; --force retires now and accepts that {effect}"
+            f"{draft.where(generation.id)}: refused: {why}. {when}; --force retires now and accepts that {effect}",
+            allowed_from=earliest,
         )
     if earliest is None or now < earliest:
         draft.result.warnings.append(
@@ -561,7 +570,7 @@ def rewrapped(
                 f"{draft.where(generation.id)}: refused: writers may still encrypt under it until"
                 f" {_iso(writers_done)} (stopped {_iso(basis)}, plus publishMaxAgeSeconds + clockSkewSeconds);"
                 " a re-encryption that started before then can miss ciphertext written after it. Re-encrypt"
-                " after that time and record it then; --force records it now"
+                " after that time and record it then; --force records it now", allowed_from=writers_done,
             )
         if now < writers_done:
             draft.result.warnings.append(
@@ -660,7 +669,8 @@ def revoke(
                else f" unable to decrypt ciphertext it made that is still read (until {_iso(cut_until)})")
             + ((" and activates a replacement no verifier has fetched yet" if ks.purpose == "sign"
                 else " and activates a replacement no pod holds yet") if was_active else "")
-            + f"; {advice}. Only a compromise justifies that; --force revokes now anyway"
+            + f"; {advice}. Only a compromise justifies that; --force revokes now anyway",
+            allowed_from=None if was_active else cut_until,
         )
     draft.move(generation.id, State.REVOKED, revokeReason=reason)
     res = draft.result

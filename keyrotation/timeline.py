@@ -140,6 +140,19 @@ def tick_label(t: datetime, step: timedelta) -> str:
 # ---------------------------------------------------------------------------------------------
 # SVG
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot carry at all, even escaped: each becomes U+FFFD."""
+
+
+def _text(text: str) -> str:
+    """Text content: escaped, so a name is never markup."""
+    return escape(_NOT_XML.sub("\ufffd", text))
+
+
+def _attr(text: str) -> str:
+    """A quoted attribute value: escaped, so a name never ends the attribute."""
+    return quoteattr(_NOT_XML.sub("\ufffd", text))
+
 
 def svg(
     stack: StackConfig, now: datetime, records: Mapping[str, Publications] | None = None, *, width: int = 1100
@@ -168,10 +181,10 @@ def svg(
         verdict = f"; {len(unintended)} GAP{'S' if len(unintended) != 1 else ''}" if unintended else "; no gap"
         alert = age.health in ("overdue", "no-active") or bool(unintended)
         parts.append(
-            f'<text x="8" y="{y + 14}" class="keyset">{escape(name)}'
-            f' <tspan class="meta">{escape(ks.purpose)} {escape(ks.algorithm)}, {escape(ks.backend)},'
+            f'<text x="8" y="{y + 14}" class="keyset">{_text(name)}'
+            f' <tspan class="meta">{_text(ks.purpose)} {_text(ks.algorithm)}, {_text(ks.backend)},'
             f' max age {ks.timings.max_age_days}d</tspan>'
-            f' <tspan class="{"alert" if alert else "health"}">{escape(health + verdict)}</tspan></text>'
+            f' <tspan class="{"alert" if alert else "health"}">{_text(health + verdict)}</tspan></text>'
         )
         y += row
         section_top = y
@@ -183,21 +196,21 @@ def svg(
             parts.append(
                 f'<line x1="{x(t)}" y1="{section_top}" x2="{x(t)}" y2="{section_bottom}" class="grid"/>'
                 f'<text x="{x(t)}" y="{section_bottom + 12}" class="tick" text-anchor="middle">'
-                f"{escape(tick_label(t, step))}</text>"
+                f"{_text(tick_label(t, step))}</text>"
             )
         parts.append(f'<line x1="{label_w}" y1="{section_bottom}" x2="{width - right}" y2="{section_bottom}"'
                      ' class="axis"/>')
         y = section_top + 8
         for g in ks.generations:
-            parts.append(f'<text x="16" y="{y + 13}" class="gen">{escape(g.id)}</text>')
+            parts.append(f'<text x="16" y="{y + 13}" class="gen">{_text(g.id)}</text>')
             for state, s, e in segments(g):
                 e = e or end
                 w = round(max(x(e) - x(s), 1.0), 1)
                 title = f"{name} {g.id} {state}: {format_time(s)} - {format_time(e)} ({format_duration(e - s)})"
                 parts.append(
                     f'<rect x="{x(s)}" y="{y + 2}" width="{w}" height="12" fill="{COLOURS[state]}"'
-                    f" data-keyset={quoteattr(name)} data-generation={quoteattr(g.id)}"
-                    f' data-state="{state}"><title>{escape(title)}</title></rect>'
+                    f" data-keyset={_attr(name)} data-generation={_attr(g.id)}"
+                    f' data-state="{state}"><title>{_text(title)}</title></rect>'
                 )
                 if w > 7 * len(str(state)) + 6:
                     dark = state in (State.ACTIVE, State.DESTROYED, State.REVOKED)
@@ -210,14 +223,14 @@ def svg(
                 if overdue:
                     parts.append(
                         f'<rect x="{x(age.due_at)}" y="{y + 2}" width="{round(max(x(min(now, end)) - x(age.due_at), 1.0), 1)}"'
-                        f' height="12" fill="url(#overdue)" class="overdue"><title>{escape(label)}</title></rect>'
+                        f' height="12" fill="url(#overdue)" class="overdue"><title>{_text(label)}</title></rect>'
                     )
                 near_edge = x(age.due_at) > width - right - 160
                 anchor = ' text-anchor="end"' if near_edge else ""
                 parts.append(
                     f'<path d="M{x(age.due_at)},{y} l-4,-5 h8 z" fill="{colour}" class="due"/>'
                     f'<text x="{round(x(age.due_at) + (-6 if near_edge else 6), 1)}" y="{y}" class="due"'
-                    f' fill="{colour}"{anchor}>{escape(label)}</text>'
+                    f' fill="{colour}"{anchor}>{_text(label)}</text>'
                 )
             for gap in (gp for gp in found if gp.generation == g.id):
                 colour = INTENDED_GAP_COLOUR if gap.intended else GAP_COLOUR
@@ -227,15 +240,15 @@ def svg(
                 parts.append(
                     f'<rect x="{gx}" y="{y + 15}" width="{gw}" height="6"'
                     f' fill="{"url(#intended)" if gap.intended else colour}" stroke="{colour}" stroke-width="1"'
-                    f' data-gap="{escape(gap.kind)}" data-intended="{str(gap.intended).lower()}">'
-                    f"<title>{escape(gap.describe())}</title></rect>"
+                    f' data-gap="{_text(gap.kind)}" data-intended="{str(gap.intended).lower()}">'
+                    f"<title>{_text(gap.describe())}</title></rect>"
                     f'<text x="{round(gx + gw + 3, 1)}" y="{y + 22}" class="gaplabel" fill="{colour}">'
-                    f"{escape(label)}</text>"
+                    f"{_text(label)}</text>"
                 )
             y += row
         parts.append(
             f'<line x1="{x(now)}" y1="{section_top - 4}" x2="{x(now)}" y2="{section_bottom}" stroke="{NOW_COLOUR}"'
-            f' stroke-width="2" stroke-dasharray="4 2" class="now"><title>now {escape(format_time(now))}</title></line>'
+            f' stroke-width="2" stroke-dasharray="4 2" class="now"><title>now {_text(format_time(now))}</title></line>'
             f'<text x="{x(now)}" y="{section_top - 6}" class="nowlabel" text-anchor="middle">now</text>'
         )
         y = section_bottom + 30
@@ -265,7 +278,7 @@ def svg(
         ".in{font-size:10px;fill:#222}.dark{fill:#fff}.due{font-size:10px;font-weight:bold}"
         ".gaplabel{font-size:10px;font-weight:bold}.nowlabel{font-size:10px;fill:#3f007d}"
         ".legend{font-size:11px}.title{font-size:16px;font-weight:bold}</style>\n"
-        f'<text x="8" y="24" class="title">{escape(title)}</text>\n'
+        f'<text x="8" y="24" class="title">{_text(title)}</text>\n'
         + "\n".join(parts + legend)
         + "\n</svg>\n"
     )

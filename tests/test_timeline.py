@@ -18,6 +18,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from keyrotation import cli, timeline, times
 from keyrotation.config import StackConfig, load_stack_file
@@ -97,6 +99,13 @@ signer: '2025' revoked for compromise, its replacement active at once: an intend
 @pytest.fixture
 def synthetic(tmp_path: Path) -> StackConfig:
     path = tmp_path / "Pulumi.synthetic.yaml"
+    path.write_text(SYNTHETIC)
+    return load_stack_file(path, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def synthetic_stack(tmp_path_factory) -> StackConfig:
+    path = tmp_path_factory.mktemp("synthetic") / "Pulumi.synthetic.yaml"
     path.write_text(SYNTHETIC)
     return load_stack_file(path, now=NOW)
 
@@ -354,3 +363,26 @@ def test_timeline_writes_over_its_own_earlier_svg_and_mermaid_files(dev, tmp_pat
     assert (code, err) == (0, "")
     assert (tmp_path / "t.svg").read_text() != first
     assert (tmp_path / "t.md").read_text() == out.split("\n", 1)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Any text at all
+
+
+@settings(max_examples=150)
+@given(st.text(max_size=120))
+def test_any_text_becomes_a_safe_mermaid_name(text):
+    name = timeline.mermaid_text(text)
+    assert re.fullmatch(r"[A-Za-z0-9 ._/+=,()@'-]+", name)
+    assert not name.startswith(" ") and "%%" not in name and len(name) <= 80
+
+
+@settings(max_examples=60)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=4, max_size=4))
+@example(["a\x00b", "\x1b[31m", "\ud800", "\ufffe&<"])
+def test_any_names_keep_the_svg_well_formed_and_free_of_markup(synthetic_stack, names):
+    # Control characters included: XML 1.0 cannot carry them even escaped; they become U+FFFD.
+    stack = hostile_stack(synthetic_stack, names)
+    found = elements(timeline.svg(stack, NOW))
+    assert {e.tag.removeprefix(SVG_NS) for e in found} <= ALLOWED_ELEMENTS
+    assert not any(a.lower().startswith("on") for e in found for a in e.attrib)

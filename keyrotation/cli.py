@@ -9,7 +9,9 @@ change nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import io
 import json
 import os
 import re
@@ -627,10 +629,25 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if "--json" in words:
+            # A usage error is an error of the contract too: argparse's message, as JSON.
+            explained = io.StringIO()
+            with contextlib.redirect_stderr(explained):
+                args = parser.parse_args(words)
+        else:
+            args = parser.parse_args(words)
     except SystemExit as exit:  # --help, or a usage error argparse has already explained
-        return exit.code if isinstance(exit.code, int) else EXIT_USAGE
+        code = exit.code if isinstance(exit.code, int) else EXIT_USAGE
+        if "--json" in words:
+            text = explained.getvalue()
+            print(text, end="", file=err)
+            if code == EXIT_USAGE:
+                message = text.strip().splitlines()[-1].split(": error: ", 1)[-1] if text.strip() else "usage error"
+                command = next((w for w in words if w in _subcommands(parser)), None)
+                print(json.dumps(contract.error(command, code, message, file=None, now=None), indent=2), file=out)
+        return code
     ctx: Context | None = None
     try:
         # A big stack file is two large, long-lived object graphs (read, verify): keyrotation/runtime.py.
@@ -651,6 +668,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         summary = str(error).splitlines()[0][:200] if str(error) else ""
         return _fail(args, ctx, out, err, f"internal error ({type(error).__name__}: {summary})."
                      f" Set {DEBUG_VARIABLE}=1 for the traceback and please report it", EXIT_ERROR)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices]
 
 
 def _silence_stdout(out: TextIO) -> None:

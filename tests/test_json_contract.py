@@ -277,6 +277,15 @@ def test_errors_have_the_envelope_too(dev, tmp_path):
     validate(document, "status")
     assert (code, document["file"]) == (2, None)
 
+    # argparse's own usage errors too.
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["promote", "--json", "--file", str(dev.path)], out=out, err=err)
+    document = json.loads(out.getvalue())
+    validate(document, "promote")
+    assert (code, document["exitCode"]) == (2, 2)
+    assert document["error"] == "the following arguments are required: KEYSET"
+    assert "usage: key-rotation promote" in err.getvalue()
+
     broken = tmp_path / "Pulumi.broken.yaml"
     broken.write_text("config:\n  key-rotation:environment: dev\n  key-rotation:keysets: {x: {purpose: nope}}\n")
     code, invalid = Runner(broken)("plan", outputs=False)

@@ -176,6 +176,8 @@ def svg(
                       f" on {format_time(age.due_at)}")
         elif age.health == "no-active":
             health = "NO ACTIVE GENERATION"
+        elif age.health == "warning":
+            health = f"DUE SOON: '{age.generation}' reaches maxAgeDays on {format_time(age.due_at)}"
         else:
             health = f"active '{age.generation}', due {format_time(age.due_at)}"
         verdict = f"; {len(unintended)} GAP{'S' if len(unintended) != 1 else ''}" if unintended else "; no gap"
@@ -184,7 +186,7 @@ def svg(
             f'<text x="8" y="{y + 14}" class="keyset">{_text(name)}'
             f' <tspan class="meta">{_text(ks.purpose)} {_text(ks.algorithm)}, {_text(ks.backend)},'
             f' max age {ks.timings.max_age_days}d</tspan>'
-            f' <tspan class="{"alert" if alert else "health"}">{_text(health + verdict)}</tspan></text>'
+            f' <tspan class="{"alert" if alert else "warn" if age.health == "warning" else "health"}">{_text(health + verdict)}</tspan></text>'
         )
         y += row
         section_top = y
@@ -274,6 +276,7 @@ def svg(
         '<rect width="100%" height="100%" fill="#fff"/>\n'
         "<style>.keyset{font-size:14px;font-weight:bold}.meta{font-weight:normal;fill:#555;font-size:12px}"
         ".health{font-weight:normal;fill:#238b45;font-size:12px}.alert{font-size:12px;fill:#e31a1c}"
+        ".warn{font-size:12px;fill:#d95f0e}"
         ".gen{font-size:12px}.tick{font-size:10px;fill:#444}.grid{stroke:#e5e5e5}.axis{stroke:#888}"
         ".in{font-size:10px;fill:#222}.dark{fill:#fff}.due{font-size:10px;font-weight:bold}"
         ".gaplabel{font-size:10px;font-weight:bold}.nowlabel{font-size:10px;fill:#3f007d}"

@@ -266,6 +266,13 @@ def test_svg_marks_the_overdue_key_and_the_due_dates(synthetic):
     assert due == ["OVERDUE since 2026-12-02", "due 2027-06-01"]
 
 
+def test_svg_says_when_a_key_is_due_soon():
+    stack = load_stack_file(ROOT / "Pulumi.production.yaml", now=NOW)
+    root = ElementTree.fromstring(timeline.svg(stack, NOW))
+    warnings = [t.text for t in root.iter(f"{SVG_NS}tspan") if t.get("class") == "warn"]
+    assert "DUE SOON: '2026-09-07' reaches maxAgeDays on 2026-12-06T10:00:00Z; no gap" in warnings
+
+
 def test_svg_has_a_dated_axis_with_ticks_per_keyset(synthetic):
     root = ElementTree.fromstring(timeline.svg(synthetic, NOW))
     labels = [t.text for t in root.iter(f"{SVG_NS}text") if t.get("class") == "tick"]

@@ -8,6 +8,8 @@ all of them derive from :class:`KeyRotationError`.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = ["CommandError", "KeyRotationError"]
 
 
@@ -16,4 +18,11 @@ class KeyRotationError(Exception):
 
 
 class CommandError(KeyRotationError):
-    """Bad input or a refused command; the message says what is wrong and what to do."""
+    """Bad input or a refused command; the message says what is wrong and what to do.
+
+    ``allowed_from``: for a step refused only because it is too early (promote before the publish
+    lead, retire before the overlap, ...), the earliest time it is allowed; `--json` reports it."""
+
+    def __init__(self, message: str, *, allowed_from: datetime | None = None) -> None:
+        super().__init__(message)
+        self.allowed_from = allowed_from

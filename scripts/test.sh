@@ -18,6 +18,21 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
+# The real Mermaid parser the timeline tests run (tools/mermaid, versions pinned by its
+# package-lock.json): installed from the npm registry once, offline after that.
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -f tools/mermaid/node_modules/.package-lock.json ] \
+      || [ tools/mermaid/package-lock.json -nt tools/mermaid/node_modules/.package-lock.json ]; then
+    npm ci --prefix tools/mermaid --no-audit --no-fund --loglevel=error
+  fi
+  export KEY_ROTATION_REQUIRE_MERMAID=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "scripts/test.sh: npm (Node.js 18+) is needed for the Mermaid parser (tools/mermaid)." >&2
+  exit 1
+else
+  echo "scripts/test.sh: no npm: the tests that parse the timeline's Mermaid block will skip." >&2
+fi
+
 if bin=$(bash scripts/install-pulumi.sh); then
   export PATH="$bin:$PATH"
   export KEY_ROTATION_REQUIRE_PULUMI=1

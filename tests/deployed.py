@@ -9,6 +9,8 @@ at its recorded time (or ``deployed_at[(id, state)]``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -17,10 +19,21 @@ from typing import Any
 
 from keyrotation import documents, lifecycle
 from keyrotation.commands.outputs import records
-from keyrotation.commands.records import Publications, kid_of
+from keyrotation.commands.records import Publications, kid_info
 from keyrotation.config import ConfigError, StackConfig, load_stack_file
 from keyrotation.lifecycle import PUBLISHED_STATES
 from keyrotation.times import format_time
+
+
+def deployed_kid(stack: StackConfig, keyset: Any, generation: Any) -> str:
+    """The kid `pulumi up` gives the generation: its template, its external key's thumbprint, or (a
+    generated key, which this stand-in has no key for) 43 base64url characters, as an RFC 7638
+    thumbprint, derived from the keyset and generation."""
+    known = kid_info(stack, keyset, generation).value
+    if known is not None:
+        return known
+    digest = hashlib.sha256(f"{keyset.name}/{generation.id}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def outputs_for(
@@ -31,7 +44,7 @@ def outputs_for(
 ) -> dict[str, Any]:
     keysets: dict[str, Any] = {}
     for name, ks in stack.keysets.items():
-        kids = {g.id: kid_of(stack, ks, g) for g in ks.generations}
+        kids = {g.id: deployed_kid(stack, ks, g) for g in ks.generations}
         listed = {
             kids[g.id]: format_time((published_at or {}).get(g.id, g.created_at))
             for g in ks.generations if g.state in PUBLISHED_STATES

@@ -425,16 +425,17 @@ def test_timeline_draws_each_state_and_now_and_prints_a_mermaid_gantt(stack, tmp
     bars = [(r.get("data-keyset"), r.get("data-generation"), r.get("data-state"), r.get("fill"))
             for r in root.iterfind(".//s:rect", ns) if r.get("data-state")]
     assert ("atlas-gateway", "2026-11-23", "pending", "#9ecae1") in bars
-    assert ("atlas-gateway", "2026-11-23", "active", "#31a354") in bars
-    assert ("atlas-gateway", "2026-11-16", "retiring", "#fdae6b") in bars
-    assert ("signer", "2025", "retired", "#bdbdbd") in bars
+    assert ("atlas-gateway", "2026-11-23", "active", "#238b45") in bars
+    assert ("atlas-gateway", "2026-11-16", "retiring", "#a1d99b") in bars
+    assert ("signer", "2025", "retired", "#d9d9d9") in bars
     now_lines = [line for line in root.iterfind(".//s:line", ns) if line.get("class") == "now"]
     assert len(now_lines) == 2  # one per keyset
     assert out.startswith(f"wrote {svg}\n```mermaid\ngantt\n")
     assert "  section atlas-gateway" in out
-    assert "  dateFormat YYYY-MM-DD HH:mm" in out
-    assert "  2026-11-23 active :active, 2026-11-23 09:10, " in out
-    assert "  now :milestone, 2026-11-25 12:00, 0d" in out
+    assert "  dateFormat YYYY-MM-DD HH:mm:ss" in out
+    # The task name starts with the state: a name starting with a date is read as a date by Mermaid.
+    assert "  active 2026-11-23 :active, 2026-11-23 09:10:00, " in out
+    assert "  now :milestone, 2026-11-25 12:00:00, 0d" in out
     assert out.rstrip().endswith("```")
 
 

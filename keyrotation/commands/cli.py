@@ -9,7 +9,9 @@ change nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import io
 import json
 import os
 import re
@@ -27,7 +29,7 @@ from ..lifecycle import REVOKE_REASONS, Timings, format_duration
 from ..names import DEBUG_VARIABLE
 from ..runtime import garbage_collection_tuned
 from ..times import SECONDS_PER_DAY, format_time, utc_now
-from . import outputs, records, schedule, timeline, transitions
+from . import contract, outputs, records, schedule, timeline, transitions
 from .records import Publications
 from .stackfile import AddGeneration, AppendEntry, Edit, StackFile, locked
 from .transitions import Result
@@ -94,13 +96,11 @@ class Context:
         self.clock = wall_clock()
         # An empty --now is an error, not "the clock".
         self.now = parse_time(args.now, "--now") if args.now is not None else self.clock
-        self.project = Path(args.project_dir) if args.project_dir else _project_dir(Path.cwd())
-        if args.file:
-            self.path = Path(args.file)
-        elif args.stack:
-            self.path = self.project / f"Pulumi.{args.stack}.yaml"
-        else:
+        self.project = _project(args)
+        path = stack_path(args)
+        if path is None:
             raise UsageError("name the stack: --stack NAME (reads Pulumi.NAME.yaml) or --file PATH")
+        self.path = path
         self._records: dict[str, Publications] | None = None
         self.unavailable: str | None = "no stack name to ask `pulumi stack output` for; pass --outputs FILE"
         self.notices: list[str] = []
@@ -142,16 +142,39 @@ class Context:
         found = self.records(stack).get(keyset)
         return found if found is not None else Publications(unavailable=self.unavailable)
 
+    def loaded_record(self, keyset: str) -> Publications:
+        """The record if the command has read the stack outputs already (never asks the CLI)."""
+        found = (self._records or {}).get(keyset)
+        return found if found is not None else Publications(unavailable=self.unavailable)
+
     def emit(self, text: str = "") -> None:
         print(text, file=self.out)
 
     def emit_json(self, data: Any) -> None:
         print(json.dumps(data, indent=2, sort_keys=False), file=self.out)
 
+    def emit_document(self, command: str, code: int, **fields: Any) -> None:
+        """The command's JSON output in the contract's envelope (keyrotation/contract.py)."""
+        self.emit_json(contract.document(command, code, file=self.path, now=self.now,
+                                         outputs_file=self.args.outputs, **fields))
+
 
 def wall_clock() -> datetime:
     """The machine's clock (tests replace it)."""
     return utc_now()
+
+
+def _project(args: argparse.Namespace) -> Path:
+    return Path(args.project_dir) if getattr(args, "project_dir", None) else _project_dir(Path.cwd())
+
+
+def stack_path(args: argparse.Namespace) -> Path | None:
+    """The stack file the command reads or edits: --file, or Pulumi.<--stack>.yaml in the project."""
+    if getattr(args, "file", None):
+        return Path(args.file)
+    if getattr(args, "stack", None):
+        return _project(args) / f"Pulumi.{args.stack}.yaml"
+    return None
 
 
 def _project_dir(start: Path) -> Path:
@@ -178,7 +201,8 @@ def _check_clock(ctx: Context, stack_file: StackFile) -> None:
         raise CommandError(
             f"{stack_file.name}: refused: --now {format_time(ctx.now)} is later than the clock"
             f" ({format_time(ctx.clock)}) by more than clockSkewSeconds ({skew}s); an edit records"
-            " the time it is made. Use --dry-run to see what the command would do then"
+            " the time it is made. Use --dry-run to see what the command would do then",
+            allowed_from=ctx.now - timedelta(seconds=skew),
         )
 
 
@@ -191,12 +215,17 @@ def _mutate(ctx: Context, run: Callable[[StackFile], Result]) -> int:
         with locked(ctx.path):
             stack_file, result, text, written = _edit(ctx, run, write=True)
     if ctx.args.json:
-        ctx.emit_json({
-            "command": result.command, "file": str(stack_file.path), "written": written,
-            "now": format_time(ctx.now), "keyset": result.keyset,
-            "changes": [_change_json(e) for e in result.edits],
-            "notes": result.notes, "warnings": result.warnings,
-        })
+        touched = list(dict.fromkeys(e.generation for e in result.edits))
+        ks = result.stack.keysets[result.keyset]
+        generations = [g for g in ks.generations if g.id in touched]
+        ctx.emit_document(
+            result.command, 0, written=written, keyset=result.keyset,
+            changes=[_change_json(e) for e in result.edits],
+            kids=[{"generation": g.id,
+                   **records.kid_info(result.stack, ks, g, ctx.loaded_record(ks.name)).to_json()}
+                  for g in generations],
+            notes=result.notes, warnings=result.warnings,
+        )
         return 0
     ctx.emit(f"{stack_file.name}: {result.command} {result.keyset}"
              f" at {format_time(ctx.now)}{'' if written else ' (dry run: not written)'}")
@@ -356,8 +385,7 @@ def cmd_status(ctx: Context) -> int:
     items = [i for i in schedule.status(stack, ctx.now, records) if i.name in names]
     code = schedule.status_exit_code(items)
     if ctx.args.json:
-        ctx.emit_json({"file": ctx.path.name, "now": format_time(ctx.now), "exitCode": code,
-                       "keysets": [i.to_json() for i in items], "notices": ctx.notices})
+        ctx.emit_document("status", code, keysets=[i.to_json() for i in items], notices=ctx.notices)
         return code
     ctx.emit(f"{ctx.path.name} at {format_time(ctx.now)}")
     for i in items:
@@ -389,8 +417,7 @@ def cmd_plan(ctx: Context) -> int:
     items = [i for i in schedule.plan(stack, ctx.now, records) if i.name in names]
     code = schedule.plan_exit_code(items)
     if ctx.args.json:
-        ctx.emit_json({"file": ctx.path.name, "now": format_time(ctx.now), "exitCode": code,
-                       "keysets": [i.to_json() for i in items], "notices": ctx.notices})
+        ctx.emit_document("plan", code, keysets=[i.to_json() for i in items], notices=ctx.notices)
         return code
     ctx.emit(f"{ctx.path.name}: plan from {format_time(ctx.now)}")
     for i in items:
@@ -410,19 +437,49 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_timeline(ctx: Context) -> int:
-    stack = ctx.load().config
     svg_path = Path(ctx.args.svg) if ctx.args.svg else Path(f"timeline-{ctx.stack_name or 'stack'}.svg")
-    picture = timeline.svg(stack, ctx.now)
+    _check_output(ctx, svg_path, "--svg", (".svg",))
+    mermaid_path = Path(ctx.args.mermaid) if ctx.args.mermaid else None
+    if mermaid_path is not None:
+        _check_output(ctx, mermaid_path, "--mermaid", (".md", ".mmd", ".mermaid"))
+    stack = ctx.load().config
+    records = ctx.records(stack) if _has_pending(stack, list(stack.keysets)) else {}
+    picture = timeline.svg(stack, ctx.now, records)
+    block = timeline.mermaid(stack, ctx.now, records)
     _write_text(svg_path, picture)
-    block = timeline.mermaid(stack, ctx.now)
-    if ctx.args.mermaid:
-        _write_text(Path(ctx.args.mermaid), block)
+    if mermaid_path is not None:
+        _write_text(mermaid_path, block)
     if ctx.args.json:
-        ctx.emit_json({"svg": str(svg_path), "mermaid": block})
+        ctx.emit_document("timeline", 0, svg=str(svg_path.resolve()),
+                          mermaidFile=None if mermaid_path is None else str(mermaid_path.resolve()),
+                          mermaid=block, notices=ctx.notices)
         return 0
-    ctx.emit(f"wrote {svg_path}" + (f" and {ctx.args.mermaid}" if ctx.args.mermaid else ""))
+    ctx.emit(f"wrote {svg_path}" + (f" and {mermaid_path}" if mermaid_path else ""))
     ctx.emit(block.rstrip("\n"))
     return 0
+
+
+def _check_output(ctx: Context, path: Path, option: str, suffixes: tuple[str, ...]) -> None:
+    """A picture goes only where a picture belongs: the path ends in one of ``suffixes``, is not the
+    stack file, and an existing file there is one this command could have written (an SVG file
+    starts with ``<svg`` or ``<?xml``; a Mermaid file with the fence or ``gantt``). Anything else is
+    refused before a byte is written: `timeline --svg Pulumi.dev.yaml` once overwrote the stack."""
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"{option} {path}: refused: the file name must end in {' or '.join(suffixes)};"
+                         " nothing was written")
+    if path.exists() and (path.is_dir() or path.resolve() == ctx.path.resolve()):
+        raise UsageError(f"{option} {path}: refused: it is"
+                         f" {'a directory' if path.is_dir() else 'the stack file'};"
+                         " nothing was written")
+    if path.is_file():
+        try:
+            head = path.read_text(errors="replace")[:200].lstrip()
+        except OSError as error:
+            raise UsageError(f"{option} {path}: cannot read it: {error.strerror}") from None
+        expected = ("<svg", "<?xml", "<!--") if option == "--svg" else ("```mermaid", "gantt")
+        if head and not head.startswith(expected):
+            raise UsageError(f"{option} {path}: refused: it exists and is not a file this command writes"
+                             f" (it does not start with {' or '.join(expected)}); nothing was written")
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -440,9 +497,10 @@ def cmd_valid_at(ctx: Context) -> int:
     v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
     code = 0 if v.valid else schedule.EXIT_NOT_VALID
     if ctx.args.json:
-        ctx.emit_json(v.to_json())
+        ctx.emit_document("valid-at", code, **v.to_json())
         return code
-    ctx.emit(f"{'VALID' if v.valid else 'NOT VALID'}: {ks.name} generation '{v.generation}' (kid {v.kid})"
+    ctx.emit(f"{'VALID' if v.valid else 'NOT VALID'}: {ks.name} generation '{v.generation}' (kid"
+             f" {v.kid.text(v.generation)})"
              f" at {format_time(at)}")
     for reason in v.reasons:
         ctx.emit(f"  - {reason}")
@@ -637,30 +695,53 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if "--json" in words:
+            # A usage error is an error of the contract too: argparse's message, as JSON.
+            explained = io.StringIO()
+            with contextlib.redirect_stderr(explained):
+                args = parser.parse_args(words)
+        else:
+            args = parser.parse_args(words)
     except SystemExit as exit:  # --help, or a usage error argparse has already explained
-        return exit.code if isinstance(exit.code, int) else EXIT_USAGE
+        code = exit.code if isinstance(exit.code, int) else EXIT_USAGE
+        if "--json" in words:
+            text = explained.getvalue()
+            print(text, end="", file=err)
+            if code == EXIT_USAGE:
+                message = text.strip().splitlines()[-1].split(": error: ",
+                                                              1)[-1] if text.strip() else "usage error"
+                command = next((w for w in words if w in _subcommands(parser)), None)
+                print(json.dumps(contract.error(command, code, message, file=None, now=None), indent=2),
+                      file=out)
+        return code
+    ctx: Context | None = None
     try:
         # A big stack file is two large, long-lived object graphs (read, verify): keyrotation/runtime.py.
         with garbage_collection_tuned():
             ctx = Context(args, out)
-            code: int = args.handler(ctx)
+            code = int(args.handler(ctx))
             return code
     except BrokenPipeError:
         # `status | head -1`: the reader has what it wanted; say nothing more.
         _silence_stdout(out)
         return 0
     except UsageError as error:
-        return _fail(args, out, err, str(error), EXIT_USAGE)
+        return _fail(args, ctx, out, err, str(error), EXIT_USAGE)
     except KeyRotationError as error:  # every project error: its message is for people
-        return _fail(args, out, err, str(error), EXIT_ERROR)
+        return _fail(args, ctx, out, err, str(error), EXIT_ERROR, getattr(error, "allowed_from", None))
     except Exception as error:  # a bug: say so in one line, the traceback only when asked for
         if os.environ.get(DEBUG_VARIABLE):
             traceback.print_exc(file=err)
         summary = str(error).splitlines()[0][:200] if str(error) else ""
-        return _fail(args, out, err, f"internal error ({type(error).__name__}: {summary})."
+        return _fail(args, ctx, out, err, f"internal error ({type(error).__name__}: {summary})."
                      f" Set {DEBUG_VARIABLE}=1 for the traceback and please report it", EXIT_ERROR)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices]
 
 
 def _silence_stdout(out: TextIO) -> None:
@@ -671,9 +752,17 @@ def _silence_stdout(out: TextIO) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def _fail(args: argparse.Namespace, out: TextIO, err: TextIO, message: str, code: int) -> int:
+def _fail(
+    args: argparse.Namespace, ctx: Context | None, out: TextIO, err: TextIO, message: str, code: int,
+    allowed_from: datetime | None = None,
+) -> int:
     if getattr(args, "json", False):
-        print(json.dumps({"error": message, "exitCode": code}, indent=2), file=out)
+        document = contract.error(
+            getattr(args, "command", None), code, message,
+            file=ctx.path if ctx is not None else stack_path(args), now=ctx.now if ctx is not None else None,
+            outputs_file=getattr(args, "outputs", None), allowed_from=allowed_from,
+        )
+        print(json.dumps(document, indent=2), file=out)
     print(f"error: {message}", file=err)
     return code
 

@@ -15,11 +15,11 @@ from datetime import datetime
 from .. import lifecycle
 from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
-from ..keys import render_kid
 from ..lifecycle import State
+from . import kids
 
 __all__ = ["NO_RECORD", "Publications", "deployed_stops", "deployed_switch", "generation_of", "keyset_of",
-           "kid_of"]
+           "kid_info", "kid_of"]
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,13 @@ def generation_of(stack: StackConfig, keyset: KeySetConfig, generation_id: str) 
     )
 
 
+def kid_info(stack: StackConfig, keyset: KeySetConfig, generation: Generation,
+             record: Publications = NO_RECORD) -> kids.Kid:
+    """The generation's kid: deployed (stack outputs), rendered, computed, or unknown and why."""
+    return kids.kid(stack, keyset, generation, record.kids, outputs_unavailable=record.unavailable)
+
+
 def kid_of(stack: StackConfig, keyset: KeySetConfig, generation: Generation,
            record: Publications = NO_RECORD) -> str:
-    if generation.id in record.kids:
-        return record.kids[generation.id]
-    if keyset.kid == "thumbprint":
-        return f"thumbprint of '{generation.id}'"  # known from the stack outputs only
-    return render_kid(keyset.kid, keyset=keyset.name, generation=generation.id, environment=stack.environment)
+    """The kid for a message (says so when it is unknown)."""
+    return kid_info(stack, keyset, generation, record).text(generation.id)

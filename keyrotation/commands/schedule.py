@@ -6,6 +6,7 @@ lead before a promote, the overlap before a retire, and the gap check.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,8 @@ from ..errors import CommandError
 from ..lifecycle import State, format_duration
 from ..times import format_time
 from ..view import view
-from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_of
+from .kids import Kid
+from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_info, kid_of
 from .transitions import retire_gate
 
 EXIT_OK = 0
@@ -152,6 +154,39 @@ def status_exit_code(items: list[KeysetStatus]) -> int:
 # plan
 
 
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of the schedule: the command to run, for which keyset and generation, from when."""
+
+    command: str
+    """``rotate``, ``promote``, ``retire``, ``rewrapped`` or ``pulumi up``."""
+    keyset: str
+    generation: str | None
+    """The generation it acts on; None when it does not exist yet (the rotation's new one) or the
+    command picks it (promote after a rotate: the newest pending generation)."""
+    at: datetime | None
+    """The earliest time it is allowed (or due)."""
+    why: str
+    args: tuple[str, ...] = ()
+    """Further arguments the command needs (``--by NAME``)."""
+
+    @property
+    def what(self) -> str:
+        """The command line, e.g. ``promote atlas-gateway 2026-11-30``."""
+        if self.command == "pulumi up":
+            return self.command
+        return " ".join([self.command, self.keyset, *([self.generation] if self.generation else []),
+                         *self.args])
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as (what, at, why), as the schedule's readers did when steps were tuples."""
+        return iter((self.what, self.at, self.why))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command": self.command, "keyset": self.keyset, "generation": self.generation,
+                "from": _iso(self.at), "commandLine": self.what, "why": self.why}
+
+
 @dataclass
 class KeysetPlan:
     name: str
@@ -159,7 +194,7 @@ class KeysetPlan:
     due_at: datetime | None
     rotate_by: datetime | None
     """The last moment to add a generation so it can be promoted (publish lead) before due."""
-    steps: list[tuple[str, datetime | None, str]] = field(default_factory=list)
+    steps: list[PlanStep] = field(default_factory=list)
     """(what, earliest time, why): the schedule from now."""
     gaps: list[lifecycle.Gap] = field(default_factory=list)
     published_from: str | None = None
@@ -172,7 +207,7 @@ class KeysetPlan:
         return {
             "keyset": self.name, "active": self.active, "dueAt": _iso(self.due_at),
             "rotateBy": _iso(self.rotate_by),
-            "steps": [{"step": s, "earliest": _iso(t), "why": why} for s, t, why in self.steps],
+            "steps": [s.to_json() for s in self.steps],
             "gapCheck": {
                 "verdict": "gap" if self.unintended_gaps else "no gap",
                 "gaps": [
@@ -200,32 +235,33 @@ def plan(stack: StackConfig, now: datetime,
             p = pending[-1]
             at = lifecycle.earliest_promote(p, t, record.first_published)
             if p.id in record.missing:
-                item.steps.append(("pulumi up", now, f"'{p.id}' is not yet in"
-                                                     f" {', '.join(record.missing[p.id])}"))
+                item.steps.append(PlanStep("pulumi up", name, p.id, now,
+                                           f"'{p.id}' is not yet in {', '.join(record.missing[p.id])}"))
                 at = max(at, now + t.publish_lead)
             promote_at = max(at, now)
-            item.steps.append((f"promote {name} {p.id}", promote_at,
-                               f"publish lead {format_duration(t.publish_lead)} after it was first"
-                               " published"))
+            item.steps.append(PlanStep("promote", name, p.id, promote_at,
+                                       f"publish lead {format_duration(t.publish_lead)} after it was first"
+                                       " published"))
         else:
             start = now if age.warn_at is None or rotate_by is None else max(now, min(age.warn_at, rotate_by))
-            item.steps.append((f"rotate {name}", start,
-                               f"due {_iso(age.due_at)}; rotate by {_iso(rotate_by)} to promote in time"
-                               if age.due_at else "no active generation"))
+            item.steps.append(PlanStep("rotate", name, None, start,
+                                       f"due {_iso(age.due_at)}; rotate by {_iso(rotate_by)} to promote in"
+                                       " time"
+                                       if age.due_at else "no active generation"))
             promote_at = start + t.publish_lead
-            item.steps.append((f"promote {name}", promote_at,
-                               f"publish lead {format_duration(t.publish_lead)}"))
+            item.steps.append(PlanStep("promote", name, None, promote_at,
+                                       f"publish lead {format_duration(t.publish_lead)}"))
         if age.generation is not None:
-            item.steps.append((f"retire {name} {age.generation}", promote_at + t.overlap,
-                               f"overlap {format_duration(t.overlap)} after the promote"))
+            item.steps.append(PlanStep("retire", name, age.generation, promote_at + t.overlap,
+                                       f"overlap {format_duration(t.overlap)} after the promote"))
         for g in ks.generations:
             if g.state is State.RETIRING:
                 retire_at, why = retire_gate(ks, g, record)
                 if retire_at is None:
-                    item.steps.append((f"rewrapped {name} {g.id} --by NAME", now, why))
+                    item.steps.append(PlanStep("rewrapped", name, g.id, now, why, ("--by", "NAME")))
                     continue
-                item.steps.append((f"retire {name} {g.id}", max(now, retire_at), why))
-        item.steps.sort(key=lambda s: s[1] or now)
+                item.steps.append(PlanStep("retire", name, g.id, max(now, retire_at), why))
+        item.steps.sort(key=lambda s: s.at or now)
         item.gaps = lifecycle.keyset_gaps(ks, record.first_published, deployed_stops(ks, record))
         out.append(item)
     return out
@@ -243,7 +279,8 @@ def plan_exit_code(items: list[KeysetPlan]) -> int:
 class Validity:
     keyset: str
     generation: str
-    kid: str
+    kid: Kid
+    """The real kid, or unknown and why."""
     at: datetime
     trusted: bool
     """The signing-profile runbook's rule: added before T, and not revoked or revoked after T."""
@@ -257,7 +294,7 @@ class Validity:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "keyset": self.keyset, "generation": self.generation, "kid": self.kid, "at": _iso(self.at),
+            "keyset": self.keyset, "generation": self.generation, **self.kid.to_json(), "at": _iso(self.at),
             "valid": self.valid, "trusted": self.trusted, "signing": self.signing, "reasons": self.reasons,
         }
 
@@ -304,12 +341,12 @@ def valid_at(
             reasons.append(f"it was not signing then (active {spans}; signers lag up to"
                            f" {format_duration(lag)}"
                            " after each stop)")
-    return Validity(keyset, g.id, kid_of(stack, ks, g, record), at, trusted, signing, reasons)
+    return Validity(keyset, g.id, kid_info(stack, ks, g, record), at, trusted, signing, reasons)
 
 
 def _by_kid(stack: StackConfig, ks: KeySetConfig, kid: str, record: Publications) -> Generation:
     for g in ks.generations:
-        if kid in (g.id, kid_of(stack, ks, g, record)):
+        if kid in (g.id, kid_info(stack, ks, g, record).value):
             return g
     kids = ", ".join(kid_of(stack, ks, g, record) for g in ks.generations)
     hint = ("" if ks.kid != "thumbprint" or record.kids

@@ -329,7 +329,7 @@ def promote(
             f" rotation first (`pulumi up`), then promote it {span(lead)} later"
         )
     published = _published_since(generation, record)
-    earliest = published + lead
+    earliest = lifecycle.earliest_promote(generation, ks.timings, record.first_published)
     basis = (
         f"first published {_iso(published)} ({record.source})" if generation.id in record.first_published
         else f"created {_iso(generation.created_at)}, no publisher record"
@@ -342,7 +342,7 @@ def promote(
             f" for up to publishMaxAgeSeconds ({ks.timings.publish_max_age_seconds}s), clocks differ by up to"
             f" clockSkewSeconds ({ks.timings.clock_skew_seconds}s). Promote allowed from {_iso(earliest)}"
             f" (in {span(earliest - now)}); --force promotes now and accepts that those {_holders(ks)}"
-            f" {_rejects_new(ks)} until they refetch"
+            f" {_rejects_new(ks)} until they refetch", allowed_from=earliest,
         )
     if record.source is not None and generation.id not in record.first_published \
             and generation.id not in record.missing:
@@ -462,7 +462,8 @@ def retire(
                 else "Retire allowed once that is recorded")
         raise CommandError(
             f"{draft.where(generation.id)}: refused: {why}. {when}; --force retires now and accepts that"
-            f" {effect}"
+            f" {effect}",
+            allowed_from=earliest,
         )
     if earliest is None or now < earliest:
         draft.result.warnings.append(
@@ -514,7 +515,7 @@ def rewrapped(
                 f" {_iso(writers_done)} (stopped {_iso(basis)}, plus publishMaxAgeSeconds +"
                 " clockSkewSeconds);"
                 " a re-encryption that started before then can miss ciphertext written after it. Re-encrypt"
-                " after that time and record it then; --force records it now"
+                " after that time and record it then; --force records it now", allowed_from=writers_done,
             )
         if now < writers_done:
             draft.result.warnings.append(
@@ -687,7 +688,8 @@ def revoke(
                else f" unable to decrypt ciphertext it made that is still read (until {_iso(cut_until)})")
             + ((" and activates a replacement no verifier has fetched yet" if ks.purpose == "sign"
                 else " and activates a replacement no pod holds yet") if was_active else "")
-            + f"; {advice}. Only a compromise justifies that; --force revokes now anyway"
+            + f"; {advice}. Only a compromise justifies that; --force revokes now anyway",
+            allowed_from=None if was_active else cut_until,
         )
     draft.move(generation.id, State.REVOKED, revokeReason=RevokeReason(reason))
     res = draft.result

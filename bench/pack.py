@@ -41,9 +41,8 @@ def record(n: int, path: str) -> None:
     import pulumi
     import registration
     from google.protobuf import json_format
-    from pulumi.runtime.mocks import MockMonitor
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
+
+    from tests.sdk_internals import MockMonitor, wait_for_program
 
     pool = registration._pool()
     from keyrotation import algorithms, keys
@@ -89,7 +88,7 @@ def record(n: int, path: str) -> None:
                              monitor=Recording(Mocks()))
     registration._run_program(n, pool)
     registration._finish_stack()
-    _sync_await(wait_for_rpcs())
+    wait_for_program()
     Path(path).write_text(json.dumps(list(resources.values())))
 
 

@@ -110,7 +110,8 @@ def _mocks(pool: list[dict[str, str]]):
 def _recording_monitor(mocks):
     """A mock monitor that also keeps every request, for --verify."""
     from google.protobuf import json_format
-    from pulumi.runtime.mocks import MockMonitor
+
+    from tests.sdk_internals import MockMonitor
 
     class Recording(MockMonitor):
         requests: list[str] = []
@@ -243,19 +244,17 @@ def _run_bare(n: int, pool, wired: bool) -> None:
 
 def _finish_stack() -> None:
     """Serialise the stack's exports, as the engine's run_in_stack does after the program."""
-    from pulumi.runtime.settings import get_root_resource
-    from pulumi.runtime.stack import massage
+    from tests.sdk_internals import register_stack_outputs
 
-    stack = get_root_resource()
-    stack.register_outputs(massage(stack.outputs, []))
+    register_stack_outputs()
 
 
 def worker(kind: str, n: int, record: bool, tuned: bool = False) -> None:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     import pulumi
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
+
+    from tests.sdk_internals import wait_for_program
 
     pool = _pool()
     mocks = _mocks(pool)
@@ -271,7 +270,7 @@ def worker(kind: str, n: int, record: bool, tuned: bool = False) -> None:
             tune_garbage_collection()
         _run_bare(n, pool, wired=kind == "wired")
     _finish_stack()
-    _sync_await(wait_for_rpcs())
+    wait_for_program()
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "cpu": time.process_time() - cpu, "resources": mocks.count,
               "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}

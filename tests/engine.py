@@ -1,12 +1,13 @@
 """An engine-faithful test harness: run the real Pulumi program like `pulumi up` / `preview` / `destroy`.
 
 The Pulumi CLI cannot run on these machines, so this module plays the engine's part behind the SDK's mock
-monitor (a `pulumi.runtime.mocks.MockMonitor` subclass). It keeps a state between runs, like a stack's
+monitor (a `MockMonitor` subclass). It keeps a state between runs, like a stack's
 state file, and drives dynamic providers through the SDK's own dynamic provider server
 (`pulumi/dynamic/__main__.py`, executed without its gRPC `main()`): `__provider` is base64 + dill decoded
 by that code, every property bag crosses a protobuf `Struct` both ways (numbers arrive as floats, `None`
 members vanish), secrets are stripped on the way to the provider and re-applied on the way back
 (`annotateSecrets`), and `additional_secret_outputs` is applied like the engine's step executor.
+Every SDK internal this takes is in tests/sdk_internals.py, checked against the exactly pinned SDK.
 
     from tests.engine import Engine, ProgramFailed, Secret, UNKNOWN
 
@@ -65,14 +66,12 @@ of a delete-before-replace resource, output values (the mock monitor disables th
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextvars
 import copy
 import gc
 import json
 import os
-import pickle
 import queue
 import re
 import runpy
@@ -82,28 +81,32 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pulumi
 import yaml
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime import config as _config
-from pulumi.runtime import mocks as _mocks
-from pulumi.runtime import rpc
-from pulumi.runtime import settings as _settings
+from pulumi.runtime import (
+    MockCallArgs,
+    MockResourceArgs,
+    Mocks,
+    Settings,
+    configure,
+    run_in_stack,
+    set_all_config,
+)
 from pulumi.runtime.proto import engine_pb2, provider_pb2, resource_pb2
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from tests import sdk_internals as sdk  # every SDK internal the harness relies on, checked at import
 
 __all__ = ["UNKNOWN", "Engine", "EngineRun", "Options", "ProgramFailed", "Resource", "Secret"]
 
-UNKNOWN = rpc.UNKNOWN
+UNKNOWN = sdk.UNKNOWN
 """The wire sentinel of an unknown (computed) value; what unknown values are in previews."""
 
-_SIG = rpc._special_sig_key
-_SECRET_SIG = rpc._special_secret_sig
-_RESOURCE_SIG = rpc._special_resource_sig
+_SIG = sdk.SIG_KEY
+_SECRET_SIG = sdk.SECRET_SIG
+_RESOURCE_SIG = sdk.RESOURCE_SIG
 _STACK_TYPE = "pulumi:pulumi:Stack"
 _DYNAMIC_PREFIX = "pulumi-python:dynamic"
 _PROVIDER_KEY = "__provider"
@@ -119,7 +122,7 @@ _RUN_LOCK = threading.Lock()  # the SDK's runtime state is process-global: one r
 
 @dataclass(frozen=True)
 class Secret:
-    """A value the engine holds as a secret (on the wire: a map with the `_special_sig_key` marker)."""
+    """A value the engine holds as a secret (on the wire: a map with the secret signature marker)."""
 
     value: Any
 
@@ -376,49 +379,13 @@ def _go_value(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The dynamic provider plugin, i.e. pulumi/dynamic/__main__.py without its gRPC server
+# The dynamic provider plugin: the SDK's own server without its gRPC process (sdk.ProviderServer)
 # ----------------------------------------------------------------------------------------------------
 
 class _EngineError(Exception):
     """An error the engine reports (a resource operation or validation failed)."""
 
     reported = False  # already in the deployment's diagnostics
-
-
-_SERVICER_CODE: Any = None
-
-
-def _servicer_module() -> ModuleType:
-    """Execute the SDK's dynamic provider server module, minus its trailing `main()` call (which would
-    start a gRPC server and block). A fresh module per deployment = a fresh provider process: empty
-    `_PROVIDER_CACHE`, `configure()` called again."""
-    global _SERVICER_CODE
-    import pulumi.dynamic
-
-    path = Path(pulumi.dynamic.__file__).with_name("__main__.py")
-    if _SERVICER_CODE is None:
-        tree = ast.parse(path.read_text(), str(path))
-        tree.body = [node for node in tree.body
-                     if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-                             and isinstance(node.value.func, ast.Name) and node.value.func.id == "main")]
-        _SERVICER_CODE = compile(tree, str(path), "exec")
-    module = ModuleType("pulumi.dynamic.__main__")
-    module.__file__ = str(path)
-    exec(_SERVICER_CODE, module.__dict__)  # noqa: S102 - the SDK's own code
-    return module
-
-
-class _GrpcContext:
-    """Stands in for grpc.ServicerContext: `_abort_with_traceback` reports provider errors through it."""
-
-    def abort(self, code, details):
-        raise _EngineError(details)
-
-    def set_code(self, code):
-        pass
-
-    def set_details(self, details):
-        pass
 
 
 @dataclass
@@ -433,8 +400,7 @@ class _DynamicProvider:
     """The `pulumi-python` provider plugin for one deployment, called with the engine's requests."""
 
     def __init__(self, config: dict[str, str]):
-        self._module = _servicer_module()
-        self._servicer = self._module.DynamicResourceProviderServicer()
+        self._server = sdk.ProviderServer(on_abort=_EngineError)
         response = self._call("Configure", provider_pb2.ConfigureRequest(
             args=_to_struct(config), acceptSecrets=True, acceptResources=True))
         # False for this server: the engine strips secrets on the way in and re-applies them on the way
@@ -444,7 +410,7 @@ class _DynamicProvider:
     def _call(self, method: str, request):
         # Each call runs in a copy of the context: get_provider() calls `configure(Settings(...))`, which
         # must not clobber the program's runtime settings (in the real engine it runs in another process).
-        return contextvars.copy_context().run(getattr(self._servicer, method), request, _GrpcContext())
+        return contextvars.copy_context().run(self._server.call, method, request)
 
     def _marshal(self, props: dict, keep_unknowns: bool) -> struct_pb2.Struct:
         return _to_struct(_for_provider(props, keep_unknowns, self.accept_secrets))
@@ -788,9 +754,9 @@ class _Deployment:
         return new
 
     def call_handler(self, request, inputs: dict, resource_id: str = "") -> tuple[str, dict]:
-        _ensure_event_loop()
-        args = _mocks.MockResourceArgs(
-            typ=request.type, name=request.name, inputs=rpc.deserialize_properties(_to_struct(inputs)),
+        sdk.ensure_event_loop()
+        args = MockResourceArgs(
+            typ=request.type, name=request.name, inputs=sdk.deserialize(_to_struct(inputs)),
             provider=request.provider, resource_id=resource_id or getattr(request, "importId", "") or None,
             custom=True)
         handler = self.engine.handlers.get(request.type)
@@ -798,8 +764,7 @@ class _Deployment:
             id_, outputs = f"{request.name}_id", args.inputs
         else:
             id_, outputs = handler(args)
-        struct = _sync_await(rpc.serialize_properties(outputs or {}, {}))
-        return id_, _from_wire(struct)
+        return id_, _from_wire(sdk.serialize(outputs or {}))
 
     def component(self, urn, request, opts, goal, old) -> _State:
         if old is not None:
@@ -886,11 +851,11 @@ class _Deployment:
 # The monitor and the engine's Log service, as the SDK sees them
 # ----------------------------------------------------------------------------------------------------
 
-class _Mocks(_mocks.Mocks):
+class _Mocks(Mocks):
     def __init__(self, invoke: Callable | None):
         self._invoke = invoke
 
-    def call(self, args: _mocks.MockCallArgs):
+    def call(self, args: MockCallArgs):
         if self._invoke is None:
             raise _EngineError(f"invoke {args.token!r} has no handler: pass Engine(..., invoke=fn) where "
                                "fn(token, args) returns the result dict")
@@ -900,7 +865,7 @@ class _Mocks(_mocks.Mocks):
         raise AssertionError("not used")
 
 
-class _Monitor(_mocks.MockMonitor):
+class _Monitor(sdk.MockMonitor):
     """The stock MockMonitor with the engine's step generation behind RegisterResource."""
 
     def __init__(self, deployment: _Deployment):
@@ -911,20 +876,18 @@ class _Monitor(_mocks.MockMonitor):
         return self.deployment.urn(parent, type_, name)
 
     def RegisterResource(self, request):
-        _ensure_event_loop()
+        sdk.ensure_event_loop()
         response = self.deployment.register(request)
         if request.type != _STACK_TYPE:
             state = self.deployment.news[response.urn]
-            self.resources[response.urn] = _mocks.MockMonitor.ResourceRegistration(
-                response.urn, state.id or "", rpc.deserialize_properties(response.object))
+            sdk.record_registration(self, response.urn, state.id or "", response.object)
         return response
 
     def ReadResource(self, request):
-        _ensure_event_loop()
+        sdk.ensure_event_loop()
         response = self.deployment.read(request)
         state = self.deployment.reads[response.urn]
-        self.resources[response.urn] = _mocks.MockMonitor.ResourceRegistration(
-            response.urn, state.id or "", rpc.deserialize_properties(response.properties))
+        sdk.record_registration(self, response.urn, state.id or "", response.properties)
         return response
 
     def RegisterResourceOutputs(self, request):
@@ -1097,30 +1060,6 @@ class _ProgramProcess:
         return False
 
 
-def _close_thread_loop() -> None:
-    """Close the loop the SDK's `_ensure_event_loop()` made for the monitor's worker thread."""
-    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
-    loop = getattr(local, "_loop", None)
-    if loop is not None and not loop.is_running():
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
-def _context_property_defaults() -> dict[str, Any]:
-    """ContextProperty.fset also changes the *process-wide default* when the current value is None
-    (pulumi/_utils.py); remember the defaults so a run leaves none of its objects behind."""
-    found = {}
-    for name, prop in vars(_settings.Settings).items():
-        if hasattr(prop, "_ContextProperty__default"):
-            found[name] = prop._ContextProperty__default
-    return found
-
-
-def _restore_context_property_defaults(saved: dict[str, Any]) -> None:
-    for name, value in saved.items():
-        vars(_settings.Settings)[name]._ContextProperty__default = value
-
-
 # ----------------------------------------------------------------------------------------------------
 # Config
 # ----------------------------------------------------------------------------------------------------
@@ -1152,10 +1091,6 @@ def _config_string(key: str, value: Any) -> str:
 # ----------------------------------------------------------------------------------------------------
 # The Engine
 # ----------------------------------------------------------------------------------------------------
-
-_PICKLER_BATCH_SETITEMS = pickle._Pickler._batch_setitems
-"""The interpreter's own method, before any provider was serialized in this process."""
-
 
 class Engine:
     """A stack: its config, its state, and `up()` / `preview()` / `destroy()` over the real program.
@@ -1239,21 +1174,18 @@ class Engine:
 
     def _run(self, kind: str) -> EngineRun:
         with _RUN_LOCK:
-            # A program runs in a fresh process under the real engine. pulumi.dynamic's
-            # serialize_provider wraps pickle._Pickler._batch_setitems again at every dynamic resource
-            # and never unwraps it: in this long-lived process the wrappers would pile up into a
-            # RecursionError. Each run starts from the interpreter's own method, as a process would.
-            pickle._Pickler._batch_setitems = _PICKLER_BATCH_SETITEMS
+            # A program runs in a fresh process under the real engine: each run starts from the
+            # interpreter's own pickler and leaves the runtime's process-wide defaults as it found them.
+            sdk.fresh_pickler()
             self._config_strings = self._read_config()
             deployment = _Deployment(self, kind)
             deployment.run.config = dict(self._config_strings)
-            defaults = _context_property_defaults()
             # A stack with backend pkcs11 runs against a SoftHSM2 token of its own (tests/softhsm.py).
             from tests import softhsm
 
             if self._token is None and any('"pkcs11"' in str(v) for v in self._config_strings.values()):
                 self._token = softhsm.new_token()
-            try:
+            with sdk.context_property_defaults_kept():
                 with softhsm.active(self._token), _ProgramProcess(self.project_dir, self.project):
                     failure = contextvars.copy_context().run(self._drive, deployment)
                     if failure is None:
@@ -1264,8 +1196,6 @@ class Engine:
                     ordered = {urn: self._state[urn] for urn in deployment.news if urn in self._state}
                     ordered.update((urn, st) for urn, st in self._state.items() if urn not in ordered)
                     self._state = ordered
-            finally:
-                _restore_context_property_defaults(defaults)
         if failure is not None:
             raise failure
         return deployment.run
@@ -1286,17 +1216,16 @@ class Engine:
         if deployment.kind == "destroy":
             return None
         monitor = _Monitor(deployment)
-        settings = _settings.Settings(
+        configure(Settings(
             project=self.project, stack=self.stack, monitor=monitor, engine=_EngineService(deployment.run.log),
-            dry_run=deployment.preview, organization="organization", root_directory=str(self.project_dir))
-        _settings.configure(settings)
-        _settings.ROOT.set(None)
-        _config.set_all_config(dict(self._config_strings), [])
+            dry_run=deployment.preview, organization="organization", root_directory=str(self.project_dir)))
+        sdk.forget_root_resource()
+        set_all_config(dict(self._config_strings), [])
+        with sdk.kept_thread_event_loop():
+            return self._run_program(deployment)
 
-        # Remember the thread's event loop *and* whether one was ever set: set_event_loop(None) would
-        # stop asyncio from creating one on demand, which the stock mocks (`pulumi.runtime.test`) rely on.
-        local = getattr(asyncio.get_event_loop_policy(), "_local", None)
-        previous = (getattr(local, "_loop", None), getattr(local, "_set_called", False))
+    def _run_program(self, deployment: _Deployment) -> ProgramFailed | None:
+        """The program on a loop of its own, as the language host runs it; its failure, if any."""
         loop = asyncio.new_event_loop()
         loop.set_exception_handler(lambda _loop, _context: None)  # failures are reported below instead
         # One worker: the monitor sees RPCs in the order the SDK issues them, so runs are deterministic.
@@ -1316,12 +1245,9 @@ class Engine:
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.run_in_executor(None, _close_thread_loop))
+            loop.run_until_complete(loop.run_in_executor(None, sdk.close_thread_event_loop))
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
-            asyncio.set_event_loop(previous[0])
-            if local is not None and hasattr(local, "_set_called"):
-                local._set_called = previous[1]
         if error is None and deployment.errors:
             error = _EngineError(deployment.errors[0])
         if error is None:

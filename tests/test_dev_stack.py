@@ -65,8 +65,7 @@ def test_no_cloud_sdk_is_imported_by_the_dev_stack():
         import json, os, runpy, sys
         sys.path.insert(0, {str(ROOT)!r}); os.chdir({str(ROOT)!r})
         import pulumi
-        from pulumi.runtime.stack import wait_for_rpcs
-        from pulumi.runtime.sync_await import _sync_await
+        from tests import sdk_internals
         class Mocks(pulumi.runtime.Mocks):
             def new_resource(self, args): return args.name + "_id", args.inputs
             def call(self, args): return {{}}
@@ -75,7 +74,7 @@ def test_no_cloud_sdk_is_imported_by_the_dev_stack():
         pulumi.runtime.set_all_config({{k: v if isinstance(v, str) else json.dumps(v)
                                         for k, v in stack_config("dev").items()}})
         runpy.run_path("__main__.py")
-        _sync_await(wait_for_rpcs())
+        sdk_internals.wait_for_program()
         print(json.dumps(sorted(m for m in sys.modules
                                 if m.split(".")[0] in ("pulumi_aws", "pulumi_gcp", "pulumi_kubernetes", "boto3"))))
     """)

@@ -59,9 +59,10 @@ secretness, stack outputs).
 
 Not reproduced: `pulumi destroy --skip-preview` (the Automation API's destroy()) deleting unprotected
 resources before a protected one stops it (here a protected resource always stops the run before any
-delete, as when the CLI's preview runs first); remote (multi-language) components, transforms, refresh/import, `--target`, dependents
-of a delete-before-replace resource, output values (the mock monitor disables that feature) and
-`secure:` config values (there is no key to decrypt them: pass `config=`).
+delete, as when the CLI's preview runs first); remote (multi-language) components, transforms,
+refresh/import, `--target`, dependents of a delete-before-replace resource, output values (the mock
+monitor disables that feature) and `secure:` config values (there is no key to decrypt them: pass
+`config=`).
 """
 
 from __future__ import annotations
@@ -203,10 +204,12 @@ class EngineRun:
             return found[0]
         if found:
             raise KeyError(f"{len(found)} resources are named {name!r}: {[r.urn for r in found]}")
-        raise KeyError(f"no resource named {name!r}; registered: {sorted({r.name for r in self.resources.values()})}")
+        raise KeyError(f"no resource named {name!r}; registered: "
+                       f"{sorted({r.name for r in self.resources.values()})}")
 
     def is_secret(self, *path: str | int) -> bool:
-        """Whether the stack output at this path (`"name", "key", 0, ...`) is secret, itself or by a parent."""
+        """Whether the stack output at this path (`"name", "key", 0, ...`) is secret, itself or by a
+        parent."""
         value: Any = self.wire_outputs
         for step in path:
             if isinstance(value, Secret):
@@ -300,8 +303,8 @@ def _for_provider(value: Any, keep_unknowns: bool, keep_secrets: bool) -> Any:
             out[k] = _for_provider(v, keep_unknowns, keep_secrets)
         return out
     if isinstance(value, list):
-        return [None if (v == UNKNOWN and not keep_unknowns) else _for_provider(v, keep_unknowns, keep_secrets)
-                for v in value]
+        return [None if (v == UNKNOWN and not keep_unknowns)
+                else _for_provider(v, keep_unknowns, keep_secrets) for v in value]
     return value
 
 
@@ -344,8 +347,8 @@ def _process_ignore_changes(news: dict, olds: dict, ignore_changes: list[str]) -
         elif isinstance(new_parent, dict) and last in new_parent:
             del new_parent[last]
     if invalid:
-        raise _EngineError("cannot ignore changes to the following properties because one or more elements of "
-                           f"the path are missing: {', '.join(json.dumps(p) for p in invalid)}")
+        raise _EngineError("cannot ignore changes to the following properties because one or more elements"
+                           f" of the path are missing: {', '.join(json.dumps(p) for p in invalid)}")
     return result
 
 
@@ -366,6 +369,12 @@ def _walk(value: Any, steps: list[str | int]) -> Any:
             return None
         value = _unwrap_once(value)[step]
     return _unwrap_once(value)
+
+
+def _cannot_replace_protected(urn: str) -> str:
+    return (f'unable to replace resource "{urn}"\nas it is currently marked for protection. To unprotect the '
+            "resource, remove the `protect` flag from the resource in your Pulumi program and run "
+            "`pulumi up`")
 
 
 def _go_value(value: Any) -> str:
@@ -421,7 +430,8 @@ class _DynamicProvider:
 
     def check(self, urn, olds, news, allow_unknowns):
         response = self._call("Check", provider_pb2.CheckRequest(
-            olds=self._marshal(olds, allow_unknowns), news=self._marshal(news, allow_unknowns), **self._names(urn)))
+            olds=self._marshal(olds, allow_unknowns), news=self._marshal(news, allow_unknowns),
+            **self._names(urn)))
         inputs = _from_wire(response.inputs)
         if not self.accept_secrets:
             _annotate_secrets(inputs, news)
@@ -430,8 +440,10 @@ class _DynamicProvider:
     def diff(self, urn, id_, old_inputs, old_outputs, news, ignore_changes, allow_unknowns) -> _Diff:
         response = self._call("Diff", provider_pb2.DiffRequest(
             id=id_, olds=self._marshal(old_outputs, allow_unknowns), news=self._marshal(news, allow_unknowns),
-            old_inputs=self._marshal(old_inputs, allow_unknowns), ignoreChanges=ignore_changes, **self._names(urn)))
-        return _Diff(response.changes, list(response.replaces), response.deleteBeforeReplace, list(response.diffs))
+            old_inputs=self._marshal(old_inputs, allow_unknowns), ignoreChanges=ignore_changes,
+            **self._names(urn)))
+        return _Diff(response.changes, list(response.replaces), response.deleteBeforeReplace,
+                     list(response.diffs))
 
     def create(self, urn, inputs):
         response = self._call("Create", provider_pb2.CreateRequest(
@@ -589,7 +601,8 @@ class _Deployment:
                 parent = "" if alias.get("noParent") else (alias.get("parentUrn") or request.parent)
                 candidates.append(_make_urn(alias.get("stack") or self.engine.stack,
                                             alias.get("project") or self.engine.project, parent,
-                                            alias.get("type") or request.type, alias.get("name") or request.name))
+                                            alias.get("type") or request.type,
+                                            alias.get("name") or request.name))
         for candidate in candidates:
             if candidate in state and candidate not in self.seen_olds:
                 return state[candidate]
@@ -617,7 +630,8 @@ class _Deployment:
                 self.seen_olds.add(old.urn)
             try:
                 if opts.remote:
-                    raise _EngineError("remote (multi-language) components are not supported by tests/engine.py")
+                    raise _EngineError("remote (multi-language) components are not supported by "
+                                       "tests/engine.py")
                 if not opts.custom:
                     new = self.component(urn, request, opts, goal, old)
                 elif request.type.startswith(_DYNAMIC_PREFIX):
@@ -633,7 +647,8 @@ class _Deployment:
             self.run.resources[urn] = new.record()
             if not self.preview:
                 self.engine._commit(new, old)
-        response = resource_pb2.RegisterResourceResponse(urn=urn, id=new.id or "", object=_to_struct(new.outputs))
+        response = resource_pb2.RegisterResourceResponse(urn=urn, id=new.id or "",
+                                                         object=_to_struct(new.outputs))
         return response
 
     def finish_outputs(self, new: _State, urn: str) -> None:
@@ -641,7 +656,8 @@ class _Deployment:
         outs = new.outputs
         for key in new.options.additional_secret_outputs:
             if key == "id":
-                self.warn(f"{urn}: The 'id' property cannot be made secret. See pulumi/pulumi#2717 for more details.")
+                self.warn(f"{urn}: The 'id' property cannot be made secret. See pulumi/pulumi#2717 for more "
+                          "details.")
             elif key in outs and not isinstance(outs[key], Secret):
                 outs[key] = Secret(outs[key])
         for key, value in list(outs.items()):
@@ -676,10 +692,12 @@ class _Deployment:
                 new.id, new.outputs = self.provider.create(urn, inputs)
             return new
 
-        diff = self.provider.diff(urn, old.id, old.inputs, old.outputs, inputs, opts.ignore_changes, self.preview)
+        diff = self.provider.diff(urn, old.id, old.inputs, old.outputs, inputs, opts.ignore_changes,
+                                  self.preview)
         changes, changed = diff.changes, diff.changed_keys
         if changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
-            changed = _changed_keys(old.inputs, _process_ignore_changes(inputs, old.inputs, opts.ignore_changes))
+            changed = _changed_keys(old.inputs,
+                                    _process_ignore_changes(inputs, old.inputs, opts.ignore_changes))
             changes = provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE
         replaces = list(diff.replaces)
         if changes == provider_pb2.DiffResponse.DIFF_SOME:
@@ -695,13 +713,12 @@ class _Deployment:
             if self.preview:
                 new.outputs = dict(inputs)
             else:
-                new.outputs = self.provider.update(urn, old.id, old.inputs, old.outputs, inputs, opts.ignore_changes)
+                new.outputs = self.provider.update(urn, old.id, old.inputs, old.outputs, inputs,
+                                                   opts.ignore_changes)
             return new
 
         if opts.protect and old.options.protect:
-            raise self.fail(f'unable to replace resource "{urn}"\nas it is currently marked for protection. To '
-                            "unprotect the resource, remove the `protect` flag from the resource in your Pulumi "
-                            "program and run `pulumi up`")
+            raise self.fail(_cannot_replace_protected(urn))
         self.op("replace", urn)
         inputs = self.check(urn, request.type, {}, goal)
         new.inputs = inputs
@@ -732,9 +749,7 @@ class _Deployment:
                 return new
             replace = any(k in opts.replace_on_changes or "*" in opts.replace_on_changes for k in changed)
             if replace and opts.protect and old.options.protect:
-                raise self.fail(f'unable to replace resource "{urn}"\nas it is currently marked for protection. To '
-                                "unprotect the resource, remove the `protect` flag from the resource in your "
-                                "Pulumi program and run `pulumi up`")
+                raise self.fail(_cannot_replace_protected(urn))
             self.op("replace" if replace else "update", urn)
             if self.preview:
                 new.id, new.outputs = (None if replace else old.id), dict(inputs)
@@ -813,9 +828,9 @@ class _Deployment:
         """step.go DeleteStep.Apply."""
         if not replacing and old.options.protect:
             raise self.fail(
-                f'resource "{old.urn}" cannot be deleted\nbecause it is protected. To unprotect the resource, '
-                "either remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, "
-                f"or use the command:\n`pulumi state unprotect '{old.urn}'`")
+                f'resource "{old.urn}" cannot be deleted\nbecause it is protected. To unprotect the resource,'
+                " either remove the `protect` flag from the resource in your Pulumi program and run "
+                f"`pulumi up`, or use the command:\n`pulumi state unprotect '{old.urn}'`")
         if self.preview or old.options.retain_on_delete:
             return
         if old.options.deleted_with and old.options.deleted_with in self.deleting:
@@ -1081,7 +1096,8 @@ def _load_yaml(path: Path) -> Any:
 
 def _config_string(key: str, value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secure"}:
-        raise ValueError(f"config {key!r} is a `secure:` value; tests cannot decrypt it, pass config= instead")
+        raise ValueError(f"config {key!r} is a `secure:` value; tests cannot decrypt it, pass config= "
+                         "instead")
     if isinstance(value, str):
         return value
     # Objects reach the program JSON-encoded (Go's encoding/json: compact, map keys sorted).
@@ -1206,7 +1222,8 @@ class Engine:
             self._pending.extend(p for p in deployment.pending_deletes if p not in self._pending)
         pending = list(self._pending) + (list(deployment.pending_deletes) if deployment.preview else [])
         try:
-            contextvars.copy_context().run(deployment.delete_unregistered, list(self._state.values()), pending)
+            contextvars.copy_context().run(deployment.delete_unregistered, list(self._state.values()),
+                                           pending)
         except _EngineError as exc:
             return self._failed(deployment, exc)
         return None
@@ -1217,7 +1234,8 @@ class Engine:
             return None
         monitor = _Monitor(deployment)
         configure(Settings(
-            project=self.project, stack=self.stack, monitor=monitor, engine=_EngineService(deployment.run.log),
+            project=self.project, stack=self.stack, monitor=monitor,
+            engine=_EngineService(deployment.run.log),
             dry_run=deployment.preview, organization="organization", root_directory=str(self.project_dir)))
         sdk.forget_root_resource()
         set_all_config(dict(self._config_strings), [])

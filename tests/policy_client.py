@@ -100,7 +100,8 @@ def reconcile(info: analyzer_pb2.AnalyzerInfo, file_config: dict[str, Any]) -> d
     schemas: dict[str, dict] = {}
     for policy in info.policies:
         props = {}
-        schema = json_format.MessageToDict(policy.configSchema.properties) if policy.HasField("configSchema") else {}
+        schema = (json_format.MessageToDict(policy.configSchema.properties) if policy.HasField("configSchema")
+                  else {})
         for key, spec in schema.items():
             if "default" in spec:
                 props[key] = spec["default"]
@@ -146,7 +147,8 @@ class PolicyPackProcess:
         self.stub: analyzer_pb2_grpc.AnalyzerStub | None = None
 
     def __enter__(self) -> PolicyPackProcess:
-        self.process = subprocess.Popen(self.command, cwd=self.pack, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(self.command, cwd=self.pack, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
         line = self.process.stdout.readline().decode().strip()
         if not line.isdigit():
             self.process.kill()
@@ -171,7 +173,8 @@ class PolicyPackProcess:
     def info(self) -> analyzer_pb2.AnalyzerInfo:
         return self.stub.GetAnalyzerInfo(empty_pb2.Empty())
 
-    def configure(self, config: dict[str, Any] | Path | str, *, now: str | None = None) -> dict[str, tuple[str, dict]]:
+    def configure(self, config: dict[str, Any] | Path | str, *,
+                  now: str | None = None) -> dict[str, tuple[str, dict]]:
         """Send a `--policy-pack-config` (a path or its parsed JSON); `now` pins every clock."""
         if isinstance(config, (Path, str)):
             config = json.loads(Path(config).read_text())
@@ -260,12 +263,15 @@ def stack_resource(resource_type: str, props: dict[str, Any], *, name: str = "r"
                    dependencies: list[PolicyResource] | None = None, parent: PolicyResource | None = None,
                    ) -> PolicyResource:
     """A PolicyResource as `AnalyzeStack` builds it (outputs behind the unknown-checking proxy)."""
-    return PolicyResource(resource_type, unknown_checking_proxy(copy.deepcopy(props)), urn_of(resource_type, name),
-                          name, resource_options(protect=protect, parent=parent.urn if parent else None), None,
+    return PolicyResource(resource_type, unknown_checking_proxy(copy.deepcopy(props)),
+                          urn_of(resource_type, name),
+                          name, resource_options(protect=protect, parent=parent.urn if parent else None),
+                          None,
                           parent, list(dependencies or []), {})
 
 
-def violations(policy: ResourceValidationPolicy | StackValidationPolicy, args: Any) -> list[tuple[str, str | None]]:
+def violations(policy: ResourceValidationPolicy | StackValidationPolicy,
+               args: Any) -> list[tuple[str, str | None]]:
     """(message, urn) of every violation the policy reports for these args."""
     found: list[tuple[str, str | None]] = []
     policy.validate(args, lambda message, urn=None: found.append((message, urn)))

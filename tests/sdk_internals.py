@@ -35,9 +35,10 @@ from pulumi.runtime import mocks, rpc, settings, stack, sync_await
 
 __all__ = [
     "CHECKED_AGAINST", "RESOURCE_SIG", "SECRET_SIG", "SIG_KEY", "UNKNOWN", "MockMonitor", "ProviderServer",
-    "SdkMismatch", "context_property_defaults_kept", "deserialize", "ensure_event_loop", "forget_root_resource",
-    "fresh_pickler", "kept_thread_event_loop", "close_thread_event_loop", "record_registration",
-    "register_stack_outputs", "serialize", "wait_for_program",
+    "SdkMismatch", "close_thread_event_loop", "context_property_defaults_kept", "deserialize",
+    "ensure_event_loop", "forget_root_resource", "fresh_pickler", "kept_thread_event_loop", "missing_pieces",
+    "pinned_sdk", "record_registration", "register_stack_outputs", "serialize", "version_problems",
+    "wait_for_program",
 ]
 
 CHECKED_AGAINST = "3.272.0"
@@ -155,7 +156,8 @@ def close_thread_event_loop() -> None:
 MockMonitor = mocks.MockMonitor
 
 
-def record_registration(monitor: mocks.MockMonitor, urn: str, resource_id: str, state: struct_pb2.Struct) -> None:
+def record_registration(monitor: mocks.MockMonitor, urn: str, resource_id: str,
+                        state: struct_pb2.Struct) -> None:
     """Remember a resource the way MockMonitor does (`resources[urn] = ResourceRegistration(...)`): its
     Invoke (`pulumi:pulumi:getResource`) and ExistsResource read that dict. checked: pulumi 3.272.0"""
     monitor.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, deserialize(state))
@@ -276,9 +278,10 @@ def version_problems(installed: str, pinned: str | None, checked: str = CHECKED_
     """Why this module cannot vouch for the installed SDK (empty: it can)."""
     problems = []
     if pinned != checked:
-        problems.append(f"requirements.txt pins {'pulumi==' + pinned if pinned else 'no exact pulumi version'}, "
-                        f"but tests/sdk_internals.py was checked against pulumi {checked}: raise both together, "
-                        "as the comment beside the pin in requirements.txt describes")
+        pin = f"pulumi=={pinned}" if pinned else "no exact pulumi version"
+        problems.append(f"requirements.txt pins {pin}, but tests/sdk_internals.py was checked against pulumi "
+                        f"{checked}: raise both together, as the comment beside the pin in requirements.txt "
+                        "describes")
     if installed != checked:
         problems.append(f"pulumi {installed} is installed, but tests/sdk_internals.py was checked against "
                         f"pulumi {checked}: run `.venv/bin/pip install -r requirements-dev.txt`")
@@ -288,8 +291,8 @@ def version_problems(installed: str, pinned: str | None, checked: str = CHECKED_
 def missing_pieces() -> list[str]:
     """The SDK internals named above that the installed SDK does not have."""
     wanted = {
-        "pulumi.runtime.rpc": (rpc, ["_special_sig_key", "_special_secret_sig", "_special_resource_sig", "UNKNOWN",
-                                     "serialize_properties", "deserialize_properties"]),
+        "pulumi.runtime.rpc": (rpc, ["_special_sig_key", "_special_secret_sig", "_special_resource_sig",
+                                     "UNKNOWN", "serialize_properties", "deserialize_properties"]),
         "pulumi.runtime.sync_await": (sync_await, ["_sync_await", "_ensure_event_loop"]),
         "pulumi.runtime.stack": (stack, ["wait_for_rpcs", "massage"]),
         "pulumi.runtime.settings": (settings, ["ROOT", "Settings", "get_root_resource"]),
@@ -309,7 +312,8 @@ def missing_pieces() -> list[str]:
         tree = ast.parse(_SERVER_PATH.read_text(), str(_SERVER_PATH))
         if sum(_is_main_call(node) for node in tree.body) != 1:
             missing.append(f"{_SERVER_PATH}: exactly one top-level `main()` call")
-        if not any(isinstance(n, ast.ClassDef) and n.name == "DynamicResourceProviderServicer" for n in tree.body):
+        servicer = "DynamicResourceProviderServicer"
+        if not any(isinstance(n, ast.ClassDef) and n.name == servicer for n in tree.body):
             missing.append(f"{_SERVER_PATH}: class DynamicResourceProviderServicer")
     return missing
 
@@ -318,7 +322,8 @@ def _check() -> None:
     problems = version_problems(importlib.metadata.version("pulumi"), pinned_sdk())
     missing = missing_pieces()
     if missing:
-        problems.append(f"the installed SDK lacks what tests/sdk_internals.py relies on: {', '.join(missing)}")
+        problems.append("the installed SDK lacks what tests/sdk_internals.py relies on: "
+                        f"{', '.join(missing)}")
     if problems:
         raise SdkMismatch("tests/sdk_internals.py: " + "; ".join(problems))
 

@@ -157,7 +157,8 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
             assert described["KeyState"] == "Enabled"
             assert described["Rotation"]["KeyRotationEnabled"] is False
             meta = from_aws_tags(described["Tags"])
-            assert (meta.keyset, meta.generation, meta.state, meta.environment) == (keyset, gid, state, "test")
+            assert (meta.keyset, meta.generation, meta.state, meta.environment) == (keyset, gid, state,
+                                                                                    "test")
             assert resource.inputs["deletionWindowInDays"] == 7
             assert resource.options.protect, f"{keyset}/{gid}: a KMS key must be protected"
 
@@ -167,7 +168,8 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
     assert jwks_object["cache_control"] == "public, max-age=120"
     jwks = json.loads(jwks_object["body"])
     api = run.outputs["keysets"]["api-tokens"]
-    expected_kids = [rfc7638(kms_public_key(clouds, key_of(run, "api-tokens", g).id)) for g in ("g1", "g2", "g3")]
+    expected_kids = [rfc7638(kms_public_key(clouds, key_of(run, "api-tokens", g).id))
+                     for g in ("g1", "g2", "g3")]
     assert [k["kid"] for k in jwks["keys"]] == expected_kids
     assert api["activeKid"] == expected_kids[1]
 
@@ -229,7 +231,8 @@ def test_eddsa_keys_are_emulated_because_moto_lacks_ed25519(clouds, project, buc
     same resource handler and getPublicKey invoke. The program's path is the same as for moto's keys."""
     config = stack({"manifest-signing": {
         "purpose": "sign", "algorithm": "EdDSA", "backend": "aws-kms",
-        "publish": [{"format": "trust-anchor", "target": f"s3://{bucket}/.well-known/agent-manifest/trust-anchor"},
+        "publish": [{"format": "trust-anchor",
+                     "target": f"s3://{bucket}/.well-known/agent-manifest/trust-anchor"},
                     {"format": "jwks", "target": f"s3://{bucket}/manifest/jwks.json"}],
         "generations": generations("retiring", "active"),
     }})
@@ -268,7 +271,8 @@ def test_symmetric_keys_rotate_natively_and_hmac_keys_mac_through_kms(clouds, pr
         "archive-encryption": {"purpose": "encrypt", "algorithm": "A256GCM", "backend": "aws-kms",
                                "maxAgeDays": 4000, "warnDays": 30, "generations": generations("active")},
         "audit-hmac": {"purpose": "mac", "algorithm": "HS256", "backend": "aws-kms",
-                       "publish": [{"format": "key-history", "target": f"s3://{bucket}/audit/hmac-history.json"}],
+                       "publish": [{"format": "key-history",
+                                    "target": f"s3://{bucket}/audit/hmac-history.json"}],
                        "generations": generations("retiring", "active")},
     })
     run = clouds.engine(project, "test", config=config).up()
@@ -289,7 +293,8 @@ def test_symmetric_keys_rotate_natively_and_hmac_keys_mac_through_kms(clouds, pr
     assert (hmac["KeySpec"], hmac["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     assert hmac["Rotation"]["KeyRotationEnabled"] is False, "AWS cannot rotate HMAC keys in place"
     mac = kms.generate_mac(KeyId="alias/audit-hmac", Message=b"digest", MacAlgorithm="HMAC_SHA_256")["Mac"]
-    assert kms.verify_mac(KeyId=hmac["KeyId"], Message=b"digest", MacAlgorithm="HMAC_SHA_256", Mac=mac)["MacValid"]
+    assert kms.verify_mac(KeyId=hmac["KeyId"], Message=b"digest", MacAlgorithm="HMAC_SHA_256",
+                          Mac=mac)["MacValid"]
 
     # No public key: the kid is <keyset>-<generation>, never derived from the secret.
     outputs = run.outputs["keysets"]
@@ -413,7 +418,8 @@ def test_preview_of_a_new_generation_does_not_ask_kms_for_a_key_that_does_not_ex
     assert asked == [existing], "only the existing key's public key is fetched in a preview"
     assert all(k not in (None, "", UNKNOWN) for k in asked)
     publication = next(r for r in preview.resources.values() if r.type.endswith("publishing:Publication"))
-    assert publication.inputs.get("content", UNKNOWN) == UNKNOWN, "the new JWKS is not known before the key is"
+    content = publication.inputs.get("content", UNKNOWN)
+    assert content == UNKNOWN, "the new JWKS is not known before the key is"
     assert len([r for r in engine.resources.values() if r.type == AWS_KEY]) == 1, "a preview creates nothing"
 
 
@@ -433,7 +439,8 @@ ES = {"purpose": "sign", "algorithm": "ES256", "backend": "aws-kms", "generation
         id="symmetric-max-age-below-aws-rotation"),
     pytest.param(
         {k: v for k, v in stack({"tokens": ES}).items() if k != "aws:region"},
-        "keyset 'tokens', field 'aws.region'", "is required for backend aws-kms (or set the stack's aws:region)",
+        "keyset 'tokens', field 'aws.region'",
+        "is required for backend aws-kms (or set the stack's aws:region)",
         id="no-region"),
     pytest.param(
         stack({"tokens": {**ES, "generations": [{**generations("active")[0], "id": "v1.0"}]}}),

@@ -130,7 +130,8 @@ def test_staging_stack_creates_its_kms_keys_and_publishes_verifiable_documents(s
     portal = json.loads(servers.read_gs("gs://atlas-trust-portal-staging/.well-known/jwks.json")["body"])
     assert [k["kid"] for k in portal["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
     assert gateway["consumerEnv"]["SIGNING_KEY_ID"] == "atlas-2026-11-23"
-    message = signing_input("EdDSA", "atlas-2026-11-23", {"htm": "POST", "htu": "https://api.atlas.dev/token"})
+    message = signing_input("EdDSA", "atlas-2026-11-23",
+                            {"htm": "POST", "htu": "https://api.atlas.dev/token"})
     token = jws(message, clouds.gcp.sign(gateway["activeKeyName"], message))
     assert jwt.decode(token, key=jwt.PyJWKSet.from_dict(portal)["atlas-2026-11-23"].key,
                       algorithms=["EdDSA"])["htm"] == "POST"
@@ -147,11 +148,13 @@ def test_staging_stack_creates_its_kms_keys_and_publishes_verifiable_documents(s
     payload = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
     signature = clouds.aws.sign(default["activeKeyId"], payload, "ED25519_SHA_512")
     # The manifest runbook's trust anchors give Ed25519 keys as raw base64url public keys.
-    ed25519.Ed25519PublicKey.from_public_bytes(unb64url(anchor["keys"][0]["public_key"])).verify(signature, payload)
+    public_key = ed25519.Ed25519PublicKey.from_public_bytes(unb64url(anchor["keys"][0]["public_key"]))
+    public_key.verify(signature, payload)
 
     fips = outputs["stellaops-fips"]
     crypto_key = next(r for r in run.of_type(GCP_CRYPTO_KEY) if r.inputs["name"] == "stellaops-fips")
-    assert crypto_key.inputs["versionTemplate"] == {"algorithm": "EC_SIGN_P256_SHA256", "protectionLevel": "HSM"}
+    assert crypto_key.inputs["versionTemplate"] == {"algorithm": "EC_SIGN_P256_SHA256",
+                                                    "protectionLevel": "HSM"}
     assert from_gcp_labels(crypto_key.inputs["labels"]).generation == "2026"
     fips_anchor = json.loads(servers.read_gs(
         "gs://stellaops-attestation-feed-staging/anchors/fips/trust-anchor.json")["body"])

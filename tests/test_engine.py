@@ -90,7 +90,8 @@ for name, spec in cfg.require_object("things").items():
         delete_before_replace=spec.get("dbr"), additional_secret_outputs=spec.get("secretOutputs", []),
         replace_on_changes=spec.get("replaceOnChanges"))
     content = pulumi.Output.secret(spec["content"]) if spec.get("secret") else spec["content"]
-    thing = Thing(name, cfg.require("dir"), spec.get("fname", name + ".txt"), content, spec.get("count", 1), opts)
+    thing = Thing(name, cfg.require("dir"), spec.get("fname", name + ".txt"), content, spec.get("count", 1),
+                  opts)
     paths[name], contents[name], sizes[name] = thing.path, thing.content, thing.size
 pulumi.export("paths", paths)
 pulumi.export("contents", contents)
@@ -333,7 +334,8 @@ def test_check_failures_fail_the_run_naming_resource_and_property(project):
         engine.up()
 
     message = str(failed.value)
-    assert f"{DYN} resource 'bad's property 'content' value {{bad}} has a problem: must not be 'bad'" in message
+    assert (f"{DYN} resource 'bad's property 'content' value {{bad}} has a problem: must not be 'bad'"
+            in message)
     assert "bad" not in [c["props"]["content"] for c in calls(d) if c["op"] == "create"]
     assert not (d / "out" / "bad.txt").exists()
 
@@ -474,7 +476,8 @@ def test_options_are_recorded_from_the_request(project):
     seen = []
     engine = Engine(
         d, "dev", config={},
-        handlers={"test:index:Widget": lambda args: (f"{args.name}-123", {**args.inputs, "arn": f"arn:{args.name}"})},
+        handlers={"test:index:Widget": lambda args: (f"{args.name}-123",
+                                                     {**args.inputs, "arn": f"arn:{args.name}"})},
         invoke=lambda token, args: seen.append((token, args)) or {"echo": args["n"]})
     run = engine.up()
 
@@ -493,7 +496,8 @@ def test_options_are_recorded_from_the_request(project):
     assert o.additional_secret_outputs == ["arn"]
     assert o.aliases and all(isinstance(a, (str, dict)) for a in o.aliases)
     assert run.named("prov").type == "pulumi:providers:test"
-    assert run.named("first").options.protect is False and run.named("first").options.delete_before_replace is None
+    assert (run.named("first").options.protect is False
+            and run.named("first").options.delete_before_replace is None)
     # Handler outputs, invokes and logs.
     assert run.outputs["arn"] == "arn:w" and run.secret_outputs == {"arn"}
     assert seen == [("test:index:getThing", {"n": 1})]
@@ -506,12 +510,14 @@ def test_mocked_resources_diff_on_inputs_and_honour_ignore_changes(project):
     d = project('''
         import pulumi
         cfg = pulumi.Config()
-        pulumi.CustomResource("test:index:Widget", "w", {"size": cfg.get_int("size"), "tags": {"v": cfg.get("tag")}},
+        pulumi.CustomResource("test:index:Widget", "w",
+                              {"size": cfg.get_int("size"), "tags": {"v": cfg.get("tag")}},
                               pulumi.ResourceOptions(ignore_changes=["tags"], replace_on_changes=["size"]))
     ''')
     made = []
     engine = Engine(d, "dev", config={"proj:size": 1, "proj:tag": "a"},
-                    handlers={"test:index:Widget": lambda a: made.append(a.inputs) or (f"w{len(made)}", a.inputs)})
+                    handlers={"test:index:Widget":
+                              lambda a: made.append(a.inputs) or (f"w{len(made)}", a.inputs)})
     assert ops(engine.up()) == [("create", "w")]
     engine.config["proj:tag"] = "b"  # ignored
     run = engine.up()
@@ -528,12 +534,14 @@ def test_aliases_carry_state_over_and_gets_are_reads(project):
         name = pulumi.Config().get("name") or "w"
         aliases = [pulumi.Alias(name="w")] if name != "w" else []
         pulumi.CustomResource("test:index:Widget", name, {"size": 1}, pulumi.ResourceOptions(aliases=aliases))
-        got = pulumi.CustomResource("test:index:Widget", "got", {"arn": None}, pulumi.ResourceOptions(id="abc"))
+        got = pulumi.CustomResource("test:index:Widget", "got", {"arn": None},
+                                    pulumi.ResourceOptions(id="abc"))
         pulumi.export("arn", got.arn)
     ''')
     ids = []
     engine = Engine(d, "dev", config={}, handlers={
-        "test:index:Widget": lambda a: ids.append(a.resource_id) or ("w1", {**a.inputs, "arn": f"arn:{a.resource_id}"})})
+        "test:index:Widget":
+            lambda a: ids.append(a.resource_id) or ("w1", {**a.inputs, "arn": f"arn:{a.resource_id}"})})
     first = engine.up()
     engine.config["proj:name"] = "renamed"
     run = engine.up()
@@ -596,7 +604,8 @@ def test_a_raising_program_fails_the_run(project, body, expected):
 
 
 def test_a_failed_program_deletes_nothing(project):
-    d = project(THINGS + "\nif pulumi.Config().get_bool('explode'):\n    raise RuntimeError('late failure')\n")
+    d = project(THINGS + "\nif pulumi.Config().get_bool('explode'):\n"
+                         "    raise RuntimeError('late failure')\n")
     engine = things_engine(d, a={"content": "x"}, b={"content": "y"})
     engine.up()
     engine.config.update({"proj:things": {"a": {"content": "x"}}, "proj:explode": True})
@@ -648,7 +657,8 @@ def test_stock_mocks_still_work_after_engine_runs(project):
 
 
 def test_a_venv_inside_the_project_is_not_reimported():
-    """Regression: /work/main/.venv lives in the project; purging its modules re-imported protobuf (segfault)."""
+    """Regression: /work/main/.venv lives in the project; purging its modules re-imported protobuf
+    (segfault)."""
     import sys
 
     import google.protobuf

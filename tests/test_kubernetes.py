@@ -237,7 +237,8 @@ def test_gateway_and_agent_manager_get_the_active_key_after_it_is_published(ship
         documents_of = {r.urn for r in run.of_type(PUBLICATION) if r.inputs["keyset"] == keyset}
         assert documents_of and documents_of <= set(run.named(patch).options.dependencies)
     # Each Deployment carries its own keyset's rollout annotation only.
-    assert set(manager["spec"]["template"]["metadata"]["annotations"]) == {checksum_annotation("audit-signing")}
+    assert (set(manager["spec"]["template"]["metadata"]["annotations"])
+            == {checksum_annotation("audit-signing")})
 
 
 def test_the_validation_rejects_what_a_cluster_would():
@@ -246,11 +247,14 @@ def test_the_validation_rejects_what_a_cluster_would():
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
                                       "strinData": {"a": "b"}}, K8S_VERSION, strict=True)
     with pytest.raises(jsonschema.ValidationError):
-        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"},
+        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "d", "namespace": "n"},
                         "spec": {"template": {"spec": {"containers": [{"name": "c", "envv": []}]}}}})
     with pytest.raises(AssertionError):
-        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"},
-                        "spec": {"template": {"spec": {"containers": [{"env": [{"name": "A", "value": "1"}]}]}}}})
+        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "d", "namespace": "n"},
+                        "spec": {"template": {"spec": {"containers": [{"env": [{"name": "A",
+                                                                                "value": "1"}]}]}}}})
     with pytest.raises(ValueError):
         promql_parser.parse("time() - 5 > 3")
 
@@ -290,12 +294,15 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
     env = secret_env(run)
     assert set(env) == {"SECRET_ENCRYPTION_KEY", "SECRET_ENCRYPTION_KEYRING"}
     assert env["SECRET_ENCRYPTION_KEY"] == material["2026-q4"]
-    assert len(base64.b64decode(env["SECRET_ENCRYPTION_KEY"])) == 32  # the runbook's `openssl rand -base64 32`
+    # The runbook's `openssl rand -base64 32`.
+    assert len(base64.b64decode(env["SECRET_ENCRYPTION_KEY"])) == 32
     ring = json.loads(env["SECRET_ENCRYPTION_KEYRING"])
     kids = {g["id"]: g["kid"] for g in run.outputs["keysets"][SS]["generations"]}
     assert ring == {"active": "2026-q4", "keys": [
-        {"id": "2026-q3", "kid": kids["2026-q3"], "key": material["2026-q3"], "state": "retiring", "active": False},
-        {"id": "2026-q4", "kid": kids["2026-q4"], "key": material["2026-q4"], "state": "active", "active": True},
+        {"id": "2026-q3", "kid": kids["2026-q3"], "key": material["2026-q3"], "state": "retiring",
+         "active": False},
+        {"id": "2026-q4", "kid": kids["2026-q4"], "key": material["2026-q4"], "state": "active",
+         "active": True},
     ]}
 
     annotations = secret.inputs["metadata"]["annotations"]
@@ -316,7 +323,8 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
 
 def test_pending_generation_is_delivered_decrypt_only(project):
     config = cluster_only("staging")
-    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "pending", "createdAt": "2027-01-20T09:00:00Z"})
+    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "pending",
+                                               "createdAt": "2027-01-20T09:00:00Z"})
     run = Engine(project, "staging", config=config).up()
 
     env = secret_env(run)
@@ -492,7 +500,8 @@ def signing_keysets() -> dict:
             ],
         },
         "audit-signing": {
-            "purpose": "sign", "algorithm": "RS256", "backend": "software", "kid": "audit-rotation-{generation}",
+            "purpose": "sign", "algorithm": "RS256", "backend": "software",
+            "kid": "audit-rotation-{generation}",
             "publish": [{"format": "signers", "target": "file://published/agent-manager/signers.json"}],
             "consumers": [{"deployment": "agent-manager/agent-manager", "container": "manager",
                            "env": {"AUDIT_SIGNER_KID": "kid", "AUDIT_SIGNING_ALG": "signersAlgorithm"},
@@ -673,7 +682,8 @@ def test_alerts_follow_the_rotation_and_are_optional(project):
     assert fires(before, due) and not fires(before, due - timedelta(hours=1))
     gens = {g["id"]: g for g in keysets(config)[SS]["generations"]}
     gens["2026-q4"].update(state="retiring", retiringAt="2027-01-20T10:00:00Z")
-    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "active", "createdAt": "2027-01-20T09:00:00Z",
+    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "active",
+                                               "createdAt": "2027-01-20T09:00:00Z",
                                                "activatedAt": "2027-01-20T10:00:00Z"})
     after = beyond_max()
     assert not fires(after, due) and fires(after, due + timedelta(days=80))
@@ -709,7 +719,8 @@ def test_a_keyset_without_material_in_state_delivers_its_ids(project):
     engine = Engine(project, "staging", config=config)
     run = engine.up()
     assert secret_env(run, "hsm-delivery-aether-hsm-ids-secret") == {"HSM_KID": "hsm-a", "HSM_KEY": "hsm/a"}
-    env = plain(run.named("hsm-delivery-aether-signer-patch").inputs)["spec"]["template"]["spec"]["containers"]
+    patch = plain(run.named("hsm-delivery-aether-signer-patch").inputs)
+    env = patch["spec"]["template"]["spec"]["containers"]
     assert env == [{"name": "signer", "env": [{"name": "SIGNER_KID", "value": "hsm-a"}]}]
     before = rollout_checksum(run, "hsm-delivery-aether-verifier-patch", "hsm")
 

@@ -109,4 +109,5 @@ def test_a_delivered_keyset_needs_a_kubernetes_name():
 def test_consumers_need_the_cluster():
     data = stack(ss=keyset(consumers=[{"secret": "aether/ss", "data": {"KEY": "material"}}]))
     del data["kubernetes"]
-    assert errors(data) == ["- keyset 'ss', field 'consumers[0]': consumers need the stack's kubernetes.context"]
+    assert errors(data) == ["- keyset 'ss', field 'consumers[0]': consumers need the stack's "
+                            "kubernetes.context"]

@@ -77,7 +77,8 @@ def test_rsa_keys_are_generated_too(token):
     ({"module": "/nonexistent/libpkcs11.so"}, "module does not exist"),
 ])
 def test_token_errors_name_keyset_generation_and_token(token, change, message):
-    where = pkcs11_token.Where(change.get("module", token.module), change.get("token", token.label), "ks", "g7")
+    where = pkcs11_token.Where(change.get("module", token.module), change.get("token", token.label), "ks",
+                               "g7")
     with pytest.raises(pkcs11_token.TokenError) as raised:
         pkcs11_token.check(where, change.get("pin", token.pin))
     text = str(raised.value)
@@ -102,7 +103,8 @@ def _config(keyset: dict, **top) -> dict:
 
 def _signer(**extra) -> dict:
     return {"purpose": "sign", "algorithm": "ES256", "backend": "pkcs11", "generations": [
-        {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T01:00:00Z"}],
+        {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z",
+         "activatedAt": "2026-11-01T01:00:00Z"}],
         **extra}
 
 
@@ -322,10 +324,12 @@ def test_the_pin_may_come_from_the_environment(hsm):
 
 def test_consumers_find_a_pkcs11_key_by_label_and_uri_not_by_material():
     options = {"module": "/usr/lib/softhsm/libsofthsm2.so", "token": "hsm"}
-    consumers = [{"deployment": "stellaops/signer", "env": {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}}]
+    consumers = [{"deployment": "stellaops/signer",
+                  "env": {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}}]
     top = {"key-rotation:pkcs11": options, "key-rotation:kubernetes": {"context": "kind"}}
     stack = config.from_config_map(_config(_signer(consumers=consumers), **top), stack_file="Pulumi.hsm.yaml")
-    assert stack.keysets["signer"].consumers[0].env == {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}
+    assert stack.keysets["signer"].consumers[0].env == {"SIGNER_KEY_LABEL": "keyId",
+                                                        "SIGNER_KEY_URI": "keyName"}
     material = [{"deployment": "stellaops/signer", "material": {"SIGNING_KEY": "material"}}]
     with pytest.raises(config.ConfigError, match="key material cannot be delivered from backend pkcs11"):
         config.from_config_map(_config(_signer(consumers=material), **top), stack_file="Pulumi.hsm.yaml")

@@ -30,7 +30,7 @@ def test_the_workflows_deploy_with_the_cli_the_tests_run():
 def _sdk_pin() -> str:
     """The exact `pulumi==X` of requirements.txt: the SDK the harness is proven against."""
     pin = re.search(r"^pulumi==([\w.]+)\s*$", (ROOT / "requirements.txt").read_text(), re.M)
-    assert pin, "requirements.txt must pin the Python SDK exactly (pulumi==X): tests/sdk_internals.py relies on it"
+    assert pin, "requirements.txt must pin the SDK exactly (pulumi==X), as tests/sdk_internals.py requires"
     return pin.group(1)
 
 

@@ -41,7 +41,8 @@ def test_the_guard_recognises_what_it_forbids():
                  "from pulumi.runtime.mocks import MockMonitor", "from pulumi.runtime import rpc, settings",
                  "pulumi.runtime.settings.ROOT.set(None)", "prop._ContextProperty__default"):
         assert _PRIVATE.search(line), line
-    for line in ("from pulumi.runtime.proto import analyzer_pb2", "from pulumi.runtime import Mocks, set_mocks",
+    for line in ("from pulumi.runtime.proto import analyzer_pb2",
+                 "from pulumi.runtime import Mocks, set_mocks",
                  "from pulumi.dynamic import ResourceProvider", "pulumi.runtime.set_all_config(config)"):
         assert not _PRIVATE.search(line), line
 
@@ -69,7 +70,8 @@ def test_another_installed_sdk_is_refused_with_what_to_do():
 def test_a_pin_raised_without_rechecking_the_internals_is_refused():
     problems = sdk_internals.version_problems("3.280.0", "3.280.0", checked="3.272.0")
     assert len(problems) == 2
-    assert problems[0].startswith("requirements.txt pins pulumi==3.280.0, but tests/sdk_internals.py was checked "
+    assert problems[0].startswith("requirements.txt pins pulumi==3.280.0, but tests/sdk_internals.py was "
+                                  "checked "
                                   "against pulumi 3.272.0: raise both together")
 
 
@@ -77,7 +79,8 @@ def test_a_range_is_not_a_pin(tmp_path):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pulumi>=3.272,<4\npulumi-aws==7.51.1\n")
     assert sdk_internals.pinned_sdk(requirements) is None
-    assert "requirements.txt pins no exact pulumi version" in sdk_internals.version_problems("3.272.0", None)[0]
+    assert "requirements.txt pins no exact pulumi version" in sdk_internals.version_problems("3.272.0",
+                                                                                             None)[0]
     requirements.write_text("# the SDK\npulumi==3.272.0  # exact\n")
     assert sdk_internals.pinned_sdk(requirements) == "3.272.0"
 
@@ -85,7 +88,8 @@ def test_a_range_is_not_a_pin(tmp_path):
 def test_a_missing_internal_is_named(monkeypatch, tmp_path):
     monkeypatch.delattr(rpc, "_special_sig_key")
     server = tmp_path / "__main__.py"
-    server.write_text("class DynamicResourceProviderServicer:\n    pass\n\nif __name__ == '__main__':\n    main()\n")
+    server.write_text("class DynamicResourceProviderServicer:\n    pass\n\nif __name__ == '__main__':\n    "
+                      "main()\n")
     monkeypatch.setattr(sdk_internals, "_SERVER_PATH", server)
     assert sdk_internals.missing_pieces() == ["pulumi.runtime.rpc._special_sig_key",
                                               f"{server}: exactly one top-level `main()` call"]
@@ -96,7 +100,8 @@ def test_the_import_fails_with_a_clear_message_under_another_sdk():
               "real = m.version\n"
               "m.version = lambda name: '3.999.0' if name == 'pulumi' else real(name)\n"
               "import tests.sdk_internals\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60,
                           check=False)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (

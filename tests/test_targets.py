@@ -92,7 +92,8 @@ def test_a_symlink_that_leads_out_of_the_root_is_refused(tmp_path):
     (project / "published").mkdir(parents=True)
     (project / "published/atlas").symlink_to(outside)
     with pytest.raises(TargetError, match="leads out of the publish root 'published'"):
-        target(project, "published/atlas/jwks.json").write(b"x", content_type="application/json", cache_control="")
+        target(project, "published/atlas/jwks.json").write(b"x", content_type="application/json",
+                                                           cache_control="")
     (project / "published/jwks.json").symlink_to(outside / "victim")
     with pytest.raises(TargetError, match="is a symlink"):
         target(project, "published/jwks.json").write(b"x", content_type="application/json", cache_control="")

@@ -53,6 +53,7 @@ def _run(directory: Path, size: int, command: str) -> dict:
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
+    assert proc.stderr is not None
     stderr = proc.stderr.read().decode()
     proc.stderr.close()
     # status/plan exit 3/4 for warnings/overdue keys; rotate is refused (exit 1) on purpose.

@@ -100,13 +100,12 @@ def measure(path: str) -> None:
     from pulumi.runtime.proto import analyzer_pb2
 
     from tests.policy_client import CONFIGS, PolicyPackProcess, _diagnostics
-
-    sig, secret_sig = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+    from tests.sdk_internals import SECRET_SIG, SIG_KEY
     resources = json.loads(Path(path).read_text())
 
-    def struct(props: dict, secret: list[str] = ()) -> struct_pb2.Struct:
+    def struct(props: dict, secret: list[str] | tuple[()] = ()) -> struct_pb2.Struct:
         s = struct_pb2.Struct()
-        s.update({k: ({sig: secret_sig, "value": v} if k in secret else v) for k, v in props.items()})
+        s.update({k: ({SIG_KEY: SECRET_SIG, "value": v} if k in secret else v) for k, v in props.items()})
         return s
 
     def options(r: dict) -> analyzer_pb2.AnalyzerResourceOptions:

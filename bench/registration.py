@@ -203,6 +203,8 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         return {ks["publish"][0]["target"]: (documents.render(doc), documents.kids_in("jwks", doc))}
 
     target = ks["publish"][0]["target"]
+    content: pulumi.Input[str]
+    kids: pulumi.Input[list[str]]
     if wired:
         published = pulumi.Output.all(
             *(v for _g, kid, _k, key in generations for v in (kid, key.public_key_pem))).apply(document)
@@ -280,7 +282,7 @@ def worker(kind: str, n: int, record: bool, tuned: bool = False) -> None:
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "cpu": time.process_time() - cpu, "resources": mocks.count,
               "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-    if record:
+    if monitor is not None:
         # Recorded as the keys were drawn: replace this process's key pool by its position.
         text = "\n".join(sorted(monitor.requests))
         for value, placeholder in _placeholders(pool).items():
@@ -352,8 +354,10 @@ def main() -> None:
           f" {'res/s':>6} {'ms/res':>7} {'peak MB':>8} {'x literal':>9} {'x wired':>8} {'x lit wall':>10}")
     extra = ["tuned"] if args.tuned_baselines else []
     for n in args.sizes:
-        runs = interleaved(KINDS, args.repeats,
-                           lambda kind, n=n: run_worker(Path(__file__), [kind, str(n), *extra]))
+        def run(kind: str, n: int = n) -> dict:
+            return run_worker(Path(__file__), [kind, str(n), *extra])
+
+        runs = interleaved(KINDS, args.repeats, run)
         wall = {k: median([r["seconds"] for r in runs[k]]) for k in KINDS}
         cpu = {k: median([r["cpu"] for r in runs[k]]) for k in KINDS}
         for kind in KINDS:

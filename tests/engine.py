@@ -99,6 +99,7 @@ from pulumi.runtime import (
 from pulumi.runtime.proto import engine_pb2, provider_pb2, resource_pb2
 
 from tests import sdk_internals as sdk  # every SDK internal the harness relies on, checked at import
+from tests import softhsm
 
 __all__ = ["UNKNOWN", "Engine", "EngineRun", "Options", "ProgramFailed", "Resource", "Secret"]
 
@@ -992,7 +993,7 @@ class _MonitorThread(ThreadPoolExecutor):  # asyncio's default executor must be 
                     batch.append(self._calls.get_nowait())
                 except queue.Empty:
                     break
-            finished = []
+            finished: list[tuple[Future, Any, BaseException | None]] = []
             for item in batch:
                 if item is None:
                     continue
@@ -1003,9 +1004,9 @@ class _MonitorThread(ThreadPoolExecutor):  # asyncio's default executor must be 
                     finished.append((future, fn(*args, **kwargs), None))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, as an executor does
                     finished.append((future, None, exc))
-            for future, result, exc in finished:
-                if exc is not None:
-                    future.set_exception(exc)
+            for future, result, error in finished:
+                if error is not None:
+                    future.set_exception(error)
                 else:
                     future.set_result(result)
             if any(item is None for item in batch):
@@ -1108,6 +1109,11 @@ def _config_string(key: str, value: Any) -> str:
 # The Engine
 # ----------------------------------------------------------------------------------------------------
 
+def _run_path(program: str) -> None:
+    """Run the program as the language host does (what its module leaves behind is no result)."""
+    runpy.run_path(program, run_name="__main__")
+
+
 class Engine:
     """A stack: its config, its state, and `up()` / `preview()` / `destroy()` over the real program.
 
@@ -1135,7 +1141,8 @@ class Engine:
         self._pending: list[_State] = []
         self._config_strings: dict[str, str] = {}
         self._stack_deployed = False
-        self._token = None  # the stack's own SoftHSM2 token, made at the first run that needs one
+        # The stack's own SoftHSM2 token, made at the first run that needs one.
+        self._token: softhsm.Token | None = None
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -1197,8 +1204,6 @@ class Engine:
             deployment = _Deployment(self, kind)
             deployment.run.config = dict(self._config_strings)
             # A stack with backend pkcs11 runs against a SoftHSM2 token of its own (tests/softhsm.py).
-            from tests import softhsm
-
             if self._token is None and any('"pkcs11"' in str(v) for v in self._config_strings.values()):
                 self._token = softhsm.new_token()
             with sdk.context_property_defaults_kept():
@@ -1253,7 +1258,7 @@ class Engine:
         program = self._main()
         error: BaseException | None = None
         try:
-            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+            loop.run_until_complete(run_in_stack(lambda: _run_path(program)))
         except BaseException as exc:  # noqa: BLE001 - reported as ProgramFailed
             error = exc
         finally:

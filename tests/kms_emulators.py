@@ -459,7 +459,8 @@ _GCP_ALGORITHMS: dict[str, tuple[str, Any]] = {
 _GCP_HSM_ONLY = frozenset({"EC_SIGN_SECP256K1_SHA256"})
 _GCP_LABEL = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _GCP_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-_DIGESTS = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_DIGESTS: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 
 
 @dataclass

@@ -142,13 +142,15 @@ class PolicyPackProcess:
         # <engine address> <pack directory>`, which runs __main__.py through runpy.
         self.command = ([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack)]
                         if via_cli_launcher else [sys.executable, str(pack / "__main__.py")])
-        self.process: subprocess.Popen | None = None
         self.channel: grpc.Channel | None = None
-        self.stub: analyzer_pb2_grpc.AnalyzerStub | None = None
+        # Set by __enter__: the pack's process and the analyzer's client.
+        self.process: subprocess.Popen[bytes]
+        self.stub: analyzer_pb2_grpc.AnalyzerStub
 
     def __enter__(self) -> PolicyPackProcess:
         self.process = subprocess.Popen(self.command, cwd=self.pack, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
+        assert self.process.stdout is not None and self.process.stderr is not None
         line = self.process.stdout.readline().decode().strip()
         if not line.isdigit():
             self.process.kill()
@@ -162,11 +164,11 @@ class PolicyPackProcess:
     def __exit__(self, *exc: object) -> None:
         if self.channel is not None:
             self.channel.close()
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process.stdout.close()
-            self.process.stderr.close()
+        self.process.kill()
+        self.process.wait(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
 
     # -- the CLI's calls --------------------------------------------------------------------------
 
@@ -176,10 +178,10 @@ class PolicyPackProcess:
     def configure(self, config: dict[str, Any] | Path | str, *,
                   now: str | None = None) -> dict[str, tuple[str, dict]]:
         """Send a `--policy-pack-config` (a path or its parsed JSON); `now` pins every clock."""
-        if isinstance(config, (Path, str)):
-            config = json.loads(Path(config).read_text())
+        settings: dict[str, Any] = (json.loads(Path(config).read_text()) if isinstance(config, (Path, str))
+                                    else config)
         info = self.info()
-        reconciled = reconcile(info, config)
+        reconciled = reconcile(info, settings)
         if now is not None:
             for policy in info.policies:
                 if "now" in json_format.MessageToDict(policy.configSchema.properties):
@@ -274,7 +276,11 @@ def violations(policy: ResourceValidationPolicy | StackValidationPolicy,
                args: Any) -> list[tuple[str, str | None]]:
     """(message, urn) of every violation the policy reports for these args."""
     found: list[tuple[str, str | None]] = []
-    policy.validate(args, lambda message, urn=None: found.append((message, urn)))
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append((message, urn))
+
+    policy.validate(args, report)
     return found
 
 

@@ -304,7 +304,7 @@ def missing_pieces() -> list[str]:
                if not hasattr(obj, name)]
     if not any(hasattr(prop, "_ContextProperty__default") for prop in vars(settings.Settings).values()):
         missing.append("pulumi._utils.ContextProperty._ContextProperty__default (on Settings' properties)")
-    if not hasattr(pickle._Pickler, "_batch_setitems"):  # type: ignore[attr-defined]
+    if not hasattr(pickle._Pickler, "_batch_setitems"):
         missing.append("pickle._Pickler._batch_setitems")
     if not _SERVER_PATH.exists():
         missing.append(str(_SERVER_PATH))

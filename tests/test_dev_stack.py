@@ -25,7 +25,8 @@ def pinned_clock(monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
 
 
-def keysets(config: dict) -> dict:
+def keysets(config: dict | None) -> dict:
+    assert config is not None, "the test gave the engine its config"
     return config["key-rotation:keysets"]
 
 

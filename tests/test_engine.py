@@ -120,6 +120,12 @@ def things_engine(directory: Path, **things) -> Engine:
     return Engine(directory, "dev", config={"proj:dir": str(directory / "out"), "proj:things": things})
 
 
+def config_of(engine: Engine) -> dict:
+    """The config a test gave the engine, to change between runs."""
+    assert engine.config is not None, "the test gave the engine its config"
+    return engine.config
+
+
 def calls(directory: Path, *, configure: bool = False) -> list[dict]:
     """The provider calls since the last look (configure() calls only when asked)."""
     log = directory / "calls.log"
@@ -158,11 +164,11 @@ def test_first_up_checks_then_creates_through_the_wire(project):
 def test_the_root_stack_is_planned_like_the_engine_plans_it(project):
     d = project()
     engine = things_engine(d, a={"content": "hello", "count": 3})
-    assert engine.preview().stack_operation[0] == "create"
-    first = engine.up()
-    assert first.stack_operation == ("create", "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev")
-    assert engine.preview().stack_operation[0] == "same"
-    assert engine.up().stack_operation[0] == "same"
+    stack = "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev"
+    assert engine.preview().stack_operation == ("create", stack)
+    assert engine.up().stack_operation == ("create", stack)
+    assert engine.preview().stack_operation == ("same", stack)
+    assert engine.up().stack_operation == ("same", stack)
 
 
 def test_provider_sees_olds_and_news_as_the_engine_passes_them(project):
@@ -177,7 +183,7 @@ def test_provider_sees_olds_and_news_as_the_engine_passes_them(project):
     assert isinstance(check["news"]["__provider"], str) and check["news"]["count"] == 3.0
     assert create["props"] == check["news"]
 
-    engine.config["proj:things"] = {"a": {"content": "HELLO", "count": 3}}
+    config_of(engine)["proj:things"] = {"a": {"content": "HELLO", "count": 3}}
     engine.up()
     check, diff, update = calls(d)
     assert (check["op"], diff["op"], update["op"]) == ("check", "diff", "update")
@@ -219,7 +225,7 @@ def test_changed_inputs_call_update(project):
     d = project()
     engine = things_engine(d, a={"content": "hello"})
     engine.up()
-    engine.config["proj:things"] = {"a": {"content": "changed"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "changed"}}
 
     run = engine.up()
 
@@ -234,7 +240,7 @@ def test_replacement_creates_the_new_then_deletes_the_old(project):
     engine = things_engine(d, a={"content": "x"})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "x", "fname": "moved.txt"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x", "fname": "moved.txt"}}
 
     run = engine.up()
 
@@ -249,7 +255,7 @@ def test_delete_before_replace_deletes_first(project):
     engine = things_engine(d, a={"content": "x", "dbr": True})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "x", "dbr": True, "fname": "moved.txt"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x", "dbr": True, "fname": "moved.txt"}}
 
     run = engine.up()
 
@@ -268,7 +274,7 @@ def test_replace_on_changes_applies_to_the_keys_a_diff_reports(project, flavour,
     engine = things_engine(d, a={"content": "x", "replaceOnChanges": ["content"]})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "y", "replaceOnChanges": ["content"]}}
+    config_of(engine)["proj:things"] = {"a": {"content": "y", "replaceOnChanges": ["content"]}}
 
     assert ops(engine.up()) == [(expected, "a")]
     assert [c["op"] for c in calls(d)] == sequence
@@ -279,7 +285,7 @@ def test_removed_resource_is_deleted_at_the_end(project):
     engine = things_engine(d, a={"content": "x"}, b={"content": "y"})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "x"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x"}}
 
     run = engine.up()
 
@@ -295,7 +301,7 @@ def test_protected_resource_cannot_be_deleted(project):
     d = project()
     engine = things_engine(d, a={"content": "x", "protect": True})
     engine.up()
-    engine.config["proj:things"] = {}
+    config_of(engine)["proj:things"] = {}
 
     with pytest.raises(ProgramFailed, match="cannot be deleted\nbecause it is protected") as failed:
         engine.up()
@@ -304,9 +310,9 @@ def test_protected_resource_cannot_be_deleted(project):
     assert (d / "out" / "a.txt").exists()
     assert [r.name for r in engine.resources.values()] == ["a"]
     # Unprotect it (a run that registers it without protect), then it can go.
-    engine.config["proj:things"] = {"a": {"content": "x"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x"}}
     engine.up()
-    engine.config["proj:things"] = {}
+    config_of(engine)["proj:things"] = {}
     assert ops(engine.up()) == [("delete", "a")]
     assert not (d / "out" / "a.txt").exists()
 
@@ -316,7 +322,7 @@ def test_retain_on_delete_drops_from_state_without_calling_delete(project):
     engine = things_engine(d, a={"content": "x", "retain": True})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {}
+    config_of(engine)["proj:things"] = {}
 
     run = engine.up()
 
@@ -350,7 +356,7 @@ def test_destroy_deletes_everything_and_refuses_protected(project):
         engine.destroy()
     assert calls(d) == []  # nothing deleted: the protect check comes first
 
-    engine.config["proj:things"] = {"a": {"content": "x"}, "b": {"content": "y"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x"}, "b": {"content": "y"}}
     engine.up()
     run = engine.destroy()
     assert sorted(ops(run)) == [("delete", "a"), ("delete", "b")]
@@ -431,7 +437,7 @@ def test_preview_of_a_change_diffs_but_does_not_update(project):
     engine = things_engine(d, a={"content": "hello"}, b={"content": "bye"})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "changed"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "changed"}}
 
     run = engine.preview()
 
@@ -474,11 +480,16 @@ pulumi.log.warn("careful")
 def test_options_are_recorded_from_the_request(project):
     d = project(OPTIONS)
     seen = []
+
+    def invoke(token: str, args: dict) -> dict:
+        seen.append((token, args))
+        return {"echo": args["n"]}
+
     engine = Engine(
         d, "dev", config={},
         handlers={"test:index:Widget": lambda args: (f"{args.name}-123",
                                                      {**args.inputs, "arn": f"arn:{args.name}"})},
-        invoke=lambda token, args: seen.append((token, args)) or {"echo": args["n"]})
+        invoke=invoke)
     run = engine.up()
 
     stack = "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev"
@@ -515,15 +526,19 @@ def test_mocked_resources_diff_on_inputs_and_honour_ignore_changes(project):
                               pulumi.ResourceOptions(ignore_changes=["tags"], replace_on_changes=["size"]))
     ''')
     made = []
+
+    def create(args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        made.append(args.inputs)
+        return f"w{len(made)}", args.inputs
+
     engine = Engine(d, "dev", config={"proj:size": 1, "proj:tag": "a"},
-                    handlers={"test:index:Widget":
-                              lambda a: made.append(a.inputs) or (f"w{len(made)}", a.inputs)})
+                    handlers={"test:index:Widget": create})
     assert ops(engine.up()) == [("create", "w")]
-    engine.config["proj:tag"] = "b"  # ignored
+    config_of(engine)["proj:tag"] = "b"  # ignored
     run = engine.up()
     assert ops(run) == [("same", "w")] and len(made) == 1
     assert run.named("w").inputs["tags"] == {"v": "a"}
-    engine.config["proj:size"] = 2  # replaceOnChanges
+    config_of(engine)["proj:size"] = 2  # replaceOnChanges
     run = engine.up()
     assert ops(run) == [("replace", "w")] and run.named("w").id == "w2"
 
@@ -539,11 +554,14 @@ def test_aliases_carry_state_over_and_gets_are_reads(project):
         pulumi.export("arn", got.arn)
     ''')
     ids = []
-    engine = Engine(d, "dev", config={}, handlers={
-        "test:index:Widget":
-            lambda a: ids.append(a.resource_id) or ("w1", {**a.inputs, "arn": f"arn:{a.resource_id}"})})
+
+    def read(args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        ids.append(args.resource_id)
+        return "w1", {**args.inputs, "arn": f"arn:{args.resource_id}"}
+
+    engine = Engine(d, "dev", config={}, handlers={"test:index:Widget": read})
     first = engine.up()
-    engine.config["proj:name"] = "renamed"
+    config_of(engine)["proj:name"] = "renamed"
     run = engine.up()
 
     assert ops(first) == [("create", "w"), ("read", "got")] and first.outputs == {"arn": "arn:abc"}
@@ -608,7 +626,7 @@ def test_a_failed_program_deletes_nothing(project):
                          "    raise RuntimeError('late failure')\n")
     engine = things_engine(d, a={"content": "x"}, b={"content": "y"})
     engine.up()
-    engine.config.update({"proj:things": {"a": {"content": "x"}}, "proj:explode": True})
+    config_of(engine).update({"proj:things": {"a": {"content": "x"}}, "proj:explode": True})
 
     with pytest.raises(ProgramFailed, match="late failure") as failed:
         engine.up()

@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -117,6 +118,7 @@ def test_a_signature_by_the_active_ml_dsa_key_verifies_against_the_published_key
     material = run.named(f"{keyset}-cur-key").outputs["private_key"]
     assert isinstance(material, Secret)
     private = serialization.load_pem_private_key(material.value.encode(), password=None)
+    assert isinstance(private, (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey))
     message = b"attestation payload"
     signature = private.sign(message)
 
@@ -125,13 +127,17 @@ def test_a_signature_by_the_active_ml_dsa_key_verifies_against_the_published_key
     assert [k["kid"] for k in jwks["keys"]] == [g["kid"] for g in outputs["generations"] if g["id"] != "old"]
     active = next(k for k in jwks["keys"] if k["kid"] == outputs["activeKid"])
     assert set(active) == {"kty", "alg", "pub", "kid", "use"} and active["alg"] == f"ML-DSA-{level}"
-    public_class = {44: mldsa.MLDSA44PublicKey, 65: mldsa.MLDSA65PublicKey, 87: mldsa.MLDSA87PublicKey}[level]
-    public_class.from_public_bytes(_b64url_decode(active["pub"])).verify(signature, message)
+    MLDSAPublicKey = mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
+    public_classes: dict[int, type[MLDSAPublicKey]] = {
+        44: mldsa.MLDSA44PublicKey, 65: mldsa.MLDSA65PublicKey, 87: mldsa.MLDSA87PublicKey}
+    public_classes[level].from_public_bytes(_b64url_decode(active["pub"])).verify(signature, message)
 
     anchor = json.loads((project / f"published/{keyset}/anchor.json").read_text())
     entry = next(k for k in anchor["keys"] if k["key_id"] == outputs["activeKid"])
     assert entry["algorithm"] == f"ML-DSA-{level}"
-    serialization.load_der_public_key(_b64url_decode(entry["public_key"])).verify(signature, message)
+    anchored = serialization.load_der_public_key(_b64url_decode(entry["public_key"]))
+    assert isinstance(anchored, (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey))
+    anchored.verify(signature, message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +155,7 @@ def _gost_engine(cwd: Path) -> bool:
     return done.returncode == 0
 
 
-NATIONAL = {
+NATIONAL: dict[str, dict[str, Any]] = {
     "SM2-P256": {"profile": "sm2",
                  "genpkey": ["genpkey", "-algorithm", "SM2"],
                  "sign": ["pkeyutl", "-sign", "-rawin", "-digest", "sm3"],

@@ -82,9 +82,10 @@ def rfc7638(public_key) -> str:
         members = {"crv": crv, "kty": "EC", "x": b64url(numbers.x.to_bytes(size, "big")),
                    "y": b64url(numbers.y.to_bytes(size, "big"))}
     elif isinstance(public_key, rsa.RSAPublicKey):
-        numbers = public_key.public_numbers()
-        members = {"e": b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")), "kty": "RSA",
-                   "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big"))}
+        rsa_numbers = public_key.public_numbers()
+        e, n = rsa_numbers.e, rsa_numbers.n
+        members = {"e": b64url(e.to_bytes((e.bit_length() + 7) // 8, "big")), "kty": "RSA",
+                   "n": b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))}
     else:
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         members = {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
@@ -157,6 +158,7 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
             assert described["KeyState"] == "Enabled"
             assert described["Rotation"]["KeyRotationEnabled"] is False
             meta = from_aws_tags(described["Tags"])
+            assert meta is not None
             assert (meta.keyset, meta.generation, meta.state, meta.environment) == (keyset, gid, state,
                                                                                     "test")
             assert resource.inputs["deletionWindowInDays"] == 7
@@ -195,6 +197,7 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
     entry = next(s for s in signers if s["signerId"] == audit["activeKid"])
     assert entry["algorithm"] == "rsa-sha256"
     pem_key = serialization.load_pem_public_key(entry["publicKey"].encode())
+    assert isinstance(pem_key, rsa.RSAPublicKey)
     signing_input, _, signature = token.rpartition(".")
     pem_key.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), signing_input.encode(),
                    padding.PKCS1v15(), hashes.SHA256())
@@ -384,7 +387,8 @@ def test_revoked_keys_are_disabled_at_once_and_stay_protected(clouds, project, b
     assert revoked.id == key_of(first, "tokens", "g2").id
     assert clouds.aws.describe(revoked.id)["KeyState"] == "Disabled"
     assert revoked.options.protect, "a revoked key is kept (forensics), never destroyed"
-    assert from_aws_tags(clouds.aws.describe(revoked.id)["Tags"]).state == "revoked"
+    revoked_meta = from_aws_tags(clouds.aws.describe(revoked.id)["Tags"])
+    assert revoked_meta is not None and revoked_meta.state == "revoked"
     jwks = json.loads(servers.read_s3(f"s3://{bucket}/t/jwks.json")["body"])
     assert [k["kid"] for k in jwks["keys"]] == [second.outputs["keysets"]["tokens"]["activeKid"]]
 

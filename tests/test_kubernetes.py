@@ -208,6 +208,7 @@ def test_every_kubernetes_object_of_the_stack_validates_offline(shipped):
     # Every object goes to the stack's cluster, through its one provider.
     [provider] = run.of_type(PROVIDER)
     expected = load_stack_file(ROOT / f"Pulumi.{stack}.yaml").kubernetes
+    assert expected is not None
     assert provider.inputs["context"] == expected.context == f"aether-{stack}"
     assert provider.inputs["namespace"] == expected.namespace
     assert {r.options.provider.rsplit("::", 1)[0] for r in objects} == {provider.urn}
@@ -310,6 +311,7 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
     assert json.loads(annotations[FINGERPRINTS_ANNOTATION]) == {
         gid: hashlib.sha256(value.encode()).hexdigest() for gid, value in material.items()}
     meta = metadata.from_annotations(annotations)
+    assert meta is not None
     assert (meta.keyset, meta.generation, meta.state, meta.environment) == (SS, "2026-q4", "active", stack)
 
     # No key material anywhere but in secrets: not in metadata, patches, outputs or the log.
@@ -449,7 +451,7 @@ def test_checksum_changes_exactly_when_delivered_keys_or_key_ids_change(project)
     engine = Engine(project, "staging", config=config)
     seen = [rollout_checksum(engine.up())]
 
-    def up() -> tuple[str, str, str]:
+    def up() -> tuple[bool, str, str]:
         run = engine.up()
         seen.append(rollout_checksum(run))
         return seen[-1] != seen[-2], op_of(run, SS_PATCH), op_of(run, SS_SECRET)
@@ -660,7 +662,10 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
         assert rules["KeyAgeBeyondMax"]["labels"]["severity"] == "critical"
     # The same times as the lifecycle's own verdict on the shipped keyset.
     shipped = parsed.keysets[SS]
-    age = lifecycle.key_age(shipped.generations, shipped.timings, now=shipped.active.activated_at)
+    active_since = shipped.active.activated_at
+    assert active_since is not None
+    age = lifecycle.key_age(shipped.generations, shipped.timings, now=active_since)
+    assert age.warn_at is not None and age.due_at is not None
     rules = groups[f"key-rotation.{SS}"]
     assert fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at)
     assert not fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at - second)

@@ -39,7 +39,8 @@ def errors(data: dict) -> list[str]:
 def test_alerts_switch(given, expected):
     data = stack()
     data["kubernetes"]["alerts"] = given
-    assert parse(data, stack_file="Pulumi.staging.yaml").kubernetes.alerts == expected
+    kubernetes = parse(data, stack_file="Pulumi.staging.yaml").kubernetes
+    assert kubernetes is not None and kubernetes.alerts == expected
 
 
 def test_alerts_unknown_key_names_the_field():

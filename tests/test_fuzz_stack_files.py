@@ -17,6 +17,7 @@ import io
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,9 +151,9 @@ def _run_program(text: str, tmp: Path) -> None:
         del os.environ["KEY_ROTATION_NOW"]
 
 
-SETTINGS = dict(database=None, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+SETTINGS: dict[str, Any] = dict(database=None, deadline=None,
+                                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                       HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.property

@@ -16,6 +16,7 @@ import uuid
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_gcp_labels
@@ -132,6 +133,7 @@ def test_gcp_keysets_share_key_rings_and_versions_follow_the_lifecycle(clouds, p
     assert fips_key.inputs["skipInitialVersionCreation"] is True
     assert "rotationPeriod" not in fips_key.inputs
     labels = from_gcp_labels(fips_key.inputs["labels"])
+    assert labels is not None
     assert (labels.keyset, labels.generation, labels.state, labels.environment, labels.algorithm) == (
         "fips-signing", "v2", "active", "staging", "ES256")
     assert (run.named("release-signing-key").inputs["versionTemplate"]["algorithm"]
@@ -167,6 +169,7 @@ def test_gcp_keysets_share_key_rings_and_versions_follow_the_lifecycle(clouds, p
     token = kms_jwt(clouds, active_version, "ES256", fips["activeKid"], {"predicate": "evidence.stella/v1"})
     anchor_key = serialization.load_der_public_key(
         base64.urlsafe_b64decode(public[fips["activeKid"]] + "=" * (-len(public[fips["activeKid"]]) % 4)))
+    assert isinstance(anchor_key, ec.EllipticCurvePublicKey)
     assert jwt.decode(token, key=anchor_key, algorithms=["ES256"]) == {"predicate": "evidence.stella/v1"}
 
     # The gateway's JWKS: the active version only (v1 is revoked); its EdDSA JWT verifies.

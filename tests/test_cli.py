@@ -180,7 +180,7 @@ def test_promote_force_says_what_risk_it_takes(stack):
             " 2026-11-25T12:05:00Z") in out
 
 
-def outputs_file(tmp_path: Path, first_published: dict[str, str] | None) -> Path:
+def outputs_file(tmp_path: Path, first_published: dict[str, str | int] | None) -> Path:
     generations = [{"id": g, "kid": f"atlas-{g}", "state": "x"} for g in ("2026-11-16", "2026-11-23",
                                                                           "2026-11-25")]
     published = {"atlas-2026-11-16": "2026-11-16T09:02:00Z", "atlas-2026-11-23": "2026-11-23T09:03:00Z",

@@ -6,6 +6,7 @@ import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,11 +97,12 @@ def test_flow_mappings_wrap_at_the_line_limit_with_the_neighbours_indentation(tm
         "           activatedAt: '2026-01-01T00:10:00Z'}\n"
     )
     f = StackFile(path)
-    edits = [SetField("k", "a-very-long-generation-name", "state", "active", "revoked"),
-             SetField("k", "a-very-long-generation-name", "revokedAt", None, "2026-02-01T00:00:00Z"),
-             SetField("k", "a-very-long-generation-name", "revokeReason", None, "compromise"),
-             AddGeneration("k", {"id": "b", "state": "active", "createdAt": "2026-02-01T00:00:00Z",
-                                 "activatedAt": "2026-02-01T00:00:00Z"})]
+    edits: list[SetField | AddGeneration] = [
+        SetField("k", "a-very-long-generation-name", "state", "active", "revoked"),
+        SetField("k", "a-very-long-generation-name", "revokedAt", None, "2026-02-01T00:00:00Z"),
+        SetField("k", "a-very-long-generation-name", "revokeReason", None, "compromise"),
+        AddGeneration("k", {"id": "b", "state": "active", "createdAt": "2026-02-01T00:00:00Z",
+                            "activatedAt": "2026-02-01T00:00:00Z"})]
     text = f.edited(edits)
     assert text.endswith(
         "        - {id: a-very-long-generation-name, state: revoked, createdAt: '2026-01-01T00:00:00Z',\n"
@@ -316,9 +318,16 @@ def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with
     fast, slow = [], []
     # stacktext.parse: the one strict read (libyaml) the validator and the editor share.
     real_load, real_ruamel = stacktext.parse, YAML.load
-    monkeypatch.setattr(stacktext, "parse",
-                        lambda text, name: fast.append(len(text)) or real_load(text, name))
-    monkeypatch.setattr(YAML, "load", lambda self, text: slow.append(len(text)) or real_ruamel(self, text))
+    def parse(text: str, name: str) -> Any:
+        fast.append(len(text))
+        return real_load(text, name)
+
+    def load(self: YAML, text: str) -> Any:
+        slow.append(len(text))
+        return real_ruamel(self, text)
+
+    monkeypatch.setattr(stacktext, "parse", parse)
+    monkeypatch.setattr(YAML, "load", load)
     common = ["--project-dir", str(tmp_path), "--stack", "dev", "--no-outputs", "--now",
               "2026-12-01T09:00:00Z"]
     for command in (["status"], ["plan"], ["timeline"]):

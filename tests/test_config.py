@@ -307,7 +307,7 @@ def test_a_rollback_is_a_history_step_and_both_periods_are_read():
     from keyrotation import lifecycle
 
     g1 = parse(rolled_back(), stack_file="Pulumi.test.yaml").keysets["gw"].generation("g1")
-    assert g1.retiring_at.isoformat() == "2026-11-10T10:00:00+00:00"
+    assert g1.retiring_at is not None and g1.retiring_at.isoformat() == "2026-11-10T10:00:00+00:00"
     assert [(a.isoformat(), b and b.isoformat()) for a, b in lifecycle.signing_periods(g1)] == [
         ("2026-11-01T10:00:00+00:00", "2026-11-10T10:00:00+00:00"), ("2026-11-10T11:00:00+00:00", None)]
 

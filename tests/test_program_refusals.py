@@ -71,6 +71,7 @@ def test_a_removed_target_deletes_the_file_only_if_it_is_still_what_was_publishe
     history = project / "published/stellaops/key-history.json"
     anchor = project / "published/stellaops/trust-anchor.json"
     history.write_text('{"someone": "else wrote this"}\n')
+    assert engine.config is not None
     keysets = engine.config["key-rotation:keysets"]
     keysets["signer-default"]["publish"] = []
     run = engine.up()
@@ -130,8 +131,8 @@ def test_a_cloud_failure_is_one_line_naming_target_operation_and_cause(monkeypat
     monkeypatch.setenv("KEY_ROTATION_DEBUG", "1")
     with pytest.raises(PublishError) as info:
         PublicationProvider().create(_props("s3://audit-bucket/jwks.json"))
-    assert isinstance(info.value.__cause__.__cause__,
-                      _Denied), "with the debug switch the cause's traceback is kept"
+    cause = info.value.__cause__
+    assert cause is not None and isinstance(cause.__cause__, _Denied), "the debug switch keeps the cause"
 
 
 def test_a_file_target_refused_at_write_time_says_why(tmp_path, monkeypatch):

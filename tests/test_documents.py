@@ -53,7 +53,7 @@ def test_every_algorithm_generates_a_key_of_its_kind(name):
     assert jwk["kty"] == spec.kty
     if spec.curve:
         assert jwk["crv"] == spec.curve
-    assert not documents.PRIVATE_JWK_MEMBERS & jwk.keys()
+    assert not keys.PRIVATE_JWK_MEMBERS & jwk.keys()
 
 
 def _record(gen: str, state: State, pem: str | None, **times) -> KeyRecord:

@@ -11,7 +11,8 @@ import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from keyrotation import algorithms, keys
-from keyrotation.metadata import RotationMetadata, format_time
+from keyrotation.metadata import RotationMetadata
+from keyrotation.times import format_time
 from policy import guardrails
 from policy.resources import (
     AWS_KEY,

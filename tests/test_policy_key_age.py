@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from keyrotation.metadata import RotationMetadata, format_time
+from keyrotation.metadata import RotationMetadata
+from keyrotation.times import format_time
 from policy import key_age, limits
 from policy.resources import AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, SECRET, SOFTWARE_KEY
 from tests.policy_client import messages, resource_args, stack_args, stack_resource, violations

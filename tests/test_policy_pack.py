@@ -19,7 +19,8 @@ import pytest
 from pulumi.runtime.proto import analyzer_pb2
 
 from keyrotation.lifecycle import Timings, default_warn_days
-from keyrotation.metadata import format_time, parse_time
+from keyrotation.metadata import parse_time
+from keyrotation.times import format_time
 from tests.engine import Engine, EngineRun, ProgramFailed
 from tests.kms_emulators import cloud_engine
 from tests.policy_client import CONFIGS, Diagnostic, PolicyConfigInvalid, PolicyPackProcess, reconcile

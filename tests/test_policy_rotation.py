@@ -14,7 +14,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from pydantic.alias_generators import to_camel
 
 from keyrotation.lifecycle import Timings
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 from policy import rotation
 from policy.resources import CONFIG_MAP, KEY_GENERATION, PUBLICATION, SECRET, SOFTWARE_KEY
 from tests.policy_client import messages, stack_args, stack_resource, violations

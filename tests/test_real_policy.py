@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from keyrotation.config import load_stack_file
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 from tests.pulumi_cli import PulumiProject, require_bin_dir
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]

@@ -53,6 +53,7 @@ def _run(directory: Path, size: int, command: str) -> dict:
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
+    assert proc.stderr is not None
     stderr = proc.stderr.read().decode()
     proc.stderr.close()
     # status/plan exit 3/4 for warnings/overdue keys; rotate is refused (exit 1) on purpose.
@@ -62,7 +63,8 @@ def _run(directory: Path, size: int, command: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--commands", nargs="+", choices=list(COMMANDS), default=list(COMMANDS))
@@ -76,8 +78,8 @@ def main() -> None:
             (directory / f"Pulumi.n{n}.yaml").write_text(text)
         sizes = {n: len(stack_file_text(n)) for n in args.sizes}
         print("stack files: " + ", ".join(f"{n} keysets {b / 1024:.0f} KB" for n, b in sizes.items()))
-        print("wall seconds (median, spread) and CPU seconds of the command's process; ms/keyset and x smallest"
-              " from CPU")
+        print("wall seconds (median, spread) and CPU seconds of the command's process; ms/keyset and"
+              " x smallest from CPU")
         print(f"{'command':>9} {'keysets':>8} {'wall s':>7} {'spread s':>17} {'cpu s':>6} {'ms/keyset':>9}"
               f" {'peak MB':>8} {'x smallest':>10} {'x wall':>7}")
         for command in args.commands:
@@ -92,7 +94,8 @@ def main() -> None:
             for n in args.sizes:
                 wall = median([r["seconds"] for r in runs[n]])
                 cpu = median([r["cpu"] for r in runs[n]])
-                print(f"{command:>9} {n:>8} {wall:>7.2f} {spread([r['seconds'] for r in runs[n]]):>17} {cpu:>6.2f}"
+                print(f"{command:>9} {n:>8} {wall:>7.2f} {spread([r['seconds'] for r in runs[n]]):>17} "
+                      f"{cpu:>6.2f}"
                       f" {1000 * cpu / n:>9.2f} {max(r['peak_kb'] for r in runs[n]) / 1024:>8.0f}"
                       f" {cpu / base_cpu:>10.2f} {wall / base_wall:>7.2f}")
 

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERATIONS = [
     {"id": "g1", "state": "retiring", "createdAt": "2026-10-01T09:00:00Z",
      "activatedAt": "2026-10-01T10:00:00Z", "retiringAt": "2026-11-01T10:00:00Z"},
-    {"id": "g2", "state": "active", "createdAt": "2026-11-01T09:00:00Z", "activatedAt": "2026-11-01T10:00:00Z"},
+    {"id": "g2", "state": "active", "createdAt": "2026-11-01T09:00:00Z",
+     "activatedAt": "2026-11-01T10:00:00Z"},
     {"id": "g3", "state": "pending", "createdAt": "2026-11-20T09:00:00Z"},
 ]
 """Every benchmark keyset: three EdDSA software generations (retiring, active, pending)."""
@@ -97,7 +98,8 @@ def median(values: Sequence[float]) -> float:
 def spread(values: Sequence[float]) -> str:
     """min-max around the median, as a percentage of the median."""
     m = median(values)
-    return f"{min(values):.2f}-{max(values):.2f}" + (f" ({100 * (max(values) - min(values)) / m:.0f}%)" if m else "")
+    return f"{min(values):.2f}-{max(values):.2f}" + (f" ({100 * (max(values) - min(values)) / m:.0f}%)" if m
+                                                     else "")
 
 
 def peak_mb(results: Sequence[dict]) -> float:

@@ -40,13 +40,15 @@ def worker(n: int) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         run = engine.up()
         result = {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
-                  "resources": len(run.resources), "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+                  "resources": len(run.resources),
+                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
         shutil.rmtree(project, ignore_errors=True)
     print(json.dumps(result))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -59,15 +61,18 @@ def main() -> None:
         for i in range(len(args.sizes)):
             n = args.sizes[(r + i) % len(args.sizes)]
             runs[n].append(run_worker(Path(__file__), [str(n)]))
-    print("wall seconds (median, spread) and CPU seconds of the harness process; ms/res and x smallest from CPU")
-    print(f"{'keysets':>8} {'resources':>9} {'wall s':>7} {'spread s':>17} {'cpu s':>6} {'ms/res':>7} {'peak MB':>8}"
+    print("wall seconds (median, spread) and CPU seconds of the harness process; ms/res and x smallest from "
+          "CPU")
+    print(f"{'keysets':>8} {'resources':>9} {'wall s':>7} {'spread s':>17} {'cpu s':>6} {'ms/res':>7} "
+          f"{'peak MB':>8}"
           f" {'x smallest':>10} {'x wall':>7}")
     base = args.sizes[0]
     base_cpu, base_wall = median([r["cpu"] for r in runs[base]]), median([r["seconds"] for r in runs[base]])
     for n in args.sizes:
         rs = runs[n]
         wall, cpu = median([r["seconds"] for r in rs]), median([r["cpu"] for r in rs])
-        print(f"{n:>8} {rs[0]['resources']:>9} {wall:>7.2f} {spread([r['seconds'] for r in rs]):>17} {cpu:>6.2f}"
+        print(f"{n:>8} {rs[0]['resources']:>9} {wall:>7.2f} {spread([r['seconds'] for r in rs]):>17} "
+              f"{cpu:>6.2f}"
               f" {1000 * cpu / rs[0]['resources']:>7.3f} {peak_mb(rs):>8.0f} {cpu / base_cpu:>10.2f}"
               f" {wall / base_wall:>7.2f}")
 

@@ -41,9 +41,8 @@ def record(n: int, path: str) -> None:
     import pulumi
     import registration
     from google.protobuf import json_format
-    from pulumi.runtime.mocks import MockMonitor
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
+
+    from tests.sdk_internals import MockMonitor, wait_for_program
 
     pool = registration._pool()
     from keyrotation import algorithms, keys
@@ -89,7 +88,7 @@ def record(n: int, path: str) -> None:
                              monitor=Recording(Mocks()))
     registration._run_program(n, pool)
     registration._finish_stack()
-    _sync_await(wait_for_rpcs())
+    wait_for_program()
     Path(path).write_text(json.dumps(list(resources.values())))
 
 
@@ -101,13 +100,12 @@ def measure(path: str) -> None:
     from pulumi.runtime.proto import analyzer_pb2
 
     from tests.policy_client import CONFIGS, PolicyPackProcess, _diagnostics
-
-    sig, secret_sig = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+    from tests.sdk_internals import SECRET_SIG, SIG_KEY
     resources = json.loads(Path(path).read_text())
 
-    def struct(props: dict, secret: list[str] = ()) -> struct_pb2.Struct:
+    def struct(props: dict, secret: list[str] | tuple[()] = ()) -> struct_pb2.Struct:
         s = struct_pb2.Struct()
-        s.update({k: ({sig: secret_sig, "value": v} if k in secret else v) for k, v in props.items()})
+        s.update({k: ({SIG_KEY: SECRET_SIG, "value": v} if k in secret else v) for k, v in props.items()})
         return s
 
     def options(r: dict) -> analyzer_pb2.AnalyzerResourceOptions:
@@ -146,7 +144,8 @@ def measure(path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)

@@ -67,7 +67,8 @@ def _pool() -> list[dict[str, str]]:
     out = []
     for _ in range(POOL):
         pem = keys.public_pem_from_private(keys.generate_private(algorithms.ALGORITHMS["EdDSA"]))
-        out.append({"public_key_pem": pem, "thumbprint": keys.thumbprint(pem), "fingerprint": keys.fingerprint(pem),
+        out.append({"public_key_pem": pem, "thumbprint": keys.thumbprint(pem),
+                    "fingerprint": keys.fingerprint(pem),
                     "private_key": "not-a-key"})
     return out
 
@@ -110,7 +111,8 @@ def _mocks(pool: list[dict[str, str]]):
 def _recording_monitor(mocks):
     """A mock monitor that also keeps every request, for --verify."""
     from google.protobuf import json_format
-    from pulumi.runtime.mocks import MockMonitor
+
+    from tests.sdk_internals import MockMonitor
 
     class Recording(MockMonitor):
         requests: list[str] = []
@@ -181,7 +183,8 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         )
         kid = key.thumbprint if wired else pool[i]["thumbprint"]
         key_id = key.id if wired else f"{name}-{g['id']}-key_id"
-        gen.register_outputs({"kid": kid, "state": g["state"], "keyId": key_id, "keyset": name, "purpose": "sign",
+        gen.register_outputs({"kid": kid, "state": g["state"], "keyId": key_id, "keyset": name,
+                              "purpose": "sign",
                               "lifecycle": _lifecycle(g), "timings": TIMINGS})
         generations.append((g, kid, key_id, key))
 
@@ -191,7 +194,8 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         def t(text):
             return datetime.fromisoformat(text) if text else None
 
-        records = [KeyRecord(generation=g["id"], state=State(g["state"]), kid=values[2 * i], algorithm="EdDSA",
+        records = [KeyRecord(generation=g["id"], state=State(g["state"]), kid=values[2 * i],
+                             algorithm="EdDSA",
                              public_pem=values[2 * i + 1], created_at=t(g["createdAt"]),
                              activated_at=t(g.get("activatedAt")), retiring_at=t(g.get("retiringAt")))
                    for i, (g, *_rest) in enumerate(generations)]
@@ -199,9 +203,11 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         return {ks["publish"][0]["target"]: (documents.render(doc), documents.kids_in("jwks", doc))}
 
     target = ks["publish"][0]["target"]
+    content: pulumi.Input[str]
+    kids: pulumi.Input[list[str]]
     if wired:
-        published = pulumi.Output.all(*(v for _g, kid, _k, key in generations for v in (kid, key.public_key_pem))
-                                      ).apply(document)
+        published = pulumi.Output.all(
+            *(v for _g, kid, _k, key in generations for v in (kid, key.public_key_pem))).apply(document)
         content = published.apply(lambda d: d[target][0])
         kids = published.apply(lambda d: d[target][1])
     else:
@@ -215,17 +221,20 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
     )
     switches = SwitchRecord(
         f"{name}-switches",
-        SwitchRecordArgs(keyset=name, states={g["id"]: g["state"] for g in ks["generations"]}, targets=[target]),
+        SwitchRecordArgs(keyset=name, states={g["id"]: g["state"] for g in ks["generations"]},
+                         targets=[target]),
         pulumi.ResourceOptions(parent=keyset, depends_on=[publication], deleted_with=keyset),
     )
     active = next((g, kid, key_id) for g, kid, key_id, _key in generations if g["state"] == "active")
     summary = {
         "activeKid": active[1], "activeGeneration": active[0]["id"], "activeKeyId": active[2],
-        "consumerEnv": {"SIGNING_KEY_ID": active[1], "AUDIT_SIGNER_KID": active[1], "AUDIT_SIGNING_ALG": "ed25519"},
+        "consumerEnv": {"SIGNING_KEY_ID": active[1], "AUDIT_SIGNER_KID": active[1],
+                        "AUDIT_SIGNING_ALG": "ed25519"},
         "algorithm": "EdDSA", "backend": "software", "purpose": "sign",
         "generations": [{"id": g["id"], "kid": kid, "state": g["state"], "keyId": key_id}
                         for g, kid, key_id, _key in generations],
-        "documents": {target: {"format": "jwks", "target": target, "firstPublished": publication.first_published}},
+        "documents": {target: {"format": "jwks", "target": target,
+                               "firstPublished": publication.first_published}},
         # The mocks echo inputs: a switch record's output is null, which the literal program knows.
         "deployments": switches.switches if wired else None,
     }
@@ -243,19 +252,17 @@ def _run_bare(n: int, pool, wired: bool) -> None:
 
 def _finish_stack() -> None:
     """Serialise the stack's exports, as the engine's run_in_stack does after the program."""
-    from pulumi.runtime.settings import get_root_resource
-    from pulumi.runtime.stack import massage
+    from tests.sdk_internals import register_stack_outputs
 
-    stack = get_root_resource()
-    stack.register_outputs(massage(stack.outputs, []))
+    register_stack_outputs()
 
 
 def worker(kind: str, n: int, record: bool, tuned: bool = False) -> None:
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     import pulumi
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
+
+    from tests.sdk_internals import wait_for_program
 
     pool = _pool()
     mocks = _mocks(pool)
@@ -271,11 +278,11 @@ def worker(kind: str, n: int, record: bool, tuned: bool = False) -> None:
             tune_garbage_collection()
         _run_bare(n, pool, wired=kind == "wired")
     _finish_stack()
-    _sync_await(wait_for_rpcs())
+    wait_for_program()
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "cpu": time.process_time() - cpu, "resources": mocks.count,
               "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-    if record:
+    if monitor is not None:
         # Recorded as the keys were drawn: replace this process's key pool by its position.
         text = "\n".join(sorted(monitor.requests))
         for value, placeholder in _placeholders(pool).items():
@@ -322,12 +329,15 @@ def verify(n: int) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--verify", type=int, metavar="N", help="only compare the requests of the three programs")
+    parser.add_argument("--verify", type=int, metavar="N",
+                        help="only compare the requests of the three programs")
     parser.add_argument("--tuned-baselines", action="store_true",
-                        help="give the baselines the program's garbage-collection tuning too (the Output graph alone)")
+                        help="give the baselines the program's garbage-collection tuning too (the Output "
+                             "graph alone)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -344,14 +354,19 @@ def main() -> None:
           f" {'res/s':>6} {'ms/res':>7} {'peak MB':>8} {'x literal':>9} {'x wired':>8} {'x lit wall':>10}")
     extra = ["tuned"] if args.tuned_baselines else []
     for n in args.sizes:
-        runs = interleaved(KINDS, args.repeats, lambda kind, n=n: run_worker(Path(__file__), [kind, str(n), *extra]))
+        def run(kind: str, n: int = n) -> dict:
+            return run_worker(Path(__file__), [kind, str(n), *extra])
+
+        runs = interleaved(KINDS, args.repeats, run)
         wall = {k: median([r["seconds"] for r in runs[k]]) for k in KINDS}
         cpu = {k: median([r["cpu"] for r in runs[k]]) for k in KINDS}
         for kind in KINDS:
             resources = runs[kind][0]["resources"]
-            print(f"{n:>8} {kind:>8} {resources:>9} {wall[kind]:>7.2f} {spread([r['seconds'] for r in runs[kind]]):>17}"
+            print(f"{n:>8} {kind:>8} {resources:>9} {wall[kind]:>7.2f} "
+                  f"{spread([r['seconds'] for r in runs[kind]]):>17}"
                   f" {cpu[kind]:>6.2f} {resources / cpu[kind]:>6.0f} {1000 * cpu[kind] / resources:>7.3f}"
-                  f" {peak_mb(runs[kind]):>8.0f} {cpu[kind] / cpu['literal']:>9.2f} {cpu[kind] / cpu['wired']:>8.2f}"
+                  f" {peak_mb(runs[kind]):>8.0f} {cpu[kind] / cpu['literal']:>9.2f} "
+                  f"{cpu[kind] / cpu['wired']:>8.2f}"
                   f" {wall[kind] / wall['literal']:>10.2f}")
 
 

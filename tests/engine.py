@@ -1,12 +1,13 @@
 """An engine-faithful test harness: run the real Pulumi program like `pulumi up` / `preview` / `destroy`.
 
 The Pulumi CLI cannot run on these machines, so this module plays the engine's part behind the SDK's mock
-monitor (a `pulumi.runtime.mocks.MockMonitor` subclass). It keeps a state between runs, like a stack's
+monitor (a `MockMonitor` subclass). It keeps a state between runs, like a stack's
 state file, and drives dynamic providers through the SDK's own dynamic provider server
 (`pulumi/dynamic/__main__.py`, executed without its gRPC `main()`): `__provider` is base64 + dill decoded
 by that code, every property bag crosses a protobuf `Struct` both ways (numbers arrive as floats, `None`
 members vanish), secrets are stripped on the way to the provider and re-applied on the way back
 (`annotateSecrets`), and `additional_secret_outputs` is applied like the engine's step executor.
+Every SDK internal this takes is in tests/sdk_internals.py, checked against the exactly pinned SDK.
 
     from tests.engine import Engine, ProgramFailed, Secret, UNKNOWN
 
@@ -58,21 +59,20 @@ secretness, stack outputs).
 
 Not reproduced: `pulumi destroy --skip-preview` (the Automation API's destroy()) deleting unprotected
 resources before a protected one stops it (here a protected resource always stops the run before any
-delete, as when the CLI's preview runs first); remote (multi-language) components, transforms, refresh/import, `--target`, dependents
-of a delete-before-replace resource, output values (the mock monitor disables that feature) and
-`secure:` config values (there is no key to decrypt them: pass `config=`).
+delete, as when the CLI's preview runs first); remote (multi-language) components, transforms,
+refresh/import, `--target`, dependents of a delete-before-replace resource, output values (the mock
+monitor disables that feature) and `secure:` config values (there is no key to decrypt them: pass
+`config=`).
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextvars
 import copy
 import gc
 import json
 import os
-import pickle
 import queue
 import re
 import runpy
@@ -82,28 +82,33 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pulumi
 import yaml
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime import config as _config
-from pulumi.runtime import mocks as _mocks
-from pulumi.runtime import rpc
-from pulumi.runtime import settings as _settings
+from pulumi.runtime import (
+    MockCallArgs,
+    MockResourceArgs,
+    Mocks,
+    Settings,
+    configure,
+    run_in_stack,
+    set_all_config,
+)
 from pulumi.runtime.proto import engine_pb2, provider_pb2, resource_pb2
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from tests import sdk_internals as sdk  # every SDK internal the harness relies on, checked at import
+from tests import softhsm
 
 __all__ = ["UNKNOWN", "Engine", "EngineRun", "Options", "ProgramFailed", "Resource", "Secret"]
 
-UNKNOWN = rpc.UNKNOWN
+UNKNOWN = sdk.UNKNOWN
 """The wire sentinel of an unknown (computed) value; what unknown values are in previews."""
 
-_SIG = rpc._special_sig_key
-_SECRET_SIG = rpc._special_secret_sig
-_RESOURCE_SIG = rpc._special_resource_sig
+_SIG = sdk.SIG_KEY
+_SECRET_SIG = sdk.SECRET_SIG
+_RESOURCE_SIG = sdk.RESOURCE_SIG
 _STACK_TYPE = "pulumi:pulumi:Stack"
 _DYNAMIC_PREFIX = "pulumi-python:dynamic"
 _PROVIDER_KEY = "__provider"
@@ -119,7 +124,7 @@ _RUN_LOCK = threading.Lock()  # the SDK's runtime state is process-global: one r
 
 @dataclass(frozen=True)
 class Secret:
-    """A value the engine holds as a secret (on the wire: a map with the `_special_sig_key` marker)."""
+    """A value the engine holds as a secret (on the wire: a map with the secret signature marker)."""
 
     value: Any
 
@@ -200,10 +205,12 @@ class EngineRun:
             return found[0]
         if found:
             raise KeyError(f"{len(found)} resources are named {name!r}: {[r.urn for r in found]}")
-        raise KeyError(f"no resource named {name!r}; registered: {sorted({r.name for r in self.resources.values()})}")
+        raise KeyError(f"no resource named {name!r}; registered: "
+                       f"{sorted({r.name for r in self.resources.values()})}")
 
     def is_secret(self, *path: str | int) -> bool:
-        """Whether the stack output at this path (`"name", "key", 0, ...`) is secret, itself or by a parent."""
+        """Whether the stack output at this path (`"name", "key", 0, ...`) is secret, itself or by a
+        parent."""
         value: Any = self.wire_outputs
         for step in path:
             if isinstance(value, Secret):
@@ -297,8 +304,8 @@ def _for_provider(value: Any, keep_unknowns: bool, keep_secrets: bool) -> Any:
             out[k] = _for_provider(v, keep_unknowns, keep_secrets)
         return out
     if isinstance(value, list):
-        return [None if (v == UNKNOWN and not keep_unknowns) else _for_provider(v, keep_unknowns, keep_secrets)
-                for v in value]
+        return [None if (v == UNKNOWN and not keep_unknowns)
+                else _for_provider(v, keep_unknowns, keep_secrets) for v in value]
     return value
 
 
@@ -341,8 +348,8 @@ def _process_ignore_changes(news: dict, olds: dict, ignore_changes: list[str]) -
         elif isinstance(new_parent, dict) and last in new_parent:
             del new_parent[last]
     if invalid:
-        raise _EngineError("cannot ignore changes to the following properties because one or more elements of "
-                           f"the path are missing: {', '.join(json.dumps(p) for p in invalid)}")
+        raise _EngineError("cannot ignore changes to the following properties because one or more elements"
+                           f" of the path are missing: {', '.join(json.dumps(p) for p in invalid)}")
     return result
 
 
@@ -365,6 +372,12 @@ def _walk(value: Any, steps: list[str | int]) -> Any:
     return _unwrap_once(value)
 
 
+def _cannot_replace_protected(urn: str) -> str:
+    return (f'unable to replace resource "{urn}"\nas it is currently marked for protection. To unprotect the '
+            "resource, remove the `protect` flag from the resource in your Pulumi program and run "
+            "`pulumi up`")
+
+
 def _go_value(value: Any) -> str:
     """How the engine's diagnostics print a property value (`{v}`)."""
     value = _unwrap(value)
@@ -376,49 +389,13 @@ def _go_value(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The dynamic provider plugin, i.e. pulumi/dynamic/__main__.py without its gRPC server
+# The dynamic provider plugin: the SDK's own server without its gRPC process (sdk.ProviderServer)
 # ----------------------------------------------------------------------------------------------------
 
 class _EngineError(Exception):
     """An error the engine reports (a resource operation or validation failed)."""
 
     reported = False  # already in the deployment's diagnostics
-
-
-_SERVICER_CODE: Any = None
-
-
-def _servicer_module() -> ModuleType:
-    """Execute the SDK's dynamic provider server module, minus its trailing `main()` call (which would
-    start a gRPC server and block). A fresh module per deployment = a fresh provider process: empty
-    `_PROVIDER_CACHE`, `configure()` called again."""
-    global _SERVICER_CODE
-    import pulumi.dynamic
-
-    path = Path(pulumi.dynamic.__file__).with_name("__main__.py")
-    if _SERVICER_CODE is None:
-        tree = ast.parse(path.read_text(), str(path))
-        tree.body = [node for node in tree.body
-                     if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-                             and isinstance(node.value.func, ast.Name) and node.value.func.id == "main")]
-        _SERVICER_CODE = compile(tree, str(path), "exec")
-    module = ModuleType("pulumi.dynamic.__main__")
-    module.__file__ = str(path)
-    exec(_SERVICER_CODE, module.__dict__)  # noqa: S102 - the SDK's own code
-    return module
-
-
-class _GrpcContext:
-    """Stands in for grpc.ServicerContext: `_abort_with_traceback` reports provider errors through it."""
-
-    def abort(self, code, details):
-        raise _EngineError(details)
-
-    def set_code(self, code):
-        pass
-
-    def set_details(self, details):
-        pass
 
 
 @dataclass
@@ -433,8 +410,7 @@ class _DynamicProvider:
     """The `pulumi-python` provider plugin for one deployment, called with the engine's requests."""
 
     def __init__(self, config: dict[str, str]):
-        self._module = _servicer_module()
-        self._servicer = self._module.DynamicResourceProviderServicer()
+        self._server = sdk.ProviderServer(on_abort=_EngineError)
         response = self._call("Configure", provider_pb2.ConfigureRequest(
             args=_to_struct(config), acceptSecrets=True, acceptResources=True))
         # False for this server: the engine strips secrets on the way in and re-applies them on the way
@@ -444,7 +420,7 @@ class _DynamicProvider:
     def _call(self, method: str, request):
         # Each call runs in a copy of the context: get_provider() calls `configure(Settings(...))`, which
         # must not clobber the program's runtime settings (in the real engine it runs in another process).
-        return contextvars.copy_context().run(getattr(self._servicer, method), request, _GrpcContext())
+        return contextvars.copy_context().run(self._server.call, method, request)
 
     def _marshal(self, props: dict, keep_unknowns: bool) -> struct_pb2.Struct:
         return _to_struct(_for_provider(props, keep_unknowns, self.accept_secrets))
@@ -455,7 +431,8 @@ class _DynamicProvider:
 
     def check(self, urn, olds, news, allow_unknowns):
         response = self._call("Check", provider_pb2.CheckRequest(
-            olds=self._marshal(olds, allow_unknowns), news=self._marshal(news, allow_unknowns), **self._names(urn)))
+            olds=self._marshal(olds, allow_unknowns), news=self._marshal(news, allow_unknowns),
+            **self._names(urn)))
         inputs = _from_wire(response.inputs)
         if not self.accept_secrets:
             _annotate_secrets(inputs, news)
@@ -464,8 +441,10 @@ class _DynamicProvider:
     def diff(self, urn, id_, old_inputs, old_outputs, news, ignore_changes, allow_unknowns) -> _Diff:
         response = self._call("Diff", provider_pb2.DiffRequest(
             id=id_, olds=self._marshal(old_outputs, allow_unknowns), news=self._marshal(news, allow_unknowns),
-            old_inputs=self._marshal(old_inputs, allow_unknowns), ignoreChanges=ignore_changes, **self._names(urn)))
-        return _Diff(response.changes, list(response.replaces), response.deleteBeforeReplace, list(response.diffs))
+            old_inputs=self._marshal(old_inputs, allow_unknowns), ignoreChanges=ignore_changes,
+            **self._names(urn)))
+        return _Diff(response.changes, list(response.replaces), response.deleteBeforeReplace,
+                     list(response.diffs))
 
     def create(self, urn, inputs):
         response = self._call("Create", provider_pb2.CreateRequest(
@@ -623,7 +602,8 @@ class _Deployment:
                 parent = "" if alias.get("noParent") else (alias.get("parentUrn") or request.parent)
                 candidates.append(_make_urn(alias.get("stack") or self.engine.stack,
                                             alias.get("project") or self.engine.project, parent,
-                                            alias.get("type") or request.type, alias.get("name") or request.name))
+                                            alias.get("type") or request.type,
+                                            alias.get("name") or request.name))
         for candidate in candidates:
             if candidate in state and candidate not in self.seen_olds:
                 return state[candidate]
@@ -651,7 +631,8 @@ class _Deployment:
                 self.seen_olds.add(old.urn)
             try:
                 if opts.remote:
-                    raise _EngineError("remote (multi-language) components are not supported by tests/engine.py")
+                    raise _EngineError("remote (multi-language) components are not supported by "
+                                       "tests/engine.py")
                 if not opts.custom:
                     new = self.component(urn, request, opts, goal, old)
                 elif request.type.startswith(_DYNAMIC_PREFIX):
@@ -667,7 +648,8 @@ class _Deployment:
             self.run.resources[urn] = new.record()
             if not self.preview:
                 self.engine._commit(new, old)
-        response = resource_pb2.RegisterResourceResponse(urn=urn, id=new.id or "", object=_to_struct(new.outputs))
+        response = resource_pb2.RegisterResourceResponse(urn=urn, id=new.id or "",
+                                                         object=_to_struct(new.outputs))
         return response
 
     def finish_outputs(self, new: _State, urn: str) -> None:
@@ -675,7 +657,8 @@ class _Deployment:
         outs = new.outputs
         for key in new.options.additional_secret_outputs:
             if key == "id":
-                self.warn(f"{urn}: The 'id' property cannot be made secret. See pulumi/pulumi#2717 for more details.")
+                self.warn(f"{urn}: The 'id' property cannot be made secret. See pulumi/pulumi#2717 for more "
+                          "details.")
             elif key in outs and not isinstance(outs[key], Secret):
                 outs[key] = Secret(outs[key])
         for key, value in list(outs.items()):
@@ -710,10 +693,12 @@ class _Deployment:
                 new.id, new.outputs = self.provider.create(urn, inputs)
             return new
 
-        diff = self.provider.diff(urn, old.id, old.inputs, old.outputs, inputs, opts.ignore_changes, self.preview)
+        diff = self.provider.diff(urn, old.id, old.inputs, old.outputs, inputs, opts.ignore_changes,
+                                  self.preview)
         changes, changed = diff.changes, diff.changed_keys
         if changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
-            changed = _changed_keys(old.inputs, _process_ignore_changes(inputs, old.inputs, opts.ignore_changes))
+            changed = _changed_keys(old.inputs,
+                                    _process_ignore_changes(inputs, old.inputs, opts.ignore_changes))
             changes = provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE
         replaces = list(diff.replaces)
         if changes == provider_pb2.DiffResponse.DIFF_SOME:
@@ -729,13 +714,12 @@ class _Deployment:
             if self.preview:
                 new.outputs = dict(inputs)
             else:
-                new.outputs = self.provider.update(urn, old.id, old.inputs, old.outputs, inputs, opts.ignore_changes)
+                new.outputs = self.provider.update(urn, old.id, old.inputs, old.outputs, inputs,
+                                                   opts.ignore_changes)
             return new
 
         if opts.protect and old.options.protect:
-            raise self.fail(f'unable to replace resource "{urn}"\nas it is currently marked for protection. To '
-                            "unprotect the resource, remove the `protect` flag from the resource in your Pulumi "
-                            "program and run `pulumi up`")
+            raise self.fail(_cannot_replace_protected(urn))
         self.op("replace", urn)
         inputs = self.check(urn, request.type, {}, goal)
         new.inputs = inputs
@@ -766,9 +750,7 @@ class _Deployment:
                 return new
             replace = any(k in opts.replace_on_changes or "*" in opts.replace_on_changes for k in changed)
             if replace and opts.protect and old.options.protect:
-                raise self.fail(f'unable to replace resource "{urn}"\nas it is currently marked for protection. To '
-                                "unprotect the resource, remove the `protect` flag from the resource in your "
-                                "Pulumi program and run `pulumi up`")
+                raise self.fail(_cannot_replace_protected(urn))
             self.op("replace" if replace else "update", urn)
             if self.preview:
                 new.id, new.outputs = (None if replace else old.id), dict(inputs)
@@ -788,9 +770,9 @@ class _Deployment:
         return new
 
     def call_handler(self, request, inputs: dict, resource_id: str = "") -> tuple[str, dict]:
-        _ensure_event_loop()
-        args = _mocks.MockResourceArgs(
-            typ=request.type, name=request.name, inputs=rpc.deserialize_properties(_to_struct(inputs)),
+        sdk.ensure_event_loop()
+        args = MockResourceArgs(
+            typ=request.type, name=request.name, inputs=sdk.deserialize(_to_struct(inputs)),
             provider=request.provider, resource_id=resource_id or getattr(request, "importId", "") or None,
             custom=True)
         handler = self.engine.handlers.get(request.type)
@@ -798,8 +780,7 @@ class _Deployment:
             id_, outputs = f"{request.name}_id", args.inputs
         else:
             id_, outputs = handler(args)
-        struct = _sync_await(rpc.serialize_properties(outputs or {}, {}))
-        return id_, _from_wire(struct)
+        return id_, _from_wire(sdk.serialize(outputs or {}))
 
     def component(self, urn, request, opts, goal, old) -> _State:
         if old is not None:
@@ -848,9 +829,9 @@ class _Deployment:
         """step.go DeleteStep.Apply."""
         if not replacing and old.options.protect:
             raise self.fail(
-                f'resource "{old.urn}" cannot be deleted\nbecause it is protected. To unprotect the resource, '
-                "either remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, "
-                f"or use the command:\n`pulumi state unprotect '{old.urn}'`")
+                f'resource "{old.urn}" cannot be deleted\nbecause it is protected. To unprotect the resource,'
+                " either remove the `protect` flag from the resource in your Pulumi program and run "
+                f"`pulumi up`, or use the command:\n`pulumi state unprotect '{old.urn}'`")
         if self.preview or old.options.retain_on_delete:
             return
         if old.options.deleted_with and old.options.deleted_with in self.deleting:
@@ -886,11 +867,11 @@ class _Deployment:
 # The monitor and the engine's Log service, as the SDK sees them
 # ----------------------------------------------------------------------------------------------------
 
-class _Mocks(_mocks.Mocks):
+class _Mocks(Mocks):
     def __init__(self, invoke: Callable | None):
         self._invoke = invoke
 
-    def call(self, args: _mocks.MockCallArgs):
+    def call(self, args: MockCallArgs):
         if self._invoke is None:
             raise _EngineError(f"invoke {args.token!r} has no handler: pass Engine(..., invoke=fn) where "
                                "fn(token, args) returns the result dict")
@@ -900,7 +881,7 @@ class _Mocks(_mocks.Mocks):
         raise AssertionError("not used")
 
 
-class _Monitor(_mocks.MockMonitor):
+class _Monitor(sdk.MockMonitor):
     """The stock MockMonitor with the engine's step generation behind RegisterResource."""
 
     def __init__(self, deployment: _Deployment):
@@ -911,20 +892,18 @@ class _Monitor(_mocks.MockMonitor):
         return self.deployment.urn(parent, type_, name)
 
     def RegisterResource(self, request):
-        _ensure_event_loop()
+        sdk.ensure_event_loop()
         response = self.deployment.register(request)
         if request.type != _STACK_TYPE:
             state = self.deployment.news[response.urn]
-            self.resources[response.urn] = _mocks.MockMonitor.ResourceRegistration(
-                response.urn, state.id or "", rpc.deserialize_properties(response.object))
+            sdk.record_registration(self, response.urn, state.id or "", response.object)
         return response
 
     def ReadResource(self, request):
-        _ensure_event_loop()
+        sdk.ensure_event_loop()
         response = self.deployment.read(request)
         state = self.deployment.reads[response.urn]
-        self.resources[response.urn] = _mocks.MockMonitor.ResourceRegistration(
-            response.urn, state.id or "", rpc.deserialize_properties(response.properties))
+        sdk.record_registration(self, response.urn, state.id or "", response.properties)
         return response
 
     def RegisterResourceOutputs(self, request):
@@ -1014,7 +993,7 @@ class _MonitorThread(ThreadPoolExecutor):  # asyncio's default executor must be 
                     batch.append(self._calls.get_nowait())
                 except queue.Empty:
                     break
-            finished = []
+            finished: list[tuple[Future, Any, BaseException | None]] = []
             for item in batch:
                 if item is None:
                     continue
@@ -1025,9 +1004,9 @@ class _MonitorThread(ThreadPoolExecutor):  # asyncio's default executor must be 
                     finished.append((future, fn(*args, **kwargs), None))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, as an executor does
                     finished.append((future, None, exc))
-            for future, result, exc in finished:
-                if exc is not None:
-                    future.set_exception(exc)
+            for future, result, error in finished:
+                if error is not None:
+                    future.set_exception(error)
                 else:
                     future.set_result(result)
             if any(item is None for item in batch):
@@ -1097,30 +1076,6 @@ class _ProgramProcess:
         return False
 
 
-def _close_thread_loop() -> None:
-    """Close the loop the SDK's `_ensure_event_loop()` made for the monitor's worker thread."""
-    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
-    loop = getattr(local, "_loop", None)
-    if loop is not None and not loop.is_running():
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
-def _context_property_defaults() -> dict[str, Any]:
-    """ContextProperty.fset also changes the *process-wide default* when the current value is None
-    (pulumi/_utils.py); remember the defaults so a run leaves none of its objects behind."""
-    found = {}
-    for name, prop in vars(_settings.Settings).items():
-        if hasattr(prop, "_ContextProperty__default"):
-            found[name] = prop._ContextProperty__default
-    return found
-
-
-def _restore_context_property_defaults(saved: dict[str, Any]) -> None:
-    for name, value in saved.items():
-        vars(_settings.Settings)[name]._ContextProperty__default = value
-
-
 # ----------------------------------------------------------------------------------------------------
 # Config
 # ----------------------------------------------------------------------------------------------------
@@ -1142,7 +1097,8 @@ def _load_yaml(path: Path) -> Any:
 
 def _config_string(key: str, value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secure"}:
-        raise ValueError(f"config {key!r} is a `secure:` value; tests cannot decrypt it, pass config= instead")
+        raise ValueError(f"config {key!r} is a `secure:` value; tests cannot decrypt it, pass config= "
+                         "instead")
     if isinstance(value, str):
         return value
     # Objects reach the program JSON-encoded (Go's encoding/json: compact, map keys sorted).
@@ -1153,8 +1109,9 @@ def _config_string(key: str, value: Any) -> str:
 # The Engine
 # ----------------------------------------------------------------------------------------------------
 
-_PICKLER_BATCH_SETITEMS = pickle._Pickler._batch_setitems
-"""The interpreter's own method, before any provider was serialized in this process."""
+def _run_path(program: str) -> None:
+    """Run the program as the language host does (what its module leaves behind is no result)."""
+    runpy.run_path(program, run_name="__main__")
 
 
 class Engine:
@@ -1184,7 +1141,8 @@ class Engine:
         self._pending: list[_State] = []
         self._config_strings: dict[str, str] = {}
         self._stack_deployed = False
-        self._token = None  # the stack's own SoftHSM2 token, made at the first run that needs one
+        # The stack's own SoftHSM2 token, made at the first run that needs one.
+        self._token: softhsm.Token | None = None
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -1239,21 +1197,16 @@ class Engine:
 
     def _run(self, kind: str) -> EngineRun:
         with _RUN_LOCK:
-            # A program runs in a fresh process under the real engine. pulumi.dynamic's
-            # serialize_provider wraps pickle._Pickler._batch_setitems again at every dynamic resource
-            # and never unwraps it: in this long-lived process the wrappers would pile up into a
-            # RecursionError. Each run starts from the interpreter's own method, as a process would.
-            pickle._Pickler._batch_setitems = _PICKLER_BATCH_SETITEMS
+            # A program runs in a fresh process under the real engine: each run starts from the
+            # interpreter's own pickler and leaves the runtime's process-wide defaults as it found them.
+            sdk.fresh_pickler()
             self._config_strings = self._read_config()
             deployment = _Deployment(self, kind)
             deployment.run.config = dict(self._config_strings)
-            defaults = _context_property_defaults()
             # A stack with backend pkcs11 runs against a SoftHSM2 token of its own (tests/softhsm.py).
-            from tests import softhsm
-
             if self._token is None and any('"pkcs11"' in str(v) for v in self._config_strings.values()):
                 self._token = softhsm.new_token()
-            try:
+            with sdk.context_property_defaults_kept():
                 with softhsm.active(self._token), _ProgramProcess(self.project_dir, self.project):
                     failure = contextvars.copy_context().run(self._drive, deployment)
                     if failure is None:
@@ -1264,8 +1217,6 @@ class Engine:
                     ordered = {urn: self._state[urn] for urn in deployment.news if urn in self._state}
                     ordered.update((urn, st) for urn, st in self._state.items() if urn not in ordered)
                     self._state = ordered
-            finally:
-                _restore_context_property_defaults(defaults)
         if failure is not None:
             raise failure
         return deployment.run
@@ -1276,7 +1227,8 @@ class Engine:
             self._pending.extend(p for p in deployment.pending_deletes if p not in self._pending)
         pending = list(self._pending) + (list(deployment.pending_deletes) if deployment.preview else [])
         try:
-            contextvars.copy_context().run(deployment.delete_unregistered, list(self._state.values()), pending)
+            contextvars.copy_context().run(deployment.delete_unregistered, list(self._state.values()),
+                                           pending)
         except _EngineError as exc:
             return self._failed(deployment, exc)
         return None
@@ -1286,17 +1238,17 @@ class Engine:
         if deployment.kind == "destroy":
             return None
         monitor = _Monitor(deployment)
-        settings = _settings.Settings(
-            project=self.project, stack=self.stack, monitor=monitor, engine=_EngineService(deployment.run.log),
-            dry_run=deployment.preview, organization="organization", root_directory=str(self.project_dir))
-        _settings.configure(settings)
-        _settings.ROOT.set(None)
-        _config.set_all_config(dict(self._config_strings), [])
+        configure(Settings(
+            project=self.project, stack=self.stack, monitor=monitor,
+            engine=_EngineService(deployment.run.log),
+            dry_run=deployment.preview, organization="organization", root_directory=str(self.project_dir)))
+        sdk.forget_root_resource()
+        set_all_config(dict(self._config_strings), [])
+        with sdk.kept_thread_event_loop():
+            return self._run_program(deployment)
 
-        # Remember the thread's event loop *and* whether one was ever set: set_event_loop(None) would
-        # stop asyncio from creating one on demand, which the stock mocks (`pulumi.runtime.test`) rely on.
-        local = getattr(asyncio.get_event_loop_policy(), "_local", None)
-        previous = (getattr(local, "_loop", None), getattr(local, "_set_called", False))
+    def _run_program(self, deployment: _Deployment) -> ProgramFailed | None:
+        """The program on a loop of its own, as the language host runs it; its failure, if any."""
         loop = asyncio.new_event_loop()
         loop.set_exception_handler(lambda _loop, _context: None)  # failures are reported below instead
         # One worker: the monitor sees RPCs in the order the SDK issues them, so runs are deterministic.
@@ -1306,7 +1258,7 @@ class Engine:
         program = self._main()
         error: BaseException | None = None
         try:
-            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+            loop.run_until_complete(run_in_stack(lambda: _run_path(program)))
         except BaseException as exc:  # noqa: BLE001 - reported as ProgramFailed
             error = exc
         finally:
@@ -1316,12 +1268,9 @@ class Engine:
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.run_in_executor(None, _close_thread_loop))
+            loop.run_until_complete(loop.run_in_executor(None, sdk.close_thread_event_loop))
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
-            asyncio.set_event_loop(previous[0])
-            if local is not None and hasattr(local, "_set_called"):
-                local._set_called = previous[1]
         if error is None and deployment.errors:
             error = _EngineError(deployment.errors[0])
         if error is None:

@@ -335,10 +335,12 @@ class AwsKms:
         if not inputs.get("enableKeyRotation"):
             return
         if spec != "SYMMETRIC_DEFAULT":
-            raise CloudError(f"UnsupportedOperationException: {spec} KMS keys do not support automatic rotation")
+            raise CloudError(f"UnsupportedOperationException: {spec} KMS keys do not support automatic "
+                             "rotation")
         period = int(inputs.get("rotationPeriodInDays") or 365)
         if not 90 <= period <= 2560:
-            raise CloudError(f"ValidationException: RotationPeriodInDays {period} must be between 90 and 2560")
+            raise CloudError(f"ValidationException: RotationPeriodInDays {period} must be between 90 and "
+                             "2560")
 
     def _create(self, spec: str, usage: str, inputs: dict, region: str) -> str:
         tags = inputs.get("tags") or {}
@@ -512,7 +514,8 @@ _GCP_ALGORITHMS: dict[str, tuple[str, Any]] = {
     "EC_SIGN_ED25519": ("ASYMMETRIC_SIGN", ed25519.Ed25519PrivateKey.generate),
     **{
         f"RSA_SIGN_{scheme}_{size}_{digest}": (
-            "ASYMMETRIC_SIGN", lambda size=size: rsa.generate_private_key(public_exponent=65537, key_size=size)
+            "ASYMMETRIC_SIGN", lambda size=size: rsa.generate_private_key(public_exponent=65537,
+                                                                          key_size=size)
         )
         for scheme in ("PKCS1", "PSS")
         for size, digests in ((2048, ("SHA256",)), (3072, ("SHA256",)), (4096, ("SHA256", "SHA512")))
@@ -524,7 +527,8 @@ _GCP_ALGORITHMS: dict[str, tuple[str, Any]] = {
 _GCP_HSM_ONLY = frozenset({"EC_SIGN_SECP256K1_SHA256"})
 _GCP_LABEL = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _GCP_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-_DIGESTS = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_DIGESTS: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 
 
 @dataclass
@@ -607,7 +611,8 @@ class GcpKms:
 
     @property
     def handlers(self) -> dict:
-        return {GCP_KEY_RING: self.key_ring, GCP_CRYPTO_KEY: self.crypto_key, GCP_KEY_VERSION: self.key_version}
+        return {GCP_KEY_RING: self.key_ring, GCP_CRYPTO_KEY: self.crypto_key,
+                GCP_KEY_VERSION: self.key_version}
 
     # -- resources ------------------------------------------------------------------------------
 
@@ -640,7 +645,8 @@ class GcpKms:
         if algorithm in _GCP_HSM_ONLY and level != "HSM":
             raise CloudError(f"INVALID_ARGUMENT: {algorithm} is only supported at protection level HSM.")
         if inputs.get("rotationPeriod") and purpose != "ENCRYPT_DECRYPT":
-            raise CloudError("INVALID_ARGUMENT: automatic rotation is only supported for symmetric encryption keys.")
+            raise CloudError("INVALID_ARGUMENT: automatic rotation is only supported for symmetric "
+                             "encryption keys.")
         for key, value in (inputs.get("labels") or {}).items():
             if not _GCP_LABEL.fullmatch(key) or not _GCP_LABEL_VALUE.fullmatch(value):
                 raise CloudError(f"INVALID_ARGUMENT: invalid label {key}={value!r}.")
@@ -657,7 +663,8 @@ class GcpKms:
         inputs = dict(args.inputs)
         state = inputs.get("state") or "ENABLED"
         if state not in ("ENABLED", "DISABLED"):
-            raise CloudError(f"INVALID_ARGUMENT: a version's state can only be set to ENABLED or DISABLED, not {state}.")
+            raise CloudError("INVALID_ARGUMENT: a version's state can only be set to ENABLED or DISABLED, "
+                             f"not {state}.")
         name = self.by_name.get((GCP_KEY_VERSION, args.name))
         if name is None:
             crypto_key = self.crypto_keys.get(inputs["cryptoKey"])
@@ -666,7 +673,8 @@ class GcpKms:
             crypto_key["versions"] += 1
             name = f"{inputs['cryptoKey']}/cryptoKeyVersions/{crypto_key['versions']}"
             algorithm = crypto_key["algorithm"]
-            self.versions[name] = GcpVersion(name, algorithm, crypto_key["level"], _GCP_ALGORITHMS[algorithm][1]())
+            self.versions[name] = GcpVersion(name, algorithm, crypto_key["level"],
+                                             _GCP_ALGORITHMS[algorithm][1]())
             self.by_name[(GCP_KEY_VERSION, args.name)] = name
         version = self.versions[name]
         if version.state not in ("ENABLED", "DISABLED"):
@@ -683,10 +691,13 @@ class GcpKms:
         if version is None:
             raise CloudError(f"NOT_FOUND: {name} not found.")
         if version.state != "ENABLED" and version.public_pem is not None:
-            raise CloudError(f"FAILED_PRECONDITION: {name} is not enabled, current state is: {version.state}.")
-        public_keys = [] if version.public_pem is None else [{"algorithm": version.algorithm, "pem": version.public_pem}]
+            raise CloudError(f"FAILED_PRECONDITION: {name} is not enabled, current state is: "
+                             f"{version.state}.")
+        public_keys = [] if version.public_pem is None else [{"algorithm": version.algorithm,
+                                                              "pem": version.public_pem}]
         return {"algorithm": version.algorithm, "cryptoKey": args["cryptoKey"], "id": name, "name": name,
-                "protectionLevel": version.protection_level, "publicKeys": public_keys, "state": version.state,
+                "protectionLevel": version.protection_level, "publicKeys": public_keys,
+                "state": version.state,
                 "version": int(name.rsplit("/", 1)[1])}
 
     # -- what tests look at ---------------------------------------------------------------------

@@ -100,7 +100,8 @@ def reconcile(info: analyzer_pb2.AnalyzerInfo, file_config: dict[str, Any]) -> d
     schemas: dict[str, dict] = {}
     for policy in info.policies:
         props = {}
-        schema = json_format.MessageToDict(policy.configSchema.properties) if policy.HasField("configSchema") else {}
+        schema = (json_format.MessageToDict(policy.configSchema.properties) if policy.HasField("configSchema")
+                  else {})
         for key, spec in schema.items():
             if "default" in spec:
                 props[key] = spec["default"]
@@ -141,12 +142,15 @@ class PolicyPackProcess:
         # <engine address> <pack directory>`, which runs __main__.py through runpy.
         self.command = ([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack)]
                         if via_cli_launcher else [sys.executable, str(pack / "__main__.py")])
-        self.process: subprocess.Popen | None = None
         self.channel: grpc.Channel | None = None
-        self.stub: analyzer_pb2_grpc.AnalyzerStub | None = None
+        # Set by __enter__: the pack's process and the analyzer's client.
+        self.process: subprocess.Popen[bytes]
+        self.stub: analyzer_pb2_grpc.AnalyzerStub
 
     def __enter__(self) -> PolicyPackProcess:
-        self.process = subprocess.Popen(self.command, cwd=self.pack, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(self.command, cwd=self.pack, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+        assert self.process.stdout is not None and self.process.stderr is not None
         line = self.process.stdout.readline().decode().strip()
         if not line.isdigit():
             self.process.kill()
@@ -160,23 +164,24 @@ class PolicyPackProcess:
     def __exit__(self, *exc: object) -> None:
         if self.channel is not None:
             self.channel.close()
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process.stdout.close()
-            self.process.stderr.close()
+        self.process.kill()
+        self.process.wait(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
 
     # -- the CLI's calls --------------------------------------------------------------------------
 
     def info(self) -> analyzer_pb2.AnalyzerInfo:
         return self.stub.GetAnalyzerInfo(empty_pb2.Empty())
 
-    def configure(self, config: dict[str, Any] | Path | str, *, now: str | None = None) -> dict[str, tuple[str, dict]]:
+    def configure(self, config: dict[str, Any] | Path | str, *,
+                  now: str | None = None) -> dict[str, tuple[str, dict]]:
         """Send a `--policy-pack-config` (a path or its parsed JSON); `now` pins every clock."""
-        if isinstance(config, (Path, str)):
-            config = json.loads(Path(config).read_text())
+        settings: dict[str, Any] = (json.loads(Path(config).read_text()) if isinstance(config, (Path, str))
+                                    else config)
         info = self.info()
-        reconciled = reconcile(info, config)
+        reconciled = reconcile(info, settings)
         if now is not None:
             for policy in info.policies:
                 if "now" in json_format.MessageToDict(policy.configSchema.properties):
@@ -260,15 +265,22 @@ def stack_resource(resource_type: str, props: dict[str, Any], *, name: str = "r"
                    dependencies: list[PolicyResource] | None = None, parent: PolicyResource | None = None,
                    ) -> PolicyResource:
     """A PolicyResource as `AnalyzeStack` builds it (outputs behind the unknown-checking proxy)."""
-    return PolicyResource(resource_type, unknown_checking_proxy(copy.deepcopy(props)), urn_of(resource_type, name),
-                          name, resource_options(protect=protect, parent=parent.urn if parent else None), None,
+    return PolicyResource(resource_type, unknown_checking_proxy(copy.deepcopy(props)),
+                          urn_of(resource_type, name),
+                          name, resource_options(protect=protect, parent=parent.urn if parent else None),
+                          None,
                           parent, list(dependencies or []), {})
 
 
-def violations(policy: ResourceValidationPolicy | StackValidationPolicy, args: Any) -> list[tuple[str, str | None]]:
+def violations(policy: ResourceValidationPolicy | StackValidationPolicy,
+               args: Any) -> list[tuple[str, str | None]]:
     """(message, urn) of every violation the policy reports for these args."""
     found: list[tuple[str, str | None]] = []
-    policy.validate(args, lambda message, urn=None: found.append((message, urn)))
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append((message, urn))
+
+    policy.validate(args, report)
     return found
 
 

@@ -12,7 +12,8 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "staging", "production")
 _IGNORE = shutil.ignore_patterns(".venv", ".git", "published", ".pulumi-state", "__pycache__", "*.pyc",
-                                 ".pytest_cache", ".hypothesis", ".ruff_cache", "tests", "bench", "docs", ".softhsm",
+                                 ".pytest_cache", ".hypothesis", ".ruff_cache", "tests", "bench", "docs",
+                                 ".softhsm",
                                  ".pulumi-cli", "tools")
 
 

@@ -34,7 +34,8 @@ def pinned_version() -> str:
 
 def _version(binary: Path) -> str:
     try:
-        done = subprocess.run([str(binary), "version"], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([str(binary), "version"], capture_output=True, text=True, timeout=30,
+                              check=False)
     except OSError:
         return ""
     return done.stdout.strip()
@@ -126,7 +127,8 @@ class PulumiProject:
                               timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise CommandFailed(
-                f"`{' '.join(command)}` exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+                f"`{' '.join(command)}` exited {done.returncode}\n--- stdout\n{done.stdout}\n--- "
+                f"stderr\n{done.stderr}"
             )
         return done
 

@@ -49,7 +49,8 @@ def installed() -> bool:
 
 def _conf(directory: Path) -> Path:
     conf = directory / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\nlog.level = "
+                    "ERROR\n")
     return conf
 
 

@@ -50,7 +50,8 @@ def test_up_creates_the_keys_and_publishes_the_documents(deployed):
     assert keysets["atlas-gateway"]["activeKid"] in [k["kid"] for k in jwks["keys"]]
     assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23"]
     for document in ("published/agent-manager/signers.json", "published/stellaops/trust-anchor.json",
-                     "published/agent-manifest/trust-anchor.json", "published/secrets-service/key-history.json"):
+                     "published/agent-manifest/trust-anchor.json",
+                     "published/secrets-service/key-history.json"):
         assert (project.dir / document).is_file(), document
     resources = project.export()["deployment"]["resources"]
     keys = [r for r in resources if r["type"] == SOFTWARE_KEY]
@@ -99,7 +100,8 @@ def test_a_token_signed_with_the_active_dev_key_verifies_against_the_published_j
     key = next(r for r in resources if r["type"] == SOFTWARE_KEY and r["outputs"]["keyset"] == "atlas-gateway"
                and r["outputs"]["generation"] == active)
     private_pem = key["outputs"]["private_key"]
-    if isinstance(private_pem, dict):  # a secret in `stack export --show-secrets`: {"4dabf...": ..., "plaintext"}
+    # A secret in `stack export --show-secrets`: {"4dabf...": ..., "plaintext"}.
+    if isinstance(private_pem, dict):
         private_pem = json.loads(private_pem["plaintext"])
     kid = result.outputs["keysets"].value["atlas-gateway"]["activeKid"]
     token = jwt.encode({"sub": "gateway-client", "aud": "atlas"}, private_pem, algorithm="EdDSA",

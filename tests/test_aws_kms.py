@@ -82,9 +82,10 @@ def rfc7638(public_key) -> str:
         members = {"crv": crv, "kty": "EC", "x": b64url(numbers.x.to_bytes(size, "big")),
                    "y": b64url(numbers.y.to_bytes(size, "big"))}
     elif isinstance(public_key, rsa.RSAPublicKey):
-        numbers = public_key.public_numbers()
-        members = {"e": b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")), "kty": "RSA",
-                   "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big"))}
+        rsa_numbers = public_key.public_numbers()
+        e, n = rsa_numbers.e, rsa_numbers.n
+        members = {"e": b64url(e.to_bytes((e.bit_length() + 7) // 8, "big")), "kty": "RSA",
+                   "n": b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))}
     else:
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         members = {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
@@ -157,7 +158,9 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
             assert described["KeyState"] == "Enabled"
             assert described["Rotation"]["KeyRotationEnabled"] is False
             meta = from_aws_tags(described["Tags"])
-            assert (meta.keyset, meta.generation, meta.state, meta.environment) == (keyset, gid, state, "test")
+            assert meta is not None
+            assert (meta.keyset, meta.generation, meta.state, meta.environment) == (keyset, gid, state,
+                                                                                    "test")
             assert resource.inputs["deletionWindowInDays"] == 7
             assert resource.options.protect, f"{keyset}/{gid}: a KMS key must be protected"
 
@@ -167,7 +170,8 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
     assert jwks_object["cache_control"] == "public, max-age=120"
     jwks = json.loads(jwks_object["body"])
     api = run.outputs["keysets"]["api-tokens"]
-    expected_kids = [rfc7638(kms_public_key(clouds, key_of(run, "api-tokens", g).id)) for g in ("g1", "g2", "g3")]
+    expected_kids = [rfc7638(kms_public_key(clouds, key_of(run, "api-tokens", g).id))
+                     for g in ("g1", "g2", "g3")]
     assert [k["kid"] for k in jwks["keys"]] == expected_kids
     assert api["activeKid"] == expected_kids[1]
 
@@ -193,6 +197,7 @@ def test_sign_keysets_are_kms_keys_whose_signatures_verify_against_the_published
     entry = next(s for s in signers if s["signerId"] == audit["activeKid"])
     assert entry["algorithm"] == "rsa-sha256"
     pem_key = serialization.load_pem_public_key(entry["publicKey"].encode())
+    assert isinstance(pem_key, rsa.RSAPublicKey)
     signing_input, _, signature = token.rpartition(".")
     pem_key.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), signing_input.encode(),
                    padding.PKCS1v15(), hashes.SHA256())
@@ -229,7 +234,8 @@ def test_eddsa_keys_are_emulated_because_moto_lacks_ed25519(clouds, project, buc
     same resource handler and getPublicKey invoke. The program's path is the same as for moto's keys."""
     config = stack({"manifest-signing": {
         "purpose": "sign", "algorithm": "EdDSA", "backend": "aws-kms",
-        "publish": [{"format": "trust-anchor", "target": f"s3://{bucket}/.well-known/agent-manifest/trust-anchor"},
+        "publish": [{"format": "trust-anchor",
+                     "target": f"s3://{bucket}/.well-known/agent-manifest/trust-anchor"},
                     {"format": "jwks", "target": f"s3://{bucket}/manifest/jwks.json"}],
         "generations": generations("retiring", "active"),
     }})
@@ -268,7 +274,8 @@ def test_symmetric_keys_rotate_natively_and_hmac_keys_mac_through_kms(clouds, pr
         "archive-encryption": {"purpose": "encrypt", "algorithm": "A256GCM", "backend": "aws-kms",
                                "maxAgeDays": 4000, "warnDays": 30, "generations": generations("active")},
         "audit-hmac": {"purpose": "mac", "algorithm": "HS256", "backend": "aws-kms",
-                       "publish": [{"format": "key-history", "target": f"s3://{bucket}/audit/hmac-history.json"}],
+                       "publish": [{"format": "key-history",
+                                    "target": f"s3://{bucket}/audit/hmac-history.json"}],
                        "generations": generations("retiring", "active")},
     })
     run = clouds.engine(project, "test", config=config).up()
@@ -289,7 +296,8 @@ def test_symmetric_keys_rotate_natively_and_hmac_keys_mac_through_kms(clouds, pr
     assert (hmac["KeySpec"], hmac["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     assert hmac["Rotation"]["KeyRotationEnabled"] is False, "AWS cannot rotate HMAC keys in place"
     mac = kms.generate_mac(KeyId="alias/audit-hmac", Message=b"digest", MacAlgorithm="HMAC_SHA_256")["Mac"]
-    assert kms.verify_mac(KeyId=hmac["KeyId"], Message=b"digest", MacAlgorithm="HMAC_SHA_256", Mac=mac)["MacValid"]
+    assert kms.verify_mac(KeyId=hmac["KeyId"], Message=b"digest", MacAlgorithm="HMAC_SHA_256",
+                          Mac=mac)["MacValid"]
 
     # No public key: the kid is <keyset>-<generation>, never derived from the secret.
     outputs = run.outputs["keysets"]
@@ -379,7 +387,8 @@ def test_revoked_keys_are_disabled_at_once_and_stay_protected(clouds, project, b
     assert revoked.id == key_of(first, "tokens", "g2").id
     assert clouds.aws.describe(revoked.id)["KeyState"] == "Disabled"
     assert revoked.options.protect, "a revoked key is kept (forensics), never destroyed"
-    assert from_aws_tags(clouds.aws.describe(revoked.id)["Tags"]).state == "revoked"
+    revoked_meta = from_aws_tags(clouds.aws.describe(revoked.id)["Tags"])
+    assert revoked_meta is not None and revoked_meta.state == "revoked"
     jwks = json.loads(servers.read_s3(f"s3://{bucket}/t/jwks.json")["body"])
     assert [k["kid"] for k in jwks["keys"]] == [second.outputs["keysets"]["tokens"]["activeKid"]]
 
@@ -413,7 +422,8 @@ def test_preview_of_a_new_generation_does_not_ask_kms_for_a_key_that_does_not_ex
     assert asked == [existing], "only the existing key's public key is fetched in a preview"
     assert all(k not in (None, "", UNKNOWN) for k in asked)
     publication = next(r for r in preview.resources.values() if r.type.endswith("publishing:Publication"))
-    assert publication.inputs.get("content", UNKNOWN) == UNKNOWN, "the new JWKS is not known before the key is"
+    content = publication.inputs.get("content", UNKNOWN)
+    assert content == UNKNOWN, "the new JWKS is not known before the key is"
     assert len([r for r in engine.resources.values() if r.type == AWS_KEY]) == 1, "a preview creates nothing"
 
 
@@ -433,7 +443,8 @@ ES = {"purpose": "sign", "algorithm": "ES256", "backend": "aws-kms", "generation
         id="symmetric-max-age-below-aws-rotation"),
     pytest.param(
         {k: v for k, v in stack({"tokens": ES}).items() if k != "aws:region"},
-        "keyset 'tokens', field 'aws.region'", "is required for backend aws-kms (or set the stack's aws:region)",
+        "keyset 'tokens', field 'aws.region'",
+        "is required for backend aws-kms (or set the stack's aws:region)",
         id="no-region"),
     pytest.param(
         stack({"tokens": {**ES, "generations": [{**generations("active")[0], "id": "v1.0"}]}}),

@@ -180,8 +180,9 @@ def test_promote_force_says_what_risk_it_takes(stack):
             " 2026-11-25T12:05:00Z") in out
 
 
-def outputs_file(tmp_path: Path, first_published: dict[str, str] | None) -> Path:
-    generations = [{"id": g, "kid": f"atlas-{g}", "state": "x"} for g in ("2026-11-16", "2026-11-23", "2026-11-25")]
+def outputs_file(tmp_path: Path, first_published: dict[str, str | int] | None) -> Path:
+    generations = [{"id": g, "kid": f"atlas-{g}", "state": "x"} for g in ("2026-11-16", "2026-11-23",
+                                                                          "2026-11-25")]
     published = {"atlas-2026-11-16": "2026-11-16T09:02:00Z", "atlas-2026-11-23": "2026-11-23T09:03:00Z",
                  **(first_published or {})}
     data = {"keysets": {"atlas-gateway": {
@@ -269,11 +270,13 @@ def test_destroy_needs_the_generation_id_as_confirmation(stack):
 def test_revoke_for_compromise_promotes_the_pending_generation_at_once(stack):
     code, out, _ = run(stack, "revoke", "signer", "2026", "--reason", "compromise")
     assert code == 0
-    assert "~ generation '2026': state active -> revoked, revokedAt 2026-11-25T12:00:00Z, revokeReason compromise" in out
+    assert ("~ generation '2026': state active -> revoked, revokedAt 2026-11-25T12:00:00Z, revokeReason "
+            "compromise" in out)
     assert "~ generation '2027': state pending -> active, activatedAt 2026-11-25T12:00:00Z" in out
     assert "tokens: everything signed with key-2026-dev" in out
     assert "made since 2026-11-25T11:00:00Z are still within tokenLifetimeSeconds" in out
-    assert "documents: trust-anchor at file://published/stellaops/trust-anchor.json no longer contains it" in out
+    assert ("documents: trust-anchor at file://published/stellaops/trust-anchor.json no longer contains it"
+            in out)
     assert "documents: key-history at file://published/stellaops/key-history.json lists it as revoked" in out
     assert "emergency rotation: promoted the pending generation '2027' at once" in out
     signer = load_stack_file(stack).keysets["signer"]
@@ -358,7 +361,8 @@ def test_rollback_without_a_retiring_generation_is_refused(stack):
     run(stack, "retire", "atlas-gateway", "2026-11-16")
     code, _, err = run(stack, "rollback", "atlas-gateway")
     assert code == 1
-    assert "nothing to roll back to: no retiring generation; the previous generation '2026-11-16' is retired" in err
+    assert ("nothing to roll back to: no retiring generation; the previous generation '2026-11-16' is "
+            "retired" in err)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +386,8 @@ def test_status_lists_every_generation_with_its_next_step(stack):
     assert code == 0
     assert "2026-11-16   retiring  since 2026-11-23T09:10:00Z, age 9d 3h; retire from 2026-11-23T10:16:00Z" \
         " (allowed now)" in out
-    assert "2027         pending   since 2026-11-20T00:00:00Z, age 5d 12h; promote from 2026-11-20T00:06:00Z" in out
+    assert ("2027         pending   since 2026-11-20T00:00:00Z, age 5d 12h; promote from "
+            "2026-11-20T00:06:00Z" in out)
 
 
 def test_status_json(stack):
@@ -397,7 +402,8 @@ def test_status_json(stack):
 def test_plan_shows_the_schedule_and_the_gap_verdict(stack):
     code, out, _ = run(stack, "plan", "atlas-gateway")
     assert code == 0
-    assert "atlas-gateway: active '2026-11-23', due 2026-11-30T09:10:00Z, rotate by 2026-11-30T09:04:00Z" in out
+    assert ("atlas-gateway: active '2026-11-23', due 2026-11-30T09:10:00Z, rotate by 2026-11-30T09:04:00Z"
+            in out)
     assert "from 2026-11-28T09:10:00Z  rotate atlas-gateway" in out
     assert "from 2026-11-28T09:16:00Z  promote atlas-gateway" in out
     assert "from 2026-11-28T10:22:00Z  retire atlas-gateway 2026-11-23" in out
@@ -468,7 +474,8 @@ def test_valid_at_a_revoked_key_after_its_revocation_is_not_valid(stack):
 @pytest.mark.parametrize(("args", "message"), [
     (["rotate", "nope"], "Pulumi.dev.yaml: no keyset 'nope' (keysets: atlas-gateway, signer)"),
     (["retire", "atlas-gateway", "v9"], "keyset 'atlas-gateway' has no generation 'v9' (generations:"),
-    (["promote", "atlas-gateway", "2026-11-16"], "generation '2026-11-16': is retiring; to make it sign again"),
+    (["promote", "atlas-gateway", "2026-11-16"],
+     "generation '2026-11-16': is retiring; to make it sign again"),
     (["revoke", "signer", "2025", "--reason", "compromise"], None),
     (["destroy", "atlas-gateway", "2026-11-23", "--confirm", "2026-11-23"],
      "generation '2026-11-23': cannot go from 'active' to 'destroyed'"),
@@ -593,10 +600,12 @@ def test_without_outputs_the_pulumi_cli_is_asked_for_the_stack_outputs(stack, tm
     assert "first published 2026-11-25T12:30:00Z (pulumi stack output --stack dev)" in err.getvalue()
 
 
-def test_without_readable_outputs_an_edit_that_depends_on_them_is_refused_unless_forced(stack, tmp_path, monkeypatch):
+def test_without_readable_outputs_an_edit_that_depends_on_them_is_refused_unless_forced(stack, tmp_path,
+                                                                                        monkeypatch):
     rotated(stack)
     before = stack.read_bytes()
-    monkeypatch.setenv("PATH", fake_pulumi(tmp_path, "echo \"error: no stack named 'dev' found\" >&2\nexit 255\n"))
+    monkeypatch.setenv("PATH", fake_pulumi(tmp_path,
+                                           "echo \"error: no stack named 'dev' found\" >&2\nexit 255\n"))
     err = io.StringIO()
     code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z"],
                 out=io.StringIO(), err=err)
@@ -606,7 +615,8 @@ def test_without_readable_outputs_an_edit_that_depends_on_them_is_refused_unless
             " was deployed") in err.getvalue()
     assert stack.read_bytes() == before
     out = io.StringIO()
-    code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z", "--force"],
+    code = main(["promote", "atlas-gateway", "--file", str(stack), "--now", "2026-11-25T12:06:00Z",
+                 "--force"],
                 out=out, err=io.StringIO())
     assert code == 0
     assert "warning: --force without the stack outputs" in out.getvalue()
@@ -670,7 +680,8 @@ def test_a_first_published_time_out_of_range_is_refused_not_overflowed(stack, tm
 # The clock and the deployment record
 
 
-def test_an_edit_with_now_in_the_future_is_refused_but_reports_and_dry_runs_may_look_ahead(stack, monkeypatch):
+def test_an_edit_with_now_in_the_future_is_refused_but_reports_and_dry_runs_may_look_ahead(stack,
+                                                                                           monkeypatch):
     from datetime import UTC, datetime
 
     from keyrotation.commands import cli
@@ -705,9 +716,11 @@ def test_retire_counts_the_overlap_from_when_the_promote_was_deployed(stack, tmp
     assert "it stopped signing at 2026-11-25T12:06:00Z, deployed 2026-11-25T13:00:00Z" in err.getvalue()
     assert "Retire allowed from 2026-11-25T14:06:00Z" in err.getvalue()
     out = io.StringIO()
-    main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", "2026-11-25T13:01:00Z"],
+    main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now",
+          "2026-11-25T13:01:00Z"],
          out=out, err=io.StringIO())
-    assert "from 2026-11-25T14:06:00Z" in out.getvalue() and "retire atlas-gateway 2026-11-23" in out.getvalue()
+    assert ("from 2026-11-25T14:06:00Z" in out.getvalue() and "retire atlas-gateway 2026-11-23"
+            in out.getvalue())
     code = main(["retire", "atlas-gateway", "2026-11-23", "--file", str(stack), "--outputs", str(outputs),
                  "--now", "2026-11-25T14:06:00Z", "--dry-run"], out=io.StringIO(), err=io.StringIO())
     assert code == 0
@@ -721,7 +734,8 @@ def test_retire_counts_the_overlap_from_when_the_promote_was_deployed(stack, tmp
             " with it were still valid: verifiers may reject valid signatures from 2026-11-25T13:01:00Z to"
             " 2026-11-25T14:06:00Z") in out.getvalue()
     out = io.StringIO()
-    code = main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now", "2026-11-25T13:02:00Z"],
+    code = main(["plan", "atlas-gateway", "--file", str(stack), "--outputs", str(outputs), "--now",
+                 "2026-11-25T13:02:00Z"],
                 out=out, err=io.StringIO())
     assert code == 5 and "gap check: GAP" in out.getvalue()
 
@@ -736,7 +750,8 @@ def test_status_piped_into_head_exits_quietly(tmp_path):
     # enough keysets that the output outgrows the pipe's buffer: head closes it while status writes
     lines = ["config:", "  key-rotation:environment: dev", "  key-rotation:keysets:"]
     for i in range(300):
-        lines += [f"    k{i}:", "      purpose: sign", "      algorithm: ES256", '      kid: "k-{generation}"',
+        lines += [f"    k{i}:", "      purpose: sign", "      algorithm: ES256",
+                  '      kid: "k-{generation}"',
                   "      generations:", '        - {id: a, state: active, createdAt: "2026-11-01T00:00:00Z",'
                   ' activatedAt: "2026-11-01T00:10:00Z"}']
     big = tmp_path / "Pulumi.dev.yaml"
@@ -753,6 +768,6 @@ def test_status_suggests_promote_when_a_generation_is_pending(stack):
     rotated(stack)
     code, out, _ = run(stack, "status", "atlas-gateway", now="2026-11-30T10:00:00Z")
     assert code == 4
-    assert "overdue: '2026-11-23' passed maxAgeDays (7) on 2026-11-30T09:10:00Z; promote the pending generation" \
-        " now: `promote atlas-gateway`" in out
+    assert ("overdue: '2026-11-23' passed maxAgeDays (7) on 2026-11-30T09:10:00Z; promote the pending "
+            "generation now: `promote atlas-gateway`" in out)
     assert "`rotate atlas-gateway`" not in out

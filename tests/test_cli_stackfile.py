@@ -6,6 +6,7 @@ import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,11 +98,12 @@ def test_flow_mappings_wrap_at_the_line_limit_with_the_neighbours_indentation(tm
         "           activatedAt: '2026-01-01T00:10:00Z'}\n"
     )
     f = StackFile(path)
-    edits = [SetField("k", "a-very-long-generation-name", "state", "active", "revoked"),
-             SetField("k", "a-very-long-generation-name", "revokedAt", None, "2026-02-01T00:00:00Z"),
-             SetField("k", "a-very-long-generation-name", "revokeReason", None, "compromise"),
-             AddGeneration("k", {"id": "b", "state": "active", "createdAt": "2026-02-01T00:00:00Z",
-                                 "activatedAt": "2026-02-01T00:00:00Z"})]
+    edits: list[SetField | AddGeneration] = [
+        SetField("k", "a-very-long-generation-name", "state", "active", "revoked"),
+        SetField("k", "a-very-long-generation-name", "revokedAt", None, "2026-02-01T00:00:00Z"),
+        SetField("k", "a-very-long-generation-name", "revokeReason", None, "compromise"),
+        AddGeneration("k", {"id": "b", "state": "active", "createdAt": "2026-02-01T00:00:00Z",
+                            "activatedAt": "2026-02-01T00:00:00Z"})]
     text = f.edited(edits)
     assert text.endswith(
         "        - {id: a-very-long-generation-name, state: revoked, createdAt: '2026-01-01T00:00:00Z',\n"
@@ -118,11 +120,14 @@ def test_ids_that_would_not_read_back_as_text_are_quoted(tmp_path):
     path.write_text(
         "config:\n  key-rotation:environment: x\n  key-rotation:keysets:\n    k:\n      purpose: sign\n"
         "      algorithm: ES256\n      kid: 'k-{generation}'\n      generations:\n"
-        "        - {id: v1, state: active, createdAt: '2026-01-01T00:00:00Z', activatedAt: '2026-01-01T00:10:00Z'}\n"
+        "        - {id: v1, state: active, createdAt: '2026-01-01T00:00:00Z', activatedAt: "
+        "'2026-01-01T00:10:00Z'}\n"
     )
     f = StackFile(path)
-    text = f.edited([AddGeneration("k", {"id": "2027", "state": "pending", "createdAt": "2026-02-01T00:00:00Z"}),
-                     AddGeneration("k", {"id": "yes", "state": "pending", "createdAt": "2026-02-01T00:00:00Z"})])
+    text = f.edited([AddGeneration("k", {"id": "2027", "state": "pending",
+                                         "createdAt": "2026-02-01T00:00:00Z"}),
+                     AddGeneration("k", {"id": "yes", "state": "pending",
+                                         "createdAt": "2026-02-01T00:00:00Z"})])
     assert "- {id: \"2027\", state: pending, createdAt: '2026-02-01T00:00:00Z'}" in text
     assert "- {id: \"yes\", state: pending, createdAt: '2026-02-01T00:00:00Z'}" in text
 
@@ -165,7 +170,8 @@ def test_a_value_written_as_a_block_scalar_is_not_edited_blindly(tmp_path):
 def test_not_yaml_and_no_config_are_reported_with_the_file_name(tmp_path):
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"Pulumi.x.yaml: .*\n  - not valid YAML: did not find expected ',' or ']'"):
+    with pytest.raises(ConfigError, match=r"Pulumi.x.yaml: .*\n  - not valid YAML: did not find expected ',' "
+                                          r"or ']'"):
         StackFile(path)
     path.write_text("encryptionsalt: abc\n")
     with pytest.raises(ConfigError, match="Pulumi.x.yaml: .*\n  - has no 'config:' mapping"):
@@ -203,7 +209,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(PROJECT.glob("Pulumi.*.yaml"))
 TRICKY = [
     "yes", "no", "on", "off", "y", "n", "Yes", "NO", "true", "False", "TRUE", "null", "~", "", "Null",
-    "0755", "0o17", "0x1F", "0b101", "1_000", "+12", "-7", "1:30", "1.5", "1e3", "-.5", ".inf", "-.INF", ".nan",
+    "0755", "0o17", "0x1F", "0b101", "1_000", "+12", "-7", "1:30", "1.5", "1e3", "-.5", ".inf", "-.INF",
+    ".nan",
     "2026-11-09", "2026-11-09T09:00:00Z", "2026-11-09 09:00:00+02:00", "2026-11-09T09:00:00.25Z", "<<x", "=",
     "'quoted'", '"2026-11-09"', "12:00", "v1.2.3", "0.", "+.5",
 ]
@@ -253,7 +260,8 @@ def test_the_fast_reader_reads_the_shipped_stack_files_as_ruamel_does(path):
 def test_duplicate_keys_are_refused_naming_the_file_and_the_key(tmp_path, text):
     path = tmp_path / "Pulumi.dup.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=r"(?s)Pulumi.dup.yaml: .*: duplicate key '.*' \(first at line \d\)"):
+    with pytest.raises(ConfigError,
+                       match=r"(?s)Pulumi.dup.yaml: .*: duplicate key '.*' \(first at line \d\)"):
         StackFile(path)
 
 
@@ -270,7 +278,8 @@ def _every_edit(f: StackFile):
         for run in (
             lambda name=name: transitions.rotate(f.config, name, now=T, generation_id=f"{name}-next"),
             lambda name=name: transitions.promote(f.config, name, now=T, force=True),
-            lambda name=name, retiring=retiring: transitions.retire(f.config, name, retiring[0], now=T, force=True),
+            lambda name=name, retiring=retiring: transitions.retire(f.config, name, retiring[0], now=T,
+                                                                 force=True),
         ):
             try:
                 yield name, run()
@@ -294,7 +303,8 @@ def test_editing_only_the_keysets_lines_gives_the_text_a_whole_file_edit_gives(p
         assert f.edited(result.edits) == sliced[name, result.command]
 
 
-def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with_ruamel(tmp_path, monkeypatch):
+def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with_ruamel(tmp_path,
+                                                                                        monkeypatch):
     import io
 
     from ruamel.yaml import YAML
@@ -310,9 +320,18 @@ def test_read_only_commands_parse_once_and_edits_twice_never_the_whole_file_with
     fast, slow = [], []
     # stacktext.parse: the one strict read (libyaml) the validator and the editor share.
     real_load, real_ruamel = stacktext.parse, YAML.load
-    monkeypatch.setattr(stacktext, "parse", lambda text, name: fast.append(len(text)) or real_load(text, name))
-    monkeypatch.setattr(YAML, "load", lambda self, text: slow.append(len(text)) or real_ruamel(self, text))
-    common = ["--project-dir", str(tmp_path), "--stack", "dev", "--no-outputs", "--now", "2026-12-01T09:00:00Z"]
+    def parse(text: str, name: str) -> Any:
+        fast.append(len(text))
+        return real_load(text, name)
+
+    def load(self: YAML, text: str) -> Any:
+        slow.append(len(text))
+        return real_ruamel(self, text)
+
+    monkeypatch.setattr(stacktext, "parse", parse)
+    monkeypatch.setattr(YAML, "load", load)
+    common = ["--project-dir", str(tmp_path), "--stack", "dev", "--no-outputs", "--now",
+              "2026-12-01T09:00:00Z"]
     for command in (["status"], ["plan"], ["timeline"]):
         fast.clear()
         assert cli.main([*command, *common], out=io.StringIO(), err=io.StringIO()) in (0, 3, 4)

@@ -15,7 +15,7 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation import algorithms
@@ -84,6 +84,7 @@ def test_staging_stack_creates_its_kms_keys_and_publishes_verifiable_documents(s
                 assert described["KeyUsage"] == keyset.spec.aws_key_usage
                 assert described["KeyState"] == "Enabled"
                 meta = from_aws_tags(described["Tags"])
+                assert meta is not None
                 assert (meta.keyset, meta.generation, meta.state, meta.environment) == (
                     name, generation.id, str(generation.state), "staging")
             elif keyset.backend == "gcp-kms":
@@ -109,8 +110,9 @@ def test_staging_stack_creates_its_kms_keys_and_publishes_verifiable_documents(s
     signers = json.loads(signers_object["body"])
     assert [s["signerId"] for s in signers] == ["audit-rotation-2026-08-24", "audit-rotation-2026-11-22"]
     entry = next(s for s in signers if s["signerId"] == audit["consumerEnv"]["AUDIT_SIGNER_KID"])
-    serialization.load_pem_public_key(entry["publicKey"].encode()).verify(
-        signature, message, padding.PKCS1v15(), hashes.SHA256())
+    signer = serialization.load_pem_public_key(entry["publicKey"].encode())
+    assert isinstance(signer, rsa.RSAPublicKey)
+    signer.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
     assert clouds.aws.aliases()["alias/audit-signing"] == audit["activeKeyId"]
     assert audit["consumerEnv"] == {
         "AUDIT_SIGNING_KEY_SOURCE": "kms", "AUDIT_SIGNING_KMS_KEY_ID": audit["activeKeyId"],
@@ -130,7 +132,8 @@ def test_staging_stack_creates_its_kms_keys_and_publishes_verifiable_documents(s
     portal = json.loads(servers.read_gs("gs://atlas-trust-portal-staging/.well-known/jwks.json")["body"])
     assert [k["kid"] for k in portal["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
     assert gateway["consumerEnv"]["SIGNING_KEY_ID"] == "atlas-2026-11-23"
-    message = signing_input("EdDSA", "atlas-2026-11-23", {"htm": "POST", "htu": "https://api.atlas.dev/token"})
+    message = signing_input("EdDSA", "atlas-2026-11-23",
+                            {"htm": "POST", "htu": "https://api.atlas.dev/token"})
     token = jws(message, clouds.gcp.sign(gateway["activeKeyName"], message))
     assert jwt.decode(token, key=jwt.PyJWKSet.from_dict(portal)["atlas-2026-11-23"].key,
                       algorithms=["EdDSA"])["htm"] == "POST"
@@ -147,18 +150,22 @@ def test_staging_stack_creates_its_kms_keys_and_publishes_verifiable_documents(s
     payload = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
     signature = clouds.aws.sign(default["activeKeyId"], payload, "ED25519_SHA_512")
     # The manifest runbook's trust anchors give Ed25519 keys as raw base64url public keys.
-    ed25519.Ed25519PublicKey.from_public_bytes(unb64url(anchor["keys"][0]["public_key"])).verify(signature, payload)
+    public_key = ed25519.Ed25519PublicKey.from_public_bytes(unb64url(anchor["keys"][0]["public_key"]))
+    public_key.verify(signature, payload)
 
     fips = outputs["stellaops-fips"]
     crypto_key = next(r for r in run.of_type(GCP_CRYPTO_KEY) if r.inputs["name"] == "stellaops-fips")
-    assert crypto_key.inputs["versionTemplate"] == {"algorithm": "EC_SIGN_P256_SHA256", "protectionLevel": "HSM"}
-    assert from_gcp_labels(crypto_key.inputs["labels"]).generation == "2026"
+    assert crypto_key.inputs["versionTemplate"] == {"algorithm": "EC_SIGN_P256_SHA256",
+                                                    "protectionLevel": "HSM"}
+    labelled = from_gcp_labels(crypto_key.inputs["labels"])
+    assert labelled is not None and labelled.generation == "2026"
     fips_anchor = json.loads(servers.read_gs(
         "gs://stellaops-attestation-feed-staging/anchors/fips/trust-anchor.json")["body"])
     assert fips_anchor["active_key_id"] == fips["activeKid"] == "key-2026-fips-staging"
     message = signing_input("ES256", fips["activeKid"], {"predicateType": "evidence.stella/v1"})
     token = jws(message, raw_ecdsa(clouds.gcp.sign(fips["activeKeyName"], message)))
     anchor_key = serialization.load_der_public_key(unb64url(fips_anchor["keys"][0]["public_key"]))
+    assert isinstance(anchor_key, ec.EllipticCurvePublicKey)
     assert jwt.decode(token, key=anchor_key, algorithms=["ES256"]) == {"predicateType": "evidence.stella/v1"}
     history = json.loads(servers.read_gs(
         "gs://stellaops-attestation-feed-staging/anchors/fips/key-history.json")["body"])

@@ -105,7 +105,8 @@ def test_algorithm_that_does_not_fit_the_purpose():
     data = base()
     data["keysets"]["gw"]["algorithm"] = "HS256"
     message = errors(data)
-    assert "keyset 'gw', field 'algorithm': HS256 is a 'mac' algorithm but the keyset's purpose is 'sign'" in message
+    assert ("keyset 'gw', field 'algorithm': HS256 is a 'mac' algorithm but the keyset's purpose is 'sign'"
+            in message)
     assert "EdDSA" in message  # says what would fit
 
 
@@ -127,7 +128,8 @@ def test_algorithm_the_backend_cannot_hold():
     data["keysets"]["gw"].update(algorithm="ES256K", backend="gcp-kms",
                                  gcp={"location": "global", "keyRing": "ring"})
     message = errors(data)
-    assert "keyset 'gw', field 'gcp.protectionLevel': gcp-kms cannot hold ES256K at protectionLevel SOFTWARE" in message
+    assert ("keyset 'gw', field 'gcp.protectionLevel': gcp-kms cannot hold ES256K at protectionLevel "
+            "SOFTWARE" in message)
 
 
 def test_key_size_only_for_rsa():
@@ -148,7 +150,8 @@ def test_zero_or_two_active_generations(states, found):
         if state == "active":
             gen.pop("retiringAt")
     message = errors(data)
-    assert f"keyset 'gw', field 'generations': a sign keyset needs exactly one 'active' generation; {found}" in message
+    assert (f"keyset 'gw', field 'generations': a sign keyset needs exactly one 'active' generation; {found}"
+            in message)
 
 
 def test_duplicate_generation_ids():
@@ -160,14 +163,16 @@ def test_duplicate_generation_ids():
 def test_active_needs_activated_at():
     data = base()
     del data["keysets"]["gw"]["generations"][1]["activatedAt"]
-    assert "keyset 'gw', generation 'g2', field 'activatedAt': is required when state is 'active'" in errors(data)
+    assert ("keyset 'gw', generation 'g2', field 'activatedAt': is required when state is 'active'"
+            in errors(data))
 
 
 def test_pending_must_not_have_activated_at():
     data = base()
     data["keysets"]["gw"]["generations"].append(
         {"id": "g3", "state": "pending", "createdAt": T0, "activatedAt": T0})
-    assert "keyset 'gw', generation 'g3', field 'activatedAt': must not be set while state is 'pending'" in errors(data)
+    assert ("keyset 'gw', generation 'g3', field 'activatedAt': must not be set while state is 'pending'"
+            in errors(data))
 
 
 def test_timestamps_out_of_order():
@@ -182,7 +187,8 @@ def test_revoked_needs_a_reason():
     data = base()
     data["keysets"]["gw"]["generations"][0] = {
         "id": "g1", "state": "revoked", "createdAt": T0, "revokedAt": "2026-11-02T00:00:00Z"}
-    assert "keyset 'gw', generation 'g1', field 'revokeReason': is required when state is 'revoked'" in errors(data)
+    assert ("keyset 'gw', generation 'g1', field 'revokeReason': is required when state is 'revoked'"
+            in errors(data))
 
 
 def test_malformed_and_naive_times():
@@ -190,7 +196,8 @@ def test_malformed_and_naive_times():
     data["keysets"]["gw"]["generations"][1]["createdAt"] = "last tuesday"
     data["keysets"]["gw"]["generations"][0]["createdAt"] = "2026-11-01T09:00:00"
     message = errors(data)
-    assert "keyset 'gw', generation 'g2', field 'createdAt': is not an RFC 3339 time: 'last tuesday'" in message
+    assert ("keyset 'gw', generation 'g2', field 'createdAt': is not an RFC 3339 time: 'last tuesday'"
+            in message)
     assert "keyset 'gw', generation 'g1', field 'createdAt': needs a timezone" in message
 
 
@@ -223,7 +230,8 @@ def test_external_generation_needs_a_public_key():
     data = external("")
     del data["keysets"]["gw"]["generations"][0]["publicKeyPem"]
     data["keysets"]["gw"]["generations"][1]["publicKeyPem"] = pem(ec.generate_private_key(ec.SECP256R1()))
-    assert "keyset 'gw', generation 'g1', field 'publicKeyPem': is required for backend external" in errors(data)
+    assert ("keyset 'gw', generation 'g1', field 'publicKeyPem': is required for backend external"
+            in errors(data))
 
 
 def test_external_public_key_must_parse():
@@ -233,7 +241,8 @@ def test_external_public_key_must_parse():
 
 def test_external_public_key_must_match_the_algorithm():
     message = errors(external(pem(ed25519.Ed25519PrivateKey.generate()), "ES256"))
-    assert "keyset 'gw', generation 'g1', field 'publicKeyPem': holds a OKP Ed25519 key; ES256 needs EC P-256" in message
+    assert ("keyset 'gw', generation 'g1', field 'publicKeyPem': holds a OKP Ed25519 key; ES256 needs EC "
+            "P-256" in message)
 
 
 def test_external_public_key_of_the_right_curve_is_accepted():
@@ -252,7 +261,8 @@ def test_public_key_pem_only_for_external():
 def test_kid_template_placeholders():
     data = base()
     data["keysets"]["gw"]["kid"] = "{service}-{generation}"
-    assert "keyset 'gw', field 'kid': kid template '{service}-{generation}' uses unknown placeholder(s) service" in errors(data)
+    assert ("keyset 'gw', field 'kid': kid template '{service}-{generation}' uses unknown placeholder(s) "
+            "service" in errors(data))
     data["keysets"]["gw"]["kid"] = "gateway"
     assert "gives every generation the same kid" in errors(data)
 
@@ -268,7 +278,8 @@ def test_symmetric_keysets_publish_only_key_history():
 def test_publish_target_scheme():
     data = base()
     data["keysets"]["gw"]["publish"] = [{"format": "jwks", "target": "ftp://host/jwks.json"}]
-    assert "keyset 'gw', field 'publish[0].target': target 'ftp://host/jwks.json' must be file://path" in errors(data)
+    assert ("keyset 'gw', field 'publish[0].target': target 'ftp://host/jwks.json' must be file://path"
+            in errors(data))
 
 
 def test_the_error_never_contains_private_material():
@@ -296,14 +307,15 @@ def test_a_rollback_is_a_history_step_and_both_periods_are_read():
     from keyrotation import lifecycle
 
     g1 = parse(rolled_back(), stack_file="Pulumi.test.yaml").keysets["gw"].generation("g1")
-    assert g1.retiring_at.isoformat() == "2026-11-10T10:00:00+00:00"
+    assert g1.retiring_at is not None and g1.retiring_at.isoformat() == "2026-11-10T10:00:00+00:00"
     assert [(a.isoformat(), b and b.isoformat()) for a, b in lifecycle.signing_periods(g1)] == [
         ("2026-11-01T10:00:00+00:00", "2026-11-10T10:00:00+00:00"), ("2026-11-10T11:00:00+00:00", None)]
 
 
 def test_a_history_step_the_lifecycle_does_not_allow_is_refused():
     data = rolled_back()
-    data["keysets"]["gw"]["generations"][0]["history"].append({"state": "destroyed", "at": "2026-11-11T00:00:00Z"})
+    data["keysets"]["gw"]["generations"][0]["history"].append({"state": "destroyed",
+                                                               "at": "2026-11-11T00:00:00Z"})
     data["keysets"]["gw"]["generations"][0]["state"] = "destroyed"
     assert ("keyset 'gw', generation 'g1', field 'history[1].state': cannot go from 'active' to 'destroyed'"
             in errors(data))
@@ -327,7 +339,8 @@ def test_a_first_pass_time_set_after_the_history_began_is_refused():
     data["keysets"]["gw"]["generations"][0]["retiredAt"] = "2026-11-12T00:00:00Z"
     message = errors(data)
     assert "generation 'g1', field 'history[0].state': cannot go from 'retired' to 'active'" in message
-    assert "field 'history[0].at': 2026-11-10T11:00:00Z is before the previous step (2026-11-12T00:00:00Z)" in message
+    assert ("field 'history[0].at': 2026-11-10T11:00:00Z is before the previous step (2026-11-12T00:00:00Z)"
+            in message)
 
 
 def test_data_at_rest_is_for_encrypt_and_mac_keysets():
@@ -338,7 +351,8 @@ def test_data_at_rest_is_for_encrypt_and_mac_keysets():
     data["keysets"]["gw"]["generations"][0]["rewrapped"] = [{"at": "2026-11-11T00:00:00Z", "by": "ops"}]
     assert ("generation 'g1', field 'rewrapped': only an encrypt/mac keyset with data at rest records"
             " re-encryptions") in errors(data)
-    mac = parse({"environment": "dev", "keysets": {"m": {"purpose": "mac", "algorithm": "HS256", "dataAtRest": True,
+    mac = parse({"environment": "dev", "keysets": {"m": {"purpose": "mac", "algorithm": "HS256",
+                                                         "dataAtRest": True,
                 "generations": base()["keysets"]["gw"]["generations"]}}}, stack_file="Pulumi.test.yaml")
     assert mac.keysets["m"].keeps_data
     plain_mac = parse({"environment": "dev", "keysets": {"m": {"purpose": "mac", "algorithm": "HS256",

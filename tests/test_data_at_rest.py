@@ -40,7 +40,8 @@ def keyset(cache: int, skew: int, lifetime: int, retention: int | None) -> Stack
         "purpose": "encrypt", "algorithm": "A256GCM", "kid": "s-{generation}",
         # In AWS KMS: a destroyed generation waits out its deletion window, and `restore` brings it back.
         "backend": "aws-kms", "aws": {"region": "us-east-1"}, "deletionWindowDays": 7,
-        "publishMaxAgeSeconds": cache * 60, "clockSkewSeconds": skew * 60, "tokenLifetimeSeconds": lifetime * 60,
+        "publishMaxAgeSeconds": cache * 60, "clockSkewSeconds": skew * 60,
+        "tokenLifetimeSeconds": lifetime * 60,
         **({"dataRetentionSeconds": retention * 60} if retention else {}),
         "generations": [{"id": "g0", "state": "active", "createdAt": at(0).isoformat(),
                          "activatedAt": at(lead).isoformat()}],
@@ -179,7 +180,8 @@ def test_retirement_waits_for_the_rewrap_or_the_retention_and_says_why():
     # a re-encryption confirmed before every writer switched does not count
     with pytest.raises(CommandError, match="writers may still encrypt under it until 2026-01-01T00:22:00Z"):
         transitions.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(20), record=deployed(stack, KS))
-    result = transitions.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(30), record=deployed(stack, KS))
+    result = transitions.rewrapped(stack, KS, "g0", by="alice@example.com", now=at(30),
+                                record=deployed(stack, KS))
     g0 = result.stack.keysets[KS].generation("g0")
     assert [(r.at, r.by) for r in g0.rewrapped] == [(at(30), "alice@example.com")]
     stack = result.stack
@@ -188,7 +190,8 @@ def test_retirement_waits_for_the_rewrap_or_the_retention_and_says_why():
     # ... and a retired generation whose material still exists decrypts again after `restore`
     restored = transitions.restore(retired, KS, "g0", now=at(100)).stack
     g0 = restored.keysets[KS].generation("g0")
-    assert g0.state is State.RETIRING and [(str(s.state), s.at) for s in g0.history] == [("retiring", at(100))]
+    assert g0.state is State.RETIRING and [(str(s.state), s.at) for s in g0.history] == [("retiring",
+                                                                                          at(100))]
     assert g0.retired_at == at(82)
 
 
@@ -209,7 +212,8 @@ def test_messages_for_an_encrypt_keyset_speak_of_ciphertext_and_decryption():
         transitions.promote(stack, KS, now=at(12), record=deployed(stack, KS))
     forced = transitions.promote(stack, KS, now=at(12), record=deployed(stack, KS), force=True)
     with pytest.raises(CommandError) as cut:
-        transitions.revoke(forced.stack, KS, "g1", reason="personnel", now=at(13), record=deployed(forced.stack, KS))
+        transitions.revoke(forced.stack, KS, "g1", reason="personnel", now=at(13),
+                        record=deployed(forced.stack, KS))
     said = [str(early.value), *forced.warnings, str(cut.value)]
     assert all("signature" not in text and "verifier" not in text for text in said), said
     assert "pods whose copy predates it cannot decrypt what it encrypts" in forced.warnings[0]

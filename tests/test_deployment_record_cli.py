@@ -33,11 +33,13 @@ def test_the_commands_count_from_what_pulumi_up_recorded(tmp_path):
     assert command("promote", "atlas-gateway", now="2026-11-24T10:06:00Z").returncode == 0
     up("2026-11-24T13:00:00Z")
     outputs = project.outputs()["keysets"]["atlas-gateway"]["deployments"]
-    assert outputs["2026-11-23"][-1]["state"] == "retiring" and outputs["2026-11-23"][-1]["at"] == "2026-11-24T13:00:00Z"
+    assert (outputs["2026-11-23"][-1]["state"] == "retiring" and outputs["2026-11-23"][-1]["at"]
+            == "2026-11-24T13:00:00Z")
     refused = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
     assert refused.returncode == 1
     assert "deployed 2026-11-24T13:00:00Z (pulumi stack output --stack dev)" in refused.stderr
     assert "Retire allowed from 2026-11-24T14:06:00Z" in refused.stderr
     assert command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T14:06:00Z").returncode == 0
     up("2026-11-24T14:10:00Z")
-    assert project.outputs()["keysets"]["atlas-gateway"]["deployments"]["2026-11-23"][-1]["state"] == "retired"
+    assert (project.outputs()["keysets"]["atlas-gateway"]["deployments"]["2026-11-23"][-1]["state"]
+            == "retired")

@@ -25,7 +25,8 @@ def pinned_clock(monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
 
 
-def keysets(config: dict) -> dict:
+def keysets(config: dict | None) -> dict:
+    assert config is not None, "the test gave the engine its config"
     return config["key-rotation:keysets"]
 
 
@@ -65,8 +66,7 @@ def test_no_cloud_sdk_is_imported_by_the_dev_stack():
         import json, os, runpy, sys
         sys.path.insert(0, {str(ROOT)!r}); os.chdir({str(ROOT)!r})
         import pulumi
-        from pulumi.runtime.stack import wait_for_rpcs
-        from pulumi.runtime.sync_await import _sync_await
+        from tests import sdk_internals
         class Mocks(pulumi.runtime.Mocks):
             def new_resource(self, args): return args.name + "_id", args.inputs
             def call(self, args): return {{}}
@@ -75,9 +75,9 @@ def test_no_cloud_sdk_is_imported_by_the_dev_stack():
         pulumi.runtime.set_all_config({{k: v if isinstance(v, str) else json.dumps(v)
                                         for k, v in stack_config("dev").items()}})
         runpy.run_path("__main__.py")
-        _sync_await(wait_for_rpcs())
-        print(json.dumps(sorted(m for m in sys.modules
-                                if m.split(".")[0] in ("pulumi_aws", "pulumi_gcp", "pulumi_kubernetes", "boto3"))))
+        sdk_internals.wait_for_program()
+        clouds = ("pulumi_aws", "pulumi_gcp", "pulumi_kubernetes", "boto3")
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in clouds)))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
@@ -99,7 +99,8 @@ def test_dev_stack_shows_each_signing_profile_of_seed_002(project, pinned_clock)
     assert (akp["kty"], akp["alg"], akp["kid"]) == ("AKP", "ML-DSA-65", "key-2026-pqc-dev")
     for profile, algorithm in (("sm2", "SM2-P256"), ("gost", "GOST-R-34.10-2012"), ("fips", "ECDSA-P-256")):
         anchor = json.loads((project / f"published/stellaops/{profile}/trust-anchor.json").read_text())
-        assert [(k["key_id"], k["algorithm"]) for k in anchor["keys"]] == [(f"key-2026-{profile}-dev", algorithm)]
+        assert [(k["key_id"], k["algorithm"]) for k in anchor["keys"]] == [(f"key-2026-{profile}-dev",
+                                                                            algorithm)]
 
 
 def test_rotation_is_additive(project, pinned_clock):
@@ -110,7 +111,8 @@ def test_rotation_is_additive(project, pinned_clock):
     after = engine.up()
 
     added = set(after.resources) - set(before.resources)
-    assert {after.resources[u].name for u in added} == {"atlas-gateway-2026-11-30", "atlas-gateway-2026-11-30-key"}
+    assert {after.resources[u].name for u in added} == {"atlas-gateway-2026-11-30",
+                                                        "atlas-gateway-2026-11-30-key"}
     assert set(before.resources) <= set(after.resources), "no resource may change its URN"
     changed = {
         before.resources[u].name for u in before.resources
@@ -123,8 +125,8 @@ def test_rotation_is_additive(project, pinned_clock):
     # The only updates: the gateway's JWKS, which now pre-publishes the pending key, and its
     # deployment record, which records when the pending generation was deployed.
     updated = {after.resources[u].name for op, u in after.operations if op == "update"}
-    assert updated == {next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"),
-                       "atlas-gateway-switches"}
+    publication = next(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway")
+    assert updated == {publication, "atlas-gateway-switches"}
     switches = after.named("atlas-gateway-switches").outputs["switches"]
     assert switches["2026-11-30"] == [{"state": "pending", "at": "2026-11-23T12:00:00Z", "targets": [
         "file://published/atlas/.well-known/jwks.json"]}]
@@ -178,7 +180,8 @@ def test_first_published_times_survive_a_promotion(project, monkeypatch):
     run = engine.up()
     documents = run.outputs["keysets"]["atlas-gateway"]["documents"]
     published = documents["file://published/atlas/.well-known/jwks.json"]["firstPublished"]
-    assert published == {"atlas-2026-11-23": "2026-11-23T12:00:00Z", "atlas-2026-11-30": "2026-11-23T12:00:00Z"}
+    assert published == {"atlas-2026-11-23": "2026-11-23T12:00:00Z",
+                         "atlas-2026-11-30": "2026-11-23T12:00:00Z"}
     jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
     assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-23", "atlas-2026-11-30"]
 
@@ -204,7 +207,8 @@ def test_a_generation_key_is_never_regenerated(project):
     with pytest.raises(ProgramFailed) as info:
         engine.up()
     message = str(info.value) + "\n".join(info.value.errors)
-    assert "keyset 'audit-signing', generation '2026-11-20': key_size was 2048 and cannot become 3072;" in message
+    assert ("keyset 'audit-signing', generation '2026-11-20': key_size was 2048 and cannot become 3072;"
+            in message)
     assert "Add a new generation instead" in message
     keysets(engine.config)["audit-signing"]["keySize"] = 2048
     again = engine.up()
@@ -228,7 +232,8 @@ def test_invalid_config_registers_nothing(project):
         engine.up()
     message = str(info.value) + "\n".join(info.value.errors)
     assert "Pulumi.dev.yaml: invalid key-rotation configuration" in message
-    assert "keyset 'atlas-gateway', generation '2026-11-23', field 'retiringAt': is required when state is 'retiring'" in message
+    assert ("keyset 'atlas-gateway', generation '2026-11-23', field 'retiringAt': is required when state is "
+            "'retiring'" in message)
     assert [r for r in info.value.run.resources.values() if r.type != "pulumi:pulumi:Stack"] == []
     assert not (project / "published").exists()
 
@@ -252,7 +257,8 @@ def test_symmetric_keys_have_the_right_length(project, algorithm):
     config = {
         "key-rotation:environment": "dev",
         "key-rotation:keysets": {"k": {"purpose": purpose, "algorithm": algorithm, "generations": [
-            {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T01:00:00Z"}]}},
+            {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z",
+             "activatedAt": "2026-11-01T01:00:00Z"}]}},
     }
     run = Engine(project, "dev", config=config).up()
     material = run.named("k-g1-key").outputs["private_key"]
@@ -261,7 +267,8 @@ def test_symmetric_keys_have_the_right_length(project, algorithm):
     assert os.path.exists(project)
 
 
-def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deployed(project, monkeypatch, tmp_path):
+def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deployed(project, monkeypatch,
+                                                                                  tmp_path):
     """rotate -> up -> promote -> up (later) -> retire: the publish lead counts from the publisher's
     record, the overlap from the deployment record of the promote, both read from the outputs."""
     from keyrotation.commands import cli
@@ -292,7 +299,8 @@ def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deploye
     assert deployments["2026-11-23"][-1] == {"state": "retiring", "at": "2026-11-24T13:00:00Z",
                                              "targets": ["file://published/atlas/.well-known/jwks.json"]}
     code, said = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
-    assert code == 1 and "deployed 2026-11-24T13:00:00Z" in said and "Retire allowed from 2026-11-24T14:06:00Z" in said
+    assert code == 1
+    assert "deployed 2026-11-24T13:00:00Z" in said and "Retire allowed from 2026-11-24T14:06:00Z" in said
     assert command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T14:06:00Z")[0] == 0
 
 

@@ -58,12 +58,15 @@ def rotate(keysets: dict) -> None:
 
 
 def promote(keysets: dict) -> None:
-    _generation(keysets, "atlas-gateway", "2026-11-23").update(state="retiring", retiringAt="2026-11-30T09:10:00Z")
-    _generation(keysets, "atlas-gateway", "2026-11-30").update(state="active", activatedAt="2026-11-30T09:10:00Z")
+    _generation(keysets, "atlas-gateway", "2026-11-23").update(state="retiring",
+                                                               retiringAt="2026-11-30T09:10:00Z")
+    _generation(keysets, "atlas-gateway", "2026-11-30").update(state="active",
+                                                               activatedAt="2026-11-30T09:10:00Z")
 
 
 def retire(keysets: dict) -> None:
-    _generation(keysets, "atlas-gateway", "2026-11-16").update(state="retired", retiredAt="2026-11-30T10:20:00Z")
+    _generation(keysets, "atlas-gateway", "2026-11-16").update(state="retired",
+                                                               retiredAt="2026-11-30T10:20:00Z")
 
 
 def remove_target(keysets: dict) -> None:
@@ -71,7 +74,8 @@ def remove_target(keysets: dict) -> None:
     publish[:] = [p for p in publish if p["format"] != "key-history"]
 
 
-STEPS = [("rotate", rotate), ("promote", promote), ("retire", retire), ("remove a publish target", remove_target)]
+STEPS = [("rotate", rotate), ("promote", promote), ("retire", retire),
+         ("remove a publish target", remove_target)]
 
 
 # -- normalising what each engine recorded -------------------------------------------------------
@@ -196,7 +200,8 @@ def _differences(real: dict[str, dict], harness: dict[str, dict]) -> list[str]:
         else:
             for aspect in ("type", "options", "inputs", "outputs"):
                 if real[urn][aspect] != harness[urn][aspect]:
-                    out.append(f"{urn} {aspect}:\n  engine:  {real[urn][aspect]}\n  harness: {harness[urn][aspect]}")
+                    out.append(f"{urn} {aspect}:\n  engine:  {real[urn][aspect]}\n  harness: "
+                               f"{harness[urn][aspect]}")
     return out
 
 

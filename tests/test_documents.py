@@ -26,7 +26,8 @@ def test_rfc7638_thumbprint_of_the_rfc_example_key():
          "QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2"
          "NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")
     public = rsa.RSAPublicNumbers(b64u("AQAB"), b64u(n)).public_key()
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = public.public_bytes(serialization.Encoding.PEM,
+                              serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     assert keys.thumbprint(pem) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
@@ -34,7 +35,8 @@ def test_rfc8037_okp_jwk_and_thumbprint():
     # RFC 8037 appendix A.2/A.3: the Ed25519 public key and its thumbprint.
     x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
     public = ed25519.Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "="))
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = public.public_bytes(serialization.Encoding.PEM,
+                              serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     assert keys.public_jwk(pem) == {"kty": "OKP", "crv": "Ed25519", "x": x}
     assert keys.thumbprint(pem) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
 
@@ -51,7 +53,7 @@ def test_every_algorithm_generates_a_key_of_its_kind(name):
     assert jwk["kty"] == spec.kty
     if spec.curve:
         assert jwk["crv"] == spec.curve
-    assert not documents.PRIVATE_JWK_MEMBERS & jwk.keys()
+    assert not keys.PRIVATE_JWK_MEMBERS & jwk.keys()
 
 
 def _record(gen: str, state: State, pem: str | None, **times) -> KeyRecord:
@@ -123,17 +125,22 @@ def test_private_members_are_detected():
 def test_key_history_publishes_every_period_of_a_rolled_back_generation():
     from keyrotation.config import parse
 
-    stack = parse({"environment": "t", "keysets": {"gw": {"purpose": "sign", "algorithm": "EdDSA", "generations": [
-        {"id": "a", "state": "active", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T00:10:00Z",
-         "retiringAt": "2026-11-08T00:10:00Z", "history": [{"state": "active", "at": "2026-11-08T01:00:00Z"}]},
-        {"id": "b", "state": "retiring", "createdAt": "2026-11-07T00:00:00Z", "activatedAt": "2026-11-08T00:10:00Z",
+    stack = parse({"environment": "t", "keysets": {"gw": {"purpose": "sign", "algorithm": "EdDSA",
+                                                          "generations": [
+        {"id": "a", "state": "active", "createdAt": "2026-11-01T00:00:00Z",
+         "activatedAt": "2026-11-01T00:10:00Z",
+         "retiringAt": "2026-11-08T00:10:00Z",
+         "history": [{"state": "active", "at": "2026-11-08T01:00:00Z"}]},
+        {"id": "b", "state": "retiring", "createdAt": "2026-11-07T00:00:00Z",
+         "activatedAt": "2026-11-08T00:10:00Z",
          "retiringAt": "2026-11-08T01:00:00Z"}]}}}, stack_file="Pulumi.t.yaml")
     pem = keys.public_pem_from_private(keys.generate_private(algorithms.ALGORITHMS["EdDSA"]))
     records = [KeyRecord.of(g, kid=f"k-{g.id}", algorithm="EdDSA", public_pem=pem)
                for g in stack.keysets["gw"].generations]
     a, b = documents.key_history(records)["keyHistory"]
     # the first pass as recorded (nothing rewritten), and both signing periods
-    assert (a["activatedAt"], a["retiringAt"], a["state"]) == ("2026-11-01T00:10:00Z", "2026-11-08T00:10:00Z", "active")
+    assert (a["activatedAt"], a["retiringAt"], a["state"]) == ("2026-11-01T00:10:00Z", "2026-11-08T00:10:00Z",
+                                                               "active")
     assert a["signingPeriods"] == [{"from": "2026-11-01T00:10:00Z", "until": "2026-11-08T00:10:00Z"},
                                    {"from": "2026-11-08T01:00:00Z", "until": None}]
     assert [s["state"] for s in a["history"]] == ["pending", "active", "retiring", "active"]

@@ -90,7 +90,8 @@ for name, spec in cfg.require_object("things").items():
         delete_before_replace=spec.get("dbr"), additional_secret_outputs=spec.get("secretOutputs", []),
         replace_on_changes=spec.get("replaceOnChanges"))
     content = pulumi.Output.secret(spec["content"]) if spec.get("secret") else spec["content"]
-    thing = Thing(name, cfg.require("dir"), spec.get("fname", name + ".txt"), content, spec.get("count", 1), opts)
+    thing = Thing(name, cfg.require("dir"), spec.get("fname", name + ".txt"), content, spec.get("count", 1),
+                  opts)
     paths[name], contents[name], sizes[name] = thing.path, thing.content, thing.size
 pulumi.export("paths", paths)
 pulumi.export("contents", contents)
@@ -117,6 +118,12 @@ def project(tmp_path):
 
 def things_engine(directory: Path, **things) -> Engine:
     return Engine(directory, "dev", config={"proj:dir": str(directory / "out"), "proj:things": things})
+
+
+def config_of(engine: Engine) -> dict:
+    """The config a test gave the engine, to change between runs."""
+    assert engine.config is not None, "the test gave the engine its config"
+    return engine.config
 
 
 def calls(directory: Path, *, configure: bool = False) -> list[dict]:
@@ -157,11 +164,11 @@ def test_first_up_checks_then_creates_through_the_wire(project):
 def test_the_root_stack_is_planned_like_the_engine_plans_it(project):
     d = project()
     engine = things_engine(d, a={"content": "hello", "count": 3})
-    assert engine.preview().stack_operation[0] == "create"
-    first = engine.up()
-    assert first.stack_operation == ("create", "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev")
-    assert engine.preview().stack_operation[0] == "same"
-    assert engine.up().stack_operation[0] == "same"
+    stack = "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev"
+    assert engine.preview().stack_operation == ("create", stack)
+    assert engine.up().stack_operation == ("create", stack)
+    assert engine.preview().stack_operation == ("same", stack)
+    assert engine.up().stack_operation == ("same", stack)
 
 
 def test_provider_sees_olds_and_news_as_the_engine_passes_them(project):
@@ -176,7 +183,7 @@ def test_provider_sees_olds_and_news_as_the_engine_passes_them(project):
     assert isinstance(check["news"]["__provider"], str) and check["news"]["count"] == 3.0
     assert create["props"] == check["news"]
 
-    engine.config["proj:things"] = {"a": {"content": "HELLO", "count": 3}}
+    config_of(engine)["proj:things"] = {"a": {"content": "HELLO", "count": 3}}
     engine.up()
     check, diff, update = calls(d)
     assert (check["op"], diff["op"], update["op"]) == ("check", "diff", "update")
@@ -218,7 +225,7 @@ def test_changed_inputs_call_update(project):
     d = project()
     engine = things_engine(d, a={"content": "hello"})
     engine.up()
-    engine.config["proj:things"] = {"a": {"content": "changed"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "changed"}}
 
     run = engine.up()
 
@@ -233,7 +240,7 @@ def test_replacement_creates_the_new_then_deletes_the_old(project):
     engine = things_engine(d, a={"content": "x"})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "x", "fname": "moved.txt"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x", "fname": "moved.txt"}}
 
     run = engine.up()
 
@@ -248,7 +255,7 @@ def test_delete_before_replace_deletes_first(project):
     engine = things_engine(d, a={"content": "x", "dbr": True})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "x", "dbr": True, "fname": "moved.txt"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x", "dbr": True, "fname": "moved.txt"}}
 
     run = engine.up()
 
@@ -267,7 +274,7 @@ def test_replace_on_changes_applies_to_the_keys_a_diff_reports(project, flavour,
     engine = things_engine(d, a={"content": "x", "replaceOnChanges": ["content"]})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "y", "replaceOnChanges": ["content"]}}
+    config_of(engine)["proj:things"] = {"a": {"content": "y", "replaceOnChanges": ["content"]}}
 
     assert ops(engine.up()) == [(expected, "a")]
     assert [c["op"] for c in calls(d)] == sequence
@@ -278,7 +285,7 @@ def test_removed_resource_is_deleted_at_the_end(project):
     engine = things_engine(d, a={"content": "x"}, b={"content": "y"})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "x"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x"}}
 
     run = engine.up()
 
@@ -294,7 +301,7 @@ def test_protected_resource_cannot_be_deleted(project):
     d = project()
     engine = things_engine(d, a={"content": "x", "protect": True})
     engine.up()
-    engine.config["proj:things"] = {}
+    config_of(engine)["proj:things"] = {}
 
     with pytest.raises(ProgramFailed, match="cannot be deleted\nbecause it is protected") as failed:
         engine.up()
@@ -303,9 +310,9 @@ def test_protected_resource_cannot_be_deleted(project):
     assert (d / "out" / "a.txt").exists()
     assert [r.name for r in engine.resources.values()] == ["a"]
     # Unprotect it (a run that registers it without protect), then it can go.
-    engine.config["proj:things"] = {"a": {"content": "x"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x"}}
     engine.up()
-    engine.config["proj:things"] = {}
+    config_of(engine)["proj:things"] = {}
     assert ops(engine.up()) == [("delete", "a")]
     assert not (d / "out" / "a.txt").exists()
 
@@ -315,7 +322,7 @@ def test_retain_on_delete_drops_from_state_without_calling_delete(project):
     engine = things_engine(d, a={"content": "x", "retain": True})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {}
+    config_of(engine)["proj:things"] = {}
 
     run = engine.up()
 
@@ -333,7 +340,8 @@ def test_check_failures_fail_the_run_naming_resource_and_property(project):
         engine.up()
 
     message = str(failed.value)
-    assert f"{DYN} resource 'bad's property 'content' value {{bad}} has a problem: must not be 'bad'" in message
+    assert (f"{DYN} resource 'bad's property 'content' value {{bad}} has a problem: must not be 'bad'"
+            in message)
     assert "bad" not in [c["props"]["content"] for c in calls(d) if c["op"] == "create"]
     assert not (d / "out" / "bad.txt").exists()
 
@@ -348,7 +356,7 @@ def test_destroy_deletes_everything_and_refuses_protected(project):
         engine.destroy()
     assert calls(d) == []  # nothing deleted: the protect check comes first
 
-    engine.config["proj:things"] = {"a": {"content": "x"}, "b": {"content": "y"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "x"}, "b": {"content": "y"}}
     engine.up()
     run = engine.destroy()
     assert sorted(ops(run)) == [("delete", "a"), ("delete", "b")]
@@ -429,7 +437,7 @@ def test_preview_of_a_change_diffs_but_does_not_update(project):
     engine = things_engine(d, a={"content": "hello"}, b={"content": "bye"})
     engine.up()
     calls(d)
-    engine.config["proj:things"] = {"a": {"content": "changed"}}
+    config_of(engine)["proj:things"] = {"a": {"content": "changed"}}
 
     run = engine.preview()
 
@@ -472,10 +480,16 @@ pulumi.log.warn("careful")
 def test_options_are_recorded_from_the_request(project):
     d = project(OPTIONS)
     seen = []
+
+    def invoke(token: str, args: dict) -> dict:
+        seen.append((token, args))
+        return {"echo": args["n"]}
+
     engine = Engine(
         d, "dev", config={},
-        handlers={"test:index:Widget": lambda args: (f"{args.name}-123", {**args.inputs, "arn": f"arn:{args.name}"})},
-        invoke=lambda token, args: seen.append((token, args)) or {"echo": args["n"]})
+        handlers={"test:index:Widget": lambda args: (f"{args.name}-123",
+                                                     {**args.inputs, "arn": f"arn:{args.name}"})},
+        invoke=invoke)
     run = engine.up()
 
     stack = "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev"
@@ -493,7 +507,8 @@ def test_options_are_recorded_from_the_request(project):
     assert o.additional_secret_outputs == ["arn"]
     assert o.aliases and all(isinstance(a, (str, dict)) for a in o.aliases)
     assert run.named("prov").type == "pulumi:providers:test"
-    assert run.named("first").options.protect is False and run.named("first").options.delete_before_replace is None
+    assert (run.named("first").options.protect is False
+            and run.named("first").options.delete_before_replace is None)
     # Handler outputs, invokes and logs.
     assert run.outputs["arn"] == "arn:w" and run.secret_outputs == {"arn"}
     assert seen == [("test:index:getThing", {"n": 1})]
@@ -506,18 +521,24 @@ def test_mocked_resources_diff_on_inputs_and_honour_ignore_changes(project):
     d = project('''
         import pulumi
         cfg = pulumi.Config()
-        pulumi.CustomResource("test:index:Widget", "w", {"size": cfg.get_int("size"), "tags": {"v": cfg.get("tag")}},
+        pulumi.CustomResource("test:index:Widget", "w",
+                              {"size": cfg.get_int("size"), "tags": {"v": cfg.get("tag")}},
                               pulumi.ResourceOptions(ignore_changes=["tags"], replace_on_changes=["size"]))
     ''')
     made = []
+
+    def create(args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        made.append(args.inputs)
+        return f"w{len(made)}", args.inputs
+
     engine = Engine(d, "dev", config={"proj:size": 1, "proj:tag": "a"},
-                    handlers={"test:index:Widget": lambda a: made.append(a.inputs) or (f"w{len(made)}", a.inputs)})
+                    handlers={"test:index:Widget": create})
     assert ops(engine.up()) == [("create", "w")]
-    engine.config["proj:tag"] = "b"  # ignored
+    config_of(engine)["proj:tag"] = "b"  # ignored
     run = engine.up()
     assert ops(run) == [("same", "w")] and len(made) == 1
     assert run.named("w").inputs["tags"] == {"v": "a"}
-    engine.config["proj:size"] = 2  # replaceOnChanges
+    config_of(engine)["proj:size"] = 2  # replaceOnChanges
     run = engine.up()
     assert ops(run) == [("replace", "w")] and run.named("w").id == "w2"
 
@@ -528,14 +549,19 @@ def test_aliases_carry_state_over_and_gets_are_reads(project):
         name = pulumi.Config().get("name") or "w"
         aliases = [pulumi.Alias(name="w")] if name != "w" else []
         pulumi.CustomResource("test:index:Widget", name, {"size": 1}, pulumi.ResourceOptions(aliases=aliases))
-        got = pulumi.CustomResource("test:index:Widget", "got", {"arn": None}, pulumi.ResourceOptions(id="abc"))
+        got = pulumi.CustomResource("test:index:Widget", "got", {"arn": None},
+                                    pulumi.ResourceOptions(id="abc"))
         pulumi.export("arn", got.arn)
     ''')
     ids = []
-    engine = Engine(d, "dev", config={}, handlers={
-        "test:index:Widget": lambda a: ids.append(a.resource_id) or ("w1", {**a.inputs, "arn": f"arn:{a.resource_id}"})})
+
+    def read(args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        ids.append(args.resource_id)
+        return "w1", {**args.inputs, "arn": f"arn:{args.resource_id}"}
+
+    engine = Engine(d, "dev", config={}, handlers={"test:index:Widget": read})
     first = engine.up()
-    engine.config["proj:name"] = "renamed"
+    config_of(engine)["proj:name"] = "renamed"
     run = engine.up()
 
     assert ops(first) == [("create", "w"), ("read", "got")] and first.outputs == {"arn": "arn:abc"}
@@ -596,10 +622,11 @@ def test_a_raising_program_fails_the_run(project, body, expected):
 
 
 def test_a_failed_program_deletes_nothing(project):
-    d = project(THINGS + "\nif pulumi.Config().get_bool('explode'):\n    raise RuntimeError('late failure')\n")
+    d = project(THINGS + "\nif pulumi.Config().get_bool('explode'):\n"
+                         "    raise RuntimeError('late failure')\n")
     engine = things_engine(d, a={"content": "x"}, b={"content": "y"})
     engine.up()
-    engine.config.update({"proj:things": {"a": {"content": "x"}}, "proj:explode": True})
+    config_of(engine).update({"proj:things": {"a": {"content": "x"}}, "proj:explode": True})
 
     with pytest.raises(ProgramFailed, match="late failure") as failed:
         engine.up()
@@ -648,7 +675,8 @@ def test_stock_mocks_still_work_after_engine_runs(project):
 
 
 def test_a_venv_inside_the_project_is_not_reimported():
-    """Regression: /work/main/.venv lives in the project; purging its modules re-imported protobuf (segfault)."""
+    """Regression: /work/main/.venv lives in the project; purging its modules re-imported protobuf
+    (segfault)."""
     import sys
 
     import google.protobuf

@@ -17,6 +17,7 @@ import io
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,10 +39,12 @@ HOSTILE = st.sampled_from([
     "2026-11-23T09:00:00", "2026-11-23T09:00:00Z", "banana", "../..", "/etc/passwd", "file:///etc/passwd",
     "file://published/", "file://Pulumi.dev.yaml", "file://published/x.json", "s3://b/", "s3://Bucket/k",
     "gs://goog/x", "configmap://ns/name", "a\x00b", "a\nb", "x\u200b", "\u202ex", "x ", "{generation:.2}",
-    "{generation}", "{keyset}-{generation}", "thumbprint", "x" * 200, "active", "retired", "revoked", "pending",
+    "{generation}", "{keyset}-{generation}", "thumbprint", "x" * 200, "active", "retired", "revoked",
+    "pending",
     "EdDSA", "RS256", "HS256", "A256GCM", "sign", "encrypt", "external", "aws-kms", "gcp-kms", "software",
     "-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----\n", '{"kty": "oct", "k": "c2VjcmV0"}',
-    [], {}, ["x"], {"a": 1}, {"kty": "EC", "d": "x"}, [{"format": "jwks", "target": "file://published/j.json"}],
+    [], {}, ["x"], {"a": 1}, {"kty": "EC", "d": "x"},
+    [{"format": "jwks", "target": "file://published/j.json"}],
 ])
 VALUES = st.one_of(HOSTILE, st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)),
@@ -84,7 +87,8 @@ def mutated(draw) -> tuple[str, str]:
                 elif action == "delete":
                     del holder[path[-1]]
                 elif isinstance(holder, dict):
-                    holder[draw(st.sampled_from([" ", "", "x", str(path[-1]) + " ", "key-rotaton:keysets"]))] = (
+                    holder[draw(st.sampled_from([" ", "", "x", str(path[-1]) + " ",
+                                                 "key-rotaton:keysets"]))] = (
                         holder.pop(path[-1]))
             except (KeyError, IndexError, TypeError):
                 continue
@@ -148,9 +152,9 @@ def _run_program(text: str, tmp: Path) -> None:
         del os.environ["KEY_ROTATION_NOW"]
 
 
-SETTINGS = dict(database=None, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+SETTINGS: dict[str, Any] = dict(database=None, deadline=None,
+                                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                       HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.property

@@ -170,7 +170,8 @@ def deployed_record(stack: StackConfig, history: History) -> Publications:
 def run(steps, cache: int, skew: int, lifetime: int, *, allow_force: bool) -> tuple[StackConfig, History]:
     lead = cache + skew
     stack = stack_with(
-        [{"id": "g0", "state": "active", "createdAt": at(0).isoformat(), "activatedAt": at(lead).isoformat()}],
+        [{"id": "g0", "state": "active", "createdAt": at(0).isoformat(),
+          "activatedAt": at(lead).isoformat()}],
         cache=cache, skew=skew, lifetime=lifetime,
     )
     history = History(cache, skew, lifetime)
@@ -273,7 +274,8 @@ def test_the_simulation_finds_rejections_of_forced_schedules():
 def gaps_of(generations: list[dict], *, cache: int = 300, skew: int = 60, lifetime: int = 3600):
     stack = parse(
         {"environment": "t",
-         "defaults": {"publishMaxAgeSeconds": cache, "clockSkewSeconds": skew, "tokenLifetimeSeconds": lifetime},
+         "defaults": {"publishMaxAgeSeconds": cache, "clockSkewSeconds": skew,
+                      "tokenLifetimeSeconds": lifetime},
          "keysets": {KEYSET: {"purpose": "sign", "algorithm": "ES256", "kid": "k-{generation}",
                               "generations": generations}}},
         stack_file="Pulumi.t.yaml",
@@ -368,7 +370,8 @@ def test_an_emergency_replacement_recorded_by_hand_a_minute_late_is_not_intended
 
 def test_symmetric_keysets_speak_of_pods_and_data():
     stack = parse(
-        {"environment": "t", "keysets": {"aes": {"purpose": "encrypt", "algorithm": "A256GCM", "generations": [
+        {"environment": "t", "keysets": {"aes": {"purpose": "encrypt", "algorithm": "A256GCM",
+                                                 "generations": [
             {"id": "q3", "state": "retired", "createdAt": s(0), "activatedAt": s(LEAD), "retiringAt": s(9000),
              "retiredAt": s(9000)},
             {"id": "q4", "state": "active", "createdAt": s(9000), "activatedAt": s(9000)}]}}},

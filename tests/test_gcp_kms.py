@@ -16,6 +16,7 @@ import uuid
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_gcp_labels
@@ -126,20 +127,24 @@ def test_gcp_keysets_share_key_rings_and_versions_follow_the_lifecycle(clouds, p
     assert fips_key.type == GCP_CRYPTO_KEY
     assert fips_key.options.protect, "deleting a CryptoKey would destroy every version"
     assert fips_key.inputs["purpose"] == "ASYMMETRIC_SIGN"
-    assert fips_key.inputs["versionTemplate"] == {"algorithm": "EC_SIGN_P256_SHA256", "protectionLevel": "HSM"}
+    assert fips_key.inputs["versionTemplate"] == {"algorithm": "EC_SIGN_P256_SHA256",
+                                                  "protectionLevel": "HSM"}
     assert fips_key.inputs["destroyScheduledDuration"] == f"{7 * 86400}s"
     assert fips_key.inputs["skipInitialVersionCreation"] is True
     assert "rotationPeriod" not in fips_key.inputs
     labels = from_gcp_labels(fips_key.inputs["labels"])
+    assert labels is not None
     assert (labels.keyset, labels.generation, labels.state, labels.environment, labels.algorithm) == (
         "fips-signing", "v2", "active", "staging", "ES256")
-    assert run.named("release-signing-key").inputs["versionTemplate"]["algorithm"] == "RSA_SIGN_PKCS1_4096_SHA512"
+    assert (run.named("release-signing-key").inputs["versionTemplate"]["algorithm"]
+            == "RSA_SIGN_PKCS1_4096_SHA512")
     assert run.named("chain-signing-key").inputs["versionTemplate"]["algorithm"] == "EC_SIGN_SECP256K1_SHA256"
 
     # A version per generation, numbered by Cloud KMS in creation order, enabled while published.
     states = {g: clouds.gcp.versions[version_of(run, "fips-signing", g).id].state for g in ("v1", "v2", "v3")}
     assert states == {"v1": "ENABLED", "v2": "ENABLED", "v3": "ENABLED"}
-    assert [version_of(run, "fips-signing", g).id.rsplit("/", 1)[1] for g in ("v1", "v2", "v3")] == ["1", "2", "3"]
+    numbers = [version_of(run, "fips-signing", g).id.rsplit("/", 1)[1] for g in ("v1", "v2", "v3")]
+    assert numbers == ["1", "2", "3"]
     revoked = version_of(run, "gateway", "v1")
     assert clouds.gcp.versions[revoked.id].state == "DISABLED" and revoked.options.protect
     # A version first seen revoked never was ENABLED: Cloud KMS never showed its public key.
@@ -155,8 +160,8 @@ def test_gcp_keysets_share_key_rings_and_versions_follow_the_lifecycle(clouds, p
     active_version = version_of(run, "fips-signing", "v2").id
     assert anchor["active_key_id"] == fips["activeKid"]
     public = {k["key_id"]: k["public_key"] for k in anchor["keys"]}
-    der = serialization.load_pem_public_key(clouds.gcp.versions[active_version].public_pem.encode()).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_key = serialization.load_pem_public_key(clouds.gcp.versions[active_version].public_pem.encode())
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert public[fips["activeKid"]] == b64url(der)
     assert len(public) == 3
 
@@ -164,6 +169,7 @@ def test_gcp_keysets_share_key_rings_and_versions_follow_the_lifecycle(clouds, p
     token = kms_jwt(clouds, active_version, "ES256", fips["activeKid"], {"predicate": "evidence.stella/v1"})
     anchor_key = serialization.load_der_public_key(
         base64.urlsafe_b64decode(public[fips["activeKid"]] + "=" * (-len(public[fips["activeKid"]]) % 4)))
+    assert isinstance(anchor_key, ec.EllipticCurvePublicKey)
     assert jwt.decode(token, key=anchor_key, algorithms=["ES256"]) == {"predicate": "evidence.stella/v1"}
 
     # The gateway's JWKS: the active version only (v1 is revoked); its EdDSA JWT verifies.
@@ -187,7 +193,8 @@ def test_gcp_keysets_share_key_rings_and_versions_follow_the_lifecycle(clouds, p
 
     # Unchanged documents are not written again (the object's generation stays).
     again = engine.up()
-    assert servers.read_gs(f"gs://{bucket}/anchors/fips/trust-anchor.json")["generation"] == anchor_object["generation"]
+    assert (servers.read_gs(f"gs://{bucket}/anchors/fips/trust-anchor.json")["generation"]
+            == anchor_object["generation"])
     assert {op for op, urn in again.operations if "Publication" in urn} == {"same"}
 
 
@@ -238,7 +245,8 @@ def sign_keyset(**overrides) -> dict:
 @pytest.mark.parametrize(("config", "where", "message"), [
     pytest.param(stack({"chain": sign_keyset(algorithm="ES256K")}),
                  "keyset 'chain', field 'gcp.protectionLevel'",
-                 "gcp-kms cannot hold ES256K at protectionLevel SOFTWARE: Cloud KMS holds EC_SIGN_SECP256K1_SHA256"
+                 "gcp-kms cannot hold ES256K at protectionLevel SOFTWARE: Cloud KMS holds "
+                 "EC_SIGN_SECP256K1_SHA256"
                  " only at protection level HSM; set gcp.protectionLevel: HSM", id="es256k-software"),
     pytest.param(stack({"tokens": sign_keyset(algorithm="ES512")}), "keyset 'tokens', field 'algorithm'",
                  "gcp-kms cannot hold ES512: Cloud KMS has no P-521 signing algorithm", id="es512"),
@@ -246,13 +254,15 @@ def sign_keyset(**overrides) -> dict:
                  "gcp-kms cannot hold RS384 with keySize 2048", id="rs384"),
     pytest.param(stack({"Gateway": sign_keyset()}), "keyset 'Gateway'",
                  "'Gateway' is not a valid GCP label value", id="keyset-name-label"),
-    pytest.param(stack({"gateway": sign_keyset(generations=[{**generations("active")[0], "id": "2026-W47"}])}),
+    pytest.param(stack({"gateway": sign_keyset(generations=[{**generations("active")[0],
+                                                             "id": "2026-W47"}])}),
                  "keyset 'gateway', generation '2026-W47', field 'id'",
                  "'2026-W47' is not a valid GCP label value", id="generation-id-label"),
     pytest.param({**stack({"gateway": sign_keyset()}), "key-rotation:environment": "Prod"},
                  "keyset 'gateway', field 'environment'", "'Prod' is not a valid GCP label value",
                  id="environment-label"),
-    pytest.param(stack({"gateway": sign_keyset(gcp={"keyRing": "keys"})}), "keyset 'gateway', field 'gcp.location'",
+    pytest.param(stack({"gateway": sign_keyset(gcp={"keyRing": "keys"})}),
+                 "keyset 'gateway', field 'gcp.location'",
                  "is required for backend gcp-kms", id="no-location"),
     pytest.param({k: v for k, v in stack({"gateway": sign_keyset()}).items() if k != "gcp:project"},
                  "keyset 'gateway', field 'gcp.project'",
@@ -269,4 +279,5 @@ def test_bad_gcp_configuration_is_refused_before_anything_is_registered(project,
     assert "Pulumi.test.yaml" in text
     assert f"{where}: " in text and message in text
     assert failed.value.run.resources == {}
-    assert not [r for r in engine.resources.values() if r.type in (GCP_KEY_RING, GCP_CRYPTO_KEY, GCP_KEY_VERSION)]
+    assert not [r for r in engine.resources.values() if r.type in (GCP_KEY_RING, GCP_CRYPTO_KEY,
+                                                                   GCP_KEY_VERSION)]

@@ -35,7 +35,8 @@ def initial() -> StackConfig:
     timings = {"publishMaxAgeSeconds": 120, "clockSkewSeconds": 60, "tokenLifetimeSeconds": 300,
                "maxAgeDays": 1, "warnDays": 0}
     return parse({"environment": "t", "keysets": {
-        SIGN: {"purpose": "sign", "algorithm": "ES256", "kid": "gw-{generation}", **timings, "generations": [g0]},
+        SIGN: {"purpose": "sign", "algorithm": "ES256", "kid": "gw-{generation}", **timings,
+               "generations": [g0]},
         DATA: {"purpose": "encrypt", "algorithm": "A256GCM", "kid": "vault-{generation}",
                "dataRetentionSeconds": 1800, **timings, "generations": [g0]},
         # A KMS keyset: a destroyed generation can be restored within its deletion window.
@@ -59,7 +60,8 @@ step = st.tuples(
 )
 
 
-def apply(stack: StackConfig, op: str, keyset: str, pick: int, reason: str, force: bool, now: datetime, n: int):
+def apply(stack: StackConfig, op: str, keyset: str, pick: int, reason: str, force: bool, now: datetime,
+          n: int):
     generations = stack.keysets[keyset].generations
     fitting = [g for g in generations if g.state in TARGET_STATES.get(op, set())] or generations
     pool = fitting if pick % 4 else generations
@@ -134,7 +136,8 @@ def test_no_command_changes_the_recorded_past_or_what_valid_at_says_about_it(key
             assert new_path[:len(path)] == path, (op, gid)
             assert new_rewraps[:len(rewraps)] == rewraps, (op, gid)
             assert all(new_fields.get(f) == t for f, t in fields.items()), (op, gid)
-            assert all(t >= now for _, t in new_path[len(path):]), "a new step is recorded at the command's time"
+            new_steps = new_path[len(path):]
+            assert all(t >= now for _, t in new_steps), "a new step is recorded at the command's time"
         times = instants(stack, after, keyset, now)
         for gid in old:
             assert answers(after, keyset, gid, times) == answers(stack, keyset, gid, times), (op, gid)

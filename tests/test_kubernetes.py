@@ -209,6 +209,7 @@ def test_every_kubernetes_object_of_the_stack_validates_offline(shipped):
     # Every object goes to the stack's cluster, through its one provider.
     [provider] = run.of_type(PROVIDER)
     expected = load_stack_file(ROOT / f"Pulumi.{stack}.yaml").kubernetes
+    assert expected is not None
     assert provider.inputs["context"] == expected.context == f"aether-{stack}"
     assert provider.inputs["namespace"] == expected.namespace
     assert {r.options.provider.rsplit("::", 1)[0] for r in objects} == {provider.urn}
@@ -238,7 +239,8 @@ def test_gateway_and_agent_manager_get_the_active_key_after_it_is_published(ship
         documents_of = {r.urn for r in run.of_type(PUBLICATION) if r.inputs["keyset"] == keyset}
         assert documents_of and documents_of <= set(run.named(patch).options.dependencies)
     # Each Deployment carries its own keyset's rollout annotation only.
-    assert set(manager["spec"]["template"]["metadata"]["annotations"]) == {checksum_annotation("audit-signing")}
+    assert (set(manager["spec"]["template"]["metadata"]["annotations"])
+            == {checksum_annotation("audit-signing")})
 
 
 def test_the_validation_rejects_what_a_cluster_would():
@@ -247,11 +249,14 @@ def test_the_validation_rejects_what_a_cluster_would():
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
                                       "strinData": {"a": "b"}}, K8S_VERSION, strict=True)
     with pytest.raises(jsonschema.ValidationError):
-        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"},
+        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "d", "namespace": "n"},
                         "spec": {"template": {"spec": {"containers": [{"name": "c", "envv": []}]}}}})
     with pytest.raises(AssertionError):
-        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"},
-                        "spec": {"template": {"spec": {"containers": [{"env": [{"name": "A", "value": "1"}]}]}}}})
+        validate_patch({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "d", "namespace": "n"},
+                        "spec": {"template": {"spec": {"containers": [{"env": [{"name": "A",
+                                                                                "value": "1"}]}]}}}})
     with pytest.raises(ValueError):
         promql_parser.parse("time() - 5 > 3")
 
@@ -291,12 +296,15 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
     env = secret_env(run)
     assert set(env) == {"SECRET_ENCRYPTION_KEY", "SECRET_ENCRYPTION_KEYRING"}
     assert env["SECRET_ENCRYPTION_KEY"] == material["2026-q4"]
-    assert len(base64.b64decode(env["SECRET_ENCRYPTION_KEY"])) == 32  # the runbook's `openssl rand -base64 32`
+    # The runbook's `openssl rand -base64 32`.
+    assert len(base64.b64decode(env["SECRET_ENCRYPTION_KEY"])) == 32
     ring = json.loads(env["SECRET_ENCRYPTION_KEYRING"])
     kids = {g["id"]: g["kid"] for g in run.outputs["keysets"][SS]["generations"]}
     assert ring == {"active": "2026-q4", "keys": [
-        {"id": "2026-q3", "kid": kids["2026-q3"], "key": material["2026-q3"], "state": "retiring", "active": False},
-        {"id": "2026-q4", "kid": kids["2026-q4"], "key": material["2026-q4"], "state": "active", "active": True},
+        {"id": "2026-q3", "kid": kids["2026-q3"], "key": material["2026-q3"], "state": "retiring",
+         "active": False},
+        {"id": "2026-q4", "kid": kids["2026-q4"], "key": material["2026-q4"], "state": "active",
+         "active": True},
     ]}
 
     annotations = secret.inputs["metadata"]["annotations"]
@@ -304,6 +312,7 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
     assert json.loads(annotations[FINGERPRINTS_ANNOTATION]) == {
         gid: hashlib.sha256(value.encode()).hexdigest() for gid, value in material.items()}
     meta = metadata.from_annotations(annotations)
+    assert meta is not None
     assert (meta.keyset, meta.generation, meta.state, meta.environment) == (SS, "2026-q4", "active", stack)
 
     # No key material anywhere but in secrets: not in metadata, patches, outputs or the log.
@@ -317,7 +326,8 @@ def test_secret_holds_the_active_key_and_the_keyring_and_only_fingerprints_in_th
 
 def test_pending_generation_is_delivered_decrypt_only(project):
     config = cluster_only("staging")
-    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "pending", "createdAt": "2027-01-20T09:00:00Z"})
+    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "pending",
+                                               "createdAt": "2027-01-20T09:00:00Z"})
     run = Engine(project, "staging", config=config).up()
 
     env = secret_env(run)
@@ -442,7 +452,7 @@ def test_checksum_changes_exactly_when_delivered_keys_or_key_ids_change(project)
     engine = Engine(project, "staging", config=config)
     seen = [rollout_checksum(engine.up())]
 
-    def up() -> tuple[str, str, str]:
+    def up() -> tuple[bool, str, str]:
         run = engine.up()
         seen.append(rollout_checksum(run))
         return seen[-1] != seen[-2], op_of(run, SS_PATCH), op_of(run, SS_SECRET)
@@ -493,7 +503,8 @@ def signing_keysets() -> dict:
             ],
         },
         "audit-signing": {
-            "purpose": "sign", "algorithm": "RS256", "backend": "software", "kid": "audit-rotation-{generation}",
+            "purpose": "sign", "algorithm": "RS256", "backend": "software",
+            "kid": "audit-rotation-{generation}",
             "publish": [{"format": "signers", "target": "file://published/agent-manager/signers.json"}],
             "consumers": [{"deployment": "agent-manager/agent-manager", "container": "manager",
                            "env": {"AUDIT_SIGNER_KID": "kid", "AUDIT_SIGNING_ALG": "signersAlgorithm"},
@@ -652,7 +663,10 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
         assert rules["KeyAgeBeyondMax"]["labels"]["severity"] == "critical"
     # The same times as the lifecycle's own verdict on the shipped keyset.
     shipped = parsed.keysets[SS]
-    age = lifecycle.key_age(shipped.generations, shipped.timings, now=shipped.active.activated_at)
+    active_since = shipped.active.activated_at
+    assert active_since is not None
+    age = lifecycle.key_age(shipped.generations, shipped.timings, now=active_since)
+    assert age.warn_at is not None and age.due_at is not None
     rules = groups[f"key-rotation.{SS}"]
     assert fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at)
     assert not fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at - second)
@@ -674,7 +688,8 @@ def test_alerts_follow_the_rotation_and_are_optional(project):
     assert fires(before, due) and not fires(before, due - timedelta(hours=1))
     gens = {g["id"]: g for g in keysets(config)[SS]["generations"]}
     gens["2026-q4"].update(state="retiring", retiringAt="2027-01-20T10:00:00Z")
-    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "active", "createdAt": "2027-01-20T09:00:00Z",
+    keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "active",
+                                               "createdAt": "2027-01-20T09:00:00Z",
                                                "activatedAt": "2027-01-20T10:00:00Z"})
     after = beyond_max()
     assert not fires(after, due) and fires(after, due + timedelta(days=80))
@@ -710,7 +725,8 @@ def test_a_keyset_without_material_in_state_delivers_its_ids(project):
     engine = Engine(project, "staging", config=config)
     run = engine.up()
     assert secret_env(run, "hsm-delivery-aether-hsm-ids-secret") == {"HSM_KID": "hsm-a", "HSM_KEY": "hsm/a"}
-    env = plain(run.named("hsm-delivery-aether-signer-patch").inputs)["spec"]["template"]["spec"]["containers"]
+    patch = plain(run.named("hsm-delivery-aether-signer-patch").inputs)
+    env = patch["spec"]["template"]["spec"]["containers"]
     assert env == [{"name": "signer", "env": [{"name": "SIGNER_KID", "value": "hsm-a"}]}]
     before = rollout_checksum(run, "hsm-delivery-aether-verifier-patch", "hsm")
 

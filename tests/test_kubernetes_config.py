@@ -39,7 +39,8 @@ def errors(data: dict) -> list[str]:
 def test_alerts_switch(given, expected):
     data = stack()
     data["kubernetes"]["alerts"] = given
-    assert parse(data, stack_file="Pulumi.staging.yaml").kubernetes.alerts == expected
+    kubernetes = parse(data, stack_file="Pulumi.staging.yaml").kubernetes
+    assert kubernetes is not None and kubernetes.alerts == expected
 
 
 def test_alerts_unknown_key_names_the_field():
@@ -109,4 +110,5 @@ def test_a_delivered_keyset_needs_a_kubernetes_name():
 def test_consumers_need_the_cluster():
     data = stack(ss=keyset(consumers=[{"secret": "aether/ss", "data": {"KEY": "material"}}]))
     del data["kubernetes"]
-    assert errors(data) == ["- keyset 'ss', field 'consumers[0]': consumers need the stack's kubernetes.context"]
+    assert errors(data) == ["- keyset 'ss', field 'consumers[0]': consumers need the stack's "
+                            "kubernetes.context"]

@@ -63,10 +63,11 @@ def test_generated_private_key_stays_in_the_token(token):
 
 def test_rsa_keys_are_generated_too(token):
     where = _where(token, f"unit-{uuid.uuid4().hex[:6]}", "r1")
+    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     key = load_pem_public_key(pkcs11_token.generate(where, token.pin, "RSA", None, 3072).encode())
-    assert key.key_size == 3072
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 3072
     pkcs11_token.destroy(where, token.pin)
 
 
@@ -77,7 +78,8 @@ def test_rsa_keys_are_generated_too(token):
     ({"module": "/nonexistent/libpkcs11.so"}, "module does not exist"),
 ])
 def test_token_errors_name_keyset_generation_and_token(token, change, message):
-    where = pkcs11_token.Where(change.get("module", token.module), change.get("token", token.label), "ks", "g7")
+    where = pkcs11_token.Where(change.get("module", token.module), change.get("token", token.label), "ks",
+                               "g7")
     with pytest.raises(pkcs11_token.TokenError) as raised:
         pkcs11_token.check(where, change.get("pin", token.pin))
     text = str(raised.value)
@@ -102,7 +104,8 @@ def _config(keyset: dict, **top) -> dict:
 
 def _signer(**extra) -> dict:
     return {"purpose": "sign", "algorithm": "ES256", "backend": "pkcs11", "generations": [
-        {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T01:00:00Z"}],
+        {"id": "g1", "state": "active", "createdAt": "2026-11-01T00:00:00Z",
+         "activatedAt": "2026-11-01T01:00:00Z"}],
         **extra}
 
 
@@ -116,10 +119,12 @@ def test_pkcs11_options_per_stack_or_keyset():
     options = {"module": "/usr/lib/softhsm/libsofthsm2.so", "token": "hsm"}
     stack = config.from_config_map(_config(_signer(), **{"key-rotation:pkcs11": options}),
                                    stack_file="Pulumi.hsm.yaml")
-    assert stack.keysets["signer"].pkcs11.token == "hsm"
+    signer = stack.keysets["signer"].pkcs11
+    assert signer is not None and signer.token == "hsm"
     own = config.from_config_map(_config(_signer(pkcs11={**options, "token": "own"}),
                                          **{"key-rotation:pkcs11": options}), stack_file="Pulumi.hsm.yaml")
-    assert own.keysets["signer"].pkcs11.token == "own"
+    own_signer = own.keysets["signer"].pkcs11
+    assert own_signer is not None and own_signer.token == "own"
 
 
 def test_pkcs11_refuses_algorithms_the_token_cannot_make():
@@ -322,10 +327,13 @@ def test_the_pin_may_come_from_the_environment(hsm):
 
 def test_consumers_find_a_pkcs11_key_by_label_and_uri_not_by_material():
     options = {"module": "/usr/lib/softhsm/libsofthsm2.so", "token": "hsm"}
-    consumers = [{"deployment": "stellaops/signer", "env": {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}}]
+    consumers = [{"deployment": "stellaops/signer",
+                  "env": {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}}]
     top = {"key-rotation:pkcs11": options, "key-rotation:kubernetes": {"context": "kind"}}
     stack = config.from_config_map(_config(_signer(consumers=consumers), **top), stack_file="Pulumi.hsm.yaml")
-    assert stack.keysets["signer"].consumers[0].env == {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}
+    consumer = stack.keysets["signer"].consumers[0]
+    assert isinstance(consumer, config.DeploymentConsumer)
+    assert consumer.env == {"SIGNER_KEY_LABEL": "keyId", "SIGNER_KEY_URI": "keyName"}
     material = [{"deployment": "stellaops/signer", "material": {"SIGNING_KEY": "material"}}]
     with pytest.raises(config.ConfigError, match="key material cannot be delivered from backend pkcs11"):
         config.from_config_map(_config(_signer(consumers=material), **top), stack_file="Pulumi.hsm.yaml")

@@ -11,7 +11,8 @@ import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from keyrotation import algorithms, keys
-from keyrotation.metadata import RotationMetadata, format_time
+from keyrotation.metadata import RotationMetadata
+from keyrotation.times import format_time
 from policy import guardrails
 from policy.resources import (
     AWS_KEY,
@@ -29,7 +30,8 @@ CREATED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 def software_key(algorithm: str, **extra) -> dict:
-    return {"keyset": "ks", "generation": "g1", "algorithm": algorithm, "state": "active", "environment": "prod",
+    return {"keyset": "ks", "generation": "g1", "algorithm": algorithm, "state": "active",
+            "environment": "prod",
             "purpose": algorithms.ALGORITHMS[algorithm].purpose, "created_at": format_time(CREATED),
             "activated_at": format_time(CREATED), **extra}
 
@@ -46,7 +48,8 @@ def tags(algorithm: str) -> dict:
 def test_fips_refuses_what_its_rule_excludes(algorithm):
     [found] = messages(guardrails.algorithm_profile,
                        resource_args(SOFTWARE_KEY, software_key(algorithm), config={"profile": "fips"}))
-    assert f"keyset 'ks', generation 'g1' (SoftwareKey 'key'): {algorithm} is not allowed in profile 'fips'" in found
+    assert (f"keyset 'ks', generation 'g1' (SoftwareKey 'key'): {algorithm} is not allowed in profile 'fips'"
+            in found)
     assert algorithms.PROFILE_RULES["fips"] in found
     assert "ES256" in found.split("allowed algorithm (")[1]  # says what would be allowed
 
@@ -89,7 +92,8 @@ def test_each_keyset_is_held_to_its_own_profile_from_the_stack_file(monkeypatch,
 
 def test_a_keyset_can_be_held_to_a_stricter_profile_than_its_stack():
     config = {"profile": "default", "keysets": {"ks": "fips"}}
-    [found] = messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, software_key("EdDSA"), config=config))
+    [found] = messages(guardrails.algorithm_profile,
+                       resource_args(SOFTWARE_KEY, software_key("EdDSA"), config=config))
     assert "EdDSA is not allowed in profile 'fips'" in found
     other = {**software_key("EdDSA"), "keyset": "other"}
     assert messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, other, config=config)) == []
@@ -104,16 +108,19 @@ def test_an_unmanaged_aws_key_is_judged_by_its_key_spec():
 
 def test_metadata_that_contradicts_the_key_spec_is_reported():
     props = {"tags": tags("ES256"), "customerMasterKeySpec": "RSA_2048", "keyUsage": "SIGN_VERIFY"}
-    [found] = messages(guardrails.algorithm_profile, resource_args(AWS_KEY, props, config={"profile": "default"}))
+    [found] = messages(guardrails.algorithm_profile,
+                       resource_args(AWS_KEY, props, config={"profile": "default"}))
     assert "its metadata says ES256 but the key's KeySpec RSA_2048 holds RS256" in found
 
 
 def test_rsa_keys_below_2048_bits_are_refused():
     props = software_key("RS256", key_size=1024)
-    [found] = messages(guardrails.algorithm_profile, resource_args(SOFTWARE_KEY, props, config={"profile": "fips"}))
+    [found] = messages(guardrails.algorithm_profile,
+                       resource_args(SOFTWARE_KEY, props, config={"profile": "fips"}))
     assert "RSA key of 1024 bits; profile 'fips' requires at least 2048 bits" in found
     props = {"labels": {}, "versionTemplate": {"algorithm": "RSA_SIGN_PKCS1_3072_SHA256"}}
-    assert messages(guardrails.algorithm_profile, resource_args(GCP_CRYPTO_KEY, props, config={"profile": "fips"})) == []
+    assert messages(guardrails.algorithm_profile,
+                    resource_args(GCP_CRYPTO_KEY, props, config={"profile": "fips"})) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,25 +131,32 @@ def test_aws_deletion_windows_below_the_minimum_are_refused():
     props = {"tags": tags("ES256"), "customerMasterKeySpec": "ECC_NIST_P256", "deletionWindowInDays": 7}
     [found] = messages(guardrails.deletion_window, resource_args(AWS_KEY, props, name="k",
                                                                  config={"minDeletionWindowDays": 30}))
-    assert "AWS KMS key 'k' of keyset 'ks': deletionWindowInDays is 7 days, below the minimum of 30 days" in found
+    assert ("AWS KMS key 'k' of keyset 'ks': deletionWindowInDays is 7 days, below the minimum of 30 days"
+            in found)
     assert "Set deletionWindowDays >= 30" in found
     ok = {**props, "deletionWindowInDays": 30}
-    assert messages(guardrails.deletion_window, resource_args(AWS_KEY, ok, config={"minDeletionWindowDays": 30})) == []
+    assert messages(guardrails.deletion_window,
+                    resource_args(AWS_KEY, ok, config={"minDeletionWindowDays": 30})) == []
 
 
 def test_an_unset_window_is_the_providers_default_of_30_days():
-    assert messages(guardrails.deletion_window, resource_args(AWS_KEY, {}, config={"minDeletionWindowDays": 30})) == []
-    assert len(messages(guardrails.deletion_window, resource_args(AWS_KEY, {}, config={"minDeletionWindowDays": 31}))) == 1
+    assert messages(guardrails.deletion_window,
+                    resource_args(AWS_KEY, {}, config={"minDeletionWindowDays": 30})) == []
+    assert len(messages(guardrails.deletion_window,
+                        resource_args(AWS_KEY, {}, config={"minDeletionWindowDays": 31}))) == 1
     # The schema's default minimum is the domain's deletionWindowDays default.
     assert guardrails.deletion_window.config_schema.properties["minDeletionWindowDays"]["default"] == 30
 
 
 def test_gcp_destroy_scheduled_durations_below_the_minimum_are_refused():
     week = {"destroyScheduledDuration": "604800s"}
-    [found] = messages(guardrails.deletion_window, resource_args(GCP_CRYPTO_KEY, week, config={"minDeletionWindowDays": 30}))
+    [found] = messages(guardrails.deletion_window,
+                       resource_args(GCP_CRYPTO_KEY, week, config={"minDeletionWindowDays": 30}))
     assert "destroyScheduledDuration is 7 days, below the minimum of 30 days" in found
-    assert messages(guardrails.deletion_window, resource_args(GCP_CRYPTO_KEY, week, config={"minDeletionWindowDays": 7})) == []
-    [found] = messages(guardrails.deletion_window, resource_args(GCP_CRYPTO_KEY, {"destroyScheduledDuration": "30d"},
+    assert messages(guardrails.deletion_window,
+                    resource_args(GCP_CRYPTO_KEY, week, config={"minDeletionWindowDays": 7})) == []
+    [found] = messages(guardrails.deletion_window,
+                       resource_args(GCP_CRYPTO_KEY, {"destroyScheduledDuration": "30d"},
                                                                  config={}))
     assert "not a duration in seconds" in found
 
@@ -153,7 +167,8 @@ def test_gcp_destroy_scheduled_durations_below_the_minimum_are_refused():
 
 def under_generation(resource_type: str, state: str, props: dict | None = None, *, protect: bool):
     """A key resource under its KeyGeneration component (which records the generation's state)."""
-    parent = stack_resource(KEY_GENERATION, {"state": state, "keyset": "ks", "lifecycle": {"id": "g1", "state": state}},
+    parent = stack_resource(KEY_GENERATION,
+                            {"state": state, "keyset": "ks", "lifecycle": {"id": "g1", "state": state}},
                             name="ks-g1", protect=False)
     return [parent, stack_resource(resource_type, props or {}, name="k", protect=protect, parent=parent)]
 
@@ -164,19 +179,24 @@ def test_key_resources_must_be_protected(resource_type):
                                 stack_args(under_generation(resource_type, "active", protect=False)))
     assert "'k' is not protected (generation active)" in found and "protect=True" in found
     assert urn.endswith("::k")
-    assert violations(guardrails.key_protected, stack_args(under_generation(resource_type, "active", protect=True))) == []
+    assert violations(guardrails.key_protected,
+                      stack_args(under_generation(resource_type, "active", protect=True))) == []
 
 
 @pytest.mark.parametrize("state", ["pending", "active", "retiring", "revoked", "destroyed"])
 def test_only_a_retired_generations_key_may_be_unprotected(state):
     # retired -> destroyed is the one transition that deletes a KMS key (components/kms_record.py).
-    assert violations(guardrails.key_protected, stack_args(under_generation(AWS_KEY, "retired", protect=False))) == []
-    assert len(violations(guardrails.key_protected, stack_args(under_generation(AWS_KEY, state, protect=False)))) == 1
+    assert violations(guardrails.key_protected,
+                      stack_args(under_generation(AWS_KEY, "retired", protect=False))) == []
+    assert len(violations(guardrails.key_protected,
+                          stack_args(under_generation(AWS_KEY, state, protect=False)))) == 1
 
 
 def test_without_a_generation_the_key_metadata_or_nothing_decides():
-    retired = {"tags": RotationMetadata("ks", "g1", "prod", "retired", "ES256", "sign", CREATED, CREATED).aws_tags()}
-    assert violations(guardrails.key_protected, stack_args([stack_resource(AWS_KEY, retired, protect=False)])) == []
+    retired = {"tags": RotationMetadata("ks", "g1", "prod", "retired", "ES256", "sign", CREATED,
+                                        CREATED).aws_tags()}
+    assert violations(guardrails.key_protected,
+                      stack_args([stack_resource(AWS_KEY, retired, protect=False)])) == []
     [(found, _)] = violations(guardrails.key_protected, stack_args([stack_resource(AWS_KEY, {}, name="legacy",
                                                                                    protect=False)]))
     assert found.startswith("AWS KMS key 'legacy' is not protected: a `pulumi destroy`")
@@ -184,7 +204,8 @@ def test_without_a_generation_the_key_metadata_or_nothing_decides():
 
 def test_a_software_key_names_its_keyset_and_the_loss():
     [(found, _)] = violations(guardrails.key_protected,
-                              stack_args(under_generation(SOFTWARE_KEY, "active", software_key("ES256"), protect=False)))
+                              stack_args(under_generation(SOFTWARE_KEY, "active", software_key("ES256"),
+                                                          protect=False)))
     assert "of keyset 'ks', generation 'g1'" in found
     assert "forget the private key for good" in found
 
@@ -214,11 +235,14 @@ def publication(document: dict | str) -> dict:
 def test_a_public_jwks_passes_and_a_private_member_is_refused():
     _, public = ed25519_pem()
     jwk = {**keys.public_jwk(public), "kid": "k1"}
-    assert messages(guardrails.public_documents, resource_args(PUBLICATION, publication({"keys": [jwk]}))) == []
+    assert messages(guardrails.public_documents,
+                    resource_args(PUBLICATION, publication({"keys": [jwk]}))) == []
 
     leaked = {"keys": [{**jwk, "d": "c2VjcmV0"}]}
-    [found] = messages(guardrails.public_documents, resource_args(PUBLICATION, publication(leaked), name="jwks"))
-    assert "keyset 'atlas-gateway': Publication 'jwks' (jwks at file://jwks.json) contains private key material" in found
+    [found] = messages(guardrails.public_documents,
+                       resource_args(PUBLICATION, publication(leaked), name="jwks"))
+    assert ("keyset 'atlas-gateway': Publication 'jwks' (jwks at file://jwks.json) contains private key "
+            "material" in found)
     assert "$.keys[0].d" in found
 
 
@@ -268,11 +292,13 @@ def test_plain_env_values_with_key_material_are_refused_and_secret_refs_pass():
     aes = base64.b64encode(os.urandom(32)).decode()
     env = [
         {"name": "SECRET_ENCRYPTION_KEY", "value": aes},
-        {"name": "SECRET_ENCRYPTION_KEYRING", "valueFrom": {"secretKeyRef": {"name": "cfg", "key": "keyring"}}},
+        {"name": "SECRET_ENCRYPTION_KEYRING",
+         "valueFrom": {"secretKeyRef": {"name": "cfg", "key": "keyring"}}},
         {"name": "SIGNING_KEY_ID", "value": keys.thumbprint(ed25519_pem()[1])},
     ]
     [found] = messages(guardrails.env_material,
-                       resource_args("kubernetes:apps/v1:DeploymentPatch", deployment_patch(env), name="patch"))
+                       resource_args("kubernetes:apps/v1:DeploymentPatch", deployment_patch(env),
+                                     name="patch"))
     assert "'patch': container 'secrets-service' env SECRET_ENCRYPTION_KEY holds a 32-byte secret" in found
     assert "secretKeyRef" not in found.split("holds")[0] and aes not in found
 
@@ -280,7 +306,8 @@ def test_plain_env_values_with_key_material_are_refused_and_secret_refs_pass():
 def test_a_private_jwk_in_an_env_value_is_refused_whatever_its_name():
     jwk = json.dumps({"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "d": "BBBB"})
     [found] = messages(guardrails.env_material,
-                       resource_args("kubernetes:apps/v1:Deployment", deployment_patch([{"name": "CONFIG", "value": jwk}])))
+                       resource_args("kubernetes:apps/v1:Deployment",
+                                     deployment_patch([{"name": "CONFIG", "value": jwk}])))
     assert "env CONFIG holds a JWK with private members ($.d)" in found
 
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from keyrotation.metadata import RotationMetadata, format_time
+from keyrotation.metadata import RotationMetadata
+from keyrotation.times import format_time
 from policy import key_age, limits
 from policy.resources import AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, SECRET, SOFTWARE_KEY
 from tests.policy_client import messages, resource_args, stack_args, stack_resource, violations
@@ -19,11 +20,13 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = {"maxAgeDays": 90, "warnDays": 14, "now": format_time(NOW)}
 
 
-def meta(age_days: float, *, keyset: str = "atlas-gateway", generation: str = "2026-08-01", state: str = "active",
+def meta(age_days: float, *, keyset: str = "atlas-gateway", generation: str = "2026-08-01",
+         state: str = "active",
          purpose: str = "sign", algorithm: str = "ES256") -> RotationMetadata:
     activated = NOW - timedelta(days=age_days)
     return RotationMetadata(keyset=keyset, generation=generation, environment="production", state=state,
-                            algorithm=algorithm, purpose=purpose, created_at=activated - timedelta(minutes=10),
+                            algorithm=algorithm, purpose=purpose,
+                            created_at=activated - timedelta(minutes=10),
                             activated_at=activated)
 
 
@@ -38,13 +41,15 @@ def carriers(m: RotationMetadata) -> list[tuple[str, dict]]:
     """The same metadata on each medium a component writes it to."""
     return [
         (SOFTWARE_KEY, software_key(m)),
-        (AWS_KEY, {"tags": m.aws_tags(), "customerMasterKeySpec": "ECC_NIST_P256", "keyUsage": "SIGN_VERIFY"}),
+        (AWS_KEY, {"tags": m.aws_tags(), "customerMasterKeySpec": "ECC_NIST_P256",
+                   "keyUsage": "SIGN_VERIFY"}),
         (GCP_CRYPTO_KEY, {"labels": m.gcp_labels(), "purpose": "ASYMMETRIC_SIGN"}),
         (SECRET, {"metadata": {"name": "s", "annotations": m.annotations()}, "type": "Opaque"}),
     ]
 
 
-@pytest.mark.parametrize("resource_type,props", carriers(meta(100)), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("resource_type,props", carriers(meta(100)),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_an_overdue_active_generation_is_mandatory_on_every_medium(resource_type, props):
     found = messages(key_age.key_max_age, resource_args(resource_type, props, name="gw-key", config=CONFIG))
 
@@ -60,7 +65,8 @@ def test_an_overdue_active_generation_is_mandatory_on_every_medium(resource_type
     assert key_age.key_max_age.enforcement_level.value == "mandatory"
 
 
-@pytest.mark.parametrize("resource_type,props", carriers(meta(80)), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("resource_type,props", carriers(meta(80)),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_within_warn_days_only_the_advisory_policy_reports(resource_type, props):
     args = resource_args(resource_type, props, config=CONFIG)
 
@@ -102,9 +108,13 @@ def test_warn_days_default_to_the_domain_rule_for_the_level_that_sets_the_limit(
     # A keyset limit of 8 days without warnDays: the top level's 14 would always warn; the domain's
     # default for a short maximum age is a quarter of it (2 days).
     config = {**CONFIG, "keysets": {"atlas-gateway": {"maxAgeDays": 8}}}
-    assert limits.age_limit(config, "atlas-gateway", "sign") == limits.AgeLimit(8, 2, "policy config keysets.atlas-gateway")
-    assert messages(key_age.key_age_warning, resource_args(SOFTWARE_KEY, software_key(meta(5)), config=config)) == []
-    assert len(messages(key_age.key_age_warning, resource_args(SOFTWARE_KEY, software_key(meta(6.5)), config=config))) == 1
+    assert limits.age_limit(config, "atlas-gateway", "sign") == limits.AgeLimit(8, 2,
+                                                                                "policy config "
+                                                                                "keysets.atlas-gateway")
+    assert messages(key_age.key_age_warning,
+                    resource_args(SOFTWARE_KEY, software_key(meta(5)), config=config)) == []
+    assert len(messages(key_age.key_age_warning,
+                        resource_args(SOFTWARE_KEY, software_key(meta(6.5)), config=config))) == 1
 
 
 def test_now_comes_from_the_config_then_the_environment_then_the_clock(monkeypatch):
@@ -127,7 +137,8 @@ def test_the_pack_reads_the_publishers_clock_variable_without_importing_the_prog
     code = ("import sys; sys.path.insert(0, '.'); import policy.key_age, policy.guardrails, policy.rotation;"
             " print(sorted(m for m in sys.modules if m.startswith(('components', 'pulumi_aws', 'pulumi_gcp',"
             " 'pulumi_kubernetes', 'google.cloud', 'boto3'))))")
-    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            check=True)
     assert loaded.stdout.strip() == "[]"
 
 
@@ -182,14 +193,16 @@ def test_the_aws_default_rotation_period_exceeds_a_90_day_limit():
 def test_a_limit_below_the_aws_minimum_period_asks_for_the_minimum():
     config = {**CONFIG, "maxAgeDays": 30}
     found = messages(key_age.key_max_age, resource_args(AWS_KEY, aws_key(AES, enableKeyRotation=True,
-                                                                         rotationPeriodInDays=120), config=config))
+                                                                         rotationPeriodInDays=120),
+                                                        config=config))
     assert found == [found[0]] and "rotationPeriodInDays <= 90" in found[0]
     ok = aws_key(AES, enableKeyRotation=True, rotationPeriodInDays=90)
     assert messages(key_age.key_max_age, resource_args(AWS_KEY, ok, config=config)) == []
 
 
 @pytest.mark.parametrize("spec,usage", [("RSA_2048", "SIGN_VERIFY"), ("ECC_NIST_P256", "SIGN_VERIFY"),
-                                        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"), ("HMAC_256", "GENERATE_VERIFY_MAC")])
+                                        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
+                                        ("HMAC_256", "GENERATE_VERIFY_MAC")])
 def test_asymmetric_and_hmac_aws_keys_are_never_flagged_for_lacking_native_rotation(spec, usage):
     props = aws_key(meta(10), customerMasterKeySpec=spec, keyUsage=usage)
     assert messages(key_age.key_max_age, resource_args(AWS_KEY, props, config=CONFIG)) == []
@@ -222,7 +235,8 @@ def test_kms_keys_without_rotation_metadata_are_reported_as_unmanaged_with_their
                                 name="legacy-signing")
     legacy_gcp = stack_resource(GCP_CRYPTO_KEY, {"purpose": "ASYMMETRIC_SIGN", "labels": {"team": "x"}},
                                 name="legacy-ring-key")
-    version = stack_resource(GCP_KEY_VERSION, {"cryptoKey": "projects/p/locations/global/keyRings/r/cryptoKeys/k",
+    version = stack_resource(GCP_KEY_VERSION,
+                             {"cryptoKey": "projects/p/locations/global/keyRings/r/cryptoKeys/k",
                                                "generateTime": "2026-05-27T12:00:00Z"},
                              name="legacy-ring-key-v1", dependencies=[legacy_gcp])
     managed = stack_resource(AWS_KEY, aws_key(AES, enableKeyRotation=True), name="managed")
@@ -259,7 +273,8 @@ def stack_with_gateway_limit():
         config = shipped("dev")
         config["key-rotation:keysets"]["atlas-gateway"].update(maxAgeDays=max_age_days, warnDays=2)
         stack_config.receive(stack="dev", project="key-rotation",
-                             config={k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+                             config={k: v if isinstance(v, str) else json.dumps(v) for k,
+                                     v in config.items()})
 
     yield configure
     stack_config.forget()

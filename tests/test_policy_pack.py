@@ -19,7 +19,8 @@ import pytest
 from pulumi.runtime.proto import analyzer_pb2
 
 from keyrotation.lifecycle import Timings, default_warn_days
-from keyrotation.metadata import format_time, parse_time
+from keyrotation.metadata import parse_time
+from keyrotation.times import format_time
 from tests.engine import Engine, EngineRun, ProgramFailed
 from tests.kms_emulators import cloud_engine
 from tests.policy_client import CONFIGS, Diagnostic, PolicyConfigInvalid, PolicyPackProcess, reconcile
@@ -36,7 +37,8 @@ SHIPPED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 AGE_POLICIES = ("key-max-age", "key-age-warning")
 ADVISORY_POLICIES = {"key-age-warning", "unmanaged-key"}
 ALL_POLICIES = {
-    "key-max-age", "key-age-warning", "unmanaged-key", "algorithm-allowed-by-profile", "deletion-window-minimum",
+    "key-max-age", "key-age-warning", "unmanaged-key", "algorithm-allowed-by-profile",
+    "deletion-window-minimum",
     "key-resources-protected", "published-documents-public-only", "no-key-material-in-configmaps",
     "no-key-material-in-env", "one-active-generation", "active-kid-published", "publish-lead",
     "retire-after-overlap", "revoked-key-unpublished", "key-material-only-in-secrets",
@@ -106,7 +108,8 @@ def limit(env: str, keyset: str, purpose: str) -> tuple[float, float]:
     environment's policy config (its ceiling) is shorter."""
     config = config_of(env)["key-max-age"]
     ceiling: tuple[float, float] = (Timings.max_age_days, Timings.warn_days)
-    for level in ((config.get("keysets") or {}).get(keyset), (config.get("purposes") or {}).get(purpose), config):
+    for level in ((config.get("keysets") or {}).get(keyset), (config.get("purposes") or {}).get(purpose),
+                  config):
         if level and "maxAgeDays" in level:
             ceiling = level["maxAgeDays"], level.get("warnDays", default_warn_days(level["maxAgeDays"]))
             break
@@ -212,7 +215,8 @@ def test_within_warn_days_there_are_advisory_warnings_only(pack, deployed, stack
 
 def test_a_fips_environment_refuses_the_dev_stacks_non_fips_keysets(pack, deployed):
     _, run = deployed["dev"]
-    config = {**config_of("dev"), "algorithm-allowed-by-profile": {"enforcementLevel": "mandatory", "profile": "fips"}}
+    config = {**config_of("dev"), "algorithm-allowed-by-profile": {"enforcementLevel": "mandatory",
+                                                                   "profile": "fips"}}
 
     failed = mandatory(analyze(pack, run, "dev", SHIPPED_AT, config))
 
@@ -285,7 +289,8 @@ def test_key_material_pasted_into_a_stack_file_fails_the_preview(pack, tmp_path)
                     if r.name == "secrets-service-2026-q4-key")
     # Someone "fixes" the service by pasting the active key into a Deployment's fixed env values.
     keyset = config["key-rotation:keysets"]["secrets-service"]
-    keyset["consumers"].append({"deployment": "aether/secrets-service", "values": {"SECRET_ENCRYPTION_KEY": material}})
+    keyset["consumers"].append({"deployment": "aether/secrets-service",
+                                "values": {"SECRET_ENCRYPTION_KEY": material}})
 
     failed = mandatory(analyze(pack, engine.preview(), "staging", SHIPPED_AT))
 
@@ -314,7 +319,8 @@ def test_a_shorter_kms_deletion_window_fails_the_production_preview(pack, tmp_pa
     failed = mandatory(analyze(pack, run, "production", SHIPPED_AT))
 
     assert {d.policy for d in failed} == {"deletion-window-minimum"}
-    kms = {r.urn for r in run.resources.values() if r.type in ("aws:kms/key:Key", "gcp:kms/cryptoKey:CryptoKey")}
+    kms = {r.urn for r in run.resources.values() if r.type in ("aws:kms/key:Key",
+                                                               "gcp:kms/cryptoKey:CryptoKey")}
     assert {d.urn for d in failed} == kms
     assert all("is 7 days, below the minimum of 30 days (policy config minDeletionWindowDays)" in d.message
                for d in failed)
@@ -330,7 +336,8 @@ def test_the_fips_keyset_of_a_default_stack_keeps_to_the_fips_profile(pack, tmp_
     config = stack_config("production")
     config["key-rotation:keysets"]["stellaops-fips"]["algorithm"] = "ES256K"
     # The keyset's own `profile: fips` makes the program refuse it before any resource...
-    with pytest.raises(ProgramFailed, match="keyset 'stellaops-fips', field 'algorithm': ES256K is not allowed"):
+    with pytest.raises(ProgramFailed, match="keyset 'stellaops-fips', field 'algorithm': ES256K is not "
+                                            "allowed"):
         cloud_engine(copy_project(tmp_path / "before"), "production", config=config).preview()
     # ... and without it the pack's policy config (keysets.stellaops-fips: fips) still does.
     del config["key-rotation:keysets"]["stellaops-fips"]["profile"]

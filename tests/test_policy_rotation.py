@@ -14,7 +14,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from pydantic.alias_generators import to_camel
 
 from keyrotation.lifecycle import Timings
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 from policy import rotation
 from policy.resources import CONFIG_MAP, KEY_GENERATION, PUBLICATION, SECRET, SOFTWARE_KEY
 from tests.policy_client import messages, stack_args, stack_resource, violations
@@ -45,7 +45,8 @@ def generation(gid: str, state: str, kid: str | None = None, *, keyset: str = "a
 def jwks(kids: list[str], first_published: dict[str, str] | None = None, *, keyset: str = "atlas-gateway",
          name: str = "atlas-jwks"):
     props = {"keyset": keyset, "format": "jwks", "target": "s3://portal/.well-known/jwks.json",
-             "content": json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA", "kid": k} for k in kids]}),
+             "content": json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA",
+                                              "kid": k} for k in kids]}),
              "kids": kids}
     if first_published is not None:
         props["first_published"] = first_published
@@ -54,7 +55,8 @@ def jwks(kids: list[str], first_published: dict[str, str] | None = None, *, keys
 
 def anchor(kids: list[str], active: str, *, keyset: str = "atlas-gateway"):
     content = {"active_key_id": active, "keys": [{"key_id": k, "algorithm": "Ed25519"} for k in kids]}
-    return stack_resource(PUBLICATION, {"keyset": keyset, "format": "trust-anchor", "target": "file://anchor.json",
+    return stack_resource(PUBLICATION, {"keyset": keyset, "format": "trust-anchor",
+                                        "target": "file://anchor.json",
                                         "content": json.dumps(content), "kids": kids,
                                         "first_published": dict.fromkeys(kids, at(-10_000))},
                           name="anchor", protect=False)
@@ -99,7 +101,8 @@ def test_a_document_without_the_active_kid_is_refused():
         generation("g2", "active", "k2", createdAt=at(-50), activatedAt=at(-10)),
         jwks(["k1"]),
     ]))
-    assert "keyset 'atlas-gateway', generation 'g2' (kid k2) is active but missing from Publication 'atlas-jwks'" in message
+    assert ("keyset 'atlas-gateway', generation 'g2' (kid k2) is active but missing from Publication "
+            "'atlas-jwks'" in message)
     assert "which lists k1" in message and urn.endswith("::atlas-jwks")
 
 
@@ -153,21 +156,25 @@ def test_a_kid_first_published_by_this_very_deployment_counts_from_now():
     # The generation was never pending: its kid is in the new document but not in the records.
     resources = promoted(-30, {"k1": at(-10_000)}, created_minutes=-40)
     [message] = messages(rotation.publish_lead, stack_args(resources, config(0)))
-    assert "first published in s3://portal/.well-known/jwks.json by this deployment (2026-11-23T12:00:00Z)" in message
+    assert ("first published in s3://portal/.well-known/jwks.json by this deployment (2026-11-23T12:00:00Z)"
+            in message)
 
 
 def test_the_first_version_of_a_document_is_not_held_to_its_records():
     # A new stack (or a new publish target): every kid recorded at the document's creation. No
     # verifier can hold an older copy of a document that did not exist.
     records = {"k1": at(0), "k2": at(0)}
-    assert messages(rotation.publish_lead, stack_args(promoted(-30, records, created_minutes=-40), config(1))) == []
+    assert messages(rotation.publish_lead,
+                    stack_args(promoted(-30, records, created_minutes=-40), config(1))) == []
 
 
 def test_without_records_in_a_preview_the_created_time_is_the_first_publication():
     # A preview of a changed document: the engine hands back its inputs, no records.
-    assert messages(rotation.publish_lead, stack_args(promoted(5, None), config(5))) == []  # createdAt -1 + 6 = 5
+    assert messages(rotation.publish_lead,
+                    stack_args(promoted(5, None), config(5))) == []  # createdAt -1 + 6 = 5
     [message] = messages(rotation.publish_lead, stack_args(promoted(3, None), config(3)))
-    assert "no publisher has recorded its first publication: it counts from its createdAt 2026-11-23T11:59:00Z" in message
+    assert ("no publisher has recorded its first publication: it counts from its createdAt "
+            "2026-11-23T11:59:00Z" in message)
     assert "promote after 2026-11-23T12:05:00Z" in message
 
 
@@ -203,7 +210,8 @@ def retired_after(minutes_after_retiring: float):
 
 def test_retiring_before_the_overlap_is_refused():
     [(message, urn)] = violations(rotation.retire_after_overlap, stack_args(retired_after(10), config(10)))
-    assert "keyset 'atlas-gateway', generation 'g1' (kid k1) left the published documents (state retired)" in message
+    assert ("keyset 'atlas-gateway', generation 'g1' (kid k1) left the published documents (state retired)"
+            in message)
     assert "overlap of 3960s (tokenLifetimeSeconds + publishMaxAgeSeconds + clockSkewSeconds)" in message
     assert "verifiers may reject valid signatures from 2026-11-23T12:10:00Z" in message
     assert "Keep it `retiring` (published) until 2026-11-23T13:06:00Z" in message
@@ -237,7 +245,8 @@ def test_a_revoked_kid_still_published_is_refused():
         jwks(["k1", "k2"], {"k1": at(-10_000), "k2": at(-5)}),
     ]
     [(message, urn)] = violations(rotation.revoked_unpublished, stack_args(resources, config(0)))
-    assert ("keyset 'atlas-gateway', generation 'v1' (kid k1) was revoked at 2026-11-23T11:55:00Z (compromise)"
+    assert ("keyset 'atlas-gateway', generation 'v1' (kid k1) was revoked at 2026-11-23T11:55:00Z "
+            "(compromise)"
             " but Publication 'atlas-jwks'") in message
     assert urn.endswith("::atlas-jwks")
 
@@ -246,7 +255,8 @@ def test_a_revoked_kid_named_active_by_a_trust_anchor_is_refused_and_retired_kid
     resources = [
         generation("v1", "revoked", "k1", createdAt=at(-10_000), activatedAt=at(-9_000), revokedAt=at(-5),
                    revokeReason="personnel"),
-        generation("v0", "retired", "k0", createdAt=at(-20_000), activatedAt=at(-19_000), retiringAt=at(-9_000),
+        generation("v0", "retired", "k0", createdAt=at(-20_000), activatedAt=at(-19_000),
+                   retiringAt=at(-9_000),
                    retiredAt=at(-8_000)),
         generation("v2", "active", "k2", createdAt=at(-5), activatedAt=at(-5)),
         anchor(["k0", "k2"], active="k1"),
@@ -274,23 +284,26 @@ def test_documents_of_published_states_only_pass():
 
 def software_key(material: str):
     return stack_resource(SOFTWARE_KEY, {"keyset": "secrets-service", "generation": "q4", "state": "active",
-                                         "private_key": material, "thumbprint": "t"}, name="secrets-service-q4-key")
+                                         "private_key": material, "thumbprint": "t"},
+                          name="secrets-service-q4-key")
 
 
 def test_key_material_outside_secrets_is_refused_without_repeating_it():
     material = base64.b64encode(os.urandom(32)).decode()
     keyring = json.dumps({"q4": material})
-    leaky = stack_resource(CONFIG_MAP, {"metadata": {"name": "cfg"}, "data": {"KEYRING": keyring}}, name="cfg")
+    leaky = stack_resource(CONFIG_MAP, {"metadata": {"name": "cfg"}, "data": {"KEYRING": keyring}},
+                           name="cfg")
     env = stack_resource("kubernetes:apps/v1:DeploymentPatch", {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "env": [{"name": "K", "value": base64.b64encode(material.encode()).decode()}]}]}}}},
         name="patch")
-    secret = stack_resource(SECRET, {"metadata": {"name": "s"}, "stringData": {"KEY": material}}, name="secret")
+    secret = stack_resource(SECRET, {"metadata": {"name": "s"}, "stringData": {"KEY": material}},
+                            name="secret")
 
     found = violations(rotation.material_placement, stack_args([software_key(material), leaky, env, secret]))
 
     assert [urn.split("::")[-1] for _, urn in found] == ["cfg", "patch"]
-    assert "keyset 'secrets-service', generation 'q4': its private key material appears in ConfigMap 'cfg' at" \
-           " data.KEYRING.q4" in found[0][0]
+    assert ("keyset 'secrets-service', generation 'q4': its private key material appears in ConfigMap 'cfg' "
+            "at data.KEYRING.q4" in found[0][0])
     assert "DeploymentPatch 'patch' at spec.template.spec.containers[0].env[0].value" in found[1][0]
     assert all(material not in message for message, _ in found)
 
@@ -304,7 +317,8 @@ def test_material_only_in_its_key_and_secrets_passes():
 
 def test_a_generation_recorded_by_another_program_version_does_not_crash_the_pack():
     odd = stack_resource(KEY_GENERATION, {"kid": "k1", "state": "active", "keyset": "atlas-gateway",
-                                          "lifecycle": {"id": "g1", "state": "active", "createdAt": "yesterday"},
+                                          "lifecycle": {"id": "g1", "state": "active",
+                                                        "createdAt": "yesterday"},
                                           "timings": {}}, name="odd")
     for policy in rotation.POLICIES:
         assert violations(policy, stack_args([odd], config(0))) == []
@@ -321,7 +335,8 @@ def _servicer():
     from policy import guardrails, key_age, sdk_hooks
 
     sdk_hooks.install()  # as policy/__main__.py does
-    return _PolicyAnalyzerServicer("key-rotation", "1", [*key_age.POLICIES, *guardrails.POLICIES, *rotation.POLICIES],
+    return _PolicyAnalyzerServicer("key-rotation", "1",
+                                   [*key_age.POLICIES, *guardrails.POLICIES, *rotation.POLICIES],
                                    EnforcementLevel.MANDATORY)
 
 
@@ -335,7 +350,8 @@ def _stack_request(*states: str):
         props = struct_pb2.Struct()
         props.update(dict(r.props["__target"].items()) | {"lifecycle": dict(r.props["lifecycle"]["__target"]),
                                                           "timings": dict(r.props["timings"]["__target"])})
-        request.resources.append(analyzer_pb2.AnalyzerResource(type=r.resource_type, properties=props, urn=r.urn,
+        request.resources.append(analyzer_pb2.AnalyzerResource(type=r.resource_type, properties=props,
+                                                               urn=r.urn,
                                                                name=r.name))
     return request
 

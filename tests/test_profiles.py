@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -32,9 +33,11 @@ DRAFT_PUB_START = "unH59k4RuutY-pxvu24U5h8YZD2rSVtHU5qRZsoBmBMcRPgmu9VuNOVdteXi1
 DRAFT_PUB_END = "DZgbTP07e7gEWzw4MFRrndjbDQ"
 
 GENERATIONS = [
-    {"id": "old", "state": "retired", "createdAt": "2026-09-01T00:00:00Z", "activatedAt": "2026-09-01T01:00:00Z",
+    {"id": "old", "state": "retired", "createdAt": "2026-09-01T00:00:00Z",
+     "activatedAt": "2026-09-01T01:00:00Z",
      "retiringAt": "2026-10-01T01:00:00Z", "retiredAt": "2026-10-02T01:00:00Z"},
-    {"id": "cur", "state": "active", "createdAt": "2026-10-01T00:00:00Z", "activatedAt": "2026-10-01T01:00:00Z"},
+    {"id": "cur", "state": "active", "createdAt": "2026-10-01T00:00:00Z",
+     "activatedAt": "2026-10-01T01:00:00Z"},
     {"id": "next", "state": "pending", "createdAt": "2026-11-22T00:00:00Z"},
 ]
 
@@ -44,7 +47,8 @@ def _b64url_decode(text: str) -> bytes:
 
 
 def _pem(key) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,7 +91,8 @@ def test_cloud_kms_cannot_hold_ml_dsa_but_aws_kms_can():
     spec = algorithms.ALGORITHMS["ML-DSA-65"]
     assert (spec.aws_key_spec, spec.aws_signing_algorithm) == ("ML_DSA_65", "ML_DSA_SHAKE_256")
     keyset = {"purpose": "sign", "algorithm": "ML-DSA-65", "backend": "gcp-kms", "profile": "pqc",
-              "gcp": {"location": "global", "keyRing": "r", "project": "stellaops-dev"}, "generations": GENERATIONS[1:2]}
+              "gcp": {"location": "global", "keyRing": "r", "project": "stellaops-dev"},
+              "generations": GENERATIONS[1:2]}
     with pytest.raises(config.ConfigError, match="gcp-kms cannot hold ML-DSA-65: pulumi-gcp 10.2 lists no"):
         config.from_config_map({"key-rotation:environment": "dev", "key-rotation:keysets": {"pq": keyset}},
                                stack_file="Pulumi.dev.yaml")
@@ -99,7 +104,8 @@ def pqc(tmp_path_factory):
     stack = {"key-rotation:environment": "dev", "key-rotation:keysets": {
         f"pq{level}": {"purpose": "sign", "algorithm": f"ML-DSA-{level}", "profile": "pqc",
                        "publish": [{"format": "jwks", "target": f"file://published/pq{level}/jwks.json"},
-                                   {"format": "trust-anchor", "target": f"file://published/pq{level}/anchor.json"}],
+                                   {"format": "trust-anchor",
+                                    "target": f"file://published/pq{level}/anchor.json"}],
                        "generations": GENERATIONS}
         for level in (44, 65, 87)}}
     return project, Engine(project, "dev", config=stack).up()
@@ -112,6 +118,7 @@ def test_a_signature_by_the_active_ml_dsa_key_verifies_against_the_published_key
     material = run.named(f"{keyset}-cur-key").outputs["private_key"]
     assert isinstance(material, Secret)
     private = serialization.load_pem_private_key(material.value.encode(), password=None)
+    assert isinstance(private, (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey))
     message = b"attestation payload"
     signature = private.sign(message)
 
@@ -120,13 +127,17 @@ def test_a_signature_by_the_active_ml_dsa_key_verifies_against_the_published_key
     assert [k["kid"] for k in jwks["keys"]] == [g["kid"] for g in outputs["generations"] if g["id"] != "old"]
     active = next(k for k in jwks["keys"] if k["kid"] == outputs["activeKid"])
     assert set(active) == {"kty", "alg", "pub", "kid", "use"} and active["alg"] == f"ML-DSA-{level}"
-    public_class = {44: mldsa.MLDSA44PublicKey, 65: mldsa.MLDSA65PublicKey, 87: mldsa.MLDSA87PublicKey}[level]
-    public_class.from_public_bytes(_b64url_decode(active["pub"])).verify(signature, message)
+    MLDSAPublicKey = mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
+    public_classes: dict[int, type[MLDSAPublicKey]] = {
+        44: mldsa.MLDSA44PublicKey, 65: mldsa.MLDSA65PublicKey, 87: mldsa.MLDSA87PublicKey}
+    public_classes[level].from_public_bytes(_b64url_decode(active["pub"])).verify(signature, message)
 
     anchor = json.loads((project / f"published/{keyset}/anchor.json").read_text())
     entry = next(k for k in anchor["keys"] if k["key_id"] == outputs["activeKid"])
     assert entry["algorithm"] == f"ML-DSA-{level}"
-    serialization.load_der_public_key(_b64url_decode(entry["public_key"])).verify(signature, message)
+    anchored = serialization.load_der_public_key(_b64url_decode(entry["public_key"]))
+    assert isinstance(anchored, (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey))
+    anchored.verify(signature, message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +155,7 @@ def _gost_engine(cwd: Path) -> bool:
     return done.returncode == 0
 
 
-NATIONAL = {
+NATIONAL: dict[str, dict[str, Any]] = {
     "SM2-P256": {"profile": "sm2",
                  "genpkey": ["genpkey", "-algorithm", "SM2"],
                  "sign": ["pkeyutl", "-sign", "-rawin", "-digest", "sm3"],
@@ -168,13 +179,15 @@ def _make_key(tmp: Path, algorithm: str, name: str) -> str:
 def _sign(tmp: Path, algorithm: str, name: str, message: Path) -> Path:
     recipe, signature = NATIONAL[algorithm], tmp / f"{name}.sig"
     if recipe["sign"][0] == "pkeyutl":
-        _openssl(*recipe["sign"], "-inkey", f"{name}.key", "-in", str(message), "-out", str(signature), cwd=tmp)
+        _openssl(*recipe["sign"], "-inkey", f"{name}.key", "-in", str(message), "-out", str(signature),
+                 cwd=tmp)
     else:
         _openssl(*recipe["sign"], "-sign", f"{name}.key", "-out", str(signature), str(message), cwd=tmp)
     return signature
 
 
-def _verify(tmp: Path, algorithm: str, public: Path, signature: Path, message: Path) -> subprocess.CompletedProcess:
+def _verify(tmp: Path, algorithm: str, public: Path, signature: Path,
+            message: Path) -> subprocess.CompletedProcess:
     recipe = NATIONAL[algorithm]
     if recipe["verify"][0] == "pkeyutl":
         command = [*recipe["verify"], "-inkey", str(public), "-in", str(message), "-sigfile", str(signature)]
@@ -232,17 +245,19 @@ def _external(algorithm: str, profile: str, pem: str, publish: list | None = Non
 def test_a_jwks_cannot_carry_sm2_or_gost(tmp_path):
     pem = _make_key(tmp_path, "SM2-P256", "k")
     with pytest.raises(config.ConfigError) as raised:
-        config.from_config_map(_external("SM2-P256", "sm2", pem, [{"format": "jwks", "target": "file://j.json"}]),
+        config.from_config_map(_external("SM2-P256", "sm2", pem,
+                                         [{"format": "jwks", "target": "file://j.json"}]),
                                stack_file="Pulumi.dev.yaml")
-    assert "keyset 'hsm', field 'publish[0].format': JOSE defines no JWK key type for SM2-P256" in str(raised.value)
+    assert ("keyset 'hsm', field 'publish[0].format': JOSE defines no JWK key type for SM2-P256"
+            in str(raised.value))
 
 
 def test_sm2_keys_are_checked_by_curve_and_point(tmp_path):
     p256 = _pem(ec.generate_private_key(ec.SECP256R1()).public_key())
     with pytest.raises(config.ConfigError) as raised:
         config.from_config_map(_external("SM2-P256", "sm2", p256), stack_file="Pulumi.dev.yaml")
-    assert "keyset 'hsm', generation 'cur', field 'publicKeyPem': holds a EC P-256 key; SM2-P256 needs SPKI sm2" \
-        in str(raised.value)
+    assert ("keyset 'hsm', generation 'cur', field 'publicKeyPem': holds a EC P-256 key; SM2-P256 needs SPKI "
+            "sm2" in str(raised.value))
 
     good = _make_key(tmp_path, "SM2-P256", "k")
     der = bytearray(spki.der_of_pem(good))
@@ -259,5 +274,6 @@ def test_the_profiles_keep_to_their_own_algorithms():
     assert algorithms.allowed_in("gost") == ["GOST-R-34.10-2012", "GOST-R-34.10-2012-512"]
     software_sm2 = {"key-rotation:environment": "dev", "key-rotation:keysets": {"hsm": {
         "purpose": "sign", "algorithm": "SM2-P256", "profile": "sm2", "generations": GENERATIONS[1:2]}}}
-    with pytest.raises(config.ConfigError, match="SM2-P256 keys are held in an HSM and declared by their public"):
+    with pytest.raises(config.ConfigError,
+                       match="SM2-P256 keys are held in an HSM and declared by their public"):
         config.from_config_map(software_sm2, stack_file="Pulumi.dev.yaml")

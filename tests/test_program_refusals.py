@@ -30,9 +30,11 @@ def pinned(monkeypatch):
 def test_a_duplicate_key_the_engine_reads_last_wins_is_refused_by_the_program(project, pinned):
     stack_file = project / "Pulumi.dev.yaml"
     # The engine's YAML reader takes the last value; the program reads the text and refuses both.
-    stack_file.write_text(stack_file.read_text().replace("      maxAgeDays: 7\n", "      maxAgeDays: 7\n      maxAgeDays: 70\n"))
+    stack_file.write_text(stack_file.read_text().replace("      maxAgeDays: 7\n",
+                                                         "      maxAgeDays: 7\n      maxAgeDays: 70\n"))
     message, failure = failed(Engine(project, "dev"))
-    assert ("keyset 'atlas-gateway', field 'maxAgeDays': line 19: duplicate key 'maxAgeDays' (first at line 18);"
+    assert ("keyset 'atlas-gateway', field 'maxAgeDays': line 19: duplicate key 'maxAgeDays' (first at line "
+            "18);"
             " YAML readers disagree on which one wins, so a key may appear once") in message
     assert "Traceback" not in message
     assert registered(failure) == [] and not (project / "published").exists()
@@ -69,6 +71,7 @@ def test_a_removed_target_deletes_the_file_only_if_it_is_still_what_was_publishe
     history = project / "published/stellaops/key-history.json"
     anchor = project / "published/stellaops/trust-anchor.json"
     history.write_text('{"someone": "else wrote this"}\n')
+    assert engine.config is not None
     keysets = engine.config["key-rotation:keysets"]
     keysets["signer-default"]["publish"] = []
     run = engine.up()
@@ -94,7 +97,8 @@ def test_leftover_temporary_files_are_removed_by_the_next_run_even_without_a_cha
 
 class _Denied(Exception):
     def __init__(self):
-        super().__init__("An error occurred (AccessDenied) when calling the PutObject operation: Access Denied")
+        super().__init__("An error occurred (AccessDenied) when calling the PutObject operation: Access "
+                         "Denied")
         self.response = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
                          "ResponseMetadata": {"HTTPStatusCode": 403}}
 
@@ -117,16 +121,18 @@ def test_a_cloud_failure_is_one_line_naming_target_operation_and_cause(monkeypat
     monkeypatch.delenv("KEY_ROTATION_DEBUG", raising=False)
     with pytest.raises(PublishError) as info:
         PublicationProvider().create(_props("s3://audit-bucket/jwks.json"))
-    assert str(info.value) == "s3://audit-bucket/jwks.json: read failed: AccessDenied (HTTP 403): Access Denied"
+    denied = "s3://audit-bucket/jwks.json: read failed: AccessDenied (HTTP 403): Access Denied"
+    assert str(info.value) == denied
     text = "".join(traceback.format_exception(info.value))
     assert text.rstrip().endswith("PublishError: " + str(info.value))
-    assert "_Denied" not in text and "During handling" not in text, "no cloud SDK traceback without the debug switch"
+    assert "_Denied" not in text and "During handling" not in text, "no cloud SDK traceback without debug"
     frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
-    assert frames[1:] == ["create"], "raised from the provider method itself: the shortest traceback the SDK prints"
+    assert frames[1:] == ["create"], "raised from the provider itself: the shortest traceback the SDK prints"
     monkeypatch.setenv("KEY_ROTATION_DEBUG", "1")
     with pytest.raises(PublishError) as info:
         PublicationProvider().create(_props("s3://audit-bucket/jwks.json"))
-    assert isinstance(info.value.__cause__.__cause__, _Denied), "with the debug switch the cause's traceback is kept"
+    cause = info.value.__cause__
+    assert cause is not None and isinstance(cause.__cause__, _Denied), "the debug switch keeps the cause"
 
 
 def test_a_file_target_refused_at_write_time_says_why(tmp_path, monkeypatch):
@@ -134,5 +140,6 @@ def test_a_file_target_refused_at_write_time_says_why(tmp_path, monkeypatch):
     (tmp_path / "published").symlink_to("/tmp")
     with pytest.raises(PublishError) as info:
         PublicationProvider().create(_props("file://published/jwks.json"))
-    assert str(info.value).startswith("file://published/jwks.json: open refused: publish root 'published' leads out"
-                                      " of the project directory") or "refused: publish root 'published'" in str(info.value)
+    refused = str(info.value)
+    assert (refused.startswith("file://published/jwks.json: open refused: publish root 'published' leads out"
+                               " of the project directory") or "refused: publish root 'published'" in refused)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
 
+import pytest
+from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tests.project import ROOT
-from tests.pulumi_cli import pinned_version
+from tests.pulumi_cli import pinned_version, require_bin_dir
 
 
 def test_the_cli_build_module_pins_pkg_and_sdk_at_the_same_version():
@@ -24,10 +27,35 @@ def test_the_workflows_deploy_with_the_cli_the_tests_run():
     assert versions and set(versions) == {pinned_version().removeprefix("v")}
 
 
+def _sdk_pin() -> str:
+    """The exact `pulumi==X` of requirements.txt: the SDK the harness is proven against."""
+    pin = re.search(r"^pulumi==([\w.]+)\s*$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pin, "requirements.txt must pin the SDK exactly (pulumi==X), as tests/sdk_internals.py requires"
+    return pin.group(1)
+
+
+def test_the_python_sdk_is_pinned_exactly_and_installed_at_that_version():
+    assert importlib.metadata.version("pulumi") == _sdk_pin()
+
+
 def test_the_cli_is_not_older_than_the_python_sdk_it_runs():
-    requirement = re.search(r"^pulumi>=([\d.]+)", (ROOT / "requirements.txt").read_text(), re.M)
-    assert requirement
-    assert Version(pinned_version().removeprefix("v")) >= Version(requirement.group(1))
+    assert Version(pinned_version().removeprefix("v")) >= Version(_sdk_pin())
+
+
+@pytest.mark.cli
+def test_the_cli_that_runs_the_real_engine_tests_is_not_older_than_the_python_sdk():
+    cli = require_bin_dir() / "pulumi"
+    reported = subprocess.run([str(cli), "version"], capture_output=True, text=True, timeout=60, check=True)
+    assert Version(reported.stdout.strip().removeprefix("v")) >= Version(_sdk_pin())
+
+
+def test_every_installed_pulumi_package_accepts_the_pinned_sdk():
+    for package in ("pulumi-aws", "pulumi-gcp", "pulumi-kubernetes", "pulumi-policy"):
+        wanted = [Requirement(r) for r in importlib.metadata.requires(package) or []]
+        on_sdk = [r for r in wanted if r.name == "pulumi" and r.marker is None]
+        assert on_sdk, f"{package} declares no requirement on the pulumi SDK"
+        for requirement in on_sdk:
+            assert requirement.specifier.contains(_sdk_pin()), f"{package} requires {requirement}"
 
 
 def test_without_go_or_a_cli_the_installer_says_what_to_install(tmp_path):

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from keyrotation.config import load_stack_file
-from keyrotation.metadata import format_time
+from keyrotation.times import format_time
 from tests.pulumi_cli import PulumiProject, require_bin_dir
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -74,6 +74,7 @@ def test_past_the_maximum_age_the_preview_fails_naming_every_managed_keyset(proj
 def test_a_keyset_past_its_own_limit_only_is_the_only_one_named(project):
     stack = load_stack_file(project.dir / "Pulumi.dev.yaml")
     gateway = stack.keysets["atlas-gateway"]
-    code, output = _preview(project, gateway.active.activated_at + gateway.timings.max_age + timedelta(hours=1))
+    code, output = _preview(project, gateway.active.activated_at + gateway.timings.max_age
+                            + timedelta(hours=1))
     assert code != 0
     assert _named(output, "key-max-age") == {"atlas-gateway"}, output

@@ -34,7 +34,8 @@ def stack(name: str, generations: list[dict], *, purpose="sign", algorithm="EdDS
         {k: iso(v) if isinstance(v, datetime) else v for k, v in g.items()} for g in generations]}
     if purpose == "sign":
         keyset["kid"] = name + "-{generation}"
-    return parse({"environment": "seed", "keysets": {name: {**keyset, **timings}}}, stack_file="Pulumi.seed.yaml")
+    return parse({"environment": "seed", "keysets": {name: {**keyset, **timings}}},
+                 stack_file="Pulumi.seed.yaml")
 
 
 def gaps(config: StackConfig, published_at: dict[str, datetime] | None = None) -> list[tuple]:
@@ -46,13 +47,15 @@ def _row(g: Gap) -> tuple:
     return g.generation, g.kind, g.start, g.end, g.intended
 
 
-def gap_free_rotation(config: StackConfig, name: str, start: datetime, *, retire_after: timedelta) -> StackConfig:
+def gap_free_rotation(config: StackConfig, name: str, start: datetime, *,
+                      retire_after: timedelta) -> StackConfig:
     """The scheduled rotation through the commands: rotate, promote at the lead, retire after the overlap."""
     config = transitions.rotate(config, name, now=start, generation_id="next").stack
     lead = config.keysets[name].timings.publish_lead
     old = config.keysets[name].active.id
     config = transitions.promote(config, name, now=start + lead, record=deployed(config, name)).stack
-    return transitions.retire(config, name, old, now=start + lead + retire_after, record=deployed(config, name)).stack
+    return transitions.retire(config, name, old, now=start + lead + retire_after,
+                           record=deployed(config, name)).stack
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,8 +89,10 @@ def test_gateway_runbook_rollback_removes_the_new_key_while_its_tokens_live():
         {"id": "old", "state": "active", "createdAt": t(days=-7), "activatedAt": t(days=-7, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
     config = transitions.rotate(config, "atlas-gateway", now=t(0), generation_id="new").stack
-    config = transitions.promote(config, "atlas-gateway", now=t(6), record=deployed(config, "atlas-gateway")).stack
-    config = transitions.rollback(config, "atlas-gateway", now=t(30), record=deployed(config, "atlas-gateway")).stack
+    config = transitions.promote(config, "atlas-gateway", now=t(6),
+                              record=deployed(config, "atlas-gateway")).stack
+    config = transitions.rollback(config, "atlas-gateway", now=t(30),
+                               record=deployed(config, "atlas-gateway")).stack
     assert config.keysets["atlas-gateway"].active.id == "old"
     config = transitions.retire(config, "atlas-gateway", "new", now=t(30 + 66),
                              record=deployed(config, "atlas-gateway")).stack
@@ -203,7 +208,8 @@ def test_manifest_runbook_personnel_change_one_hour_overlap_is_six_minutes_short
         {"id": "old", "state": "active", "createdAt": t(days=-9), "activatedAt": t(days=-9, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
     config = transitions.rotate(config, "manifest-signing", now=t(-6), generation_id="new").stack
-    config = transitions.promote(config, "manifest-signing", now=t(0), record=deployed(config, "manifest-signing")).stack
+    config = transitions.promote(config, "manifest-signing", now=t(0),
+                              record=deployed(config, "manifest-signing")).stack
     with pytest.raises(CommandError, match="revoke it from 2026-11-30T10:06:00Z"):
         transitions.revoke(config, "manifest-signing", "old", reason="personnel", now=t(60),
                         record=deployed(config, "manifest-signing"))
@@ -272,9 +278,12 @@ def test_secrets_service_two_phase_rotation_through_the_commands_has_no_gap():
     config = transitions.promote(config, name, now=t(6), record=deployed(config, name)).stack
     # Secrets encrypted at rest under q3 stay under q3 until re-encrypted: the token-lifetime
     # overlap does not make its removal safe (the issue's 66-minute retirement).
-    with pytest.raises(CommandError, match="ciphertext stored under it stays encrypted under it") as refused:
+    with pytest.raises(CommandError,
+                       match="ciphertext stored under it stays encrypted under it") as refused:
         transitions.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name))
-    assert "signatures" not in str(refused.value) and "rewrapped secrets-service q3 --by NAME" in str(refused.value)
-    config = transitions.rewrapped(config, name, "q3", by="oncall@aether", now=t(30), record=deployed(config, name)).stack
+    assert ("signatures" not in str(refused.value) and "rewrapped secrets-service q3 --by NAME"
+            in str(refused.value))
+    config = transitions.rewrapped(config, name, "q3", by="oncall@aether", now=t(30),
+                                record=deployed(config, name)).stack
     config = transitions.retire(config, name, "q3", now=t(6 + 67), record=deployed(config, name)).stack
     assert gaps(config) == []

@@ -42,6 +42,7 @@ def test_comments_state_the_overlap_the_timings_enforce(path):
         assert "grace" not in comment.lower(), f"{path.name}: {name}: {comment}"
         overlap = int(stack.keysets[name].timings.overlap.total_seconds() // 60)
         for stated in re.findall(r"(\d+) minutes\)? after the promote", comment):
-            assert int(stated) == overlap, f"{path.name}: {name} states {stated} minutes, the overlap is {overlap}"
+            assert int(stated) == overlap, f"{path.name}: {name} states {stated} minutes, overlap {overlap}"
         if "stays published" in comment:
-            assert f"{overlap} minutes" in comment, f"{path.name}: {name}: say the overlap ({overlap} minutes)"
+            assert (f"{overlap} minutes"
+                    in comment), f"{path.name}: {name}: say the overlap ({overlap} minutes)"

@@ -41,8 +41,16 @@ def test_a_failed_write_leaves_the_published_document_untouched(tmp_path, monkey
 def test_the_new_content_is_synced_before_it_replaces_the_old(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def replace(a: str, b: str) -> None:
+        events.append("replace")
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     target(tmp_path).write(b"x", content_type="application/json", cache_control="")
     assert events[:2] == ["fsync", "replace"]
 
@@ -92,7 +100,8 @@ def test_a_symlink_that_leads_out_of_the_root_is_refused(tmp_path):
     (project / "published").mkdir(parents=True)
     (project / "published/atlas").symlink_to(outside)
     with pytest.raises(TargetError, match="leads out of the publish root 'published'"):
-        target(project, "published/atlas/jwks.json").write(b"x", content_type="application/json", cache_control="")
+        target(project, "published/atlas/jwks.json").write(b"x", content_type="application/json",
+                                                           cache_control="")
     (project / "published/jwks.json").symlink_to(outside / "victim")
     with pytest.raises(TargetError, match="is a symlink"):
         target(project, "published/jwks.json").write(b"x", content_type="application/json", cache_control="")

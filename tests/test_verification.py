@@ -27,13 +27,17 @@ SIGN = sorted(a.name for a in ALGORITHMS.values() if a.purpose == "sign" and a.k
 SOFTWARE_KEY = "pulumi-python:dynamic/keys:SoftwareKey"
 
 GENERATIONS = [
-    {"id": "old", "state": "retired", "createdAt": "2026-09-01T00:00:00Z", "activatedAt": "2026-09-01T01:00:00Z",
+    {"id": "old", "state": "retired", "createdAt": "2026-09-01T00:00:00Z",
+     "activatedAt": "2026-09-01T01:00:00Z",
      "retiringAt": "2026-10-01T01:00:00Z", "retiredAt": "2026-10-02T01:00:00Z"},
-    {"id": "bad", "state": "revoked", "createdAt": "2026-10-01T00:00:00Z", "activatedAt": "2026-10-01T01:00:00Z",
+    {"id": "bad", "state": "revoked", "createdAt": "2026-10-01T00:00:00Z",
+     "activatedAt": "2026-10-01T01:00:00Z",
      "revokedAt": "2026-10-15T00:00:00Z", "revokeReason": "compromise"},
-    {"id": "prev", "state": "retiring", "createdAt": "2026-10-14T00:00:00Z", "activatedAt": "2026-10-15T00:00:00Z",
+    {"id": "prev", "state": "retiring", "createdAt": "2026-10-14T00:00:00Z",
+     "activatedAt": "2026-10-15T00:00:00Z",
      "retiringAt": "2026-11-20T01:00:00Z"},
-    {"id": "cur", "state": "active", "createdAt": "2026-11-20T00:00:00Z", "activatedAt": "2026-11-20T01:00:00Z"},
+    {"id": "cur", "state": "active", "createdAt": "2026-11-20T00:00:00Z",
+     "activatedAt": "2026-11-20T01:00:00Z"},
     {"id": "next", "state": "pending", "createdAt": "2026-11-22T00:00:00Z"},
 ]
 

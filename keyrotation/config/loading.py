@@ -64,7 +64,7 @@ def load_stack_file(path: str | Path, *, now: datetime | None = None) -> StackCo
     return load(path.name, text=text, now=now)
 
 
-def from_config_map(config: Mapping[str, Any], *, stack_file: str, now: datetime | None = None,
+def from_config_map(config: Mapping[Any, Any], *, stack_file: str, now: datetime | None = None,
                     from_file: bool = False) -> StackConfig:
     """Validate a stack's ``config:`` map (keys such as ``key-rotation:keysets``).
 

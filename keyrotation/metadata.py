@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .times import format_time
@@ -96,11 +96,11 @@ def parse_time(text: str) -> datetime:
 
 def _compact_time(text: str) -> str:
     t = parse_time(text)
-    return t.astimezone(timezone.utc).strftime("%Y%m%dt%H%M%Sz")
+    return t.astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")
 
 
 def _expand_time(text: str) -> str:
-    return datetime.strptime(text.upper(), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+    return datetime.strptime(text.upper(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat()
 
 
 def _kebab(name: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,10 +25,11 @@ from pulumi_policy import (
 )
 
 from keyrotation import lifecycle
+from keyrotation.config import StackConfig
 from keyrotation.lifecycle import PUBLISHED_STATES, State
 from keyrotation.metadata import RotationMetadata
 from keyrotation.published import DocumentSeen, first_published
-from policy import limits, resources
+from policy import limits, resources, stack_config
 from policy.limits import iso
 from policy.resources import UNKNOWN, DocumentRecord, GenerationRecord, where
 
@@ -67,12 +68,13 @@ def _keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
     def view(name: str) -> KeySetView:
         return views.setdefault(name, KeySetView(name))
 
+    described = stack_config.stack()
     props_by_urn = resources.stack_props(args)
     for r in args.resources:
         props = props_by_urn[r.urn]
         record = resources.generation_record(r.resource_type, props, r.urn, r.name)
         if record is not None:
-            view(record.keyset).generations.append(record)
+            view(record.keyset).generations.append(_as_configured(record, described))
             continue
         document = resources.document_record(r.resource_type, props, r.urn, r.name)
         if document is not None:
@@ -84,6 +86,19 @@ def _keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
                 view(meta.keyset).key_metadata.setdefault(meta.generation,
                                                           (meta, where(r.resource_type, r.name)))
     return views
+
+
+def _as_configured(record: GenerationRecord, stack: StackConfig | None) -> GenerationRecord:
+    """The generation as the stack config describes it: the model the program read (the engine hands
+    the pack the same config, policy/stack_config.py). The KeyGeneration outputs' copy stands only
+    for a keyset or generation the config does not describe (no config, or another program's)."""
+    keyset = stack.keysets.get(record.keyset) if stack is not None else None
+    if keyset is None:
+        return record
+    configured = next((g for g in keyset.generations if g.id == record.generation.id), None)
+    if configured is None:
+        return record
+    return replace(record, generation=configured, timings=keyset.timings, purpose=str(keyset.purpose))
 
 
 def _named(g: GenerationRecord) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -57,7 +57,7 @@ def test_every_algorithm_generates_a_key_of_its_kind(name):
 
 
 def _record(gen: str, state: State, pem: str | None, **times) -> KeyRecord:
-    t = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 1, tzinfo=UTC)
     return KeyRecord(generation=gen, state=state, kid=f"k-{gen}", algorithm="EdDSA", public_pem=pem,
                      created_at=t, **times)
 
@@ -67,7 +67,7 @@ def records():
     def new_pem():
         return keys.public_pem_from_private(keys.generate_private(algorithms.ALGORITHMS["EdDSA"]))
 
-    t = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 2, tzinfo=UTC)
     return [
         _record("destroyed", State.DESTROYED, new_pem(), retired_at=t, destroyed_at=t),
         _record("revoked", State.REVOKED, new_pem(), revoked_at=t, revoke_reason="compromise"),

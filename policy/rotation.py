@@ -93,8 +93,10 @@ def _as_configured(record: GenerationRecord, stack: StackConfig | None) -> Gener
     the pack the same config, policy/stack_config.py). The KeyGeneration outputs' copy stands only
     for a keyset or generation the config does not describe (no config, or another program's)."""
     keyset = stack.keysets.get(record.keyset) if stack is not None else None
-    configured = next((g for g in keyset.generations if g.id == record.generation.id), None) if keyset else None
-    if keyset is None or configured is None:
+    if keyset is None:
+        return record
+    configured = next((g for g in keyset.generations if g.id == record.generation.id), None)
+    if configured is None:
         return record
     return replace(record, generation=configured, timings=keyset.timings, purpose=str(keyset.purpose))
 

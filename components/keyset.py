@@ -57,7 +57,8 @@ def wire_timings(keyset: KeySetConfig) -> dict:
 
 def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
     # Symmetric keys have no public key: "" from a software key, None from the others.
-    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None)
+    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None,
+                        timings=keyset.timings)
 
 
 def _documents(keyset: KeySetConfig, generations: list[KeyGeneration], values: list) -> dict[str, tuple[str, list]]:

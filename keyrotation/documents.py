@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import algorithms, lifecycle
+from . import algorithms, lifecycle, validity
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
@@ -44,10 +44,14 @@ class KeyRecord:
     """Every step the generation took (state, when), oldest first: ``lifecycle.path``."""
     signing_periods: tuple[tuple[datetime, datetime | None], ...] = ()
     """When it signed/encrypted: ``lifecycle.signing_periods`` (several after a rollback)."""
+    validity: tuple[tuple[datetime, datetime | None], ...] = ()
+    """When a signature by it is valid: ``validity.windows`` (what ``valid-at`` answers with)."""
 
     @classmethod
-    def of(cls, generation, *, kid: str, algorithm: str, public_pem: str | None) -> KeyRecord:
-        """The record of a stack-file generation (``keyrotation.config.Generation``)."""
+    def of(cls, generation, *, kid: str, algorithm: str, public_pem: str | None,
+           timings: lifecycle.Timings | None = None) -> KeyRecord:
+        """The record of a stack-file generation (``keyrotation.config.Generation``); ``timings``:
+        the keyset's, for the validity windows (signer lag and skew)."""
         g = generation
         return cls(
             generation=g.id, state=g.state, kid=kid, algorithm=algorithm, public_pem=public_pem,
@@ -56,6 +60,7 @@ class KeyRecord:
             destroyed_at=g.destroyed_at,
             history=tuple((str(state), at) for state, at in lifecycle.path(g)),
             signing_periods=tuple(lifecycle.signing_periods(g)),
+            validity=tuple(validity.windows(g, timings if timings is not None else lifecycle.Timings())),
         )
 
     @property
@@ -123,6 +128,8 @@ def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
             "revokeReason": r.revoke_reason,
             # Every period, append-only: a rollback adds a signing period, a restore a step.
             "signingPeriods": [{"from": _iso(a), "until": _iso(b)} for a, b in r.signing_periods],
+            # [from, until): when a signature by it is valid, the rule `valid-at` answers with.
+            "validity": [{"from": _iso(a), "until": _iso(b)} for a, b in r.validity],
             "history": [{"state": state, "at": _iso(at)} for state, at in r.history],
         }
         if r.public_pem is not None:

@@ -72,7 +72,7 @@ def _documents(keyset: KeySetConfig, generations: list[KeyGeneration], values: l
     out = {}
     for pub in keyset.publish:
         if pub.format not in built:
-            built[pub.format] = documents.build(pub.format, records)
+            built[pub.format] = documents.build(pub.format, records, keyset)
         document = built[pub.format]
         out[pub.target] = (documents.render(document), documents.kids_in(pub.format, document))
     return out
@@ -153,6 +153,7 @@ class KeySet(pulumi.ComponentResource):
                 content=text,
                 kids=published.apply(lambda docs: docs[pub.target][1]),
                 cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
+                content_type=documents.content_type(pub.format),
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,
             ),

@@ -47,7 +47,7 @@ from .lifecycle import (
 from .names import PROJECT
 from .times import format_time
 
-PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
+PUBLISH_FORMATS = ("jwks", "signers", "trust-anchor", "key-history", "metrics")
 PUBLISH_SCHEMES = targets.SCHEMES
 EnvSource = Literal["kid", "keyId", "keyArn", "keyName", "algorithm", "signersAlgorithm", "generation"]
 """What a consumer's env var or Secret key holds of the active generation (``signersAlgorithm``:
@@ -168,7 +168,7 @@ class Generation(_Model):
 
 
 class Publication(_Model):
-    format: Literal["jwks", "signers", "trust-anchor", "key-history"]
+    format: Literal["jwks", "signers", "trust-anchor", "key-history", "metrics"]
     target: Text = Field(max_length=2048)
 
     @property
@@ -851,9 +851,9 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySet, spec: algorithm
     seen: set[str] = set()
     for i, pub in enumerate(ks.publish):
         field = f"publish[{i}]"
-        if pub.format != "key-history" and not spec.publishes_public_key:
+        if pub.format not in ("key-history", "metrics") and not spec.publishes_public_key:
             out.append(Problem(
-                f"a {ks.purpose} keyset has no public key to publish; only 'key-history' is allowed,"
+                f"a {ks.purpose} keyset has no public key to publish; only 'key-history' and 'metrics' are allowed,"
                 f" not '{pub.format}'", name, None, f"{field}.format",
             ))
         elif pub.format == "jwks" and not spec.has_jwk:
@@ -1006,7 +1006,7 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
                 files.setdefault(parts, (pub.target, name))
         # Kids verifiers see (in a JWKS, signers.json or trust anchor) are unique across the stack, so
         # that documents a verifier combines never hold one kid for two keys.
-        publishes_kids = any(p.format != "key-history" for p in ks.publish)
+        publishes_kids = any(p.format not in ("key-history", "metrics") for p in ks.publish)
         if ks.kid != "thumbprint" and publishes_kids and not any(
                 p.keyset == name and p.field == "kid" for p in out):
             for g in ks.generations:

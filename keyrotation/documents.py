@@ -11,17 +11,26 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import algorithms, lifecycle, validity
+from . import algorithms, lifecycle, metrics, validity
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
 
-FORMATS = ("jwks", "signers", "trust-anchor", "key-history")
+if TYPE_CHECKING:
+    from .config import KeySet
+
+FORMATS = ("jwks", "signers", "trust-anchor", "key-history", "metrics")
 KID_FORMATS = ("jwks", "signers", "trust-anchor")
 """Documents that list the kids verifiers accept (the key history lists every kid ever)."""
 CONTENT_TYPE = "application/json"
+TEXT_FORMATS = ("metrics",)
+"""Documents that are text, not JSON (OpenMetrics: keyrotation/metrics.py)."""
+
+
+def content_type(format: str) -> str:
+    return metrics.CONTENT_TYPE if format == "metrics" else CONTENT_TYPE
 
 
 @dataclass(frozen=True)
@@ -144,12 +153,19 @@ def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
 _BUILDERS = {"jwks": jwks, "signers": signers, "trust-anchor": trust_anchor, "key-history": key_history}
 
 
-def build(format: str, records: Sequence[KeyRecord]) -> Any:
+def build(format: str, records: Sequence[KeyRecord], keyset: KeySet | None = None) -> Any:
+    """``keyset``: the keyset's config, which the ``metrics`` document needs (name, profile, timings)."""
+    if format == "metrics":
+        if keyset is None:
+            raise ValueError("the metrics document needs its keyset")
+        return metrics.openmetrics(keyset, records)
     return _BUILDERS[format](records)
 
 
 def render(document: Any) -> str:
-    """Canonical text of a document: same content, same bytes."""
+    """Canonical text of a document: same content, same bytes (text documents are already text)."""
+    if isinstance(document, str):
+        return document
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -567,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("keyset", metavar="KEYSET")
     p.add_argument("kid", metavar="KID", help="the key id (or the generation id)")
     p.add_argument("--at", metavar="TIME", help="RFC 3339 (default: --now)")
+
+    from .audit_command import add_audit_command
+
+    add_audit_command(add)
     return parser
 
 

@@ -170,7 +170,9 @@ def keysets(config: dict) -> dict:
 def cluster_only(stack: str) -> dict:
     """The stack's config with only the Secrets Service keyset: its delivery needs no cloud emulator."""
     config = stack_config(stack)
-    config["key-rotation:keysets"] = {SS: keysets(config)[SS]}
+    # Its metrics document goes to S3 (an emulator's business): delivery is what these tests judge.
+    ss = {k: v for k, v in keysets(config)[SS].items() if k != "publish"}
+    config["key-rotation:keysets"] = {SS: ss}
     return config
 
 

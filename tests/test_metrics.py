@@ -143,3 +143,29 @@ def test_a_symmetric_keyset_may_publish_metrics_and_the_text_never_carries_mater
     assert documents.private_members(text) == []
     assert documents.content_type("metrics").startswith("application/openmetrics-text")
     assert documents.kids_in("metrics", text) == []
+
+
+def test_the_dev_stack_publishes_the_gateways_metrics_and_the_alerts_read_them(project, monkeypatch):
+    """What the dev stack writes to published/metrics/ parses as OpenMetrics, does not change a day
+    later, and is what the alerts are evaluated against."""
+    from tests.engine import Engine
+
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-23T12:00:00Z")
+    engine = Engine(project, "dev")
+    engine.up()
+    path = project / "published/metrics/atlas-gateway.prom"
+    text = path.read_text()
+    stat = path.stat()
+    monkeypatch.setenv("KEY_ROTATION_NOW", "2026-11-24T12:00:00Z")
+    assert {op for op, _ in engine.up().operations} == {"same"}
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.read_text() == text
+    series = series_of(text)
+    assert {s["generation"] for s, _ in series if s["__name__"] == metrics.ACTIVATED} == {
+        "2026-11-09", "2026-11-16", "2026-11-23"}
+    exprs = alerts.expressions("atlas-gateway")
+    # 2026-11-23T09:10Z active, maxAgeDays 7, warnDays 2
+    warn, due = t("2026-11-28T09:10:00Z"), t("2026-11-30T09:10:00Z")
+    result = evaluate(series, [exprs["KeyAgeApproachingMax"], exprs["KeyAgeBeyondMax"]],
+                      [warn - SECOND, warn, due - SECOND, due])
+    assert [bool(result[(at, exprs["KeyAgeApproachingMax"])]) for at in (warn - SECOND, warn)] == [False, True]
+    assert [bool(result[(at, exprs["KeyAgeBeyondMax"])]) for at in (due - SECOND, due)] == [False, True]

@@ -1,7 +1,8 @@
 """The ``metrics`` publish format: a keyset's key-age series as OpenMetrics text.
 
 Served by any static web server (a Prometheus scrape target) or dropped into a node-exporter
-textfile collector directory. Like every published document it is a pure function of the stack
+textfile collector directory (its classic text parser reads the same bytes; the two counters
+then arrive untyped: tests/test_metrics.py). Like every published document it is a pure function of the stack
 file: the publisher writes nothing when nothing changed, so it holds no value computed at publish
 time. Ages are therefore published as the timestamps they count from, and Prometheus computes them
 with ``time()``: seed 002's ``signer_key_age_days`` gauge is the recording rule

@@ -70,3 +70,12 @@ def series_of(openmetrics_text: str) -> list[tuple[dict[str, str], float]]:
 
     return [({"__name__": s.name, **s.labels}, float(s.value))
             for family in text_string_to_metric_families(openmetrics_text) for s in family.samples]
+
+
+def classic_text_families(text: str) -> dict[str, dict]:
+    """The document read by prometheus/common's classic text parser (node-exporter's textfile
+    collector): {family: {"type": ..., "samples": n}}."""
+    done = subprocess.run([str(binary()), "-text"], input=text, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

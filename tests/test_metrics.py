@@ -16,7 +16,7 @@ from keyrotation import commands, documents, lifecycle, metrics
 from keyrotation.config import StackConfig, parse
 from keyrotation.documents import KeyRecord
 from tests.deployed import deployed
-from tests.promql_engine import evaluate, series_of
+from tests.promql_engine import classic_text_families, evaluate, series_of
 
 SECOND = timedelta(seconds=1)
 
@@ -79,6 +79,21 @@ def test_the_document_is_openmetrics_with_seed_002s_names_and_the_generations_ti
     # No time of publication: the same stack file gives the same bytes, whenever it is published.
     assert document(stack()) == text
     assert "signer_key_age_days" not in text
+
+
+def test_a_textfile_collector_reads_the_same_bytes():
+    """node-exporter's textfile collector parses the classic text format (prometheus/common's parser):
+    every series keeps its name; the two counters arrive untyped, which PromQL does not mind."""
+    families = classic_text_families(document(stack()))
+    assert families == {
+        "signer_keys_active_total": {"type": "GAUGE", "samples": 1},
+        "signer_keys_revoked_total": {"type": "UNTYPED", "samples": 1},
+        "signer_rotation_events_total": {"type": "UNTYPED", "samples": 1},
+        metrics.CREATED: {"type": "GAUGE", "samples": 3},
+        metrics.ACTIVATED: {"type": "GAUGE", "samples": 2},
+        metrics.WARN: {"type": "GAUGE", "samples": 1},
+        metrics.DUE: {"type": "GAUGE", "samples": 1},
+    }
 
 
 def test_the_alerts_fire_from_the_published_series_at_the_thresholds():

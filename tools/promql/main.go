@@ -5,17 +5,23 @@
 // "exprs": ["..."]}. Every series is sampled every "interval" seconds (default 60) from the first instant minus
 // the lookback to the last, as a scrape of an unchanging published document would. Output (stdout, JSON): per
 // instant, per expression, the result vector [{"labels": {...}, "value": v}] or {"error": "..."}.
+//
+// With -text it reads stdin as the Prometheus text exposition format with prometheus/common's classic parser
+// (what node-exporter's textfile collector uses) and prints {family: {"type": T, "samples": N}}.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"os"
 	"sort"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb"
@@ -44,6 +50,15 @@ type result struct {
 }
 
 func main() {
+	text := flag.Bool("text", false, "parse stdin with the classic text-format parser instead")
+	flag.Parse()
+	if *text {
+		if err := parseText(); err != nil {
+			fmt.Fprintln(os.Stderr, "promql:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "promql:", err)
 		os.Exit(1)
@@ -127,6 +142,19 @@ func run() error {
 			q.Close()
 			out = append(out, r)
 		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func parseText() error {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(os.Stdin)
+	if err != nil {
+		return err
+	}
+	out := map[string]map[string]any{}
+	for name, family := range families {
+		out[name] = map[string]any{"type": family.GetType().String(), "samples": len(family.GetMetric())}
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -101,6 +101,7 @@ def history(tmp_path):
     """alice adds the stack, bob rotates, carol promotes, dave renames the file, erin rolls back,
     frank revokes, then mallory rewrites a recorded time; the hsm keyset rotates with a public key."""
     repo = Repo(tmp_path / "repo")
+    repo.commit("Setup", "2026-09-01T10:00:00Z", "Start the project (no stack file yet)")
     first, second = public_pem(), public_pem()
     (repo.root / "Pulumi.t.yaml").write_text(STACK % "\n".join("            " + line for line in first.splitlines()))
     commits = {"add": repo.commit("Alice", "2026-10-01T10:00:00Z", "Add the stack")}

@@ -1,95 +1,122 @@
 """Key-age alerts as a PrometheusRule (monitoring.coreos.com/v1): one rule group per keyset.
 
-The thresholds are times baked into each expression, computed at ``pulumi up`` from the keyset's
-generations and :class:`keyrotation.lifecycle.Timings`, and compared with Prometheus' own clock
-(``time()``). Why not a metric of the cluster: the rotation metadata is published as annotations,
-which kube-state-metrics exposes (``kube_secret_annotations``, and only with an allow-list flag)
-as label *strings*; PromQL cannot compute with a label value, so no key age can be derived from
-them. A baked time needs nothing but Prometheus, keeps firing when nobody runs the program (which
-is exactly when a rotation is missed) and moves with every rotation that is applied.
+The alerts compute ages from the series each keyset publishes in its ``metrics`` document
+(keyrotation/metrics.py: per generation, its creation and activation times and, for the active
+one, its warn and due times), compared with Prometheus' own clock (``time()``). The rule itself
+holds no time: a rotation changes the published series, not the rule, and the published
+document changes only when the stack file does. Why not a metric of the cluster: the rotation
+metadata is published as annotations, which kube-state-metrics exposes only as label *strings*,
+which PromQL cannot compute with. The keyset's metrics document must be scraped (a static web
+server or a node-exporter textfile collector): ``KeyRotationMetricsAbsent`` fires when it is not,
+so a missing scrape is never a silent "no alert".
 
-Alerts per keyset:
+Per keyset:
 
+- ``signer_key_age_days`` (recording rule, seed 002's gauge): the active generation's age in days;
 - ``KeyAgeApproachingMax`` (warning): the active generation is ``maxAgeDays - warnDays`` old;
 - ``KeyAgeBeyondMax`` (critical): the active generation is ``maxAgeDays`` old;
 - ``NoKeyRotation`` (warning; the gateway runbook's alert): no generation was added for
   ``maxAgeDays - warnDays``: no rotation was started in the period that leaves time to deliver a
-  successor for the publish lead and promote it before the active key is too old.
+  successor for the publish lead and promote it before the active key is too old;
+- ``KeyRotationMetricsAbsent`` (warning): Prometheus has none of the keyset's series.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pulumi
 
 from components.kubernetes import MANAGED_BY
+from keyrotation import metrics
 from keyrotation.config import KeySetConfig, StackConfig
-from keyrotation.times import SECONDS_PER_DAY, format_time
-from keyrotation.view import view
+from keyrotation.times import SECONDS_PER_DAY
 
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
 DAY_SECONDS = SECONDS_PER_DAY
 
 
-def _age_days_at_least(since: datetime, days: float) -> str:
-    # vector(): alerting rules need an instant vector, and a scalar comparison needs `bool`.
-    return f"(vector(time()) - {int(since.timestamp())}) / {DAY_SECONDS} >= {days:g}"
+def _selector(keyset: str, **more: str) -> str:
+    labels = {"keyset": keyset, **more}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def expressions(keyset: str) -> dict[str, str]:
+    """Per rule (the recording rule under its metric name), its PromQL over the published series."""
+    ks, active = _selector(keyset), _selector(keyset, state="active")
+    age_days = f"(time() - {metrics.ACTIVATED}{active}) / {DAY_SECONDS}"
+    return {
+        metrics.AGE_DAYS: age_days,
+        # `and on(...)`: the age (the alert's value) where the published threshold has passed.
+        "KeyAgeApproachingMax": f"{age_days} and on(keyset, generation) ({metrics.WARN}{active} <= time())",
+        "KeyAgeBeyondMax": f"{age_days} and on(keyset, generation) ({metrics.DUE}{active} <= time())",
+        # Days since the newest generation was added, against the active one's warn offset.
+        "NoKeyRotation": (
+            f"(time() - max by (keyset) ({metrics.CREATED}{ks})) / {DAY_SECONDS}"
+            f" >= on(keyset) max by (keyset) ({metrics.WARN}{active} - {metrics.ACTIVATED}{active}) / {DAY_SECONDS}"
+        ),
+        "KeyRotationMetricsAbsent": f"absent({metrics.CREATED}{ks})",
+    }
 
 
 def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]:
     timings = keyset.timings
-    keys = view(keyset)
-    active = keys.active
-    assert active.activated_at is not None and keys.due_at is not None and keys.warn_at is not None
-    warn_days = (keys.warn_at - active.activated_at).total_seconds() / DAY_SECONDS
-    max_days = (keys.due_at - active.activated_at).total_seconds() / DAY_SECONDS
-    newest = max(keyset.generations, key=lambda g: g.created_at)
-    labels = {"keyset": keyset.name, "environment": environment, "generation": active.id}
+    exprs = expressions(keyset.name)
+    labels = {"keyset": keyset.name, "environment": environment}
     lead = int(timings.publish_lead.total_seconds())
+    active = "{{ $labels.generation }}"
     return [
+        {"record": metrics.AGE_DAYS, "expr": exprs[metrics.AGE_DAYS], "labels": {"environment": environment}},
         {
             "alert": "KeyAgeApproachingMax",
-            "expr": _age_days_at_least(active.activated_at, warn_days),
+            "expr": exprs["KeyAgeApproachingMax"],
             "labels": {**labels, "severity": "warning"},
             "annotations": {
-                "summary": f"Keyset {keyset.name}: the active key is {{{{ $value | printf \"%.1f\" }}}} days"
-                           " old",
+                "summary": f"Keyset {keyset.name}: the active key is {{{{ $value | printf \"%.1f\" }}}} days old",
                 "description": (
-                    f"Generation {active.id} of keyset {keyset.name} ({environment}) was activated at"
-                    f" {format_time(active.activated_at)} and reaches maxAgeDays ({timings.max_age_days})"
-                    f" at {format_time(keys.due_at)}. Promote a pending generation that has been"
+                    f"Generation {active} of keyset {keyset.name} ({environment}) approaches maxAgeDays"
+                    f" ({timings.max_age_days}). Promote a pending generation that has been"
                     f" delivered for at least the publish lead ({lead} s)."
                 ),
             },
         },
         {
             "alert": "KeyAgeBeyondMax",
-            "expr": _age_days_at_least(active.activated_at, max_days),
+            "expr": exprs["KeyAgeBeyondMax"],
             "labels": {**labels, "severity": "critical"},
             "annotations": {
                 "summary": f"Keyset {keyset.name}: the active key is older than {timings.max_age_days} days",
                 "description": (
-                    f"Generation {active.id} of keyset {keyset.name} ({environment}) has been active since"
-                    f" {format_time(active.activated_at)}, beyond maxAgeDays ({timings.max_age_days})."
+                    f"Generation {active} of keyset {keyset.name} ({environment}) has been active for"
+                    f" {{{{ $value | printf \"%.1f\" }}}} days, beyond maxAgeDays ({timings.max_age_days})."
                 ),
             },
         },
         {
             "alert": "NoKeyRotation",
-            "expr": _age_days_at_least(newest.created_at, warn_days),
+            "expr": exprs["NoKeyRotation"],
             "labels": {**labels, "severity": "warning"},
             "annotations": {
-                "summary": f"Keyset {keyset.name}: no rotation started for {{{{ $value | printf \"%.1f\""
-                           " }} days",
+                "summary": f"Keyset {keyset.name}: no rotation started for {{{{ $value | printf \"%.1f\" }}}} days",
                 "description": (
-                    f"The newest generation of keyset {keyset.name} ({environment}), {newest.id}, was added"
-                    f" at {format_time(newest.created_at)}. Add a pending generation now: it must be"
-                    f" delivered for the publish lead ({lead} s) before it may replace {active.id},"
-                    f" which reaches maxAgeDays at {format_time(keys.due_at)}."
+                    f"No generation was added to keyset {keyset.name} ({environment}) for"
+                    f" maxAgeDays - warnDays. Add a pending generation now: it must be delivered for"
+                    f" the publish lead ({lead} s) before it may replace the active one."
+                ),
+            },
+        },
+        {
+            "alert": "KeyRotationMetricsAbsent",
+            "expr": exprs["KeyRotationMetricsAbsent"],
+            "for": "15m",
+            "labels": {**labels, "severity": "warning"},
+            "annotations": {
+                "summary": f"Keyset {keyset.name}: no key-age series",
+                "description": (
+                    f"Prometheus has none of keyset {keyset.name}'s key-age series ({environment}): publish"
+                    f" its `metrics` document and scrape it, or the key-age alerts cannot fire."
                 ),
             },
         },

@@ -79,7 +79,8 @@ def wire_timings(keyset: KeySetConfig) -> dict:
 
 def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
     # Symmetric keys have no public key: "" from a software key, None from the others.
-    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None)
+    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None,
+                        timings=keyset.timings)
 
 
 def _documents(keyset: KeySetConfig, generations: list[KeyGeneration],
@@ -94,7 +95,7 @@ def _documents(keyset: KeySetConfig, generations: list[KeyGeneration],
     out = {}
     for pub in keyset.publish:
         if pub.format not in built:
-            built[pub.format] = documents.build(pub.format, records)
+            built[pub.format] = documents.build(pub.format, records, keyset)
         document = built[pub.format]
         out[pub.target] = (documents.render(document), documents.kids_in(pub.format, document))
     return out
@@ -178,6 +179,7 @@ class KeySet(pulumi.ComponentResource):
                 content=text,
                 kids=published.apply(lambda docs: docs[pub.target][1]),
                 cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
+                content_type=documents.content_type(pub.format),
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,
             ),

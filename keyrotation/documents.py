@@ -14,13 +14,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from . import algorithms, lifecycle
+from . import algorithms, lifecycle, metrics, validity
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
 
 if TYPE_CHECKING:
-    from .config import Generation
+    from .config import Generation, KeySetConfig
 
 
 class Format(StrEnum):
@@ -30,18 +30,31 @@ class Format(StrEnum):
     SIGNERS = "signers"
     TRUST_ANCHOR = "trust-anchor"
     KEY_HISTORY = "key-history"
+    METRICS = "metrics"
 
     @property
     def lists_kids(self) -> bool:
         """Whether the document lists the key ids of the keys it publishes (the key history
-        lists every generation, published or not)."""
-        return self is not Format.KEY_HISTORY
+        lists every generation, published or not; the metrics describe them by generation)."""
+        return self not in (Format.KEY_HISTORY, Format.METRICS)
+
+    @property
+    def needs_public_key(self) -> bool:
+        """Whether the document carries public keys (a keyset without one, symmetric, can still
+        publish its history and its metrics)."""
+        return self.lists_kids
 
 
 FORMATS: tuple[str, ...] = tuple(f.value for f in Format)
 KID_FORMATS: tuple[str, ...] = tuple(f.value for f in Format if f.lists_kids)
 """Documents that list the kids verifiers accept (the key history lists every kid ever)."""
 CONTENT_TYPE = "application/json"
+TEXT_FORMATS = ("metrics",)
+"""Documents that are text, not JSON (OpenMetrics: keyrotation/metrics.py)."""
+
+
+def content_type(format: str) -> str:
+    return metrics.CONTENT_TYPE if format == "metrics" else CONTENT_TYPE
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,14 @@ class KeyRecord:
     """Every step the generation took (state, when), oldest first: ``lifecycle.path``."""
     signing_periods: tuple[tuple[datetime, datetime | None], ...] = ()
     """When it signed/encrypted: ``lifecycle.signing_periods`` (several after a rollback)."""
+    validity: tuple[tuple[datetime, datetime | None], ...] = ()
+    """When a signature by it is valid: ``validity.windows`` (what ``valid-at`` answers with)."""
 
     @classmethod
-    def of(cls, generation: Generation, *, kid: str, algorithm: str, public_pem: str | None) -> KeyRecord:
-        """The record of a stack-file generation (``keyrotation.config.Generation``)."""
+    def of(cls, generation: Generation, *, kid: str, algorithm: str, public_pem: str | None,
+           timings: lifecycle.Timings | None = None) -> KeyRecord:
+        """The record of a stack-file generation (``keyrotation.config.Generation``); ``timings``:
+        the keyset's, for the validity windows (signer lag and skew)."""
         g = generation
         return cls(
             generation=g.id, state=g.state, kid=kid, algorithm=algorithm, public_pem=public_pem,
@@ -76,6 +93,7 @@ class KeyRecord:
             destroyed_at=g.destroyed_at,
             history=tuple((str(state), at) for state, at in lifecycle.path(g)),
             signing_periods=tuple(lifecycle.signing_periods(g)),
+            validity=tuple(validity.windows(g, timings if timings is not None else lifecycle.Timings())),
         )
 
     @property
@@ -149,6 +167,8 @@ def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
             "revokeReason": r.revoke_reason,
             # Every period, append-only: a rollback adds a signing period, a restore a step.
             "signingPeriods": [{"from": _iso(a), "until": _iso(b)} for a, b in r.signing_periods],
+            # [from, until): when a signature by it is valid, the rule `valid-at` answers with.
+            "validity": [{"from": _iso(a), "until": _iso(b)} for a, b in r.validity],
             "history": [{"state": state, "at": _iso(at)} for state, at in r.history],
         }
         if r.public_pem is not None:
@@ -164,12 +184,19 @@ _BUILDERS = {Format.JWKS: jwks, Format.SIGNERS: signers, Format.TRUST_ANCHOR: tr
              Format.KEY_HISTORY: key_history}
 
 
-def build(format: str, records: Sequence[KeyRecord]) -> Any:
+def build(format: str, records: Sequence[KeyRecord], keyset: KeySetConfig | None = None) -> Any:
+    """``keyset``: the keyset's config, which the ``metrics`` document needs (name, profile, timings)."""
+    if Format(format) is Format.METRICS:
+        if keyset is None:
+            raise ValueError("the metrics document needs its keyset")
+        return metrics.openmetrics(keyset, records)
     return _BUILDERS[Format(format)](records)
 
 
 def render(document: Any) -> str:
-    """Canonical text of a document: same content, same bytes."""
+    """Canonical text of a document: same content, same bytes (text documents are already text)."""
+    if isinstance(document, str):
+        return document
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -51,4 +51,4 @@ NOW_VARIABLE = "KEY_ROTATION_NOW"
 
 def config_map_key(fmt: str) -> str:
     """The ConfigMap key (and so the file name when mounted) a document is stored under."""
-    return f"{fmt}.json"
+    return f"{fmt}.prom" if fmt == "metrics" else f"{fmt}.json"

@@ -311,9 +311,11 @@ class DocumentRecord:
         return f"{where(self.resource_type, self.name)} ({self.format} at {self.target})"
 
 
-def _parse(content: Any) -> Any:
+def _parse(content: Any, fmt: str) -> Any:
     if not isinstance(content, str):
         return UNKNOWN if content is UNKNOWN else None
+    if fmt in documents.TEXT_FORMATS:
+        return content  # a text document (OpenMetrics): scanned as one string
     try:
         return json.loads(content)
     except ValueError:
@@ -330,7 +332,7 @@ def document_record(resource_type: str, props: Mapping[str, Any], urn: str,
         if isinstance(recorded, Mapping) and all(isinstance(v, str) for v in recorded.values()):
             first = {kid: metadata.parse_time(t) for kid, t in recorded.items()}
         return DocumentRecord(props["keyset"], props["format"], props["target"], resource_type, urn, name,
-                              _parse(props.get("content")), first)
+                              _parse(props.get("content"), props["format"]), first)
     if resource_type in CONFIG_MAP_TYPES:
         annotations = dig(props, "metadata", "annotations")
         keyset = dig(annotations, ANNOTATION_PREFIX + "keyset")
@@ -339,7 +341,7 @@ def document_record(resource_type: str, props: Mapping[str, Any], urn: str,
             return None
         target = f"configmap://{dig(props, 'metadata', 'namespace')}/{dig(props, 'metadata', 'name')}"
         content = dig(props, "data", names.config_map_key(fmt))
-        return DocumentRecord(keyset, fmt, target, resource_type, urn, name, _parse(content), None)
+        return DocumentRecord(keyset, fmt, target, resource_type, urn, name, _parse(content, fmt), None)
     return None
 
 

@@ -272,7 +272,7 @@ def test_symmetric_keysets_publish_only_key_history():
     data["keysets"]["gw"].update(purpose="encrypt", algorithm="A256GCM",
                                  publish=[{"format": "jwks", "target": "file://x.json"}])
     assert ("keyset 'gw', field 'publish[0].format': a encrypt keyset has no public key to publish;"
-            " only 'key-history' is allowed, not 'jwks'") in errors(data)
+            " only 'key-history' and 'metrics' are allowed, not 'jwks'") in errors(data)
 
 
 def test_publish_target_scheme():

@@ -125,8 +125,12 @@ def validate_prometheus_rule(obj: dict[str, Any]) -> None:
     for group in obj["spec"]["groups"]:
         assert set(group) <= {"name", "rules", "interval", "labels", "limit"}
         for rule in group["rules"]:
-            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
-            assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", rule["alert"])
+            if "record" in rule:  # a recording rule: a metric name, no annotations
+                assert set(rule) <= {"record", "expr", "labels"}
+                assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", rule["record"])
+            else:
+                assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
+                assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", rule["alert"])
             promql_parser.parse(rule["expr"])  # raises on invalid PromQL
             for mapping in (rule.get("labels", {}), rule.get("annotations", {})):
                 assert all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
@@ -167,7 +171,9 @@ def keysets(config: dict) -> dict:
 def cluster_only(stack: str) -> dict:
     """The stack's config with only the Secrets Service keyset: its delivery needs no cloud emulator."""
     config = stack_config(stack)
-    config["key-rotation:keysets"] = {SS: keysets(config)[SS]}
+    # Its metrics document goes to S3 (an emulator's business): delivery is what these tests judge.
+    ss = {k: v for k, v in keysets(config)[SS].items() if k != "publish"}
+    config["key-rotation:keysets"] = {SS: ss}
     return config
 
 
@@ -605,30 +611,28 @@ def test_removing_a_consumer_removes_only_its_own_objects(project):
 # Alerts
 
 
-def fires(expr: str, at: datetime) -> float | None:
-    """Evaluate an alert expression at a time: the alert's value, or None when it does not fire."""
-    def value(node) -> float | None:
-        if isinstance(node, promql_parser.NumberLiteral):
-            return node.val
-        if isinstance(node, promql_parser.ParenExpr):
-            return value(node.expr)
-        if isinstance(node, promql_parser.Call):
-            if node.func.name == "time":
-                return at.timestamp()
-            assert node.func.name == "vector", node.func.name
-            return value(node.args[0])
-        assert isinstance(node, promql_parser.BinaryExpr), type(node)
-        left, right, op = value(node.lhs), value(node.rhs), str(node.op)
-        if left is None or right is None:
-            return None
-        arithmetic = {"+": left + right, "-": left - right, "*": left * right,
-                      "/": left / right if right else None}
-        if op in arithmetic:
-            return arithmetic[op]
-        kept = {">=": left >= right, ">": left > right, "<": left < right, "<=": left <= right}[op]
-        return left if kept else None
+def published_series(config: dict, stack: str) -> list:
+    """Every keyset's `metrics` document, as the program builds it (keyrotation/metrics.py), read back."""
+    from keyrotation.commands import kid_of
+    from tests.promql_engine import series_of
 
-    return value(promql_parser.parse(expr))
+    parsed = from_config_map(config, stack_file=f"Pulumi.{stack}.yaml")
+    out = []
+    for ks in parsed.keysets.values():
+        records = [documents.KeyRecord.of(g, kid=kid_of(parsed, ks, g), algorithm=ks.algorithm, public_pem=None,
+                                          timings=ks.timings) for g in ks.generations]
+        out += series_of(documents.render(documents.build("metrics", records, ks)))
+    return out
+
+
+def fires(expr: str, at: datetime, series: list) -> float | None:
+    """Evaluate an alert expression with Prometheus' engine over the published series: the alert's
+    value, or None when it does not fire."""
+    from tests.promql_engine import evaluate
+
+    vector = evaluate(series, [expr], [at])[(at, expr)]
+    assert len(vector) <= 1, vector
+    return vector[0][1] if vector else None
 
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
@@ -641,9 +645,10 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
     obj = plain(rule.inputs)
     validate_prometheus_rule(obj)
     assert obj["metadata"]["namespace"] == "aether"
-    groups = {g["name"]: {r["alert"]: r for r in g["rules"]} for g in obj["spec"]["groups"]}
+    groups = {g["name"]: {r.get("alert", r.get("record")): r for r in g["rules"]} for g in obj["spec"]["groups"]}
     parsed = from_config_map(config, stack_file=f"Pulumi.{stack}.yaml")
     assert set(groups) == {f"key-rotation.{name}" for name in [SS, *signing_keysets()]}
+    series = published_series(config, stack)
     second = timedelta(seconds=1)
     for name in [*signing_keysets(), SS]:
         ks = keysets(config)[name]
@@ -657,9 +662,11 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
                                    ("KeyAgeBeyondMax", activated, maximum),
                                    ("NoKeyRotation", newest, maximum - warn)):
             at = start + timedelta(days=days)
-            assert fires(rules[alert]["expr"], at - second) is None, (name, alert)
-            assert fires(rules[alert]["expr"], at) == pytest.approx(days), (name, alert)
+            assert fires(rules[alert]["expr"], at - second, series) is None, (name, alert)
+            assert fires(rules[alert]["expr"], at, series) == pytest.approx(days), (name, alert)
             assert rules[alert]["labels"]["keyset"] == name
+        assert fires(rules["KeyRotationMetricsAbsent"]["expr"], activated, series) is None
+        assert fires(rules["KeyRotationMetricsAbsent"]["expr"], activated, []) == 1
         assert rules["KeyAgeBeyondMax"]["labels"]["severity"] == "critical"
     # The same times as the lifecycle's own verdict on the shipped keyset.
     shipped = parsed.keysets[SS]
@@ -668,10 +675,10 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
     age = lifecycle.key_age(shipped.generations, shipped.timings, now=active_since)
     assert age.warn_at is not None and age.due_at is not None
     rules = groups[f"key-rotation.{SS}"]
-    assert fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at)
-    assert not fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at - second)
-    assert fires(rules["KeyAgeBeyondMax"]["expr"], age.due_at)
-    assert not fires(rules["KeyAgeBeyondMax"]["expr"], age.due_at - second)
+    assert fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at, series)
+    assert not fires(rules["KeyAgeApproachingMax"]["expr"], age.warn_at - second, series)
+    assert fires(rules["KeyAgeBeyondMax"]["expr"], age.due_at, series)
+    assert not fires(rules["KeyAgeBeyondMax"]["expr"], age.due_at - second, series)
 
 
 def test_alerts_follow_the_rotation_and_are_optional(project):
@@ -681,18 +688,22 @@ def test_alerts_follow_the_rotation_and_are_optional(project):
     def beyond_max() -> str:
         [rule] = engine.up().of_type(PROMETHEUS_RULE)
         return next(r["expr"] for r in plain(rule.inputs)["spec"]["groups"][0]["rules"]
-                    if r["alert"] == "KeyAgeBeyondMax")
+                    if r.get("alert") == "KeyAgeBeyondMax")
 
     before = beyond_max()
     due = datetime.fromisoformat("2027-01-31T10:00:00+00:00")  # 2026-11-02T10:00Z + 90 days
-    assert fires(before, due) and not fires(before, due - timedelta(hours=1))
+    series = published_series(config, "staging")
+    assert fires(before, due, series) and not fires(before, due - timedelta(hours=1), series)
     gens = {g["id"]: g for g in keysets(config)[SS]["generations"]}
     gens["2026-q4"].update(state="retiring", retiringAt="2027-01-20T10:00:00Z")
     keysets(config)[SS]["generations"].append({"id": "2027-q1", "state": "active",
                                                "createdAt": "2027-01-20T09:00:00Z",
                                                "activatedAt": "2027-01-20T10:00:00Z"})
+    # The rule holds no time: the rotation changes the published series, and the alert follows them.
     after = beyond_max()
-    assert not fires(after, due) and fires(after, due + timedelta(days=80))
+    assert after == before
+    series = published_series(config, "staging")
+    assert not fires(after, due, series) and fires(after, due + timedelta(days=80), series)
 
     config["key-rotation:kubernetes"]["alerts"] = {"namespace": "monitoring", "labels": {"release": "prom"}}
     [rule] = engine.up().of_type(PROMETHEUS_RULE)

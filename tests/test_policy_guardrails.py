@@ -246,6 +246,17 @@ def test_a_public_jwks_passes_and_a_private_member_is_refused():
     assert "$.keys[0].d" in found
 
 
+def test_a_metrics_document_is_text_judged_as_text():
+    """OpenMetrics is not JSON: it passes as published, and a PEM private key pasted into it is refused."""
+    text = 'signer_keys_active_total{keyset="atlas-gateway"} 1\n# EOF\n'
+    metrics_doc = {**publication(text), "format": "metrics", "target": "file://published/metrics/gw.prom", "kids": []}
+    assert messages(guardrails.public_documents, resource_args(PUBLICATION, metrics_doc)) == []
+    private, _ = ed25519_pem()
+    leaked = {**metrics_doc, "content": text + private}
+    [found] = messages(guardrails.public_documents, resource_args(PUBLICATION, leaked, name="metrics"))
+    assert "contains private key material" in found and private not in found
+
+
 def test_a_document_that_is_unknown_in_a_preview_is_not_judged():
     assert messages(guardrails.public_documents,
                     resource_args(PUBLICATION, publication(UNKNOWN_STRING_VALUE))) == []

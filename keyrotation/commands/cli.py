@@ -682,6 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the staging stack's `pulumi stack output --json`, for keysets with `staging`"
                         " (default: ask the Pulumi CLI for that stack)")
     p.add_argument("--pr-body", metavar="PATH", help="also write the pull-request body (Markdown) to PATH")
+
+    from .audit_cli import add_audit_command
+
+    add_audit_command(add)
     return parser
 
 

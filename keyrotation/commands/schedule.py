@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import lifecycle
+from .. import lifecycle, validity
 from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
 from ..lifecycle import State, format_duration
@@ -306,7 +306,7 @@ def valid_at(
     generation = _by_kid(stack, ks, kid, record)
     g, t = generation, ks.timings
     reasons: list[str] = []
-    trusted = g.created_at <= at and (g.revoked_at is None or g.revoked_at > at)
+    trusted = validity.trusted(g, at)
     if g.created_at > at:
         reasons.append(f"added {_iso(g.created_at)}, after {_iso(at)}")
     else:

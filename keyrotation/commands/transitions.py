@@ -222,9 +222,11 @@ def _published_in(keyset: KeySetConfig) -> str:
 
 
 def _documents(keyset: KeySetConfig) -> str:
-    if not keyset.publish:
+    # The metrics document carries times, not keys: it is no place a verifier finds a key in.
+    carrying = [p for p in keyset.publish if p.format != "metrics"]
+    if not carrying:
         return "no published document"
-    return ", ".join(f"{p.format} at {p.target}" for p in keyset.publish)
+    return ", ".join(f"{p.format} at {p.target}" for p in carrying)
 
 
 def _holders(keyset: KeySetConfig) -> str:

@@ -1,0 +1,274 @@
+"""`key-rotation audit`: the git history of a stack file as seed 002's audit log.
+
+A real temporary git repository; every commit is made by a rotation command (or, for the cases an
+auditor must see, a hand edit), under its own author and date (GIT_AUTHOR_NAME/DATE). The events
+are then read back through the command, as JSON Lines, a table, a ledger and `--json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from keyrotation.cli import main
+from tests.project import ROOT
+
+STACK = """\
+config:
+  key-rotation:environment: t
+  key-rotation:keysets:
+    gw:
+      purpose: sign
+      algorithm: ES256
+      backend: software
+      kid: "gw-{generation}"
+      publish:
+        - {format: jwks, target: "file://published/gw/jwks.json"}
+      generations:
+        - {id: g1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}
+    hsm:
+      purpose: sign
+      algorithm: ES256
+      backend: external
+      kid: "hsm-{generation}"
+      publish:
+        - {format: trust-anchor, target: "file://published/hsm/trust-anchor.json"}
+      generations:
+        - id: h1
+          state: active
+          createdAt: "2026-10-01T09:00:00Z"
+          activatedAt: "2026-10-01T09:10:00Z"
+          publicKeyPem: |
+%s
+"""
+
+
+def public_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def spki_sha256(pem: str) -> str:
+    der = serialization.load_pem_public_key(pem.encode()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+class Repo:
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True)
+        (root / "Pulumi.yaml").write_text("name: key-rotation\nruntime: python\n")
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str, author: str = "Setup", date: str = "2026-10-01T10:00:00Z") -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": f"{author.lower()}@example.com",
+               "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_NAME": author,
+               "GIT_COMMITTER_EMAIL": f"{author.lower()}@example.com", "GIT_COMMITTER_DATE": date,
+               "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(self.root)}
+        return subprocess.run(["git", *args], cwd=self.root, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def commit(self, author: str, date: str, message: str) -> str:
+        self.git("add", "-A", author=author, date=date)
+        self.git("commit", "-q", "-m", message, author=author, date=date)
+        return self.git("rev-parse", "HEAD")
+
+    def command(self, stack_file: str, *args: str, now: str) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([*args, "--file", str(self.root / stack_file), "--now", now, "--no-outputs",
+                     "--project-dir", str(self.root)], out=out, err=err)
+        assert code == 0, err.getvalue()
+
+    def audit(self, *args: str, stack_file: str = "Pulumi.prod.yaml") -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["audit", "--file", str(self.root / stack_file), "--no-outputs", *args], out=out, err=err)
+        return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def history(tmp_path):
+    """alice adds the stack, bob rotates, carol promotes, dave renames the file, erin rolls back,
+    frank revokes, then mallory rewrites a recorded time; the hsm keyset rotates with a public key."""
+    repo = Repo(tmp_path / "repo")
+    repo.commit("Setup", "2026-09-01T10:00:00Z", "Start the project (no stack file yet)")
+    first, second = public_pem(), public_pem()
+    (repo.root / "Pulumi.t.yaml").write_text(STACK % "\n".join("            " + line for line in first.splitlines()))
+    commits = {"add": repo.commit("Alice", "2026-10-01T10:00:00Z", "Add the stack")}
+    repo.command("Pulumi.t.yaml", "rotate", "gw", "--id", "g2", now="2026-11-01T09:00:00Z")
+    commits["rotate"] = repo.commit("Bob", "2026-11-01T09:05:00Z", "Rotate gw")
+    repo.command("Pulumi.t.yaml", "promote", "gw", "--force", now="2026-11-01T10:00:00Z")
+    (repo.root / "hsm.pem").write_text(second)
+    repo.command("Pulumi.t.yaml", "rotate", "hsm", "--id", "h2", "--public-key", str(repo.root / "hsm.pem"),
+                 now="2026-11-01T10:00:00Z")
+    (repo.root / "hsm.pem").unlink()
+    commits["promote"] = repo.commit("Carol", "2026-11-01T10:05:00Z", "Promote gw; rotate hsm")
+    repo.git("mv", "Pulumi.t.yaml", "Pulumi.prod.yaml")
+    commits["rename"] = repo.commit("Dave", "2026-11-02T08:00:00Z", "Rename the stack")
+    repo.command("Pulumi.prod.yaml", "rollback", "gw", "--force", now="2026-11-02T09:00:00Z")
+    commits["rollback"] = repo.commit("Erin", "2026-11-02T09:05:00Z", "Roll back gw")
+    repo.command("Pulumi.prod.yaml", "revoke", "gw", "g2", "--reason", "compromise", now="2026-11-02T10:00:00Z")
+    commits["revoke"] = repo.commit("Frank", "2026-11-02T10:05:00Z", "Revoke g2")
+    path = repo.root / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace('activatedAt: "2026-10-01T09:10:00Z"', 'activatedAt: "2026-10-01T09:20:00Z"', 1))
+    commits["rewrite"] = repo.commit("Mallory", "2026-11-03T09:00:00Z", "Tidy up")
+    return repo, commits, first, second
+
+
+def lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_one_event_per_lifecycle_change_with_author_recorded_time_and_commit(history):
+    repo, commits, first, second = history
+    code, out, err = repo.audit()
+    assert code == 0, err
+    events = lines(out)
+    seen = [(e["event_type"], e["key_id"], e["actor"].split(" <")[0], e["timestamp"], e["details"]["commit"])
+            for e in events]
+    c = commits
+    assert seen == [
+        ("KEY_GENERATED", "gw-g1", "Alice", "2026-10-01T09:00:00Z", c["add"]),
+        ("KEY_ADDED", "gw-g1", "Alice", "2026-10-01T09:00:00Z", c["add"]),
+        ("KEY_ACTIVATED", "gw-g1", "Alice", "2026-10-01T09:10:00Z", c["add"]),
+        ("KEY_GENERATED", "hsm-h1", "Alice", "2026-10-01T09:00:00Z", c["add"]),
+        ("KEY_ADDED", "hsm-h1", "Alice", "2026-10-01T09:00:00Z", c["add"]),
+        ("KEY_ACTIVATED", "hsm-h1", "Alice", "2026-10-01T09:10:00Z", c["add"]),
+        ("KEY_GENERATED", "gw-g2", "Bob", "2026-11-01T09:00:00Z", c["rotate"]),
+        ("KEY_ADDED", "gw-g2", "Bob", "2026-11-01T09:00:00Z", c["rotate"]),
+        ("KEY_RETIRING", "gw-g1", "Carol", "2026-11-01T10:00:00Z", c["promote"]),
+        ("KEY_ACTIVATED", "gw-g2", "Carol", "2026-11-01T10:00:00Z", c["promote"]),
+        ("KEY_GENERATED", "hsm-h2", "Carol", "2026-11-01T10:00:00Z", c["promote"]),
+        ("KEY_ADDED", "hsm-h2", "Carol", "2026-11-01T10:00:00Z", c["promote"]),
+        # the rename changed nothing recorded: no event; the history is followed across it
+        ("KEY_REACTIVATED", "gw-g1", "Erin", "2026-11-02T09:00:00Z", c["rollback"]),
+        ("KEY_RETIRING", "gw-g2", "Erin", "2026-11-02T09:00:00Z", c["rollback"]),
+        ("KEY_REVOKED", "gw-g2", "Frank", "2026-11-02T10:00:00Z", c["revoke"]),
+        ("HISTORY_REWRITTEN", "gw-g1", "Mallory", None, c["rewrite"]),
+    ]
+    by_type = {(e["event_type"], e["key_id"]): e for e in events}
+    generated = by_type[("KEY_GENERATED", "gw-g2")]
+    assert generated["anchor_id"] == "gw" and generated["details"]["anchors"] == ["file://published/gw/jwks.json"]
+    assert generated["actor"] == "Bob <bob@example.com>"
+    assert generated["details"]["commit_date"] == "2026-11-01T09:05:00Z"
+    assert generated["details"]["stack_file"] == "Pulumi.t.yaml"
+    assert by_type[("KEY_REACTIVATED", "gw-g1")]["details"]["stack_file"] == "Pulumi.prod.yaml"
+    assert by_type[("KEY_REVOKED", "gw-g2")]["details"]["reason"] == "compromise"
+    # the generation's fingerprint where the public key is in the file (SPKI SHA-256, computed here independently)
+    assert by_type[("KEY_GENERATED", "hsm-h1")]["details"]["fingerprint"] == spki_sha256(first)
+    assert by_type[("KEY_ADDED", "hsm-h2")]["details"]["fingerprint"] == spki_sha256(second)
+    assert generated["details"]["fingerprint"] is None
+    rewrite = by_type[("HISTORY_REWRITTEN", "gw-g1")]
+    assert rewrite["details"]["flags"] == ["rewrites-recorded-history"]
+    assert {"state": "active", "at": "2026-10-01T09:10:00Z"} in rewrite["details"]["before"]
+    assert {"state": "active", "at": "2026-10-01T09:20:00Z"} in rewrite["details"]["after"]
+    # ids are UUIDs, unique, and the same on every read of the same history
+    assert len({e["event_id"] for e in events}) == len(events)
+    assert lines(repo.audit()[1]) == events
+
+
+def test_since_until_table_ledger_and_json(history):
+    repo, commits, first, second = history
+    _, out, _ = repo.audit("--since", "2026-11-01T10:00:00Z", "--until", "2026-11-02T09:00:00Z")
+    assert [(e["event_type"], e["key_id"]) for e in lines(out)] == [
+        ("KEY_RETIRING", "gw-g1"), ("KEY_ACTIVATED", "gw-g2"), ("KEY_GENERATED", "hsm-h2"), ("KEY_ADDED", "hsm-h2"),
+        ("KEY_REACTIVATED", "gw-g1"), ("KEY_RETIRING", "gw-g2")]
+
+    _, table, _ = repo.audit("--table")
+    rows = table.splitlines()
+    assert rows[0].split() == ["TIMESTAMP", "EVENT", "KEY", "ID", "ANCHOR", "ACTOR", "COMMIT", "FLAGS"]
+    assert any("KEY_REVOKED" in r and "gw-g2" in r and commits["revoke"][:10] in r for r in rows)
+    assert any("HISTORY_REWRITTEN" in r and "rewrites-recorded-history" in r for r in rows)
+
+    _, ledger, _ = repo.audit("--ledger")
+    assert [(r["timestamp"], r["operator"], r["key_id"], r["key_fingerprint"]) for r in lines(ledger)] == [
+        ("2026-10-01T09:10:00Z", "Alice <alice@example.com>", "gw-g1", None),
+        ("2026-10-01T09:10:00Z", "Alice <alice@example.com>", "hsm-h1", spki_sha256(first)),
+        ("2026-11-01T10:00:00Z", "Carol <carol@example.com>", "gw-g2", None),
+        ("2026-11-02T09:00:00Z", "Erin <erin@example.com>", "gw-g1", None),
+    ]
+
+    code, text, _ = repo.audit("--json")
+    data = json.loads(text)
+    schema = json.loads((ROOT / "schemas/audit.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+    assert data["exitCode"] == code == 0
+    assert Path(data["file"]).is_absolute() and Path(data["repository"]).is_absolute()
+    assert data["flagged"] == 1 and len(data["events"]) == 16
+    _, text, _ = repo.audit("--json", "--ledger")
+    jsonschema.validate(json.loads(text), schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_a_backdated_change_an_invalid_version_and_a_deleted_file_are_flagged(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    (repo.root / "Pulumi.prod.yaml").write_text(STACK % "\n".join("            " + line for line in public_pem().splitlines()))
+    repo.commit("Alice", "2026-10-02T10:00:00Z", "Add")
+    path = repo.root / "Pulumi.prod.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("state: active", "state: actve", 1))
+    invalid = repo.commit("Bob", "2026-10-03T10:00:00Z", "Typo")
+    # A generation recorded as added before the previous commit existed: backdated.
+    path.write_text(text.replace(
+        '        - {id: g1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}\n',
+        '        - {id: g1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}\n'
+        '        - {id: g0, state: pending, createdAt: "2026-10-01T12:00:00Z"}\n'))
+    repo.commit("Carol", "2026-10-04T10:00:00Z", "Fix, and add a generation")
+    path.unlink()
+    repo.commit("Dave", "2026-10-05T10:00:00Z", "Remove the stack")
+    code, out, err = repo.audit()
+    assert code == 0, err
+    events = lines(out)
+    invalid_event = next(e for e in events if e["event_type"] == "STACK_FILE_INVALID")
+    assert invalid_event["details"]["commit"] == invalid and invalid_event["actor"].startswith("Bob")
+    assert any("actve" in p for p in invalid_event["details"]["problems"])
+    # Carol's version is diffed against the last valid one (Alice's): only g0 is new.
+    carol = [(e["event_type"], e["key_id"], e["details"].get("flags")) for e in events if e["actor"].startswith("Carol")]
+    assert carol == [("KEY_GENERATED", "gw-g0", ["backdated"]), ("KEY_ADDED", "gw-g0", ["backdated"])]
+    assert events[-1]["event_type"] == "STACK_FILE_DELETED" and events[-1]["actor"].startswith("Dave")
+
+
+def test_outside_a_git_repository_or_before_a_commit_the_error_says_so(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "Pulumi.prod.yaml").write_text("config: {}\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["audit", "--file", str(plain / "Pulumi.prod.yaml")], out=out, err=err) == 1
+    message = err.getvalue().strip()
+    assert message.startswith("error: ") and "is not in a git repository" in message and "Traceback" not in message
+    assert len(message.splitlines()) == 1
+    repo = Repo(tmp_path / "repo")
+    (repo.root / "Pulumi.prod.yaml").write_text("config: {}\n")
+    repo.commit("Alice", "2026-10-02T10:00:00Z", "Add")
+    (repo.root / "Pulumi.new.yaml").write_text("config: {}\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["audit", "--file", str(repo.root / "Pulumi.new.yaml")], out=out, err=err) == 1
+    assert "no commit" in err.getvalue() and "Pulumi.new.yaml" in err.getvalue()
+
+
+def test_the_module_runs_as_python_m_keyrotation_audit(history):
+    repo, *_ = history
+    done = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "keyrotation", "audit", "--stack", "prod",
+                           "--no-outputs", "--ledger"], cwd=repo.root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 4
+
+
+def test_the_fingerprint_is_the_sha256_of_the_spki_der():
+    """The fingerprint is the SPKI DER's SHA-256, what `openssl pkey -pubin -outform DER | sha256sum` prints."""
+    from keyrotation.commands.audit import fingerprint
+
+    pem = public_pem()
+    der = base64.b64decode("".join(pem.strip().splitlines()[1:-1]))
+    assert fingerprint(pem) == "sha256:" + hashlib.sha256(der).hexdigest() == spki_sha256(pem)

@@ -15,12 +15,12 @@ import os
 import subprocess
 from pathlib import Path
 
-import jsonschema
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keyrotation.cli import main
+from keyrotation.commands.cli import main
+from tests.json_schemas import validate
 from tests.project import ROOT
 
 STACK = """\
@@ -200,14 +200,12 @@ def test_since_until_table_ledger_and_json(history):
 
     code, text, _ = repo.audit("--json")
     data = json.loads(text)
-    schema = json.loads((ROOT / "schemas/audit.schema.json").read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+    validate(data, "audit")
     assert data["exitCode"] == code == 0
     assert Path(data["file"]).is_absolute() and Path(data["repository"]).is_absolute()
     assert data["flagged"] == 1 and len(data["events"]) == 16
     _, text, _ = repo.audit("--json", "--ledger")
-    jsonschema.validate(json.loads(text), schema, cls=jsonschema.Draft202012Validator)
+    validate(json.loads(text), "audit")
 
 
 def test_a_backdated_change_an_invalid_version_and_a_deleted_file_are_flagged(tmp_path):

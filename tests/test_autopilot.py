@@ -12,7 +12,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from keyrotation.commands import autopilot, cli
@@ -21,9 +20,9 @@ from keyrotation.config import ConfigError, load_stack_file
 from keyrotation.lifecycle import State
 from keyrotation.times import format_time, parse
 from tests.deployed import outputs_for, write_outputs
+from tests.json_schemas import validate
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((ROOT / "schemas/autopilot.schema.json").read_text())
 
 WEEKLY = """\
 # A weekly key, pre-published: g3 waits for its turn while g2 signs.
@@ -67,7 +66,7 @@ def autopilot_cli(path: Path, now: str, *args: str, outputs: Path | None = None)
     code = main(["autopilot", "--file", str(path), "--now", now, "--outputs", str(outputs), "--json", *args],
                 out=out, err=err)
     data = json.loads(out.getvalue())
-    jsonschema.validate(data, SCHEMA)
+    validate(data, "autopilot")
     assert data["exitCode"] == code
     return code, data, err.getvalue()
 
@@ -163,7 +162,7 @@ def test_without_the_stack_outputs_it_does_nothing_and_says_so(tmp_path):
     code = main(["autopilot", "--file", str(path), "--now", "2026-11-14T09:00:00Z", "--no-outputs", "--json"],
                 out=out, err=err)
     data = json.loads(out.getvalue())
-    jsonschema.validate(data, SCHEMA)
+    validate(data, "autopilot")
     assert code == autopilot.EXIT_BLOCKED and data["result"] == "blocked"
     assert data["blocked"] == [{"keyset": "gw", "step": "any",
                                 "why": "cannot read the stack outputs (--no-outputs); it does nothing for this keyset"}]

@@ -19,31 +19,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 from keyrotation import keys, lifecycle, times
 from keyrotation.commands import cli, contract
 from keyrotation.config import load_stack_file
 from tests.deployed import deployed_kid, write_outputs
+from tests.json_schemas import schemas, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = ROOT / "schemas"
 NOW = "2026-11-28T12:00:00Z"
-
-
-def _schemas() -> dict[str, dict]:
-    return {p.name: json.loads(p.read_text()) for p in sorted(SCHEMAS.glob("*.schema.json"))}
-
-
-REGISTRY = Registry().with_resources(
-    (name, Resource.from_contents(schema)) for name, schema in _schemas().items()
-)
-
-
-def validate(document: dict, command: str) -> None:
-    schema = json.loads(contract.schema_path(command).read_text())
-    Draft202012Validator(schema, registry=REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
-        document)
 
 
 def subcommands() -> list[str]:
@@ -93,9 +77,9 @@ def dev(tmp_path: Path) -> Runner:
 
 
 def test_every_schema_is_a_valid_draft_2020_12_schema():
-    schemas = _schemas()
-    assert len(schemas) >= 14
-    for name, schema in schemas.items():
+    shipped = schemas()
+    assert len(shipped) >= 14
+    for name, schema in shipped.items():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", name
         Draft202012Validator.check_schema(schema)
 

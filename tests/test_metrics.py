@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from components import alerts
-from keyrotation import commands, documents, lifecycle, metrics
+from keyrotation import documents, lifecycle, metrics
+from keyrotation.commands import transitions
+from keyrotation.commands.records import kid_of
 from keyrotation.config import StackConfig, parse
 from keyrotation.documents import KeyRecord
 from tests.deployed import deployed
@@ -35,7 +37,7 @@ def stack() -> StackConfig:
 
 def document(s: StackConfig, name: str = "gw") -> str:
     ks = s.keysets[name]
-    records = [KeyRecord.of(g, kid=commands.kid_of(s, ks, g), algorithm=ks.algorithm, public_pem=None,
+    records = [KeyRecord.of(g, kid=kid_of(s, ks, g), algorithm=ks.algorithm, public_pem=None,
                             timings=ks.timings) for g in ks.generations]
     return documents.render(documents.build("metrics", records, ks))
 
@@ -127,8 +129,8 @@ def test_the_alerts_fire_from_the_published_series_at_the_thresholds():
 def test_after_a_rotation_the_same_rule_reads_the_new_series():
     """The rule holds no time: the rotation changes the published document, and the alerts follow."""
     s = stack()
-    s = commands.rotate(s, "gw", now=t("2026-09-20T00:00:00Z"), generation_id="g4").stack
-    s = commands.promote(s, "gw", now=t("2026-09-21T00:00:00Z"), record=deployed(s, "gw")).stack
+    s = transitions.rotate(s, "gw", now=t("2026-09-20T00:00:00Z"), generation_id="g4").stack
+    s = transitions.promote(s, "gw", now=t("2026-09-21T00:00:00Z"), record=deployed(s, "gw")).stack
     exprs = alerts.expressions("gw")
     old_due = t("2026-10-01T00:00:00Z")
     new_due = t("2026-10-21T00:00:00Z")

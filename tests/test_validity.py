@@ -18,10 +18,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from keyrotation import algorithms, documents, keys, lifecycle, schedule
-from keyrotation.commands import CommandError
+from keyrotation import algorithms, documents, keys, lifecycle
+from keyrotation.commands import schedule
 from keyrotation.config import StackConfig, parse
 from keyrotation.documents import KeyRecord
+from keyrotation.errors import CommandError
 from tests.test_history import DATA, SIGN, apply, at, initial, step
 
 ONE = timedelta(seconds=1)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ..errors import CommandError
-from ..times import format_time
+from ..times import format_optional
 from . import audit
 
 EVENT_TYPES_HELP = "event types: " + ", ".join(audit.EVENT_TYPES)
@@ -32,13 +32,10 @@ def cmd_audit(ctx: Any) -> int:
     rewritten = [e for e in events if "flags" in e.details]
     rows: list[dict[str, Any]] = audit.ledger(events) if args.ledger else [e.to_json() for e in events]
     if args.json:
-        ctx.emit_json({
-            "command": "audit", "file": str(ctx.path.resolve()), "repository": str(root),
-            "view": "ledger" if args.ledger else "events",
-            "since": None if since is None else format_time(since), "until": None if until is None else format_time(until),
-            "exitCode": 0, "flagged": len(rewritten), "events" if not args.ledger else "ledger": rows,
-            "notices": ctx.notices,
-        })
+        view = "ledger" if args.ledger else "events"
+        ctx.emit_document(
+            "audit", 0, repository=str(root), view=view, since=format_optional(since),
+            until=format_optional(until), flagged=len(rewritten), notices=ctx.notices, **{view: rows})
         return 0
     if args.table:
         _table(ctx, rows, args.ledger)

@@ -69,9 +69,8 @@ def cmd_autopilot(ctx: Context) -> int:
     if ctx.args.pr_body:
         _write_text(Path(ctx.args.pr_body), body)
     if ctx.args.json:
-        ctx.emit_json(autopilot_report.to_json(
-            outcome, stack_name=name, path=stack_file.path, written=written, records=records,
-            notices=ctx.notices))
+        ctx.emit_document("autopilot", int(outcome.exit_code), **autopilot_report.to_json(
+            outcome, stack_name=name, written=written, records=records, notices=ctx.notices))
         return int(outcome.exit_code)
     result = {autopilot.EXIT_CHANGED: "changed" + ("" if written else " (dry run: not written)"),
               autopilot.EXIT_NOTHING_DUE: "nothing due", autopilot.EXIT_BLOCKED: "blocked"}[outcome.exit_code]

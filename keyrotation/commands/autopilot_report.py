@@ -6,7 +6,6 @@ verdict (``schedule.plan`` on the changed stack) and the timeline (``timeline.me
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..times import format_optional, format_time
@@ -14,7 +13,6 @@ from . import schedule, timeline
 from .autopilot import Outcome
 from .records import Publications
 
-SCHEMA_VERSION = 1
 """The version of ``schemas/autopilot.schema.json`` the JSON document follows."""
 
 _VERBS = {"rotate": "add pending", "promote": "promote", "retire": "retire", "destroy": "destroy"}
@@ -70,17 +68,13 @@ def body(outcome: Outcome, stack_name: str, records: dict[str, Publications] | N
 
 
 def to_json(
-    outcome: Outcome, *, stack_name: str, path: Path, written: bool, records: dict[str, Publications] | None,
+    outcome: Outcome, *, stack_name: str, written: bool, records: dict[str, Publications] | None,
     notices: list[str],
 ) -> dict[str, Any]:
+    """The command's own members; the CLI wraps them in the contract's envelope (contract.py)."""
     return {
-        "schemaVersion": SCHEMA_VERSION,
-        "command": "autopilot",
-        "exitCode": outcome.exit_code,
         "result": {0: "changed", 7: "nothing due", 8: "blocked"}[outcome.exit_code],
-        "file": str(path.resolve()),
         "stack": stack_name,
-        "now": format_time(outcome.now),
         "written": written,
         "steps": [{"keyset": t.keyset, "command": t.command, "generation": t.generation, "why": t.why,
                    "ridesAlong": t.rides_along} for t in outcome.taken],

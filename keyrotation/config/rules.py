@@ -249,10 +249,10 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
     seen: set[str] = set()
     for i, pub in enumerate(ks.publish):
         field = f"publish[{i}]"
-        if pub.format != "key-history" and not spec.publishes_public_key:
+        if pub.format.needs_public_key and not spec.publishes_public_key:
             out.append(Problem(
-                f"a {ks.purpose} keyset has no public key to publish; only 'key-history' is allowed,"
-                f" not '{pub.format}'", name, None, f"{field}.format",
+                f"a {ks.purpose} keyset has no public key to publish; only 'key-history' and 'metrics'"
+                f" are allowed, not '{pub.format}'", name, None, f"{field}.format",
             ))
         elif pub.format == "jwks" and not spec.has_jwk:
             out.append(Problem(
@@ -409,7 +409,7 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
                 files.setdefault(parts, (pub.target, name))
         # Kids verifiers see (in a JWKS, signers.json or trust anchor) are unique across the stack, so
         # that documents a verifier combines never hold one kid for two keys.
-        publishes_kids = any(p.format != "key-history" for p in ks.publish)
+        publishes_kids = any(p.format.lists_kids for p in ks.publish)
         if ks.kid != "thumbprint" and publishes_kids and not any(
                 p.keyset == name and p.field == "kid" for p in out):
             for g in ks.generations:

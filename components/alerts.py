@@ -55,7 +55,8 @@ def expressions(keyset: str) -> dict[str, str]:
         # Days since the newest generation was added, against the active one's warn offset.
         "NoKeyRotation": (
             f"(time() - max by (keyset) ({metrics.CREATED}{ks})) / {DAY_SECONDS}"
-            f" >= on(keyset) max by (keyset) ({metrics.WARN}{active} - {metrics.ACTIVATED}{active}) / {DAY_SECONDS}"
+            f" >= on(keyset) max by (keyset)"
+            f" ({metrics.WARN}{active} - {metrics.ACTIVATED}{active}) / {DAY_SECONDS}"
         ),
         "KeyRotationMetricsAbsent": f"absent({metrics.CREATED}{ks})",
     }
@@ -74,7 +75,9 @@ def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]
             "expr": exprs["KeyAgeApproachingMax"],
             "labels": {**labels, "severity": "warning"},
             "annotations": {
-                "summary": f"Keyset {keyset.name}: the active key is {{{{ $value | printf \"%.1f\" }}}} days old",
+                "summary": (
+                    f"Keyset {keyset.name}: the active key is {{{{ $value | printf \"%.1f\" }}}} days old"
+                ),
                 "description": (
                     f"Generation {active} of keyset {keyset.name} ({environment}) approaches maxAgeDays"
                     f" ({timings.max_age_days}). Promote a pending generation that has been"
@@ -99,7 +102,9 @@ def keyset_rules(environment: str, keyset: KeySetConfig) -> list[dict[str, Any]]
             "expr": exprs["NoKeyRotation"],
             "labels": {**labels, "severity": "warning"},
             "annotations": {
-                "summary": f"Keyset {keyset.name}: no rotation started for {{{{ $value | printf \"%.1f\" }}}} days",
+                "summary": (
+                    f"Keyset {keyset.name}: no rotation started for {{{{ $value | printf \"%.1f\" }}}} days"
+                ),
                 "description": (
                     f"No generation was added to keyset {keyset.name} ({environment}) for"
                     f" maxAgeDays - warnDays. Add a pending generation now: it must be delivered for"

@@ -42,7 +42,8 @@ def windows(generation: Generation, timings: lifecycle.Timings) -> list[Window]:
             continue
         if out and (out[-1][1] is None or start <= out[-1][1]):
             previous_start, previous_end = out[-1]
-            out[-1] = (previous_start, None if end is None or previous_end is None else max(end, previous_end))
+            merged_end = None if end is None or previous_end is None else max(end, previous_end)
+            out[-1] = (previous_start, merged_end)
         else:
             out.append((start, end))
     return out

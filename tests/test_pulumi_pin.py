@@ -71,3 +71,14 @@ def test_without_go_or_a_cli_the_installer_says_what_to_install(tmp_path):
     assert f"The Pulumi CLI {pinned_version()} is needed, and Go is not installed to build it." in done.stderr
     assert "install Go >= 1.26.6" in done.stderr and "pulumi-language-python" not in done.stdout
     assert not (checkout / ".pulumi-cli").exists(), "nothing half-installed"
+
+
+def test_the_policy_sdk_whose_internals_the_pack_hooks_is_pinned_exactly():
+    """policy/sdk_hooks.py leans on pulumi-policy's private servicer: a range would let CI run the pack
+    on a servicer nobody has read."""
+    pins = [Requirement(line) for line in (ROOT / "policy/requirements.txt").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+    [policy_sdk] = [r for r in pins if r.name == "pulumi-policy"]
+    [spec] = list(policy_sdk.specifier)
+    assert spec.operator == "==", f"pin pulumi-policy exactly, not {policy_sdk}"
+    assert importlib.metadata.version("pulumi-policy") == spec.version

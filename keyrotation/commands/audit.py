@@ -43,11 +43,17 @@ from .records import NO_RECORD, Publications, kid_of
 
 EVENT_TYPES: dict[str, str] = {
     # seed 002's own words
-    "KEY_GENERATED": "a generation was added: its key is created in its backend (or, external, its public key recorded)",
-    "KEY_ADDED": "the new generation was added to its keyset's trust anchor(s): published/delivered before it is used",
+    "KEY_GENERATED": (
+        "a generation was added: its key is created in its backend (or, external, its public key recorded)"
+    ),
+    "KEY_ADDED": (
+        "the new generation was added to its keyset's trust anchor(s): published/delivered before it is used"
+    ),
     "KEY_REVOKED": "revoked (details.reason); it leaves every document and is listed as revoked",
     # extensions: the lifecycle steps seed 002 has no word for
-    "KEY_ACTIVATED": "it became the active generation (signs or encrypts): promote, or an emergency replacement",
+    "KEY_ACTIVATED": (
+        "it became the active generation (signs or encrypts): promote, or an emergency replacement"
+    ),
     "KEY_REACTIVATED": "it became active again: a rollback (a new signing period)",
     "KEY_RETIRING": "it stopped signing/encrypting; still published (verify/decrypt) for the overlap",
     "KEY_RESTORED": "a retired or destroyed generation became retiring again (restore: verify/decrypt only)",
@@ -55,7 +61,9 @@ EVENT_TYPES: dict[str, str] = {
     "KEY_DESTROYED": "its key material was scheduled for deletion (the public key stays in the key history)",
     "KEY_DATA_REWRAPPED": "the data at rest under it was re-encrypted under a newer generation (details.by)",
     # what an auditor must see
-    "HISTORY_REWRITTEN": "a commit changed or removed recorded history (a time, a step, a generation, a keyset)",
+    "HISTORY_REWRITTEN": (
+        "a commit changed or removed recorded history (a time, a step, a generation, a keyset)"
+    ),
     "STACK_FILE_INVALID": "the stack file at this commit does not pass the validator (details.problems)",
     "STACK_FILE_DELETED": "the commit deleted the stack file",
 }
@@ -115,7 +123,9 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False,
                               timeout=120, env=_git_env())
     except FileNotFoundError:
-        raise AuditError("git is not installed: the audit trail is the git history of the stack file") from None
+        raise AuditError(
+            "git is not installed: the audit trail is the git history of the stack file"
+        ) from None
 
 
 def _git_env() -> dict[str, str]:
@@ -131,8 +141,8 @@ def repository(path: Path) -> tuple[Path, str]:
     done = _git(directory, "rev-parse", "--show-toplevel")
     if done.returncode != 0:
         raise AuditError(
-            f"{path}: {directory.resolve()} is not in a git repository; the audit trail is the git history of the"
-            " stack file (run it in the clone where rotations are committed)"
+            f"{path}: {directory.resolve()} is not in a git repository; the audit trail is the git history"
+            " of the stack file (run it in the clone where rotations are committed)"
         )
     root = Path(done.stdout.strip()).resolve()
     try:
@@ -193,11 +203,14 @@ def _event_type(steps: Sequence[tuple[State, datetime]], index: int, first_pass_
         return "KEY_ACTIVATED" if index < first_pass_length else "KEY_REACTIVATED"
     if state is State.RETIRING:
         return "KEY_RESTORED" if previous in (State.RETIRED, State.DESTROYED) else "KEY_RETIRING"
-    return {State.RETIRED: "KEY_RETIRED", State.DESTROYED: "KEY_DESTROYED", State.REVOKED: "KEY_REVOKED"}[state]
+    return {
+        State.RETIRED: "KEY_RETIRED", State.DESTROYED: "KEY_DESTROYED", State.REVOKED: "KEY_REVOKED"
+    }[state]
 
 
 def fingerprint(pem: str | None) -> str | None:
-    """SHA-256 of the SubjectPublicKeyInfo DER, ``sha256:<hex>`` (``openssl pkey -pubin -outform DER | sha256sum``)."""
+    """SHA-256 of the SubjectPublicKeyInfo DER, ``sha256:<hex>``
+    (``openssl pkey -pubin -outform DER | sha256sum``)."""
     if not pem:
         return None
     import base64
@@ -225,15 +238,17 @@ def diff(
     out: list[Event] = []
     base = {"stack_file": commit.path, "commit": commit.id, "commit_date": format_time(commit.authored_at)}
 
-    def add(event_type: str, ks: KeySetConfig | None, g: Generation | None, at: datetime | None, **details: Any) -> None:
+    def add(event_type: str, ks: KeySetConfig | None, g: Generation | None, at: datetime | None,
+            **details: Any) -> None:
         record = (records or {}).get(ks.name, NO_RECORD) if ks is not None else NO_RECORD
         key_id = None
         if ks is not None and g is not None:
             known = g.id in record.kids or ks.kid != "thumbprint"
             key_id = kid_of(after, ks, g, record) if known else f"{ks.name}/{g.id}"
         flags = list(details.pop("flags", []))
-        if at is not None and previous_commit_at is not None and at < previous_commit_at and event_type in EVENT_TYPES \
-                and event_type not in ("HISTORY_REWRITTEN", "STACK_FILE_INVALID", "STACK_FILE_DELETED"):
+        backdated = at is not None and previous_commit_at is not None and at < previous_commit_at
+        if backdated and event_type in EVENT_TYPES and event_type not in (
+                "HISTORY_REWRITTEN", "STACK_FILE_INVALID", "STACK_FILE_DELETED"):
             flags.append("backdated")
         info: dict[str, Any] = {**base}
         if ks is not None:
@@ -241,7 +256,8 @@ def diff(
             info["anchors"] = _anchors(ks)
         if g is not None:
             info["generation"] = g.id
-            info.update(_fingerprint(ks, g, record))
+            if ks is not None:
+                info.update(_fingerprint(ks, g, record))
         info.update({k: v for k, v in details.items() if v is not None})
         if flags:
             info["flags"] = flags
@@ -272,18 +288,22 @@ def diff(
                     add(event_type, ks, g, at, **entered)
             old_rewraps = list(old.rewrapped) if old is not None else []
             if old_rewraps != list(g.rewrapped[:len(old_rewraps)]):
-                add("HISTORY_REWRITTEN", ks, g, None, flags=["rewrites-recorded-history"], field="rewrapped")
+                add("HISTORY_REWRITTEN", ks, g, None, flags=["rewrites-recorded-history"],
+                    field="rewrapped")
             for rewrap in g.rewrapped[len(old_rewraps):]:
                 add("KEY_DATA_REWRAPPED", ks, g, rewrap.at, by=rewrap.by)
             if old is not None and old.revoke_reason is not None and old.revoke_reason != g.revoke_reason:
-                add("HISTORY_REWRITTEN", ks, g, None, flags=["rewrites-recorded-history"], field="revokeReason",
-                    before=old.revoke_reason, after=g.revoke_reason)
-            if old is not None and old.public_key_pem and fingerprint(old.public_key_pem) != fingerprint(g.public_key_pem):
-                add("HISTORY_REWRITTEN", ks, g, None, flags=["rewrites-recorded-history"], field="publicKeyPem",
+                add("HISTORY_REWRITTEN", ks, g, None, flags=["rewrites-recorded-history"],
+                    field="revokeReason", before=old.revoke_reason, after=g.revoke_reason)
+            if old is not None and old.public_key_pem and (
+                    fingerprint(old.public_key_pem) != fingerprint(g.public_key_pem)):
+                add("HISTORY_REWRITTEN", ks, g, None, flags=["rewrites-recorded-history"],
+                    field="publicKeyPem",
                     before=fingerprint(old.public_key_pem), after=fingerprint(g.public_key_pem))
         for gid, old in old_generations.items():
             if gid not in {g.id for g in ks.generations}:
-                add("HISTORY_REWRITTEN", ks, old, None, flags=["generation-removed"], before=_steps(lifecycle.path(old)))
+                add("HISTORY_REWRITTEN", ks, old, None, flags=["generation-removed"],
+                    before=_steps(lifecycle.path(old)))
     for name, old_ks in (before.keysets.items() if before is not None else ()):
         if name not in after.keysets:
             out.append(Event("HISTORY_REWRITTEN", None, name, commit.actor, None,
@@ -298,13 +318,16 @@ def _steps(steps: Iterable[tuple[State, datetime]]) -> list[dict[str, str]]:
 
 def _fingerprint(ks: KeySetConfig, g: Generation, record: Publications) -> dict[str, Any]:
     if g.public_key_pem:
-        return {"fingerprint": fingerprint(g.public_key_pem), "fingerprint_source": "publicKeyPem in the stack file"}
+        return {"fingerprint": fingerprint(g.public_key_pem),
+                "fingerprint_source": "publicKeyPem in the stack file"}
     if ks.kid == "thumbprint" and g.id in record.kids:
         return {"fingerprint": f"jwk-thumbprint:{record.kids[g.id]}", "fingerprint_source": record.source}
     if not ks.spec.publishes_public_key:
         return {"fingerprint": None, "fingerprint_source": "none: a symmetric key has no public fingerprint"}
     return {"fingerprint": None,
-            "fingerprint_source": "none: the public key is in neither the stack file nor the stack outputs (--outputs)"}
+            "fingerprint_source": (
+                "none: the public key is in neither the stack file nor the stack outputs (--outputs)"
+            )}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +358,8 @@ def events(path: Path, *, records: Mapping[str, Publications] | None = None) -> 
         if commit.status.startswith("D"):
             out.append(Event("STACK_FILE_DELETED", None, None, commit.actor, None,
                              {"stack_file": commit.path, "commit": commit.id,
-                              "commit_date": format_time(commit.authored_at), "flags": ["stack-file-deleted"]}))
+                              "commit_date": format_time(commit.authored_at),
+                              "flags": ["stack-file-deleted"]}))
             last_valid, previous_commit_at = None, commit.authored_at
             continue
         after = load(commit.id, commit.path)
@@ -381,7 +405,8 @@ def ledger(items: Iterable[Event]) -> list[dict[str, Any]]:
     """Seed 004's rotation ledger as a view of the trail: one row per activation (a rotation),
     with its timestamp, operator and key fingerprint."""
     return [
-        {"timestamp": e.to_json()["timestamp"], "operator": e.actor, "key_fingerprint": e.details.get("fingerprint"),
+        {"timestamp": e.to_json()["timestamp"], "operator": e.actor,
+         "key_fingerprint": e.details.get("fingerprint"),
          "key_id": e.key_id, "keyset": e.details.get("keyset"), "generation": e.details.get("generation"),
          "event_type": e.event_type, "commit": e.details.get("commit")}
         for e in items if e.event_type in ("KEY_ACTIVATED", "KEY_REACTIVATED")

@@ -1,4 +1,5 @@
-"""``key-rotation audit``: the stack file's git history as seed 002's audit log (keyrotation/commands/audit.py).
+"""``key-rotation audit``: the stack file's git history as seed 002's audit log
+(keyrotation/commands/audit.py).
 
 JSON Lines by default (one event per line, for a log pipeline or an artifact), ``--table`` for
 people, ``--ledger`` for seed 004's rotation ledger (timestamp, operator, key fingerprint), and
@@ -8,16 +9,20 @@ people, ``--ledger`` for seed 004's rotation ledger (timestamp, operator, key fi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CommandError
+from ..errors import CommandError, KeyRotationError
 from ..times import format_optional
 from . import audit
+
+if TYPE_CHECKING:
+    from .cli import Context
+    from .records import Publications
 
 EVENT_TYPES_HELP = "event types: " + ", ".join(audit.EVENT_TYPES)
 
 
-def cmd_audit(ctx: Any) -> int:
+def cmd_audit(ctx: Context) -> int:
     from .cli import parse_time
 
     args = ctx.args
@@ -45,26 +50,29 @@ def cmd_audit(ctx: Any) -> int:
     return 0
 
 
-def _records(ctx: Any) -> dict:
+def _records(ctx: Context) -> dict[str, Publications]:
     """Kids and thumbprints as deployed, when the outputs are at hand (--outputs, or the Pulumi CLI)."""
     if not (ctx.args.outputs or (not ctx.args.no_outputs and ctx.stack_name)):
         return {}
     try:
         stack = ctx.load().config
-    except Exception:  # the current file is invalid: the trail still reads the history
+    except KeyRotationError:  # the current file is invalid: the trail still reads the history
         return {}
     return ctx.records(stack)
 
 
-def _table(ctx: Any, rows: list[dict[str, Any]], ledger: bool) -> None:
+def _table(ctx: Context, rows: list[dict[str, Any]], ledger: bool) -> None:
+    header: tuple[str, ...]
+    lines: list[tuple[str, ...]]
     if ledger:
         header = ("TIMESTAMP", "OPERATOR", "KEY FINGERPRINT", "KEY ID", "COMMIT")
         lines = [(r["timestamp"] or "-", r["operator"], r["key_fingerprint"] or "-", r["key_id"] or "-",
                   (r["commit"] or "")[:10]) for r in rows]
     else:
         header = ("TIMESTAMP", "EVENT", "KEY ID", "ANCHOR", "ACTOR", "COMMIT", "FLAGS")
-        lines = [(r["timestamp"] or "-", r["event_type"], r["key_id"] or "-", r["anchor_id"] or "-", r["actor"],
-                  r["details"]["commit"][:10], ",".join(r["details"].get("flags", [])) or "-") for r in rows]
+        lines = [(r["timestamp"] or "-", r["event_type"], r["key_id"] or "-", r["anchor_id"] or "-",
+                  r["actor"], r["details"]["commit"][:10], ",".join(r["details"].get("flags", [])) or "-")
+                 for r in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=False)]
     for line in (header, *lines):
         ctx.emit("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
@@ -72,15 +80,17 @@ def _table(ctx: Any, rows: list[dict[str, Any]], ledger: bool) -> None:
 
 def add_audit_command(add: Any) -> None:
     """Register ``audit`` with the CLI's ``add`` (keyrotation/cli.py build_parser)."""
-    p = add("audit", cmd_audit, "the stack file's git history as an audit log (seed 002), or a ledger (seed 004)",
+    p = add("audit", cmd_audit,
+            "the stack file's git history as an audit log (seed 002), or a ledger (seed 004)",
             "One event per lifecycle change, from the git history of the stack file: each commit's file, read"
-            " by the validator, against its parent's. The actor is the commit's author, the timestamp the time"
-            " the stack file records for the change (the commit date beside it). Commits that change or remove"
-            " recorded history are reported as HISTORY_REWRITTEN, changes recorded before the previous commit"
-            f" are flagged backdated. JSON Lines by default. {EVENT_TYPES_HELP}.")
+            " by the validator, against its parent's. The actor is the commit's author, the timestamp the"
+            " time the stack file records for the change (the commit date beside it). Commits that change or"
+            " remove recorded history are reported as HISTORY_REWRITTEN, changes recorded before the previous"
+            f" commit are flagged backdated. JSON Lines by default. {EVENT_TYPES_HELP}.")
     view = p.add_mutually_exclusive_group()
     view.add_argument("--table", action="store_true", help="a table for people instead of JSON Lines")
     p.add_argument("--ledger", action="store_true",
-                   help="seed 004's ledger: one row per activation with timestamp, operator and key fingerprint")
+                   help="seed 004's ledger: one row per activation with timestamp, operator"
+                        " and key fingerprint")
     p.add_argument("--since", metavar="TIME", help="only events at or after TIME (RFC 3339)")
     p.add_argument("--until", metavar="TIME", help="only events at or before TIME (RFC 3339)")

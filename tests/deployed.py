@@ -63,7 +63,8 @@ def outputs_for(
             for g in ks.generations
         }
         keysets[name] = {
-            "generations": [{"id": g.id, "kid": kids[g.id], "state": str(g.state), "keyId": key_id(stack, ks, g)}
+            "generations": [{"id": g.id, "kid": kids[g.id], "state": str(g.state),
+                             "keyId": key_id(stack, ks, g)}
                             for g in ks.generations],
             "documents": docs,
             "deployments": deployments,
@@ -79,8 +80,8 @@ def key_id(stack: StackConfig, ks, g) -> str:
     if ks.backend == "gcp-kms":
         project = ks.gcp.project or stack.other.get("gcp:project")
         number = [x.id for x in ks.generations].index(g.id) + 1
-        return (f"projects/{project}/locations/{ks.gcp.location}/keyRings/{ks.gcp.key_ring}/cryptoKeys/{ks.name}"
-                f"/cryptoKeyVersions/{number}")
+        return (f"projects/{project}/locations/{ks.gcp.location}/keyRings/{ks.gcp.key_ring}"
+                f"/cryptoKeys/{ks.name}/cryptoKeyVersions/{number}")
     return f"{ks.name}/{g.id}"
 
 

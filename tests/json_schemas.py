@@ -28,5 +28,5 @@ REGISTRY: Registry = Registry().with_resources(
 def validate(document: dict[str, Any], command: str) -> None:
     """Raises jsonschema.ValidationError when ``document`` is not what ``command``'s schema allows."""
     schema = json.loads(contract.schema_path(command).read_text())
-    Draft202012Validator(schema, registry=REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
-        document)
+    Draft202012Validator(schema, registry=REGISTRY,
+                         format_checker=Draft202012Validator.FORMAT_CHECKER).validate(document)

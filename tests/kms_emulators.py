@@ -584,22 +584,26 @@ class GcpKms:
                 return _gcp_error(400, "INVALID_ARGUMENT", "updateMask must be 'state'.")
             wanted = body.get("state")
             if wanted not in ("ENABLED", "DISABLED"):
-                return _gcp_error(400, "INVALID_ARGUMENT", f"state can only be set to ENABLED or DISABLED, not {wanted}.")
+                return _gcp_error(400, "INVALID_ARGUMENT",
+                                  f"state can only be set to ENABLED or DISABLED, not {wanted}.")
             if version.state not in ("ENABLED", "DISABLED"):
                 return _gcp_error(400, "FAILED_PRECONDITION",
-                                  f"{name} is not in state ENABLED or DISABLED, current state is: {version.state}.")
+                                  f"{name} is not in state ENABLED or DISABLED,"
+                                  f" current state is: {version.state}.")
             version.state = wanted
             return 200, self._version_json(version)
         if method == "POST" and verb == "restore":
             if version.state != "DESTROY_SCHEDULED":
                 return _gcp_error(400, "FAILED_PRECONDITION",
-                                  f"{name} is not in state DESTROY_SCHEDULED, current state is: {version.state}.")
+                                  f"{name} is not in state DESTROY_SCHEDULED,"
+                                  f" current state is: {version.state}.")
             version.state = "DISABLED"
             return 200, self._version_json(version)
         if method == "POST" and verb == "destroy":
             if version.state not in ("ENABLED", "DISABLED"):
                 return _gcp_error(400, "FAILED_PRECONDITION",
-                                  f"{name} is not in state ENABLED or DISABLED, current state is: {version.state}.")
+                                  f"{name} is not in state ENABLED or DISABLED,"
+                                  f" current state is: {version.state}.")
             version.state = "DESTROY_SCHEDULED"
             return 200, self._version_json(version)
         return _gcp_error(404, "NOT_FOUND", f"no method {method} {path}")

@@ -30,7 +30,8 @@ def _cache() -> Path:
 
 def binary() -> Path:
     """The evaluator, built if needed; skips (fails under CI=true) without Go."""
-    digest = hashlib.sha256(b"".join((SOURCE / f).read_bytes() for f in ("go.mod", "go.sum", "main.go"))).hexdigest()
+    digest = hashlib.sha256(b"".join((SOURCE / f).read_bytes()
+                                     for f in ("go.mod", "go.sum", "main.go"))).hexdigest()
     target = _cache() / digest[:16] / "promql-eval"
     if target.exists():
         return target

@@ -55,7 +55,8 @@ config:
 
 def public_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def spki_sha256(pem: str) -> str:
@@ -103,7 +104,8 @@ def history(tmp_path):
     repo = Repo(tmp_path / "repo")
     repo.commit("Setup", "2026-09-01T10:00:00Z", "Start the project (no stack file yet)")
     first, second = public_pem(), public_pem()
-    (repo.root / "Pulumi.t.yaml").write_text(STACK % "\n".join("            " + line for line in first.splitlines()))
+    (repo.root / "Pulumi.t.yaml").write_text(
+        STACK % "\n".join("            " + line for line in first.splitlines()))
     commits = {"add": repo.commit("Alice", "2026-10-01T10:00:00Z", "Add the stack")}
     repo.command("Pulumi.t.yaml", "rotate", "gw", "--id", "g2", now="2026-11-01T09:00:00Z")
     commits["rotate"] = repo.commit("Bob", "2026-11-01T09:05:00Z", "Rotate gw")
@@ -117,10 +119,12 @@ def history(tmp_path):
     commits["rename"] = repo.commit("Dave", "2026-11-02T08:00:00Z", "Rename the stack")
     repo.command("Pulumi.prod.yaml", "rollback", "gw", "--force", now="2026-11-02T09:00:00Z")
     commits["rollback"] = repo.commit("Erin", "2026-11-02T09:05:00Z", "Roll back gw")
-    repo.command("Pulumi.prod.yaml", "revoke", "gw", "g2", "--reason", "compromise", now="2026-11-02T10:00:00Z")
+    repo.command("Pulumi.prod.yaml", "revoke", "gw", "g2", "--reason", "compromise",
+                 now="2026-11-02T10:00:00Z")
     commits["revoke"] = repo.commit("Frank", "2026-11-02T10:05:00Z", "Revoke g2")
     path = repo.root / "Pulumi.prod.yaml"
-    path.write_text(path.read_text().replace('activatedAt: "2026-10-01T09:10:00Z"', 'activatedAt: "2026-10-01T09:20:00Z"', 1))
+    path.write_text(path.read_text().replace('activatedAt: "2026-10-01T09:10:00Z"',
+                                             'activatedAt: "2026-10-01T09:20:00Z"', 1))
     commits["rewrite"] = repo.commit("Mallory", "2026-11-03T09:00:00Z", "Tidy up")
     return repo, commits, first, second
 
@@ -164,7 +168,8 @@ def test_one_event_per_lifecycle_change_with_author_recorded_time_and_commit(his
     assert generated["details"]["stack_file"] == "Pulumi.t.yaml"
     assert by_type[("KEY_REACTIVATED", "gw-g1")]["details"]["stack_file"] == "Pulumi.prod.yaml"
     assert by_type[("KEY_REVOKED", "gw-g2")]["details"]["reason"] == "compromise"
-    # the generation's fingerprint where the public key is in the file (SPKI SHA-256, computed here independently)
+    # the generation's fingerprint where the public key is in the file (SPKI SHA-256, computed here
+    # independently)
     assert by_type[("KEY_GENERATED", "hsm-h1")]["details"]["fingerprint"] == spki_sha256(first)
     assert by_type[("KEY_ADDED", "hsm-h2")]["details"]["fingerprint"] == spki_sha256(second)
     assert generated["details"]["fingerprint"] is None
@@ -181,8 +186,8 @@ def test_since_until_table_ledger_and_json(history):
     repo, commits, first, second = history
     _, out, _ = repo.audit("--since", "2026-11-01T10:00:00Z", "--until", "2026-11-02T09:00:00Z")
     assert [(e["event_type"], e["key_id"]) for e in lines(out)] == [
-        ("KEY_RETIRING", "gw-g1"), ("KEY_ACTIVATED", "gw-g2"), ("KEY_GENERATED", "hsm-h2"), ("KEY_ADDED", "hsm-h2"),
-        ("KEY_REACTIVATED", "gw-g1"), ("KEY_RETIRING", "gw-g2")]
+        ("KEY_RETIRING", "gw-g1"), ("KEY_ACTIVATED", "gw-g2"), ("KEY_GENERATED", "hsm-h2"),
+        ("KEY_ADDED", "hsm-h2"), ("KEY_REACTIVATED", "gw-g1"), ("KEY_RETIRING", "gw-g2")]
 
     _, table, _ = repo.audit("--table")
     rows = table.splitlines()
@@ -210,17 +215,18 @@ def test_since_until_table_ledger_and_json(history):
 
 def test_a_backdated_change_an_invalid_version_and_a_deleted_file_are_flagged(tmp_path):
     repo = Repo(tmp_path / "repo")
-    (repo.root / "Pulumi.prod.yaml").write_text(STACK % "\n".join("            " + line for line in public_pem().splitlines()))
+    (repo.root / "Pulumi.prod.yaml").write_text(
+        STACK % "\n".join("            " + line for line in public_pem().splitlines()))
     repo.commit("Alice", "2026-10-02T10:00:00Z", "Add")
     path = repo.root / "Pulumi.prod.yaml"
     text = path.read_text()
     path.write_text(text.replace("state: active", "state: actve", 1))
     invalid = repo.commit("Bob", "2026-10-03T10:00:00Z", "Typo")
     # A generation recorded as added before the previous commit existed: backdated.
+    g1_line = ('        - {id: g1, state: active, createdAt: "2026-10-01T09:00:00Z",'
+               ' activatedAt: "2026-10-01T09:10:00Z"}\n')
     path.write_text(text.replace(
-        '        - {id: g1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}\n',
-        '        - {id: g1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}\n'
-        '        - {id: g0, state: pending, createdAt: "2026-10-01T12:00:00Z"}\n'))
+        g1_line, g1_line + '        - {id: g0, state: pending, createdAt: "2026-10-01T12:00:00Z"}\n'))
     repo.commit("Carol", "2026-10-04T10:00:00Z", "Fix, and add a generation")
     path.unlink()
     repo.commit("Dave", "2026-10-05T10:00:00Z", "Remove the stack")
@@ -231,7 +237,8 @@ def test_a_backdated_change_an_invalid_version_and_a_deleted_file_are_flagged(tm
     assert invalid_event["details"]["commit"] == invalid and invalid_event["actor"].startswith("Bob")
     assert any("actve" in p for p in invalid_event["details"]["problems"])
     # Carol's version is diffed against the last valid one (Alice's): only g0 is new.
-    carol = [(e["event_type"], e["key_id"], e["details"].get("flags")) for e in events if e["actor"].startswith("Carol")]
+    carol = [(e["event_type"], e["key_id"], e["details"].get("flags"))
+             for e in events if e["actor"].startswith("Carol")]
     assert carol == [("KEY_GENERATED", "gw-g0", ["backdated"]), ("KEY_ADDED", "gw-g0", ["backdated"])]
     assert events[-1]["event_type"] == "STACK_FILE_DELETED" and events[-1]["actor"].startswith("Dave")
 
@@ -243,7 +250,8 @@ def test_outside_a_git_repository_or_before_a_commit_the_error_says_so(tmp_path)
     out, err = io.StringIO(), io.StringIO()
     assert main(["audit", "--file", str(plain / "Pulumi.prod.yaml")], out=out, err=err) == 1
     message = err.getvalue().strip()
-    assert message.startswith("error: ") and "is not in a git repository" in message and "Traceback" not in message
+    assert (message.startswith("error: ") and "is not in a git repository" in message
+            and "Traceback" not in message)
     assert len(message.splitlines()) == 1
     repo = Repo(tmp_path / "repo")
     (repo.root / "Pulumi.prod.yaml").write_text("config: {}\n")
@@ -264,7 +272,8 @@ def test_the_module_runs_as_python_m_keyrotation_audit(history):
 
 
 def test_the_fingerprint_is_the_sha256_of_the_spki_der():
-    """The fingerprint is the SPKI DER's SHA-256, what `openssl pkey -pubin -outform DER | sha256sum` prints."""
+    """The fingerprint is the SPKI DER's SHA-256, what `openssl pkey -pubin -outform DER | sha256sum`
+    prints."""
     from keyrotation.commands.audit import fingerprint
 
     pem = public_pem()

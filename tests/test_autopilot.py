@@ -165,7 +165,8 @@ def test_without_the_stack_outputs_it_does_nothing_and_says_so(tmp_path):
     validate(data, "autopilot")
     assert code == autopilot.EXIT_BLOCKED and data["result"] == "blocked"
     assert data["blocked"] == [{"keyset": "gw", "step": "any",
-                                "why": "cannot read the stack outputs (--no-outputs); it does nothing for this keyset"}]
+                                "why": "cannot read the stack outputs (--no-outputs);"
+                                       " it does nothing for this keyset"}]
     assert path.read_bytes() == before
 
 
@@ -227,8 +228,8 @@ def test_an_external_key_that_is_due_is_blocked_and_names_what_a_person_must_sup
     code, data, _ = autopilot_cli(path, "2027-11-14T00:00:00Z")
     sm2 = next(b for b in data["blocked"] if b["keyset"] == "signer-sm2")
     assert sm2["step"] == "rotate"
-    assert "backend external: a person must supply the next public key (`rotate signer-sm2 --public-key FILE`)" \
-        in sm2["why"]
+    assert ("backend external: a person must supply the next public key"
+            " (`rotate signer-sm2 --public-key FILE`)" in sm2["why"])
     # and before it is due it says by when
     path.write_text(text)
     _, early, _ = autopilot_cli(path, "2026-12-01T00:00:00Z")
@@ -326,8 +327,8 @@ def test_production_promotes_only_after_staging_promoted_and_soaked(tmp_path):
     code, data, _ = autopilot_cli(path, "2026-11-14T21:00:00Z", "--staging-outputs",
                                   str(staging_outputs(tmp_path, "2026-11-13T21:00:00Z")))
     assert ("gw", "promote", "g3") in steps(data)
-    assert any("staging fact: staging keyset 'gw-staging' (staging): a promote deployed at 2026-11-13T21:00:00Z"
-               in n for n in data["notes"])
+    assert any("staging fact: staging keyset 'gw-staging' (staging):"
+               " a promote deployed at 2026-11-13T21:00:00Z" in n for n in data["notes"])
 
 
 def test_a_staged_keyset_without_staging_outputs_is_blocked(tmp_path):

@@ -93,8 +93,8 @@ class Year:
 
 
 class Simulation:
-    def __init__(self, engine: Engine, project: Path, stack: str, rng: random.Random, tmp: Path, monkeypatch, *,
-                 hourly: bool = False, late: tuple | None = None):
+    def __init__(self, engine: Engine, project: Path, stack: str, rng: random.Random, tmp: Path,
+                 monkeypatch, *, hourly: bool = False, late: tuple | None = None):
         self.engine, self.project, self.stack, self.rng, self.tmp = engine, project, stack, rng, tmp
         self.monkeypatch = monkeypatch
         self.hourly = hourly
@@ -126,8 +126,8 @@ class Simulation:
     def command(self, *args: str, now: datetime) -> tuple[int, dict | None, str]:
         self.clock = now
         out, err = io.StringIO(), io.StringIO()
-        code = main([*args, "--file", str(self.path), "--now", format_time(now), "--outputs", str(self.outputs_path),
-                     "--json"], out=out, err=err)
+        code = main([*args, "--file", str(self.path), "--now", format_time(now),
+                     "--outputs", str(self.outputs_path), "--json"], out=out, err=err)
         text = out.getvalue()
         return code, (json.loads(text) if text.strip() else None), err.getvalue()
 
@@ -146,7 +146,8 @@ class Simulation:
             keyset, step = blocked["keyset"], blocked["step"]
             if step == "retire" and "rewrapped" in blocked["why"]:
                 generation = blocked["why"].split("'")[1]
-                code, _, err = self.command("rewrapped", keyset, generation, "--by", "re-encryption job", now=now)
+                code, _, err = self.command("rewrapped", keyset, generation, "--by", "re-encryption job",
+                                            now=now)
             elif step == "rotate" and "a person must supply" in blocked["why"]:
                 pem = self.tmp / f"{keyset}-{format_time(now)}.pub"
                 algorithm = load_stack_file(self.path).keysets[keyset].algorithm
@@ -240,7 +241,8 @@ def brute_force_rejections(year: Year, keyset: str) -> dict[str, list[int]]:
     t = ks.timings
     cache, skew, lifetime = (t.publish_max_age_seconds // 60, t.clock_skew_seconds // 60,
                              t.token_lifetime_seconds // 60)
-    assert (t.publish_max_age_seconds % 60, t.clock_skew_seconds % 60, t.token_lifetime_seconds % 60) == (0, 0, 0)
+    assert (t.publish_max_age_seconds % 60, t.clock_skew_seconds % 60,
+            t.token_lifetime_seconds % 60) == (0, 0, 0)
 
     def minute(at: datetime) -> int:
         return int((at - year.start).total_seconds() // 60)
@@ -292,8 +294,9 @@ def simulated(year: Year, gaps: list[lifecycle.Gap]) -> list[lifecycle.Gap]:
     before it looks "published late" until a publish lead after it. That is the harness starting
     from an empty state, not something autopilot did."""
     start = year.start
-    return [g for g in gaps if not (g.end <= start + year.initial.keysets[g.keyset].timings.publish_lead
-                                    and any(x.id == g.generation for x in year.initial.keysets[g.keyset].generations))]
+    return [g for g in gaps
+            if not (g.end <= start + year.initial.keysets[g.keyset].timings.publish_lead
+                    and any(x.id == g.generation for x in year.initial.keysets[g.keyset].generations))]
 
 
 def check_year(year: Year, weekly: str) -> None:
@@ -335,8 +338,8 @@ def simulate(tmp_path: Path, monkeypatch, stack: str, days: int, *, engine=None,
              **options) -> tuple[Year, float]:
     project = project or copy_project(tmp_path / "project")
     engine = engine or Engine(project, stack)
-    sim = Simulation(engine, project, stack, random.Random(seed() if rng_seed is None else rng_seed), tmp_path,
-                     monkeypatch, **options)
+    sim = Simulation(engine, project, stack, random.Random(seed() if rng_seed is None else rng_seed),
+                     tmp_path, monkeypatch, **options)
     began, cpu = time.monotonic(), time.process_time()
     year = sim.run(days)
     year.late_deploy = sim.late_deploy
@@ -346,7 +349,8 @@ def simulate(tmp_path: Path, monkeypatch, stack: str, days: int, *, engine=None,
 
 def report(year: Year, seconds: float) -> str:
     weekly = year.pull_requests("atlas-gateway")
-    return (f"{year.stack}: {(year.end - year.start).days} days in {seconds:.0f}s ({year.cpu_seconds:.0f}s CPU): {year.runs} autopilot runs, {len(year.changes)} pull"
+    return (f"{year.stack}: {(year.end - year.start).days} days in {seconds:.0f}s"
+            f" ({year.cpu_seconds:.0f}s CPU): {year.runs} autopilot runs, {len(year.changes)} pull"
             f" requests ({weekly} for atlas-gateway), {len(year.person)} by a person,"
             f" {len(year.deployments)} deployments (seed {seed()})")
 
@@ -399,7 +403,8 @@ def test_a_deployment_later_than_the_slack_makes_it_wait_never_cut_corners(tmp_p
     def promotes_gateway(steps: list[dict]) -> bool:
         return any(s["keyset"] == "atlas-gateway" and s["command"] == "promote" for s in steps)
 
-    year, _ = simulate(tmp_path, monkeypatch, "dev", 30, late=(promotes_gateway, int(delay.total_seconds() // 60)))
+    year, _ = simulate(tmp_path, monkeypatch, "dev", 30,
+                       late=(promotes_gateway, int(delay.total_seconds() // 60)))
     late_at = next(t for t, steps in year.changes if promotes_gateway(steps))
     assert year.late_deploy == late_at + delay
     gateway = [(t, steps) for t, steps in year.changes if any(s["keyset"] == "atlas-gateway" for s in steps)]
@@ -437,7 +442,8 @@ def test_a_deployment_later_than_the_slack_makes_it_wait_never_cut_corners(tmp_p
 
 @pytest.mark.property
 @pytest.mark.skipif(os.environ.get("HYPOTHESIS_PROFILE") != "long",
-                    reason="the long variant (random seeds) runs in the nightly property job (scripts/test-long.sh)")
+                    reason="the long variant (random seeds) runs in the nightly property job"
+                           " (scripts/test-long.sh)")
 @pytest.mark.parametrize("run", range(3))
 def test_a_year_on_the_dev_stack_with_random_seeds(tmp_path, monkeypatch, run):
     chosen = random.SystemRandom().randrange(2**32)
@@ -445,4 +451,5 @@ def test_a_year_on_the_dev_stack_with_random_seeds(tmp_path, monkeypatch, run):
     try:
         check_year(year, "atlas-gateway")
     except AssertionError as error:
-        raise AssertionError(f"seed {chosen} (AUTOPILOT_YEAR_SEED={chosen} reproduces it): {error}") from error
+        raise AssertionError(
+            f"seed {chosen} (AUTOPILOT_YEAR_SEED={chosen} reproduces it): {error}") from error

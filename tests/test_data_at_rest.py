@@ -126,7 +126,8 @@ def run(steps, cache, skew, lifetime, retention, *, force=False) -> tuple[StackC
             elif op == "rollback":
                 result = transitions.rollback(stack, KS, now=now, record=record, force=force)
             elif op == "rewrapped":
-                result = transitions.rewrapped(stack, KS, target, by="ops", now=now, record=record, force=force)
+                result = transitions.rewrapped(stack, KS, target, by="ops", now=now, record=record,
+                                               force=force)
             elif op == "retire":
                 result = transitions.retire(stack, KS, target, now=now, record=record, force=force)
             elif op == "destroy":

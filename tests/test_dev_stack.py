@@ -128,8 +128,8 @@ def test_rotation_is_additive(project, pinned_clock):
     updated = {after.resources[u].name for op, u in after.operations if op == "update"}
     assert updated == {*(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"),
                        "atlas-gateway-switches"}
-    assert {r.inputs["format"] for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"} == {
-        "jwks", "metrics"}
+    assert {r.inputs["format"] for r in after.of_type(PUBLICATION)
+            if r.inputs["keyset"] == "atlas-gateway"} == {"jwks", "metrics"}
     switches = after.named("atlas-gateway-switches").outputs["switches"]
     assert switches["2026-11-30"] == [{"state": "pending", "at": "2026-11-23T12:00:00Z", "targets": [
         "file://published/atlas/.well-known/jwks.json", "file://published/metrics/atlas-gateway.prom"]}]

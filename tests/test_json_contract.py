@@ -130,7 +130,8 @@ def test_reports_on_every_shipped_stack_validate(tmp_path, monkeypatch, name, ou
             # Objects a bot can act on; the command line is built from them.
             assert step["keyset"] == keyset["keyset"]
             expected = [step["command"], *([step["keyset"]] if step["command"] != "pulumi up" else []),
-                        *([step["generation"]] if step["generation"] and step["command"] != "pulumi up" else [])]
+                        *([step["generation"]]
+                          if step["generation"] and step["command"] != "pulumi up" else [])]
             assert step["commandLine"].split()[:len(expected)] == expected
     code, picture = run("timeline", "--svg", "t.svg", "--mermaid", "t.md", outputs=outputs)
     assert code == 0
@@ -169,8 +170,8 @@ def test_every_editing_command_and_its_refusals(dev):
 
     code, rotated = dev("rotate", "atlas-gateway")
     assert code == 0 and rotated["written"] is True
-    assert rotated["kids"] == [{"generation": "2026-11-28", "kid": "atlas-2026-11-28", "kidSource": "kid template",
-                                "kidUnknownReason": None}]
+    assert rotated["kids"] == [{"generation": "2026-11-28", "kid": "atlas-2026-11-28",
+                                "kidSource": "kid template", "kidUnknownReason": None}]
 
     # promote before the publish lead: refused, allowed from when the lifecycle says.
     code, refused = dev("promote", "atlas-gateway", now="2026-11-28T12:01:00Z")
@@ -220,7 +221,8 @@ def test_every_editing_command_and_its_refusals(dev):
     code, destroyed = dev("destroy", "atlas-gateway", "2026-11-09", "--confirm", "2026-11-09", now=promote_at)
     assert code == 0 and destroyed["changes"][0]["new"] == "destroyed"
 
-    assert set(dev.seen) == {"rotate", "promote", "retire", "revoke", "rollback", "rewrapped", "restore", "destroy"}
+    assert set(dev.seen) == {"rotate", "promote", "retire", "revoke", "rollback", "rewrapped", "restore",
+                             "destroy"}
 
 
 def test_rewrapped_before_writers_switched_says_from_when(dev):
@@ -230,7 +232,8 @@ def test_rewrapped_before_writers_switched_says_from_when(dev):
     q3 = ks.generation("q3")
     code, refused = dev("rewrapped", "secrets-service", "q3", "--by", "alice", now="2026-11-02T09:31:00Z")
     assert code == 1
-    assert refused["allowedFrom"] == times.format_time(lifecycle.stopped_at(q3) + lifecycle.signer_lag(ks.timings))
+    assert refused["allowedFrom"] == times.format_time(
+        lifecycle.stopped_at(q3) + lifecycle.signer_lag(ks.timings))
 
 
 def test_an_edit_dated_after_the_clock_is_allowed_from_the_clock_minus_the_skew(dev, monkeypatch):
@@ -238,7 +241,8 @@ def test_an_edit_dated_after_the_clock_is_allowed_from_the_clock_minus_the_skew(
     code, refused = dev("rotate", "atlas-gateway", now="2026-11-28T13:00:00Z")
     assert code == 1 and "later than the clock" in refused["error"]
     skew = load_stack_file(dev.path).keysets["atlas-gateway"].timings.clock_skew_seconds
-    assert refused["allowedFrom"] == times.format_time(times.parse("2026-11-28T13:00:00Z") - timedelta(seconds=skew))
+    assert refused["allowedFrom"] == times.format_time(
+        times.parse("2026-11-28T13:00:00Z") - timedelta(seconds=skew))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +276,8 @@ def test_errors_have_the_envelope_too(dev, tmp_path):
     assert "usage: key-rotation promote" in err.getvalue()
 
     broken = tmp_path / "Pulumi.broken.yaml"
-    broken.write_text("config:\n  key-rotation:environment: dev\n  key-rotation:keysets: {x: {purpose: nope}}\n")
+    broken.write_text("config:\n  key-rotation:environment: dev\n"
+                      "  key-rotation:keysets: {x: {purpose: nope}}\n")
     code, invalid = Runner(broken)("plan", outputs=False)
     assert code == 1 and invalid["file"] == str(broken.resolve())
 
@@ -303,7 +308,8 @@ config:
 
 def test_an_external_keys_kid_is_its_rfc_7638_thumbprint(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = key.public_bytes(serialization.Encoding.PEM,
+                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     path = tmp_path / "Pulumi.lab.yaml"
     path.write_text(EXTERNAL.format(pem="\n".join(" " * 12 + line for line in pem.strip().splitlines())))
     code, validity = Runner(path)("valid-at", "hsm-signer", "2026", now="2026-06-01T00:00:00Z", outputs=False)
@@ -316,7 +322,8 @@ def test_a_generated_keys_thumbprint_is_unknown_without_the_outputs_and_read_fro
     code, unknown = dev("valid-at", "manifest-signing", "v3", outputs=False)
     assert code == 0
     assert (unknown["kid"], unknown["kidSource"]) == (None, None)
-    assert unknown["kidUnknownReason"].startswith("the thumbprint of a generated key is known once it is deployed")
+    assert unknown["kidUnknownReason"].startswith(
+        "the thumbprint of a generated key is known once it is deployed")
     code, known = dev("valid-at", "manifest-signing", "v3")
     stack = load_stack_file(dev.path)
     assert known["kid"] == deployed_kid(stack, stack.keysets["manifest-signing"], stack.keysets[

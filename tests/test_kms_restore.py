@@ -95,7 +95,8 @@ def defaults() -> dict:
 
 
 def first(gid: str) -> dict:
-    return {"id": gid, "state": "active", "createdAt": "2026-11-01T09:00:00Z", "activatedAt": "2026-11-01T09:00:00Z"}
+    return {"id": gid, "state": "active", "createdAt": "2026-11-01T09:00:00Z",
+            "activatedAt": "2026-11-01T09:00:00Z"}
 
 
 def rotate_retire_destroy(story: Story, keyset: str, *, rewrap: bool = False) -> None:
@@ -250,9 +251,11 @@ def test_after_the_deletion_window_restore_is_refused_in_one_line(clouds, projec
     # Without the stack outputs it is refused; --force counts from the recorded destruction.
     code, _out, err = story.command("restore", "tokens", "g1", now="2026-11-10T10:00:00Z", outputs=False)
     assert code == 1 and "refused: cannot read the stack outputs (--no-outputs)" in err
-    code, _out, err = story.command("restore", "tokens", "g1", "--force", now="2026-11-10T10:00:00Z", outputs=False)
+    code, _out, err = story.command("restore", "tokens", "g1", "--force", now="2026-11-10T10:00:00Z",
+                                    outputs=False)
     assert code == 1 and "ended 2026-11-10T09:00:00Z" in err
-    code, _out, err = story.command("restore", "tokens", "g1", "--force", now="2026-11-10T08:00:00Z", outputs=False)
+    code, _out, err = story.command("restore", "tokens", "g1", "--force", now="2026-11-10T08:00:00Z",
+                                    outputs=False)
     assert code == 1 and "pass --key-id" in err
     key_id = story.run.outputs["keysets"]["tokens"]["generations"][0]["keyId"]
     code, out, err = story.command("restore", "tokens", "g1", "--force", "--key-id", key_id,
@@ -281,7 +284,8 @@ def test_a_restore_whose_window_passed_in_the_kms_fails_the_up_naming_the_key(cl
             region.keys.pop(key_id, None)
     with pytest.raises(ProgramFailed) as failed:
         story.up("2026-11-05T10:00:00Z")
-    assert f"keyset 'tokens', generation 'g1': aws-kms key {key_id}: AWS KMS no longer has it" in str(failed.value)
+    assert (f"keyset 'tokens', generation 'g1': aws-kms key {key_id}: AWS KMS no longer has it"
+            in str(failed.value))
     assert "cannot be restored; add a new generation (rotate)" in str(failed.value)
 
 
@@ -291,7 +295,8 @@ def test_a_restore_whose_window_passed_in_the_kms_fails_the_up_naming_the_key(cl
 
 def gcp_story(clouds, project, monkeypatch, bucket: str) -> Story:
     return Story(clouds, project, {
-        "gcp:project": "kms-tests", "key-rotation:environment": "staging", "key-rotation:defaults": defaults(),
+        "gcp:project": "kms-tests", "key-rotation:environment": "staging",
+        "key-rotation:defaults": defaults(),
         "key-rotation:keysets": {"fips": {
             "purpose": "sign", "algorithm": "ES256", "backend": "gcp-kms",
             "gcp": {"location": "us-east1", "keyRing": "signers"},
@@ -302,7 +307,8 @@ def gcp_story(clouds, project, monkeypatch, bucket: str) -> Story:
 
 
 @pytest.mark.slow
-def test_a_destroy_scheduled_cloud_kms_version_is_restored_the_same_version(clouds, project, servers, monkeypatch):
+def test_a_destroy_scheduled_cloud_kms_version_is_restored_the_same_version(clouds, project, servers,
+                                                                            monkeypatch):
     bucket = f"trust-{uuid.uuid4().hex[:12]}"
     story = gcp_story(clouds, project, monkeypatch, bucket)
     story.up("2026-11-02T10:00:00Z")
@@ -320,7 +326,8 @@ def test_a_destroy_scheduled_cloud_kms_version_is_restored_the_same_version(clou
     assert clouds.gcp.versions[name].state == "ENABLED" and len(clouds.gcp.versions) == versions
     assert ("POST", f"/v1/{name}:restore") in clouds.gcp.calls
     jwks = json.loads(servers.read_gs(f"gs://{bucket}/fips/jwks.json")["body"])
-    assert jwt.decode(token, key=jwt.PyJWKSet.from_dict(jwks)[kid].key, algorithms=["ES256"])["sub"] == "before"
+    assert jwt.decode(token, key=jwt.PyJWKSet.from_dict(jwks)[kid].key,
+                      algorithms=["ES256"])["sub"] == "before"
 
     story.ok("retire", "fips", "g1", now="2026-11-05T12:00:00Z")
     story.up("2026-11-05T12:01:00Z")
@@ -339,7 +346,8 @@ def test_a_destroyed_cloud_kms_version_fails_the_up_in_one_line(clouds, project,
     clouds.gcp.versions[name].state = "DESTROYED"  # its destroy_scheduled_duration passed
     with pytest.raises(ProgramFailed) as failed:
         story.up("2026-11-05T10:00:00Z")
-    assert f"keyset 'fips', generation 'g1': gcp-kms key {name}: is DESTROYED in Cloud KMS" in str(failed.value)
+    assert (f"keyset 'fips', generation 'g1': gcp-kms key {name}: is DESTROYED in Cloud KMS"
+            in str(failed.value))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,15 +373,17 @@ def test_destroyed_keys_without_a_deletion_window_stay_refused(backend, options,
     from keyrotation.errors import CommandError
 
     generations = [
-        {"id": "g1", "state": "destroyed", "createdAt": "2026-11-01T09:00:00Z", "activatedAt": "2026-11-01T09:00:00Z",
-         "retiringAt": "2026-11-02T09:00:00Z", "retiredAt": "2026-11-03T09:00:00Z",
-         "destroyedAt": "2026-11-04T09:00:00Z"},
-        {"id": "g2", "state": "active", "createdAt": "2026-11-01T10:00:00Z", "activatedAt": "2026-11-02T09:00:00Z"},
+        {"id": "g1", "state": "destroyed", "createdAt": "2026-11-01T09:00:00Z",
+         "activatedAt": "2026-11-01T09:00:00Z", "retiringAt": "2026-11-02T09:00:00Z",
+         "retiredAt": "2026-11-03T09:00:00Z", "destroyedAt": "2026-11-04T09:00:00Z"},
+        {"id": "g2", "state": "active", "createdAt": "2026-11-01T10:00:00Z",
+         "activatedAt": "2026-11-02T09:00:00Z"},
     ]
     if backend == "external":
         for g in generations:
             g["publicKeyPem"] = _public_pem()
-    keyset = {"purpose": "sign", "algorithm": "ES256", "backend": backend, **options, "generations": generations}
+    keyset = {"purpose": "sign", "algorithm": "ES256", "backend": backend, **options,
+              "generations": generations}
     text = json.dumps({"config": {"key-rotation:environment": "test", "key-rotation:keysets": {"k": keyset}}})
     stack = load("Pulumi.test.yaml", text=text)
     with pytest.raises(CommandError) as refused:
@@ -398,7 +408,8 @@ config:
       generations:
         # destroyed by mistake on 2026-11-03
         - {id: g1, state: destroyed, createdAt: "2026-11-01T09:00:00Z", activatedAt: "2026-11-01T09:00:00Z",
-           retiringAt: "2026-11-02T09:00:00Z", retiredAt: "2026-11-02T12:00:00Z", destroyedAt: "2026-11-03T09:00:00Z"}
+           retiringAt: "2026-11-02T09:00:00Z", retiredAt: "2026-11-02T12:00:00Z", \
+destroyedAt: "2026-11-03T09:00:00Z"}
         - {id: g2, state: active, createdAt: "2026-11-01T10:00:00Z", activatedAt: "2026-11-02T09:00:00Z"}
 """
 
@@ -438,15 +449,18 @@ def test_restored_key_id_is_validated_against_the_keyset(tmp_path):
     assert "is written by `restore` for a generation brought back from 'destroyed'" in str(bad.value)
 
 
-RESTORED_G1 = {"id": "g1", "state": "retiring", "createdAt": "2026-11-01T09:00:00Z", "activatedAt": "2026-11-01T09:00:00Z",
-               "retiringAt": "2026-11-02T09:00:00Z", "retiredAt": "2026-11-02T12:00:00Z",
-               "destroyedAt": "2026-11-03T09:00:00Z", "history": [{"state": "retiring", "at": "2026-11-05T09:00:00Z"}]}
-ACTIVE_G2 = {"id": "g2", "state": "active", "createdAt": "2026-11-01T10:00:00Z", "activatedAt": "2026-11-02T09:00:00Z"}
+RESTORED_G1 = {"id": "g1", "state": "retiring", "createdAt": "2026-11-01T09:00:00Z",
+               "activatedAt": "2026-11-01T09:00:00Z", "retiringAt": "2026-11-02T09:00:00Z",
+               "retiredAt": "2026-11-02T12:00:00Z", "destroyedAt": "2026-11-03T09:00:00Z",
+               "history": [{"state": "retiring", "at": "2026-11-05T09:00:00Z"}]}
+ACTIVE_G2 = {"id": "g2", "state": "active", "createdAt": "2026-11-01T10:00:00Z",
+             "activatedAt": "2026-11-02T09:00:00Z"}
 GCP_VERSION = "projects/kms-tests/locations/us-east1/keyRings/signers/cryptoKeys/fips/cryptoKeyVersions/1"
 
 
 @pytest.mark.parametrize(("backend", "options", "key", "message"), [
-    ("aws-kms", {"aws": {"region": "us-east-1"}}, "alias/fips-g1", "'alias/fips-g1' is not an AWS KMS key id"),
+    ("aws-kms", {"aws": {"region": "us-east-1"}}, "alias/fips-g1",
+     "'alias/fips-g1' is not an AWS KMS key id"),
     ("gcp-kms", {"gcp": {"location": "us-east1", "keyRing": "signers", "project": "kms-tests"}},
      GCP_VERSION.replace("signers", "other"), "is not a version of this keyset's CryptoKey: ring 'other'"),
     ("gcp-kms", {"gcp": {"location": "us-east1", "keyRing": "signers", "project": "kms-tests"}},
@@ -458,12 +472,15 @@ def test_a_wrong_restored_key_id_is_refused_naming_the_field(backend, options, k
 
     keyset = {"purpose": "sign", "algorithm": "ES256", "backend": backend, **options,
               "generations": [{**RESTORED_G1, "restoredKeyId": key}, ACTIVE_G2]}
-    text = json.dumps({"config": {"key-rotation:environment": "test", "key-rotation:keysets": {"fips": keyset}}})
+    text = json.dumps({"config": {"key-rotation:environment": "test",
+                                  "key-rotation:keysets": {"fips": keyset}}})
     with pytest.raises(ConfigError) as bad:
         load("Pulumi.test.yaml", text=text)
     assert "keyset 'fips', generation 'g1', field 'restoredKeyId'" in str(bad.value)
     assert message in str(bad.value)
     right = {**keyset, "generations": [{**RESTORED_G1, "restoredKeyId": GCP_VERSION}, ACTIVE_G2]}
     if backend == "gcp-kms":
-        text = json.dumps({"config": {"key-rotation:environment": "test", "key-rotation:keysets": {"fips": right}}})
-        assert load("Pulumi.test.yaml", text=text).keysets["fips"].generations[0].restored_key_id == GCP_VERSION
+        text = json.dumps({"config": {"key-rotation:environment": "test",
+                                      "key-rotation:keysets": {"fips": right}}})
+        restored = load("Pulumi.test.yaml", text=text).keysets["fips"].generations[0]
+        assert restored.restored_key_id == GCP_VERSION

@@ -613,14 +613,14 @@ def test_removing_a_consumer_removes_only_its_own_objects(project):
 
 def published_series(config: dict, stack: str) -> list:
     """Every keyset's `metrics` document, as the program builds it (keyrotation/metrics.py), read back."""
-    from keyrotation.commands import kid_of
+    from keyrotation.commands.records import kid_of
     from tests.promql_engine import series_of
 
     parsed = from_config_map(config, stack_file=f"Pulumi.{stack}.yaml")
     out = []
     for ks in parsed.keysets.values():
-        records = [documents.KeyRecord.of(g, kid=kid_of(parsed, ks, g), algorithm=ks.algorithm, public_pem=None,
-                                          timings=ks.timings) for g in ks.generations]
+        records = [documents.KeyRecord.of(g, kid=kid_of(parsed, ks, g), algorithm=ks.algorithm,
+                                          public_pem=None, timings=ks.timings) for g in ks.generations]
         out += series_of(documents.render(documents.build("metrics", records, ks)))
     return out
 
@@ -645,7 +645,8 @@ def test_alerts_fire_at_the_keysets_own_thresholds(project, stack):
     obj = plain(rule.inputs)
     validate_prometheus_rule(obj)
     assert obj["metadata"]["namespace"] == "aether"
-    groups = {g["name"]: {r.get("alert", r.get("record")): r for r in g["rules"]} for g in obj["spec"]["groups"]}
+    groups = {g["name"]: {r.get("alert", r.get("record")): r for r in g["rules"]}
+              for g in obj["spec"]["groups"]}
     parsed = from_config_map(config, stack_file=f"Pulumi.{stack}.yaml")
     assert set(groups) == {f"key-rotation.{name}" for name in [SS, *signing_keysets()]}
     series = published_series(config, stack)

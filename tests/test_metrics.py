@@ -27,11 +27,13 @@ def stack() -> StackConfig:
     return parse({"environment": "t", "profile": "default", "keysets": {"gw": {
         "purpose": "sign", "algorithm": "EdDSA", "kid": "gw-{generation}", "maxAgeDays": 30, "warnDays": 5,
         "generations": [
-            {"id": "g1", "state": "retired", "createdAt": "2026-08-01T00:00:00Z", "activatedAt": "2026-08-02T00:00:00Z",
-             "retiringAt": "2026-09-01T00:00:00Z", "retiredAt": "2026-09-02T00:00:00Z"},
+            {"id": "g1", "state": "retired", "createdAt": "2026-08-01T00:00:00Z",
+             "activatedAt": "2026-08-02T00:00:00Z", "retiringAt": "2026-09-01T00:00:00Z",
+             "retiredAt": "2026-09-02T00:00:00Z"},
             {"id": "g2", "state": "revoked", "createdAt": "2026-08-20T00:00:00Z",
              "revokedAt": "2026-08-21T00:00:00Z", "revokeReason": "personnel"},
-            {"id": "g3", "state": "active", "createdAt": "2026-08-30T00:00:00Z", "activatedAt": "2026-09-01T00:00:00Z"},
+            {"id": "g3", "state": "active", "createdAt": "2026-08-30T00:00:00Z",
+             "activatedAt": "2026-09-01T00:00:00Z"},
         ]}}}, stack_file="Pulumi.t.yaml")
 
 
@@ -134,7 +136,8 @@ def test_after_a_rotation_the_same_rule_reads_the_new_series():
     exprs = alerts.expressions("gw")
     old_due = t("2026-10-01T00:00:00Z")
     new_due = t("2026-10-21T00:00:00Z")
-    result = evaluate(series_of(document(s)), [exprs["KeyAgeBeyondMax"]], [old_due, new_due - SECOND, new_due])
+    result = evaluate(series_of(document(s)), [exprs["KeyAgeBeyondMax"]],
+                      [old_due, new_due - SECOND, new_due])
     assert result[(old_due, exprs["KeyAgeBeyondMax"])] == []
     assert result[(new_due - SECOND, exprs["KeyAgeBeyondMax"])] == []
     [(labels, _)] = result[(new_due, exprs["KeyAgeBeyondMax"])]
@@ -184,5 +187,6 @@ def test_the_dev_stack_publishes_the_gateways_metrics_and_the_alerts_read_them(p
     warn, due = t("2026-11-28T09:10:00Z"), t("2026-11-30T09:10:00Z")
     result = evaluate(series, [exprs["KeyAgeApproachingMax"], exprs["KeyAgeBeyondMax"]],
                       [warn - SECOND, warn, due - SECOND, due])
-    assert [bool(result[(at, exprs["KeyAgeApproachingMax"])]) for at in (warn - SECOND, warn)] == [False, True]
+    assert [bool(result[(at, exprs["KeyAgeApproachingMax"])])
+            for at in (warn - SECOND, warn)] == [False, True]
     assert [bool(result[(at, exprs["KeyAgeBeyondMax"])]) for at in (due - SECOND, due)] == [False, True]

@@ -173,7 +173,8 @@ def under_generation(resource_type: str, state: str, props: dict | None = None, 
     return [parent, stack_resource(resource_type, props or {}, name="k", protect=protect, parent=parent)]
 
 
-@pytest.mark.parametrize("resource_type", [SOFTWARE_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, KMS_RESTORED_KEY])
+@pytest.mark.parametrize("resource_type",
+                         [SOFTWARE_KEY, AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, KMS_RESTORED_KEY])
 def test_key_resources_must_be_protected(resource_type):
     [(found, urn)] = violations(guardrails.key_protected,
                                 stack_args(under_generation(resource_type, "active", protect=False)))
@@ -249,7 +250,8 @@ def test_a_public_jwks_passes_and_a_private_member_is_refused():
 def test_a_metrics_document_is_text_judged_as_text():
     """OpenMetrics is not JSON: it passes as published, and a PEM private key pasted into it is refused."""
     text = 'signer_keys_active_total{keyset="atlas-gateway"} 1\n# EOF\n'
-    metrics_doc = {**publication(text), "format": "metrics", "target": "file://published/metrics/gw.prom", "kids": []}
+    metrics_doc = {**publication(text), "format": "metrics", "target": "file://published/metrics/gw.prom",
+                   "kids": []}
     assert messages(guardrails.public_documents, resource_args(PUBLICATION, metrics_doc)) == []
     private, _ = ed25519_pem()
     leaked = {**metrics_doc, "content": text + private}
@@ -328,4 +330,5 @@ def test_a_restored_aws_keys_second_deletion_window_is_held_to_the_minimum():
                                                                  config={"minDeletionWindowDays": 14}))
     assert "restored KMS key 'k': deletion_window_days is 7 days, below the minimum of 14 days" in found
     ok = {**short, "deletion_window_days": 14}
-    assert messages(guardrails.deletion_window, resource_args(KMS_RESTORED_KEY, ok, config={"minDeletionWindowDays": 14})) == []
+    assert messages(guardrails.deletion_window, resource_args(KMS_RESTORED_KEY, ok,
+                                                              config={"minDeletionWindowDays": 14})) == []

@@ -223,7 +223,8 @@ def test_manifest_runbook_compromise_gaps_are_intended():
     config = stack("manifest-signing", [
         {"id": "old", "state": "active", "createdAt": t(days=-9), "activatedAt": t(days=-9, minutes=10)},
     ], publishMaxAgeSeconds=300, clockSkewSeconds=60, tokenLifetimeSeconds=3600)
-    result = transitions.revoke(config, "manifest-signing", "old", reason="compromise", now=t(0), new_id="new")
+    result = transitions.revoke(config, "manifest-signing", "old", reason="compromise", now=t(0),
+                                new_id="new")
     assert gaps(result.stack) == [
         ("new", "published-too-late", t(-1), t(5), True),
         ("old", "removed-too-early", t(0), t(60), True),

@@ -139,7 +139,8 @@ def test_the_mermaid_blocks_in_the_docs_parse(mermaid_parser):
 def test_the_parser_refuses_what_github_refuses(mermaid_parser):
     """The check can fail: a task name starting with a date (the old block) is refused."""
     code, _, err = mermaid_parser(
-        "gantt\n  dateFormat YYYY-MM-DD HH:mm\n  section s\n  2026-11-09 active :active, 2026-11-09 09:10, 2026-11-16 09:10\n"
+        "gantt\n  dateFormat YYYY-MM-DD HH:mm\n  section s\n"
+        "  2026-11-09 active :active, 2026-11-09 09:10, 2026-11-16 09:10\n"
     )
     assert code == 1
     assert "got 'date'" in err
@@ -149,7 +150,8 @@ def test_mermaid_shows_the_gap_the_due_date_and_the_next_steps(mermaid_parser, s
     diagram = parsed(mermaid_parser, timeline.mermaid(synthetic, NOW))
     tasks = {t["name"]: t for t in diagram["tasks"]}
     gap = tasks["GAP 2026-11-25 published-too-late 5m"]
-    assert (gap["start"], gap["end"], gap["crit"]) == ("2026-11-25T12:00:00.000Z", "2026-11-25T12:05:00.000Z", True)
+    assert (gap["start"], gap["end"], gap["crit"]) == (
+        "2026-11-25T12:00:00.000Z", "2026-11-25T12:05:00.000Z", True)
     for intended in ("intended gap 2026 published-too-late 6m", "intended gap 2025 removed-too-early 1h"):
         assert tasks[intended]["crit"] and tasks[intended]["active"]
     revoked = tasks["revoked 2025"]
@@ -197,8 +199,8 @@ def test_hostile_names_cannot_escape_the_mermaid_block(mermaid_parser, synthetic
     assert "`" not in "".join(lines[1:-1])
     for line in lines[1:-1]:
         assert "%%" not in line and "javascript:" not in line and "<" not in line, line
-        assert re.fullmatch(r"gantt|  (title|dateFormat|axisFormat|todayMarker|section) .+|  [A-Za-z]+( [^:\n]*)? :[^#;%\n]+",
-                            line), line
+        assert re.fullmatch(r"gantt|  (title|dateFormat|axisFormat|todayMarker|section) .+"
+                            r"|  [A-Za-z]+( [^:\n]*)? :[^#;%\n]+", line), line
     diagram = parsed(mermaid_parser, block)
     # Every statement is the one intended: a section per keyset, and no more tasks than drawn.
     assert len(diagram["sections"]) == len(stack.keysets)
@@ -254,14 +256,16 @@ def test_svg_tells_revoked_from_gap_and_retiring_from_intended_gap(synthetic):
     # Each state also reads as a word in the legend and in bars wide enough for it.
     legend = [t.text for t in root.iter(f"{SVG_NS}text") if t.get("class") == "legend"]
     assert {"revoked", "retiring", "gap", "intended gap", "overdue"} <= set(legend)
-    assert "revoked" in [t.text for t in root.iter(f"{SVG_NS}text") if (t.get("class") or "").startswith("in")]
+    assert "revoked" in [t.text for t in root.iter(f"{SVG_NS}text")
+                         if (t.get("class") or "").startswith("in")]
 
 
 def test_svg_marks_the_overdue_key_and_the_due_dates(synthetic):
     root = ElementTree.fromstring(timeline.svg(synthetic, NOW))
     headers = ["".join(t.itertext()) for t in root.iter(f"{SVG_NS}text") if t.get("class") == "keyset"]
-    assert any(h.startswith("gateway") and "OVERDUE: '2026-11-25' passed maxAgeDays (7d) on 2026-12-02T12:01:00Z"
-               in h and "1 GAP" in h for h in headers)
+    assert any(h.startswith("gateway")
+               and "OVERDUE: '2026-11-25' passed maxAgeDays (7d) on 2026-12-02T12:01:00Z" in h
+               and "1 GAP" in h for h in headers)
     assert [r.get("class") for r in root.iter(f"{SVG_NS}rect") if r.get("class") == "overdue"] == ["overdue"]
     due = [t.text for t in root.iter(f"{SVG_NS}text") if t.get("class") == "due"]
     assert due == ["OVERDUE since 2026-12-02", "due 2027-06-01"]
@@ -306,17 +310,22 @@ def test_hostile_names_cannot_add_an_element_attribute_or_script_to_the_svg(synt
         for attribute, value in e.attrib.items():
             assert not attribute.lower().startswith("on"), (attribute, value)
             if attribute.startswith("data-"):  # a name, whole, as data: nothing a renderer follows
-                assert value in names or value in {"published-too-late", "removed-too-early", "true", "false"} \
-                    or value in {"pending", "active", "retiring", "retired", "destroyed", "revoked"}, value
+                assert (value in names
+                        or value in {"published-too-late", "removed-too-early", "true", "false"}
+                        or value in {"pending", "active", "retiring", "retired", "destroyed",
+                                     "revoked"}), value
                 continue
             assert "javascript:" not in value.lower()
-            assert attribute in {"x", "y", "x1", "y1", "x2", "y2", "width", "height", "viewBox", "fill", "stroke",
-                                 "stroke-width", "stroke-dasharray", "class", "text-anchor", "font-family", "d", "id",
-                                 "patternUnits", "patternTransform", "data-keyset", "data-generation", "data-state",
-                                 "data-gap", "data-intended"}, attribute
+            assert attribute in {
+                "x", "y", "x1", "y1", "x2", "y2", "width", "height", "viewBox", "fill", "stroke",
+                "stroke-width", "stroke-dasharray", "class", "text-anchor", "font-family", "d", "id",
+                "patternUnits", "patternTransform", "data-keyset", "data-generation", "data-state",
+                "data-gap", "data-intended",
+            }, attribute
     # Every hostile name is there, whole, as text: escaped, not interpreted.
     texts = "\n".join("".join(e.itertext()) for e in found if e.tag in (f"{SVG_NS}text", f"{SVG_NS}title"))
-    used = [stack.environment, *stack.keysets, *(g.id for ks in stack.keysets.values() for g in ks.generations)]
+    used = [stack.environment, *stack.keysets,
+            *(g.id for ks in stack.keysets.values() for g in ks.generations)]
     for name in used:
         assert name in texts, name
 
@@ -347,7 +356,8 @@ def dev(tmp_path: Path) -> Path:
     ("--mermaid", "Pulumi.dev.yaml", "the file name must end in .md or .mmd or .mermaid"),
     ("--mermaid", "README.md", "it exists and is not a file this command writes"),
 ])
-def test_timeline_never_writes_over_the_stack_file_or_another_file(dev, tmp_path, monkeypatch, option, target, why):
+def test_timeline_never_writes_over_the_stack_file_or_another_file(dev, tmp_path, monkeypatch, option,
+                                                                   target, why):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("keep me\n")
     (tmp_path / "link.svg").symlink_to(dev)
@@ -357,7 +367,8 @@ def test_timeline_never_writes_over_the_stack_file_or_another_file(dev, tmp_path
     args = [option, target] if option == "--svg" else ["--svg", "t.svg", option, target]
     code, out, err = _timeline(tmp_path, *args)
     assert code == cli.EXIT_USAGE
-    assert err.startswith(f"error: {option} {target}: refused: {why}") and err.endswith("nothing was written\n")
+    assert (err.startswith(f"error: {option} {target}: refused: {why}")
+            and err.endswith("nothing was written\n"))
     assert err.count("\n") == 1
     assert out == ""
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
@@ -367,7 +378,8 @@ def test_timeline_writes_over_its_own_earlier_svg_and_mermaid_files(dev, tmp_pat
     monkeypatch.chdir(tmp_path)
     assert _timeline(tmp_path, "--svg", "t.svg", "--mermaid", "t.md")[0] == 0
     first = (tmp_path / "t.svg").read_text()
-    code, out, err = _timeline(tmp_path, "--svg", "t.svg", "--mermaid", "t.md", "--now", "2026-12-04T23:00:00Z")
+    code, out, err = _timeline(tmp_path, "--svg", "t.svg", "--mermaid", "t.md",
+                               "--now", "2026-12-04T23:00:00Z")
     assert (code, err) == (0, "")
     assert (tmp_path / "t.svg").read_text() != first
     assert (tmp_path / "t.md").read_text() == out.split("\n", 1)[1]

@@ -31,7 +31,8 @@ ONE = timedelta(seconds=1)
 def published_history(stack: StackConfig, keyset: str) -> dict:
     """The key-history document as published (rendered text, read back as JSON)."""
     ks = stack.keysets[keyset]
-    records = [KeyRecord.of(g, kid=f"{keyset}-{g.id}", algorithm=ks.algorithm, public_pem=None, timings=ks.timings)
+    records = [KeyRecord.of(g, kid=f"{keyset}-{g.id}", algorithm=ks.algorithm, public_pem=None,
+                            timings=ks.timings)
                for g in ks.generations]
     return json.loads(documents.render(documents.build("key-history", records)))
 
@@ -42,7 +43,8 @@ def _parse(text: str) -> datetime:
 
 def verifier_says(entry: dict, t: datetime) -> bool:
     """A verifier with nothing but the document: T within some [from, until)."""
-    return any(_parse(w["from"]) <= t and (w["until"] is None or t < _parse(w["until"])) for w in entry["validity"])
+    return any(_parse(w["from"]) <= t and (w["until"] is None or t < _parse(w["until"]))
+               for w in entry["validity"])
 
 
 def boundaries(stack: StackConfig, keyset: str, document: dict) -> set[datetime]:
@@ -65,7 +67,8 @@ def check(stack: StackConfig, keyset: str) -> int:
     for t in sorted(boundaries(stack, keyset, document)):
         for g in stack.keysets[keyset].generations:
             expected = schedule.valid_at(stack, keyset, g.id, t).valid
-            assert verifier_says(entries[g.id], t) == expected, (g.id, t.isoformat(), entries[g.id]["validity"])
+            assert verifier_says(entries[g.id], t) == expected, (
+                g.id, t.isoformat(), entries[g.id]["validity"])
             checked += 1
     return checked
 
@@ -94,16 +97,19 @@ def test_validity_windows_after_a_rollback_and_a_revocation():
     stack = parse({"environment": "t", "keysets": {"gw": {
         "purpose": "sign", "algorithm": "EdDSA", "publishMaxAgeSeconds": 120, "clockSkewSeconds": 60,
         "generations": [
-            {"id": "a", "state": "revoked", "createdAt": "2026-11-01T00:00:00Z", "activatedAt": "2026-11-01T00:10:00Z",
-             "retiringAt": "2026-11-08T00:10:00Z", "history": [{"state": "active", "at": "2026-11-08T01:00:00Z"},
-                                                              {"state": "retiring", "at": "2026-11-09T00:00:00Z"}],
+            {"id": "a", "state": "revoked", "createdAt": "2026-11-01T00:00:00Z",
+             "activatedAt": "2026-11-01T00:10:00Z", "retiringAt": "2026-11-08T00:10:00Z",
+             "history": [{"state": "active", "at": "2026-11-08T01:00:00Z"},
+                         {"state": "retiring", "at": "2026-11-09T00:00:00Z"}],
              "revokedAt": "2026-11-09T00:01:00Z", "revokeReason": "superseded"},
-            {"id": "b", "state": "active", "createdAt": "2026-11-07T00:00:00Z", "activatedAt": "2026-11-08T00:10:00Z",
-             "retiringAt": "2026-11-08T01:00:00Z", "history": [{"state": "active", "at": "2026-11-09T00:00:00Z"}]},
+            {"id": "b", "state": "active", "createdAt": "2026-11-07T00:00:00Z",
+             "activatedAt": "2026-11-08T00:10:00Z", "retiringAt": "2026-11-08T01:00:00Z",
+             "history": [{"state": "active", "at": "2026-11-09T00:00:00Z"}]},
         ]}}}, stack_file="Pulumi.t.yaml")
     pem = keys.public_pem_from_private(keys.generate_private(algorithms.ALGORITHMS["EdDSA"]))
     ks = stack.keysets["gw"]
-    a, b = (documents.key_history([KeyRecord.of(g, kid=g.id, algorithm="EdDSA", public_pem=pem, timings=ks.timings)
+    a, b = (documents.key_history([KeyRecord.of(g, kid=g.id, algorithm="EdDSA", public_pem=pem,
+                                                timings=ks.timings)
                                    for g in ks.generations])["keyHistory"])
     assert a["validity"] == [{"from": "2026-11-01T00:10:00Z", "until": "2026-11-08T00:13:00Z"},
                              {"from": "2026-11-08T01:00:00Z", "until": "2026-11-09T00:01:00Z"}]

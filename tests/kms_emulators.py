@@ -50,7 +50,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -177,6 +177,10 @@ _AWS_STATE_RULES = {
 }
 
 
+_ENFORCED = "_key_rotation_state_rules"
+"""Set on moto's KmsBackend once enforce_aws_key_states has patched it."""
+
+
 def enforce_aws_key_states() -> None:
     """Make moto's KMS refuse what AWS refuses by key state: EnableKey/DisableKey on a key pending
     deletion, CancelKeyDeletion on one that is not, Encrypt/Decrypt/Sign under a key that is not
@@ -185,7 +189,7 @@ def enforce_aws_key_states() -> None:
     from moto.core.exceptions import JsonRESTError
     from moto.kms.models import KmsBackend
 
-    if getattr(KmsBackend, "_key_rotation_state_rules", False):
+    if getattr(KmsBackend, _ENFORCED, False):
         return
 
     def refuse(backend, key_id: str, operation: str, allowed: tuple[str, ...]) -> None:
@@ -208,8 +212,9 @@ def enforce_aws_key_states() -> None:
 
         return method
 
-    for name, allowed in _AWS_STATE_RULES.items():
-        setattr(KmsBackend, name, guarded(name, allowed))
+    patches: dict[str, Callable[..., Any]] = {
+        name: guarded(name, allowed) for name, allowed in _AWS_STATE_RULES.items()
+    }
     original_decrypt = KmsBackend.decrypt
 
     def decrypt(self, ciphertext_blob, encryption_context, key_id=None):
@@ -217,8 +222,10 @@ def enforce_aws_key_states() -> None:
         refuse(self, actual, "decrypt", ("Enabled",))
         return plaintext, actual
 
-    KmsBackend.decrypt = decrypt
-    KmsBackend._key_rotation_state_rules = True
+    patches["decrypt"] = decrypt
+    for name, method in patches.items():
+        setattr(KmsBackend, name, method)
+    setattr(KmsBackend, _ENFORCED, True)
 
 
 @contextlib.contextmanager
@@ -568,6 +575,7 @@ class GcpKms:
             threading.Thread(target=self._server.serve_forever, daemon=True).start()
             atexit.register(self._server.shutdown)
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"{host}:{port}"
 
     def rest(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:

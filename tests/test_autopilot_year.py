@@ -37,7 +37,7 @@ from keyrotation.commands import autopilot, cli, schedule
 from keyrotation.commands.cli import main
 from keyrotation.commands.outputs import records
 from keyrotation.commands.records import deployed_stops
-from keyrotation.config import load_stack_file
+from keyrotation.config import StackConfig, load_stack_file
 from keyrotation.lifecycle import PUBLISHED_STATES
 from keyrotation.times import format_time, parse
 from tests.engine import Engine
@@ -70,20 +70,22 @@ class Year:
     path: Path
     start: datetime
     end: datetime
+    initial: StackConfig
+    """The stack file's config when the simulation began."""
     changes: list[tuple[datetime, list[dict]]] = field(default_factory=list)
     """Each autopilot change (one pull request of the stack): when, and its steps."""
     person: list[tuple[datetime, str]] = field(default_factory=list)
     deployments: list[tuple[datetime, dict[str, dict[str, str]]]] = field(default_factory=list)
     """Each `pulumi up`: when, and per keyset each generation's deployed state."""
     outputs: dict = field(default_factory=dict)
-    initial: object = None
-    """The stack file's config when the simulation began."""
     runs: int = 0
     cpu_seconds: float = 0.0
     """CPU time of the simulation (its own process, every thread): the budget, independent of how
     busy the machine is."""
     overdue: list[str] = field(default_factory=list)
     """A run that found a keyset past maxAgeDays in the stack file."""
+    late_deploy: datetime | None = None
+    """When the change the simulation was told to deploy late was deployed (None: none was)."""
 
     def pull_requests(self, keyset: str) -> int:
         """The stack's pull requests this keyset caused: those with a step of it that was due (a
@@ -163,8 +165,7 @@ class Simulation:
         return acted
 
     def run(self, days: int) -> Year:
-        year = Year(self.stack, self.path, START, START + timedelta(days=days))
-        year.initial = load_stack_file(self.path)
+        year = Year(self.stack, self.path, START, START + timedelta(days=days), load_stack_file(self.path))
         self.deploy(START, year)
         now = START
         while now < year.end:
@@ -227,7 +228,9 @@ def deployed_periods(year: Year, keyset: str) -> list[tuple[str, datetime, datet
         if active is not None and current is None:
             began = at
             if at == year.start:  # active before the simulation: since its recorded activation
-                began = initial.generation(active).activated_at
+                activated = initial.generation(active).activated_at
+                assert activated is not None
+                began = activated
             current = (active, began)
     if current is not None:
         out.append((current[0], current[1], year.end))
@@ -253,8 +256,8 @@ def brute_force_rejections(year: Year, keyset: str) -> dict[str, list[int]]:
     for document in summary["documents"].values():
         for gid, kid in kid_of.items():
             if kid in (document.get("firstPublished") or {}):
-                at = minute(parse(document["firstPublished"][kid]))
-                first_published[gid] = max(first_published.get(gid, at), at)
+                first = minute(parse(document["firstPublished"][kid]))
+                first_published[gid] = max(first_published.get(gid, first), first)
     snapshots: list[tuple[int, str | None, frozenset[str]]] = []
     for at, states in year.deployments:
         mine = states.get(keyset, {})
@@ -274,7 +277,7 @@ def brute_force_rejections(year: Year, keyset: str) -> dict[str, list[int]]:
         appears = min(m for m, _, p in snapshots if g in p)
         leaves = next((m for m, _, p in snapshots if m > appears and g not in p), end)
         w0, w1 = min(appears, published_at) - margin, min(leaves, end) + margin
-        state = (None, frozenset())
+        state: tuple[str | None, frozenset[str]] = (None, frozenset())
         for m, a, p in snapshots:
             if m <= w0:
                 state = (a, p)
@@ -406,7 +409,7 @@ def test_a_deployment_later_than_the_slack_makes_it_wait_never_cut_corners(tmp_p
     year, _ = simulate(tmp_path, monkeypatch, "dev", 30,
                        late=(promotes_gateway, int(delay.total_seconds() // 60)))
     late_at = next(t for t, steps in year.changes if promotes_gateway(steps))
-    assert year.late_deploy == late_at + delay
+    assert year.late_deploy is not None and year.late_deploy == late_at + delay
     gateway = [(t, steps) for t, steps in year.changes if any(s["keyset"] == "atlas-gateway" for s in steps)]
     after = [t for t, _ in gateway if t > late_at]
     overlap = year.initial.keysets["atlas-gateway"].timings.overlap
@@ -426,7 +429,7 @@ def test_a_deployment_later_than_the_slack_makes_it_wait_never_cut_corners(tmp_p
     cut = next(i for i, (at, _) in enumerate(year.deployments) if at == year.late_deploy)
     at, states = year.deployments[cut]
     early = {**states, "atlas-gateway": {**states["atlas-gateway"], old.id: "retired"}}
-    corner = Year(year.stack, year.path, year.start, year.end, deployments=[
+    corner = Year(year.stack, year.path, year.start, year.end, year.initial, deployments=[
         *year.deployments[:cut + 1], (at + timedelta(minutes=10), early), *year.deployments[cut + 1:]],
         outputs=year.outputs)
     assert list(brute_force_rejections(corner, "atlas-gateway")) == [old.id]

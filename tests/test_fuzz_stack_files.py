@@ -160,5 +160,6 @@ SETTINGS: dict[str, Any] = dict(database=None, deadline=None,
 @pytest.mark.property
 @settings(max_examples=5000 if LONG else 120, **SETTINGS)
 @given(mutated())
-def test_a_mutated_stack_file_is_refused_with_a_message_or_runs(tmp_path_factory, case):
+def test_a_mutated_stack_file_is_refused_with_a_message_or_runs(tmp_path_factory: pytest.TempPathFactory,
+                                                                case: tuple[str, str]) -> None:
     check(*case, tmp_path_factory.mktemp("fuzz"))

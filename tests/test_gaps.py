@@ -27,7 +27,7 @@ from keyrotation.commands import transitions
 from keyrotation.commands.records import Publications
 from keyrotation.config import StackConfig, parse
 from keyrotation.errors import CommandError
-from keyrotation.lifecycle import PUBLISHED_STATES, State, Timings, find_gaps, keyset_gaps
+from keyrotation.lifecycle import PUBLISHED_STATES, RevokeReason, State, Timings, find_gaps, keyset_gaps
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEYSET = "ks"
@@ -78,12 +78,13 @@ class History:
     snapshots: list[tuple[int, str | None, frozenset[str]]] = field(default_factory=list)
     """After each command: (minute, active generation, generations in the document's state)."""
     first_published: dict[str, int] = field(default_factory=dict)
-    revoked: dict[str, tuple[int, str]] = field(default_factory=dict)
+    revoked: dict[str, tuple[int, RevokeReason | None]] = field(default_factory=dict)
     emergency: set[str] = field(default_factory=set)
     """Generations activated by `revoke --reason compromise` of the active generation."""
 
-    def state_at(self, minute: int) -> tuple[str | None, frozenset[str]]:
-        active, published = None, frozenset()
+    def state_at(self, minute: float) -> tuple[str | None, frozenset[str]]:
+        active: str | None = None
+        published: frozenset[str] = frozenset()
         for when, a, p in self.snapshots:
             if when > minute:
                 break
@@ -105,7 +106,7 @@ class History:
         out: dict[str, dict[int, set[bool]]] = {}
         for generation in self.first_published:
             revoked_at, reason = self.revoked.get(generation, (None, None))
-            signing = set()  # half minutes at which some signer may use the generation
+            signing: set[int] = set()  # half minutes at which some signer may use the generation
             for u, g in active.items():
                 if g == generation:
                     signing.update(range(u - 2 * self.skew, u + 2 * (self.cache + self.skew) + 1))
@@ -117,7 +118,7 @@ class History:
                     if self.published(generation, fetched):
                         continue
                     late = fetched < self.first_published[generation]
-                    intended = (reason == "compromise" and v >= revoked_at) or (
+                    intended = (reason == "compromise" and revoked_at is not None and v >= revoked_at) or (
                         late and generation in self.emergency
                     )
                     out.setdefault(generation, {}).setdefault(v, set()).add(intended)
@@ -330,7 +331,9 @@ def test_the_gap_check_and_the_commands_share_one_rule():
         {"id": "b", "state": "active", "createdAt": s(8000), "activatedAt": s(9000)},
     ], cache=5, skew=1, lifetime=60)
     keyset = stack.keysets[KEYSET]
-    start, end = required_window(keyset.generation("a"), keyset.timings)
+    window = required_window(keyset.generation("a"), keyset.timings)
+    assert window is not None
+    start, end = window
     assert start == T0 + timedelta(seconds=600) - keyset.timings.publish_lead
     assert end == T0 + timedelta(seconds=9000) + keyset.timings.overlap
 

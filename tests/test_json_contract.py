@@ -192,6 +192,7 @@ def test_every_editing_command_and_its_refusals(dev):
     assert code == 1
     old = load_stack_file(dev.path).keysets["atlas-gateway"].generation("2026-11-23")
     overlap_end = lifecycle.earliest_retire(old, atlas.timings, times.parse(promote_at))
+    assert overlap_end is not None
     assert refused["allowedFrom"] == times.format_time(overlap_end)
 
     # revoke for a reason other than compromise while its signatures are valid: refused until then.
@@ -230,10 +231,11 @@ def test_rewrapped_before_writers_switched_says_from_when(dev):
     assert code == 1
     ks = load_stack_file(dev.path).keysets["secrets-service"]
     q3 = ks.generation("q3")
+    stopped = lifecycle.stopped_at(q3)
+    assert stopped is not None
     code, refused = dev("rewrapped", "secrets-service", "q3", "--by", "alice", now="2026-11-02T09:31:00Z")
     assert code == 1
-    assert refused["allowedFrom"] == times.format_time(
-        lifecycle.stopped_at(q3) + lifecycle.signer_lag(ks.timings))
+    assert refused["allowedFrom"] == times.format_time(stopped + lifecycle.signer_lag(ks.timings))
 
 
 def test_an_edit_dated_after_the_clock_is_allowed_from_the_clock_minus_the_skew(dev, monkeypatch):

@@ -19,11 +19,12 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from ruamel.yaml import YAML
 
 from keyrotation import times
 from keyrotation.commands import cli
-from tests.engine import ProgramFailed
+from tests.engine import EngineRun, ProgramFailed
 from tests.kms_emulators import Clouds, cloud_servers
 from tests.policy_client import CONFIGS, PolicyPackProcess
 from tests.test_aws_kms import kms_jwt
@@ -61,13 +62,19 @@ class Story:
         with self.file.open("w") as out:
             yaml.dump({"config": config}, out)
         self.engine = clouds.engine(project, "test")
-        self.run = None
+        self._run: EngineRun | None = None
 
-    def up(self, at: str):
+    @property
+    def run(self) -> EngineRun:
+        """The last deployment's run."""
+        assert self._run is not None, "not deployed yet: up() first"
+        return self._run
+
+    def up(self, at: str) -> EngineRun:
         self.monkeypatch.setenv("KEY_ROTATION_NOW", at)
-        self.run = self.engine.up()
-        self.outputs.write_text(json.dumps(self.run.outputs))
-        return self.run
+        self._run = run = self.engine.up()
+        self.outputs.write_text(json.dumps(run.outputs))
+        return run
 
     def command(self, *args: str, now: str, outputs: bool = True) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
@@ -135,6 +142,7 @@ def test_a_destroyed_aws_signing_key_comes_back_the_same_key_verify_only_and_can
     }, monkeypatch)
     story.up("2026-11-02T10:00:00Z")
     key_id = story.run.named("tokens-g1-key").id
+    assert key_id is not None
     kid = story.run.outputs["keysets"]["tokens"]["activeKid"]
     token = kms_jwt(clouds, key_id, "ES256", kid, {"sub": "made-before-destruction"})
     rotate_retire_destroy(story, "tokens")
@@ -173,8 +181,10 @@ def test_a_destroyed_aws_signing_key_comes_back_the_same_key_verify_only_and_can
     history = json.loads(servers.read_s3(history_target)["body"])["keyHistory"]
     entry = next(e for e in history if e["keyid"] == kid)
     assert entry["state"] == "retiring"
-    assert serialization.load_pem_public_key(entry["publicKey"].encode()).public_numbers() == \
-        serialization.load_der_public_key(clouds.aws.client().get_public_key(KeyId=key_id)["PublicKey"]).public_numbers()
+    published = serialization.load_pem_public_key(entry["publicKey"].encode())
+    in_kms = serialization.load_der_public_key(clouds.aws.client().get_public_key(KeyId=key_id)["PublicKey"])
+    assert isinstance(published, ec.EllipticCurvePublicKey) and isinstance(in_kms, ec.EllipticCurvePublicKey)
+    assert published.public_numbers() == in_kms.public_numbers()
     assert run.outputs["keysets"]["tokens"]["activeGeneration"] == "g2", "it verifies; it does not sign"
     assert [story.valid_at("tokens", kid, at) for at in instants] == before
 
@@ -313,6 +323,7 @@ def test_a_destroy_scheduled_cloud_kms_version_is_restored_the_same_version(clou
     story = gcp_story(clouds, project, monkeypatch, bucket)
     story.up("2026-11-02T10:00:00Z")
     name = story.run.named("fips-g1-version").id
+    assert name is not None
     kid = story.run.outputs["keysets"]["fips"]["activeKid"]
     token = gcp_jwt(clouds, name, "ES256", kid, {"sub": "before"})
     rotate_retire_destroy(story, "fips")
@@ -433,6 +444,7 @@ def test_restore_edits_a_flow_style_stack_file_minimally_and_the_result_validate
     assert text.startswith(FLOW_STACK.split("        - {id: g1")[0]), "the comment and the rest stay"
     assert FLOW_STACK.splitlines()[-1] in text.splitlines(), "g2 untouched"
     g1 = load_stack_file(path).keysets["payments"].generations[0]
+    assert g1.destroyed_at is not None
     assert (str(g1.state), g1.destroyed_at.isoformat(), g1.restored_key_id) == (
         "retiring", "2026-11-03T09:00:00+00:00", expected_key)
 

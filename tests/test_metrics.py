@@ -75,6 +75,7 @@ def test_the_document_is_openmetrics_with_seed_002s_names_and_the_generations_ti
     # Only the active generation is due; the lifecycle's own due and warn times.
     ks = stack().keysets["gw"]
     age = lifecycle.key_age(ks.generations, ks.timings, now=t("2026-09-05T00:00:00Z"))
+    assert age.due_at is not None and age.warn_at is not None
     assert samples(metrics.DUE) == {("g3", "active"): age.due_at.timestamp()}
     assert samples(metrics.WARN) == {("g3", "active"): age.warn_at.timestamp()}
     assert age.due_at == t("2026-10-01T00:00:00Z")

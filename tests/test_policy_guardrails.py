@@ -6,6 +6,7 @@ import base64
 import json
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
@@ -50,7 +51,7 @@ def test_fips_refuses_what_its_rule_excludes(algorithm):
                        resource_args(SOFTWARE_KEY, software_key(algorithm), config={"profile": "fips"}))
     assert (f"keyset 'ks', generation 'g1' (SoftwareKey 'key'): {algorithm} is not allowed in profile 'fips'"
             in found)
-    assert algorithms.PROFILE_RULES["fips"] in found
+    assert algorithms.PROFILE_RULES[algorithms.Profile.FIPS] in found
     assert "ES256" in found.split("allowed algorithm (")[1]  # says what would be allowed
 
 
@@ -145,7 +146,9 @@ def test_an_unset_window_is_the_providers_default_of_30_days():
     assert len(messages(guardrails.deletion_window,
                         resource_args(AWS_KEY, {}, config={"minDeletionWindowDays": 31}))) == 1
     # The schema's default minimum is the domain's deletionWindowDays default.
-    assert guardrails.deletion_window.config_schema.properties["minDeletionWindowDays"]["default"] == 30
+    schema = guardrails.deletion_window.config_schema
+    assert schema is not None
+    assert schema.properties["minDeletionWindowDays"]["default"] == 30
 
 
 def test_gcp_destroy_scheduled_durations_below_the_minimum_are_refused():
@@ -179,7 +182,7 @@ def test_key_resources_must_be_protected(resource_type):
     [(found, urn)] = violations(guardrails.key_protected,
                                 stack_args(under_generation(resource_type, "active", protect=False)))
     assert "'k' is not protected (generation active)" in found and "protect=True" in found
-    assert urn.endswith("::k")
+    assert urn is not None and urn.endswith("::k")
     assert violations(guardrails.key_protected,
                       stack_args(under_generation(resource_type, "active", protect=True))) == []
 
@@ -303,7 +306,7 @@ def deployment_patch(env: list[dict]) -> dict:
 
 def test_plain_env_values_with_key_material_are_refused_and_secret_refs_pass():
     aes = base64.b64encode(os.urandom(32)).decode()
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "SECRET_ENCRYPTION_KEY", "value": aes},
         {"name": "SECRET_ENCRYPTION_KEYRING",
          "valueFrom": {"secretKeyRef": {"name": "cfg", "key": "keyring"}}},

@@ -67,7 +67,7 @@ def pack():
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory) -> dict[str, tuple[Engine, EngineRun]]:
     """Every stack deployed once, on the day its file describes."""
-    runs = {}
+    runs: dict[str, tuple[Engine, EngineRun]] = {}
     for stack in STACKS:
         engine = cloud_engine(copy_project(tmp_path_factory.mktemp(stack) / "project"), stack)
         with publisher_clock(SHIPPED_AT):

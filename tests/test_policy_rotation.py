@@ -9,7 +9,9 @@ import json
 import os
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pulumi_policy import StackValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from pydantic.alias_generators import to_camel
 
@@ -17,6 +19,7 @@ from keyrotation.lifecycle import Timings
 from keyrotation.times import format_time
 from policy import rotation
 from policy.resources import CONFIG_MAP, KEY_GENERATION, PUBLICATION, SECRET, SOFTWARE_KEY
+from policy.rotation import KeySetView
 from tests.policy_client import messages, stack_args, stack_resource, violations
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -44,10 +47,12 @@ def generation(gid: str, state: str, kid: str | None = None, *, keyset: str = "a
 
 def jwks(kids: list[str], first_published: dict[str, str] | None = None, *, keyset: str = "atlas-gateway",
          name: str = "atlas-jwks"):
-    props = {"keyset": keyset, "format": "jwks", "target": "s3://portal/.well-known/jwks.json",
-             "content": json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA",
-                                              "kid": k} for k in kids]}),
-             "kids": kids}
+    props: dict[str, Any] = {
+        "keyset": keyset, "format": "jwks", "target": "s3://portal/.well-known/jwks.json",
+        "content": json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA", "kid": k}
+                                        for k in kids]}),
+        "kids": kids,
+    }
     if first_published is not None:
         props["first_published"] = first_published
     return stack_resource(PUBLICATION, props, name=name, protect=False)
@@ -73,7 +78,7 @@ def test_two_active_generations_are_refused():
     ]))
     [(message, urn)] = found
     assert "keyset 'atlas-gateway' has 2 active generations (g1, g2)" in message
-    assert "`retiring`" in message and urn.endswith("atlas-gateway-g1")
+    assert "`retiring`" in message and urn is not None and urn.endswith("atlas-gateway-g1")
 
 
 def test_no_active_generation_says_which_pending_one_to_promote():
@@ -103,7 +108,7 @@ def test_a_document_without_the_active_kid_is_refused():
     ]))
     assert ("keyset 'atlas-gateway', generation 'g2' (kid k2) is active but missing from Publication "
             "'atlas-jwks'" in message)
-    assert "which lists k1" in message and urn.endswith("::atlas-jwks")
+    assert "which lists k1" in message and urn is not None and urn.endswith("::atlas-jwks")
 
 
 def test_a_trust_anchor_naming_another_active_key_is_refused():
@@ -144,7 +149,7 @@ def test_promoting_before_the_publish_lead_after_first_publication_is_refused():
     assert "the publish lead is 360s (publishMaxAgeSeconds + clockSkewSeconds)" in message
     assert "promote after 2026-11-23T12:06:00Z" in message
     assert "python -m keyrotation promote atlas-gateway g2" in message
-    assert urn.endswith("atlas-gateway-g2")
+    assert urn is not None and urn.endswith("atlas-gateway-g2")
 
 
 def test_promoting_after_the_publish_lead_passes():
@@ -215,7 +220,7 @@ def test_retiring_before_the_overlap_is_refused():
     assert "overlap of 3960s (tokenLifetimeSeconds + publishMaxAgeSeconds + clockSkewSeconds)" in message
     assert "verifiers may reject valid signatures from 2026-11-23T12:10:00Z" in message
     assert "Keep it `retiring` (published) until 2026-11-23T13:06:00Z" in message
-    assert urn.endswith("atlas-gateway-g1")
+    assert urn is not None and urn.endswith("atlas-gateway-g1")
 
 
 def test_retiring_after_the_overlap_passes():
@@ -248,7 +253,7 @@ def test_a_revoked_kid_still_published_is_refused():
     assert ("keyset 'atlas-gateway', generation 'v1' (kid k1) was revoked at 2026-11-23T11:55:00Z "
             "(compromise)"
             " but Publication 'atlas-jwks'") in message
-    assert urn.endswith("::atlas-jwks")
+    assert urn is not None and urn.endswith("::atlas-jwks")
 
 
 def test_a_revoked_kid_named_active_by_a_trust_anchor_is_refused_and_retired_kids_too():
@@ -288,6 +293,12 @@ def software_key(material: str):
                           name="secrets-service-q4-key")
 
 
+def _resource_name(urn: str | None) -> str:
+    """The name at the end of a violation's URN (each of these names its resource)."""
+    assert urn is not None
+    return urn.split("::")[-1]
+
+
 def test_key_material_outside_secrets_is_refused_without_repeating_it():
     material = base64.b64encode(os.urandom(32)).decode()
     keyring = json.dumps({"q4": material})
@@ -301,7 +312,7 @@ def test_key_material_outside_secrets_is_refused_without_repeating_it():
 
     found = violations(rotation.material_placement, stack_args([software_key(material), leaky, env, secret]))
 
-    assert [urn.split("::")[-1] for _, urn in found] == ["cfg", "patch"]
+    assert [_resource_name(urn) for _, urn in found] == ["cfg", "patch"]
     assert ("keyset 'secrets-service', generation 'q4': its private key material appears in ConfigMap 'cfg' "
             "at data.KEYRING.q4" in found[0][0])
     assert "DeploymentPatch 'patch' at spec.template.spec.containers[0].env[0].value" in found[1][0]
@@ -357,9 +368,14 @@ def _stack_request(*states: str):
 
 
 def test_the_keyset_view_is_built_once_per_analysis_and_never_reused_by_the_next(monkeypatch):
-    built = []
+    built: list[int] = []
     real = rotation._keysets
-    monkeypatch.setattr(rotation, "_keysets", lambda args: built.append(1) or real(args))
+
+    def counted(args: StackValidationArgs) -> dict[str, KeySetView]:
+        built.append(1)
+        return real(args)
+
+    monkeypatch.setattr(rotation, "_keysets", counted)
     servicer = _servicer()
     two_active = servicer.AnalyzeStack(_stack_request("active", "active"), None)
     assert len(built) == 1  # five rotation policies read it; one analysis built it
@@ -371,9 +387,14 @@ def test_the_keyset_view_is_built_once_per_analysis_and_never_reused_by_the_next
 
 
 def test_a_policy_called_outside_an_analysis_builds_its_own_view(monkeypatch):
-    built = []
+    built: list[int] = []
     real = rotation._keysets
-    monkeypatch.setattr(rotation, "_keysets", lambda args: built.append(1) or real(args))
+
+    def counted(args: StackValidationArgs) -> dict[str, KeySetView]:
+        built.append(1)
+        return real(args)
+
+    monkeypatch.setattr(rotation, "_keysets", counted)
     args = stack_args([generation("g1", "active", "k1", createdAt=at(-100), activatedAt=at(-90))])
     messages(rotation.one_active, args)
     messages(rotation.one_active, args)

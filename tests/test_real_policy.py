@@ -9,11 +9,11 @@ KEY_ROTATION_NOW, which the CLI passes on to the pack's process.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from keyrotation.config import load_stack_file
+from keyrotation.config import KeySetConfig, load_stack_file
 from keyrotation.times import format_time
 from tests.pulumi_cli import PulumiProject, require_bin_dir
 
@@ -48,10 +48,17 @@ def _named(output: str, policy: str) -> set[str]:
     return named
 
 
+def _activated(keyset: KeySetConfig) -> datetime:
+    """When the keyset's active generation was activated (the shipped stack file records it)."""
+    activated = keyset.active.activated_at
+    assert activated is not None, keyset.name
+    return activated
+
+
 def test_the_shipped_dev_stack_passes_the_pack(project):
     stack = load_stack_file(project.dir / "Pulumi.dev.yaml")
     # An hour after the newest activation: every active key is within its maximum age.
-    now = max(ks.active.activated_at for ks in stack.keysets.values()) + timedelta(hours=1)
+    now = max(_activated(ks) for ks in stack.keysets.values()) + timedelta(hours=1)
     code, output = _preview(project, now)
     assert code == 0, output
     assert "key-rotation@v0.1.0" in output and "[mandatory]" not in output
@@ -59,7 +66,7 @@ def test_the_shipped_dev_stack_passes_the_pack(project):
 
 def test_past_the_maximum_age_the_preview_fails_naming_every_managed_keyset(project):
     stack = load_stack_file(project.dir / "Pulumi.dev.yaml")
-    due = {name: ks.active.activated_at + ks.timings.max_age for name, ks in stack.keysets.items()}
+    due = {name: _activated(ks) + ks.timings.max_age for name, ks in stack.keysets.items()}
     code, output = _preview(project, max(due.values()) + timedelta(days=1))
     assert code != 0
     # Every keyset whose key the program manages; an external key (an HSM's, declared by its
@@ -74,7 +81,7 @@ def test_past_the_maximum_age_the_preview_fails_naming_every_managed_keyset(proj
 def test_a_keyset_past_its_own_limit_only_is_the_only_one_named(project):
     stack = load_stack_file(project.dir / "Pulumi.dev.yaml")
     gateway = stack.keysets["atlas-gateway"]
-    code, output = _preview(project, gateway.active.activated_at + gateway.timings.max_age
+    code, output = _preview(project, _activated(gateway) + gateway.timings.max_age
                             + timedelta(hours=1))
     assert code != 0
     assert _named(output, "key-max-age") == {"atlas-gateway"}, output

@@ -233,9 +233,10 @@ def test_svg_marks_a_five_minute_gap_visibly_and_labels_it(synthetic):
     root = ElementTree.fromstring(svg)
     [gap] = [r for r in root.iter(f"{SVG_NS}rect") if r.get("data-intended") == "false"]
     # Five minutes on the gateway's 19-day axis is under a pixel: drawn wider, never invisible.
-    assert float(gap.get("width")) >= timeline.MIN_GAP_WIDTH
+    assert float(gap.attrib["width"]) >= timeline.MIN_GAP_WIDTH
     assert gap.get("fill") == timeline.GAP_COLOUR
-    assert "2026-11-25" in gap.findtext(f"{SVG_NS}title")
+    title = gap.findtext(f"{SVG_NS}title")
+    assert title is not None and "2026-11-25" in title
     labels = [t.text for t in root.iter(f"{SVG_NS}text") if t.get("class") == "gaplabel"]
     assert "GAP 5m" in labels
     assert "intended gap 6m" in labels and "intended gap 1h" in labels
@@ -243,10 +244,10 @@ def test_svg_marks_a_five_minute_gap_visibly_and_labels_it(synthetic):
 
 def test_svg_tells_revoked_from_gap_and_retiring_from_intended_gap(synthetic):
     root = ElementTree.fromstring(timeline.svg(synthetic, NOW))
-    fills = {}
+    fills: dict[str, set[str | None]] = {}
     for r in root.iter(f"{SVG_NS}rect"):
-        if r.get("data-state"):
-            fills.setdefault(r.get("data-state"), set()).add(r.get("fill"))
+        if state := r.get("data-state"):
+            fills.setdefault(state, set()).add(r.get("fill"))
         elif r.get("data-intended"):
             fills.setdefault(f"gap intended={r.get('data-intended')}", set()).add(r.get("fill"))
     assert fills["revoked"].isdisjoint(fills["gap intended=false"])
@@ -280,7 +281,7 @@ def test_svg_says_when_a_key_is_due_soon():
 
 def test_svg_has_a_dated_axis_with_ticks_per_keyset(synthetic):
     root = ElementTree.fromstring(timeline.svg(synthetic, NOW))
-    labels = [t.text for t in root.iter(f"{SVG_NS}text") if t.get("class") == "tick"]
+    labels = [t.text or "" for t in root.iter(f"{SVG_NS}text") if t.get("class") == "tick"]
     gateway = [lbl for lbl in labels if lbl.startswith("2026-11") or lbl.startswith("2026-12")]
     assert len(labels) >= 12 and len(gateway) >= 5
     for label in labels:

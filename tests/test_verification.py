@@ -12,10 +12,13 @@ import functools
 import json
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from keyrotation.algorithms import ALGORITHMS
@@ -118,6 +121,7 @@ def test_signers_registry_pem_verifies_the_active_signature(deployed, algorithm)
     registry = json.loads((project / f"published/{algorithm.lower()}/signers.json").read_text())
     entry = next(s for s in registry if s["signerId"] == kid(run, algorithm.lower(), "cur"))
     public = serialization.load_pem_public_key(entry["publicKey"].encode())
+    assert isinstance(public, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey))
     assert jwt.decode(token, public, algorithms=[algorithm])["sub"] == "user-1"
     assert kid(run, algorithm.lower(), "bad") not in {s["signerId"] for s in registry}
 
@@ -138,12 +142,25 @@ def _needles(run) -> dict[str, str]:
         der = obj.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
         needles[f"{key.name} DER (base64url)"] = base64.urlsafe_b64encode(der).decode()[40:100]
-        jwk_cls = {"OKP": OKPKey, "EC": ECKey, "RSA": RSAKey}[ALGORITHMS[key.outputs["algorithm"]].kty]
-        private_jwk = jwk_cls.import_key(obj).as_dict(private=True)
+        private_jwk = _private_jwk(ALGORITHMS[key.outputs["algorithm"]].kty, obj)
         for member in ("d", "p", "q", "dp", "dq", "qi"):
             if member in private_jwk:
                 needles[f"{key.name} JWK {member}"] = private_jwk[member]
     return needles
+
+
+def _private_jwk(kty: str, obj: PrivateKeyTypes) -> dict[str, Any]:
+    """The private JWK of a software key of the algorithm's key type (OKP, EC or RSA)."""
+    if kty == "RSA":
+        assert isinstance(obj, rsa.RSAPrivateKey)
+        return RSAKey.import_key(obj).as_dict(private=True)
+    if kty == "EC":
+        assert isinstance(obj, ec.EllipticCurvePrivateKey)
+        return ECKey.import_key(obj).as_dict(private=True)
+    assert kty == "OKP", kty
+    assert isinstance(obj, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey,
+                            x25519.X25519PrivateKey, x448.X448PrivateKey))
+    return OKPKey.import_key(obj).as_dict(private=True)
 
 
 def _plain_text(value) -> str:
@@ -192,6 +209,7 @@ def test_a_leak_would_be_found(deployed):
     haystacks = _haystacks(project, run)
     pem = run.named("es256-cur-key").outputs["private_key"].value
     obj = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(obj, ec.EllipticCurvePrivateKey)
     der = obj.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     jwks_path = str(project / "published/es256/jwks.json")

@@ -80,3 +80,7 @@ def classic_text_families(text: str) -> dict[str, dict]:
                           check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+if __name__ == "__main__":  # .ci/run builds it beside the CLI: `python -m tests.promql_engine`
+    print(binary())

@@ -166,6 +166,7 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
     from components.software_key import SoftwareKey, SoftwareKeyArgs
     from components.switches import SwitchRecord, SwitchRecordArgs
     from keyrotation import documents
+    from keyrotation.config import Generation
     from keyrotation.documents import KeyRecord
     from keyrotation.lifecycle import State
 
@@ -194,10 +195,10 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         def t(text):
             return datetime.fromisoformat(text) if text else None
 
-        records = [KeyRecord(generation=g["id"], state=State(g["state"]), kid=values[2 * i],
-                             algorithm="EdDSA",
-                             public_pem=values[2 * i + 1], created_at=t(g["createdAt"]),
-                             activated_at=t(g.get("activatedAt")), retiring_at=t(g.get("retiringAt")))
+        records = [KeyRecord.of(Generation(id=g["id"], state=State(g["state"]), created_at=t(g["createdAt"]),
+                                           activated_at=t(g.get("activatedAt")),
+                                           retiring_at=t(g.get("retiringAt"))),
+                                kid=values[2 * i], algorithm="EdDSA", public_pem=values[2 * i + 1])
                    for i, (g, *_rest) in enumerate(generations)]
         doc = documents.build("jwks", records)
         return {ks["publish"][0]["target"]: (documents.render(doc), documents.kids_in("jwks", doc))}

@@ -26,7 +26,7 @@ from typing import Any
 
 from .config import KeySetConfig
 from .metadata import ANNOTATION_PREFIX
-from .view import GenerationView, KeysetView
+from .view import GenerationView, KeysetView, OfGeneration
 
 FINGERPRINTS_ANNOTATION = ANNOTATION_PREFIX + "fingerprints"
 """On a Secret: JSON {generation id: SHA-256 of the delivered key text} (the secrets ledger)."""
@@ -51,7 +51,7 @@ def checksum(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class DeliveredGeneration:
+class DeliveredGeneration(OfGeneration):
     """One generation as delivery sees it: its keyset view's entry and what the backend resolved.
     ``material`` is set only where it is delivered."""
 
@@ -63,13 +63,6 @@ class DeliveredGeneration:
     fingerprint: str | None = None
     material: str | None = field(default=None, repr=False)
 
-    @property
-    def id(self) -> str:
-        return self.entry.id
-
-    @property
-    def state(self) -> str:
-        return str(self.entry.state)
 
     def identity(self) -> dict[str, Any]:
         """What identifies the delivered key without revealing it."""

@@ -18,7 +18,7 @@ from . import algorithms, lifecycle, metrics
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import State
 from .times import format_optional
-from .view import GenerationView
+from .view import GenerationView, OfGeneration
 
 if TYPE_CHECKING:
     from .config import Generation, KeySetConfig
@@ -59,7 +59,7 @@ def content_type(format: str) -> str:
 
 
 @dataclass(frozen=True)
-class KeyRecord:
+class KeyRecord(OfGeneration):
     """What the documents need to know of one generation; never private material.
 
     The generation's facts are its keyset view's (:class:`keyrotation.view.GenerationView`); the
@@ -80,11 +80,8 @@ class KeyRecord:
 
     @property
     def generation(self) -> str:
-        return self.entry.id
-
-    @property
-    def state(self) -> State:
-        return self.entry.state
+        """The generation's id (the documents' word for it)."""
+        return self.id
 
     @property
     def created_at(self) -> datetime:

@@ -27,7 +27,7 @@ from .lifecycle import PUBLISHED_STATES, TRANSITIONS, Age, State, Timings, activ
 if TYPE_CHECKING:
     from .config import Generation, KeySetConfig
 
-__all__ = ["GenerationView", "KeysetView", "Span", "keyset_problems", "view"]
+__all__ = ["GenerationView", "KeysetView", "OfGeneration", "Span", "keyset_problems", "view"]
 
 Span = tuple[datetime, datetime | None]
 """[from, until): ``until`` None while it lasts."""
@@ -105,6 +105,22 @@ class GenerationView:
     def destroyable(self) -> bool:
         """The lifecycle lets ``destroy`` act on it next (a retired generation)."""
         return State.DESTROYED in TRANSITIONS[self.state]
+
+
+class OfGeneration:
+    """A shape that hands on a generation: its view entry, and what it adds that the view cannot
+    know (a kid, a public key, a resolved key id, a next step). The generation's own facts are the
+    entry's, never copies."""
+
+    entry: GenerationView
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+    @property
+    def state(self) -> State:
+        return self.entry.state
 
 
 @dataclass(frozen=True)

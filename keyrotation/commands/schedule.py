@@ -16,7 +16,7 @@ from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
 from ..lifecycle import State, format_duration
 from ..times import format_time
-from ..view import GenerationView, view
+from ..view import GenerationView, OfGeneration, view
 from .kids import Kid
 from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_info, kid_of
 from .transitions import retire_gate
@@ -41,7 +41,7 @@ def _iso(t: datetime | None) -> str | None:
 
 
 @dataclass
-class GenerationStatus:
+class GenerationStatus(OfGeneration):
     """A generation's line in ``status``: its keyset view's entry, at ``now``, and its next step."""
 
     entry: GenerationView
@@ -49,14 +49,6 @@ class GenerationStatus:
     next: str | None = None
     """The next step for it and from when, e.g. ``promote from ...``."""
     next_at: datetime | None = None
-
-    @property
-    def id(self) -> str:
-        return self.entry.id
-
-    @property
-    def state(self) -> str:
-        return str(self.entry.state)
 
     @property
     def created_at(self) -> datetime:

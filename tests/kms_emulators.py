@@ -62,10 +62,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from tests.engine import Engine
+from tests.project import saved_environment
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 GCP_PROJECT = "key-rotation-tests"
+KMS_TEST_PROJECT = "kms-tests"
+"""The project the cloud tests' stacks name (``gcp:project``) and their ``clouds`` fixture serves."""
 
 AWS_KEY = "aws:kms/key:Key"
 AWS_ALIAS = "aws:kms/alias:Alias"
@@ -266,16 +269,9 @@ def cloud_engine(project_dir, stack: str, *, config: dict | None = None) -> Clou
 
 @contextlib.contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with saved_environment(*values):
+        os.environ.update(values)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # ---------------------------------------------------------------------------------------------

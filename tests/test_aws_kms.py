@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime
 
 import jwt
@@ -22,33 +21,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_aws_tags
 from tests.engine import UNKNOWN, Engine, ProgramFailed
-from tests.kms_emulators import AWS_ALIAS, AWS_KEY, Clouds, cloud_servers
+from tests.kms_emulators import AWS_ALIAS, AWS_KEY, Clouds
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
 RECORD = "pulumi-python:dynamic/kms:KeyRecord"
 
 
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
-
-
-@pytest.fixture
-def clouds(servers) -> Clouds:
-    return Clouds(servers)
-
-
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", NOW)
-
-
-@pytest.fixture
-def bucket() -> str:
-    # One bucket per test: the module shares moto's server.
-    return f"trust-{uuid.uuid4().hex[:12]}"
 
 
 def stack(keysets: dict, **extra) -> dict:

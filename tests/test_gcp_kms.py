@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import jwt
 import pytest
@@ -21,32 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_gcp_labels
 from tests.engine import Engine, ProgramFailed
-from tests.kms_emulators import GCP_CRYPTO_KEY, GCP_KEY_RING, GCP_KEY_VERSION, Clouds, cloud_servers
+from tests.kms_emulators import GCP_CRYPTO_KEY, GCP_KEY_RING, GCP_KEY_VERSION, KMS_TEST_PROJECT, Clouds
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
-PROJECT = "kms-tests"
-
-
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
-
-
-@pytest.fixture
-def clouds(servers) -> Clouds:
-    return Clouds(servers, gcp_project=PROJECT)
+PROJECT = KMS_TEST_PROJECT
 
 
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", NOW)
-
-
-@pytest.fixture
-def bucket() -> str:
-    return f"trust-{uuid.uuid4().hex[:12]}"
 
 
 def stack(keysets: dict, **extra) -> dict:

@@ -24,24 +24,13 @@ from ruamel.yaml import YAML
 from keyrotation import times
 from keyrotation.commands import cli
 from tests.engine import ProgramFailed
-from tests.kms_emulators import Clouds, cloud_servers
+from tests.kms_emulators import Clouds
 from tests.policy_client import CONFIGS, PolicyPackProcess
 from tests.test_aws_kms import kms_jwt
 from tests.test_gcp_kms import kms_jwt as gcp_jwt
 
 RESTORED = "pulumi-python:dynamic/kms:RestoredKey"
 WALL_CLOCK = "2026-12-31T00:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
-
-
-@pytest.fixture
-def clouds(servers) -> Clouds:
-    return Clouds(servers, gcp_project="kms-tests")
 
 
 @pytest.fixture(autouse=True)

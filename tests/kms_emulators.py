@@ -57,11 +57,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import pytest
 import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from tests.engine import Engine
+from tests.engine import Engine, ProgramFailed
 from tests.project import saved_environment
 
 ACCOUNT = "123456789012"
@@ -748,6 +749,19 @@ def _rest_handler(gcp: GcpKms) -> type[BaseHTTPRequestHandler]:
 
 # ---------------------------------------------------------------------------------------------
 # Both clouds behind one Engine
+
+
+def refused_before_registering(project_dir, config: dict, where: str, message: str) -> Engine:
+    """An `up` of ``config`` fails with the stack file's error at ``where`` before any resource is
+    registered; the engine, for the caller to look at what it holds."""
+    engine = Engine(project_dir, "test", config=config)
+    with pytest.raises(ProgramFailed) as failed:
+        engine.up()
+    text = str(failed.value)
+    assert "Pulumi.test.yaml" in text
+    assert f"{where}: " in text and message in text
+    assert failed.value.run.resources == {}
+    return engine
 
 
 class Clouds:

@@ -19,8 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_gcp_labels
-from tests.engine import Engine, ProgramFailed
-from tests.kms_emulators import GCP_CRYPTO_KEY, GCP_KEY_RING, GCP_KEY_VERSION, KMS_TEST_PROJECT, Clouds
+from tests.kms_emulators import (
+    GCP_CRYPTO_KEY,
+    GCP_KEY_RING,
+    GCP_KEY_VERSION,
+    KMS_TEST_PROJECT,
+    Clouds,
+    refused_before_registering,
+)
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
@@ -255,12 +261,6 @@ def sign_keyset(**overrides) -> dict:
                  id="key-ring-id"),
 ])
 def test_bad_gcp_configuration_is_refused_before_anything_is_registered(project, config, where, message):
-    engine = Engine(project, "test", config=config)
-    with pytest.raises(ProgramFailed) as failed:
-        engine.up()
-    text = str(failed.value)
-    assert "Pulumi.test.yaml" in text
-    assert f"{where}: " in text and message in text
-    assert failed.value.run.resources == {}
+    engine = refused_before_registering(project, config, where, message)
     assert not [r for r in engine.resources.values() if r.type in (GCP_KEY_RING, GCP_CRYPTO_KEY,
                                                                    GCP_KEY_VERSION)]

@@ -76,8 +76,9 @@ def _gateway_config(activated: str, state: str = "active") -> dict[str, str]:
 
 def _aged(tags_age_days: float) -> list[str]:
     from policy import key_age
+    from policy.resources import SOFTWARE_KEY
     from tests.policy_client import messages, resource_args
-    from tests.test_policy_key_age import CONFIG, SOFTWARE_KEY, meta, software_key
+    from tests.test_policy_key_age import CONFIG, meta, software_key
 
     return messages(key_age.key_max_age,
                     resource_args(SOFTWARE_KEY, software_key(meta(tags_age_days)), config=CONFIG))

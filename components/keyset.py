@@ -15,7 +15,7 @@ from keyrotation import documents, keys, lifecycle, names
 from keyrotation.algorithms import BACKENDS, Purpose
 from keyrotation.config import DeploymentConsumer, Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
-from keyrotation.view import view
+from keyrotation.view import KeysetView, view
 
 
 @dataclass
@@ -77,20 +77,15 @@ def wire_timings(keyset: KeySetConfig) -> dict:
     return {to_camel(k): v for k, v in asdict(keyset.timings).items()}
 
 
-def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
-    # Symmetric keys have no public key: "" from a software key, None from the others.
-    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None,
-                        timings=keyset.timings)
-
-
-def _documents(keyset: KeySetConfig, generations: list[KeyGeneration],
-               values: list) -> dict[str, tuple[str, list]]:
+def _documents(keyset: KeySetConfig, keys: KeysetView, values: list) -> dict[str, tuple[str, list]]:
     """Per publish target, the document's canonical text and the kids it publishes.
 
     ``values`` are the generations' (kid, public PEM) pairs, flattened, in generation order.
     """
-    records = [_record(keyset, gen.generation, values[2 * i], values[2 * i + 1])
-               for i, gen in enumerate(generations)]
+    # Symmetric keys have no public key: "" from a software key, None from the others.
+    records = [KeyRecord(entry, kid=values[2 * i], algorithm=keyset.algorithm,
+                         public_pem=values[2 * i + 1] or None)
+               for i, entry in enumerate(keys.entries)]
     built: dict[str, Any] = {}
     out = {}
     for pub in keyset.publish:
@@ -125,7 +120,7 @@ class KeySet(pulumi.ComponentResource):
         # document's text and kids out. Registration cost is the Output graph (docs/design.md).
         published = pulumi.Output.all(
             *(v for gen in self.generations.values() for v in (gen.kid, gen.key.public_pem))
-        ).apply(lambda values: _documents(keyset, list(self.generations.values()), values))
+        ).apply(lambda values: _documents(keyset, self.view, values))
         self.publications = {
             pub.target: self._publication(name, pub, published) for pub in keyset.publish
         }
@@ -136,7 +131,8 @@ class KeySet(pulumi.ComponentResource):
 
             self.delivery = KeyDelivery(
                 f"{name}-delivery",
-                KeyDeliveryArgs(environment=args.environment, keyset=keyset, generations=self.generations,
+                KeyDeliveryArgs(environment=args.environment, keyset=keyset, keys=self.view,
+                                generations=self.generations,
                                 publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )

@@ -14,10 +14,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from . import algorithms, lifecycle, metrics, validity
+from . import algorithms, lifecycle, metrics
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
-from .lifecycle import PUBLISHED_STATES, State
+from .lifecycle import State
 from .times import format_optional
+from .view import GenerationView, OfGeneration
 
 if TYPE_CHECKING:
     from .config import Generation, KeySetConfig
@@ -58,43 +59,37 @@ def content_type(format: str) -> str:
 
 
 @dataclass(frozen=True)
-class KeyRecord:
-    """What the documents need to know of one generation; never private material."""
+class KeyRecord(OfGeneration):
+    """What the documents need to know of one generation; never private material.
 
-    generation: str
-    state: State
+    The generation's facts are its keyset view's (:class:`keyrotation.view.GenerationView`); the
+    record adds only what the program resolves (kid, public key) and the keyset's algorithm."""
+
+    entry: GenerationView
     kid: str
     algorithm: str
     public_pem: str | None
-    created_at: datetime
-    activated_at: datetime | None = None
-    retiring_at: datetime | None = None
-    retired_at: datetime | None = None
-    revoked_at: datetime | None = None
-    revoke_reason: str | None = None
-    destroyed_at: datetime | None = None
-    history: tuple[tuple[str, datetime], ...] = ()
-    """Every step the generation took (state, when), oldest first: ``lifecycle.path``."""
-    signing_periods: tuple[tuple[datetime, datetime | None], ...] = ()
-    """When it signed/encrypted: ``lifecycle.signing_periods`` (several after a rollback)."""
-    validity: tuple[tuple[datetime, datetime | None], ...] = ()
-    """When a signature by it is valid: ``validity.windows`` (what ``valid-at`` answers with)."""
 
     @classmethod
     def of(cls, generation: Generation, *, kid: str, algorithm: str, public_pem: str | None,
            timings: lifecycle.Timings | None = None) -> KeyRecord:
-        """The record of a stack-file generation (``keyrotation.config.Generation``); ``timings``:
-        the keyset's, for the validity windows (signer lag and skew)."""
-        g = generation
-        return cls(
-            generation=g.id, state=g.state, kid=kid, algorithm=algorithm, public_pem=public_pem,
-            created_at=g.created_at, activated_at=g.activated_at, retiring_at=g.retiring_at,
-            retired_at=g.retired_at, revoked_at=g.revoked_at, revoke_reason=g.revoke_reason,
-            destroyed_at=g.destroyed_at,
-            history=tuple((str(state), at) for state, at in lifecycle.path(g)),
-            signing_periods=tuple(lifecycle.signing_periods(g)),
-            validity=tuple(validity.windows(g, timings if timings is not None else lifecycle.Timings())),
-        )
+        """The record of a generation outside a keyset view; ``timings``: the keyset's, for the
+        validity windows (signer lag and skew)."""
+        return cls(GenerationView(generation, timings if timings is not None else lifecycle.Timings()),
+                   kid=kid, algorithm=algorithm, public_pem=public_pem)
+
+    @property
+    def generation(self) -> str:
+        """The generation's id (the documents' word for it)."""
+        return self.id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.entry.generation.created_at
+
+    @property
+    def activated_at(self) -> datetime | None:
+        return self.entry.generation.activated_at
 
     @property
     def pem(self) -> str:
@@ -104,7 +99,7 @@ class KeyRecord:
 
     @property
     def published(self) -> bool:
-        return self.state in PUBLISHED_STATES and self.public_pem is not None
+        return self.entry.published and self.public_pem is not None
 
 
 _iso = format_optional
@@ -153,23 +148,24 @@ def trust_anchor(records: Sequence[KeyRecord]) -> dict[str, Any]:
 def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
     history = []
     for r in records:
+        g = r.entry.generation
         entry: dict[str, Any] = {
             "keyid": r.kid,
             "generation": r.generation,
             "algorithm": r.algorithm,
             "state": str(r.state),
-            "addedAt": _iso(r.created_at),
-            "activatedAt": _iso(r.activated_at),
-            "retiringAt": _iso(r.retiring_at),
-            "retiredAt": _iso(r.retired_at),
-            "destroyedAt": _iso(r.destroyed_at),
-            "revokedAt": _iso(r.revoked_at),
-            "revokeReason": r.revoke_reason,
+            "addedAt": _iso(g.created_at),
+            "activatedAt": _iso(g.activated_at),
+            "retiringAt": _iso(g.retiring_at),
+            "retiredAt": _iso(g.retired_at),
+            "destroyedAt": _iso(g.destroyed_at),
+            "revokedAt": _iso(g.revoked_at),
+            "revokeReason": g.revoke_reason,
             # Every period, append-only: a rollback adds a signing period, a restore a step.
-            "signingPeriods": [{"from": _iso(a), "until": _iso(b)} for a, b in r.signing_periods],
+            "signingPeriods": [{"from": _iso(a), "until": _iso(b)} for a, b in r.entry.signing_periods],
             # [from, until): when a signature by it is valid, the rule `valid-at` answers with.
-            "validity": [{"from": _iso(a), "until": _iso(b)} for a, b in r.validity],
-            "history": [{"state": state, "at": _iso(at)} for state, at in r.history],
+            "validity": [{"from": _iso(a), "until": _iso(b)} for a, b in r.entry.validity],
+            "history": [{"state": str(state), "at": _iso(at)} for state, at in r.entry.path],
         }
         if r.public_pem is not None:
             entry["publicKey"] = r.public_pem.strip() + "\n"

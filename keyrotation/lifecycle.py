@@ -234,14 +234,23 @@ class Age:
 
 def active_ids(states: Iterable[tuple[str, State | str]]) -> list[str]:
     """The ids of the generations in state ``active``, in the order given: the one place that
-    asks which generation is active (the config, the pack, the commands and the documents)."""
+    asks which generations are active (whether there is exactly one: :func:`primary_id`)."""
     return [gid for gid, state in states if state == State.ACTIVE]
+
+
+def primary_id(states: Iterable[tuple[str, State | str]]) -> str | None:
+    """The id of the one active generation (the keyset's primary, Tink's ``primary_key_id``); None
+    when there is not exactly one. The one place that asks "exactly one active": the config's
+    keyset check (:func:`keyrotation.view.keyset_problems`), the view, the pack and the commands
+    call it."""
+    active = active_ids(states)
+    return active[0] if len(active) == 1 else None
 
 
 def active_generation(generations: Sequence[Generation]) -> Generation | None:
     """The one active generation (the keyset's primary); None when there is not exactly one."""
-    active = active_ids((g.id, g.state) for g in generations)
-    return next(g for g in generations if g.id == active[0]) if len(active) == 1 else None
+    primary = primary_id((g.id, g.state) for g in generations)
+    return None if primary is None else next(g for g in generations if g.id == primary)
 
 
 def key_age(generations: Sequence[Generation], timings: Timings, now: datetime) -> Age:

@@ -34,6 +34,7 @@ from keyrotation import documents, metadata, names
 from keyrotation.config import Generation
 from keyrotation.lifecycle import Timings
 from keyrotation.metadata import ANNOTATION_PREFIX, RotationMetadata
+from policy import stack_config
 
 SOFTWARE_KEY = names.SOFTWARE_KEY_TYPE
 PKCS11_KEY = names.PKCS11_KEY_TYPE
@@ -203,9 +204,20 @@ class MetadataReading:
     metadata: RotationMetadata | None
     known: bool
     """False when the metadata could not be read because values are unknown (a preview)."""
+    configured: bool = False
+    """The metadata is the stack config's (:func:`policy.stack_config.described`), not the resource's."""
 
 
 def rotation_metadata(resource_type: str, props: Mapping[str, Any]) -> MetadataReading:
+    """What a key resource holds: the generation its metadata names (tags, labels, annotations,
+    props), as the stack config describes it; the metadata itself only for a generation the config
+    does not describe."""
+    reading = _decoded(resource_type, props)
+    configured = stack_config.described(reading.metadata) if reading.metadata is not None else None
+    return reading if configured is None else MetadataReading(configured, True, configured=True)
+
+
+def _decoded(resource_type: str, props: Mapping[str, Any]) -> MetadataReading:
     """The rotation metadata a component wrote on a key resource (tags, labels, annotations, props)."""
     try:
         if resource_type in (SOFTWARE_KEY, PKCS11_KEY):

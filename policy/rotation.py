@@ -123,9 +123,9 @@ def validate_one_active(args: StackValidationArgs, report_violation: ReportViola
             urn = None
         else:
             continue
-        active = sorted(lifecycle.active_ids(states.items()))
-        if len(active) == 1:
+        if lifecycle.primary_id(states.items()) is not None:
             continue
+        active = sorted(lifecycle.active_ids(states.items()))
         if not active:
             pending = [gid for gid, state in states.items() if state == State.PENDING]
             hint = (f"promote one: `python -m keyrotation promote {name} {pending[-1]} --stack"

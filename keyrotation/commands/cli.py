@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 from .. import material, times
 from ..config import StackConfig
@@ -378,14 +378,33 @@ def _age(d: timedelta | None) -> str:
     return f"{days}d {rest // 3600}h" if days else format_duration(timedelta(seconds=rest))
 
 
-def cmd_status(ctx: Context) -> int:
+class _Reported(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_Item = TypeVar("_Item", bound=_Reported)
+
+
+def _scheduled(ctx: Context, build: Callable[[StackConfig, datetime, dict[str, Publications]], list[_Item]],
+               exit_code: Callable[[list[_Item]], int], command: str) -> tuple[list[_Item], int, bool]:
+    """``status`` and ``plan``: the asked keysets' items, the exit code, and whether they were
+    emitted as the ``--json`` document (the records are read only where a next step needs them)."""
     stack = ctx.load().config
     names = _only(stack, ctx.args.keysets)
     records = ctx.records(stack) if _has_pending(stack, names) else {}
-    items = [i for i in schedule.status(stack, ctx.now, records) if i.name in names]
-    code = schedule.status_exit_code(items)
+    items = [i for i in build(stack, ctx.now, records) if i.name in names]
+    code = exit_code(items)
     if ctx.args.json:
-        ctx.emit_document("status", code, keysets=[i.to_json() for i in items], notices=ctx.notices)
+        ctx.emit_document(command, code, keysets=[i.to_json() for i in items], notices=ctx.notices)
+    return items, code, bool(ctx.args.json)
+
+
+def cmd_status(ctx: Context) -> int:
+    items, code, done = _scheduled(ctx, schedule.status, schedule.status_exit_code, "status")
+    if done:
         return code
     ctx.emit(f"{ctx.path.name} at {format_time(ctx.now)}")
     for i in items:
@@ -411,13 +430,8 @@ def _has_pending(stack: StackConfig, names: Sequence[str]) -> bool:
 
 
 def cmd_plan(ctx: Context) -> int:
-    stack = ctx.load().config
-    names = _only(stack, ctx.args.keysets)
-    records = ctx.records(stack) if _has_pending(stack, names) else {}
-    items = [i for i in schedule.plan(stack, ctx.now, records) if i.name in names]
-    code = schedule.plan_exit_code(items)
-    if ctx.args.json:
-        ctx.emit_document("plan", code, keysets=[i.to_json() for i in items], notices=ctx.notices)
+    items, code, done = _scheduled(ctx, schedule.plan, schedule.plan_exit_code, "plan")
+    if done:
         return code
     ctx.emit(f"{ctx.path.name}: plan from {format_time(ctx.now)}")
     for i in items:

@@ -83,14 +83,15 @@ def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | Non
                         timings=keyset.timings)
 
 
-def _documents(keyset: KeySetConfig, generations: list[KeyGeneration],
-               values: list) -> dict[str, tuple[str, list]]:
-    """Per publish target, the document's canonical text and the kids it publishes.
+def _records(keyset: KeySetConfig, generations: list[KeyGeneration], values: list) -> list[KeyRecord]:
+    """The generations' document records; ``values`` are their (kid, public PEM) pairs, flattened,
+    in generation order."""
+    return [_record(keyset, gen.generation, values[2 * i], values[2 * i + 1])
+            for i, gen in enumerate(generations)]
 
-    ``values`` are the generations' (kid, public PEM) pairs, flattened, in generation order.
-    """
-    records = [_record(keyset, gen.generation, values[2 * i], values[2 * i + 1])
-               for i, gen in enumerate(generations)]
+
+def _documents(keyset: KeySetConfig, records: list[KeyRecord]) -> dict[str, tuple[str, list]]:
+    """Per publish target, the document's canonical text and the kids it publishes."""
     built: dict[str, Any] = {}
     out = {}
     for pub in keyset.publish:
@@ -123,9 +124,11 @@ class KeySet(pulumi.ComponentResource):
         self.active_kid = self.active.kid
         # One Output step for the whole keyset: every generation's kid and public key in, every
         # document's text and kids out. Registration cost is the Output graph (docs/design.md).
-        published = pulumi.Output.all(
+        self.records: pulumi.Output[list[KeyRecord]] = pulumi.Output.all(
             *(v for gen in self.generations.values() for v in (gen.kid, gen.key.public_pem))
-        ).apply(lambda values: _documents(keyset, list(self.generations.values()), values))
+        ).apply(lambda values: _records(keyset, list(self.generations.values()), values))
+        """Every generation's document record: the trust anchors naming the keyset read them."""
+        published = self.records.apply(lambda records: _documents(keyset, records))
         self.publications = {
             pub.target: self._publication(name, pub, published) for pub in keyset.publish
         }
@@ -140,22 +143,32 @@ class KeySet(pulumi.ComponentResource):
                                 publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )
+        self._warn_gaps(name, keyset)
+        # Finished by finish(), once the trust anchors that list its keys are registered.
+
+    def finish(self, anchors: dict[str, tuple[str, pulumi.Resource]] | None = None) -> None:
+        """Record the switches and register the outputs, after every document listing the keyset's
+        keys: its own and ``anchors`` (per target, the format and publication of each trust anchor
+        naming it, components/trust_anchors.py), whose first-published times count for the publish
+        lead like its own documents'."""
+        keyset, name = self.config, self.config.name
+        self.anchor_publications = dict(anchors or {})
         # The deployment record of each switch, written after the publications and deliveries
         # have switched (depends_on): the overlap counts from it (components/switches.py).
         from components.switches import SwitchRecord, SwitchRecordArgs
 
-        after = [*self.publications.values(), *([self.delivery] if self.delivery is not None else [])]
+        after = [*self.publications.values(), *(p for _, p in self.anchor_publications.values()),
+                 *([self.delivery] if self.delivery is not None else [])]
         self.switches = SwitchRecord(
             f"{name}-switches",
             SwitchRecordArgs(
                 keyset=name, states={g.id: str(g.state) for g in keyset.generations},
-                targets=[p.target for p in keyset.publish] + [
+                targets=[p.target for p in keyset.publish] + list(self.anchor_publications) + [
                     c.deployment if isinstance(c, DeploymentConsumer) else c.secret
                     for c in keyset.consumers],
             ),
             pulumi.ResourceOptions(parent=self, depends_on=after, deleted_with=self),
         )
-        self._warn_gaps(name, keyset)
         self.outputs = self.summary()
         self.register_outputs(self.outputs)
 
@@ -219,10 +232,11 @@ class KeySet(pulumi.ComponentResource):
             "deployments": self.switches.switches,
             "documents": {
                 # A ConfigMap keeps no publication record: the publish lead counts from createdAt.
-                target: {"format": fmt, "target": target,
+                target: {"format": str(fmt), "target": target,
                          "firstPublished": getattr(pub, "first_published", None)}
                 for target, (fmt, pub) in (
-                    (p.target, (p.format, self.publications[p.target])) for p in keyset.publish
+                    *((p.target, (p.format, self.publications[p.target])) for p in keyset.publish),
+                    *self.anchor_publications.items(),
                 )
             },
         }

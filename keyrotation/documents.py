@@ -1,4 +1,4 @@
-"""The published documents: JWKS, signers registry, trust anchor and key history.
+"""The published documents: JWKS, signers registry, trust anchors, key history and metrics.
 
 Builders are pure functions of the keyset's generations and their public keys; output is
 deterministic (sorted keys, fixed layout) so unchanged input gives unchanged bytes and the
@@ -20,7 +20,7 @@ from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
 
 if TYPE_CHECKING:
-    from .config import Generation, KeySetConfig
+    from .config import Generation, KeySetConfig, TrustAnchor
 
 
 class Format(StrEnum):
@@ -31,6 +31,9 @@ class Format(StrEnum):
     TRUST_ANCHOR = "trust-anchor"
     KEY_HISTORY = "key-history"
     METRICS = "metrics"
+    ANCHOR = "anchor"
+    """Seed 002's trust anchor: configured per anchor (``key-rotation:trustAnchors``) over several
+    keysets, never in a keyset's ``publish`` list."""
 
     @property
     def lists_kids(self) -> bool:
@@ -180,12 +183,60 @@ def key_history(records: Sequence[KeyRecord]) -> dict[str, Any]:
     }
 
 
+SUPERSEDED = "superseded"
+"""The anchor's ``revokeReason`` of a key that stopped signing because a newer one took over (seed
+002's "annual-rotation")."""
+
+
+def anchor(config: TrustAnchor, records: Sequence[KeyRecord]) -> dict[str, Any]:
+    """Seed 002's trust anchor over the records of the keysets it names (in their order).
+
+    ``allowedKeyids``: the published generations (pending, active, retiring); ``revokedKeys``: every
+    other one (retired, destroyed, revoked: the seed moves a rotated-out key there and never deletes
+    it); ``keyHistory``: every generation, with the seed's ``addedAt`` (createdAt: a key is added
+    to the anchor, pre-published, when it is created), ``revokedAt`` (when it stopped being trusted
+    for new signatures: the end of its last validity window, else its revocation; null while it may
+    still sign) and ``revokeReason`` (the revocation's reason, or ``superseded``); plus ``algorithm``
+    and ``publicKey`` (the seed's key_history table) and ``validity`` (the exact intervals, as in the
+    key history: the seed's single [addedAt, revokedAt) cannot say "pending, not yet signing" or
+    "rolled back").
+    """
+    history = []
+    for r in records:
+        closed = r.validity[-1][1] if r.validity else None
+        revoked_at = closed if closed is not None else (r.revoked_at if not r.validity else None)
+        reason = r.revoke_reason if r.state is State.REVOKED else (SUPERSEDED if revoked_at else None)
+        entry: dict[str, Any] = {
+            "keyid": r.kid,
+            "addedAt": _iso(r.created_at),
+            "revokedAt": _iso(revoked_at),
+            "revokeReason": reason,
+            "algorithm": r.algorithm,
+            "validity": [{"from": _iso(a), "until": _iso(b)} for a, b in r.validity],
+        }
+        if r.public_pem is not None:
+            entry["publicKey"] = r.public_pem.strip() + "\n"
+        history.append(entry)
+    return {
+        "trustAnchorId": config.trust_anchor_id,
+        "purlPattern": config.purl_pattern,
+        "allowedKeyids": [r.kid for r in records if r.published],
+        "allowedPredicateTypes": list(config.allowed_predicate_types),
+        "policyVersion": config.policy_version,
+        "revokedKeys": [r.kid for r in records if r.state not in PUBLISHED_STATES],
+        "keyHistory": history,
+    }
+
+
 _BUILDERS = {Format.JWKS: jwks, Format.SIGNERS: signers, Format.TRUST_ANCHOR: trust_anchor,
              Format.KEY_HISTORY: key_history}
 
 
 def build(format: str, records: Sequence[KeyRecord], keyset: KeySetConfig | None = None) -> Any:
-    """``keyset``: the keyset's config, which the ``metrics`` document needs (name, profile, timings)."""
+    """``keyset``: the keyset's config, which the ``metrics`` document needs (name, profile, timings).
+    An ``anchor`` spans keysets: :func:`anchor` builds it."""
+    if Format(format) is Format.ANCHOR:
+        raise ValueError("an anchor spans keysets: build it with documents.anchor(config, records)")
     if Format(format) is Format.METRICS:
         if keyset is None:
             raise ValueError("the metrics document needs its keyset")
@@ -208,6 +259,8 @@ def kids_in(format: str, document: Any) -> list[str]:
         return [s["signerId"] for s in document]
     if format == "trust-anchor":
         return [k["key_id"] for k in document.get("keys", [])]
+    if format == "anchor":
+        return list(document.get("allowedKeyids", []))
     return []
 
 

@@ -78,7 +78,8 @@ def _keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
             continue
         document = resources.document_record(r.resource_type, props, r.urn, r.name)
         if document is not None:
-            view(document.keyset).documents.append(document)
+            for keyset in document.keysets:  # a trust anchor is a document of every keyset it lists
+                view(keyset).documents.append(document)
             continue
         if r.resource_type in resources.AGED_TYPES:
             meta = resources.rotation_metadata(r.resource_type, props).metadata

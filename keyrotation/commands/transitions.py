@@ -741,6 +741,9 @@ def _revocation_effects(
     for pub in ks.publish:
         action = "lists it as revoked" if pub.format == "key-history" else "no longer contains it"
         notes.append(f"documents: {pub.format} at {pub.target} {action} after the next `pulumi up`")
+    for anchor in stack.anchors_naming(ks.name):
+        notes.append(f"documents: trust anchor {anchor.trust_anchor_id} ({anchor.purl_pattern}) at"
+                     f" {anchor.target} moves it to revokedKeys after the next `pulumi up`")
     return notes
 
 

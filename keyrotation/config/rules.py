@@ -11,6 +11,7 @@ from datetime import datetime
 from .. import algorithms, metadata, targets, times
 from .. import identifiers as names
 from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend
+from ..documents import Format
 from ..lifecycle import (
     FORBIDDEN_TIMES,
     REQUIRED_TIMES,
@@ -29,6 +30,7 @@ from .model import (
     DeploymentConsumer,
     Generation,
     KeySetConfig,
+    Publication,
     SecretConsumer,
     StackConfig,
     _snake,
@@ -46,7 +48,7 @@ def validate(stack: StackConfig, *, now: datetime | None = None) -> list[Problem
         problems.append(Problem(f"publishRoot {why}", field="publishRoot"))
     for name, keyset in stack.keysets.items():
         problems += _validate_keyset(stack, name, keyset)
-    problems += _validate_delivery(stack) + _validate_unique(stack)
+    problems += _validate_delivery(stack) + _validate_trust_anchors(stack) + _validate_unique(stack)
     if now is not None:
         problems += _validate_not_future(stack, now)
     return problems
@@ -249,12 +251,18 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
     seen: set[str] = set()
     for i, pub in enumerate(ks.publish):
         field = f"publish[{i}]"
-        if pub.format.needs_public_key and not spec.publishes_public_key:
+        if pub.format is Format.ANCHOR:
+            out.append(Problem(
+                "an anchor lists the keys of several keysets: declare it in the stack's"
+                " key-rotation:trustAnchors (trustAnchorId, purlPattern, keysets, allowedPredicateTypes,"
+                " policyVersion, target), not in a keyset's publish list", name, None, f"{field}.format",
+            ))
+        elif pub.format.needs_public_key and not spec.publishes_public_key:
             out.append(Problem(
                 f"a {ks.purpose} keyset has no public key to publish; only 'key-history' and 'metrics'"
                 f" are allowed, not '{pub.format}'", name, None, f"{field}.format",
             ))
-        elif pub.format == "jwks" and not spec.has_jwk:
+        elif pub.format is Format.JWKS and not spec.has_jwk:
             out.append(Problem(
                 f"JOSE defines no JWK key type for {ks.algorithm}: a JWKS cannot carry it; publish"
                 " signers, trust-anchor or key-history (they carry the SPKI)", name, None, f"{field}.format",
@@ -378,6 +386,70 @@ def _validate_delivery(stack: StackConfig) -> list[Problem]:
     return out
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PURL_PATTERN = re.compile(r"\*|pkg:[a-z][a-z0-9.+-]*/[\x21-\x7e]*")
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+"""Printable ASCII without spaces: predicate types (``evidence.stella/v1``), policy versions."""
+
+
+def _validate_trust_anchors(stack: StackConfig) -> list[Problem]:
+    """Seed 002's trust anchors: ids and patterns unique, keysets that exist and sign, a target."""
+    out: list[Problem] = []
+    ids: dict[str, int] = {}
+    patterns: dict[str, str] = {}
+    root = None if targets.root_problem(stack.publish_root) else stack.publish_root
+    for i, anchor in enumerate(stack.trust_anchors):
+        where = f"trustAnchors[{i}]"
+        named = f"trust anchor '{anchor.trust_anchor_id[:64]}'"
+
+        def problem(message: str, field: str, named: str = named, where: str = where) -> None:
+            out.append(Problem(f"{named}: {message}", None, None, f"{where}.{field}"))
+
+        if not _UUID.fullmatch(anchor.trust_anchor_id):
+            problem(f"trustAnchorId {times.shown(anchor.trust_anchor_id)} is not a UUID"
+                    " (8-4-4-4-12 hex digits, e.g. 550e8400-e29b-41d4-a716-446655440000); verifiers look"
+                    " the anchor up by it, so keep it stable forever", "trustAnchorId")
+        seen = ids.setdefault(anchor.trust_anchor_id.lower(), i)
+        if seen != i:
+            problem(f"trustAnchorId is also trustAnchors[{seen}]'s; every anchor has its own",
+                    "trustAnchorId")
+        if not _PURL_PATTERN.fullmatch(anchor.purl_pattern) or "*" in anchor.purl_pattern[:-1]:
+            problem(f"purlPattern {times.shown(anchor.purl_pattern)} is not a PURL pattern: '*', or"
+                    " 'pkg:<type>/' and the rest of a package URL (printable ASCII, no spaces), with '*'"
+                    " only at the end (pkg:npm/*, pkg:maven/org.apache.*)", "purlPattern")
+        other = patterns.setdefault(anchor.purl_pattern, anchor.trust_anchor_id)
+        if other != anchor.trust_anchor_id:
+            problem(f"purlPattern {times.shown(anchor.purl_pattern)} is also trust anchor '{other}''s; a"
+                    " verifier looking up the anchor of a package would find two", "purlPattern")
+        for j, keyset in enumerate(anchor.keysets):
+            field = f"keysets[{j}]"
+            ks = stack.keysets.get(keyset)
+            if ks is None:
+                problem(f"names keyset {times.shown(keyset)}, which this stack does not have (keysets:"
+                        f" {', '.join(stack.keysets) or 'none'})", field)
+            elif ks.purpose != "sign":
+                problem(f"keyset '{keyset}' has purpose {ks.purpose}; an anchor lists signing keys, so"
+                        " name sign keysets only", field)
+            if keyset in anchor.keysets[:j]:
+                problem(f"keyset '{keyset}' is listed twice", field)
+        for j, predicate in enumerate(anchor.allowed_predicate_types):
+            field = f"allowedPredicateTypes[{j}]"
+            if not _TOKEN.fullmatch(predicate):
+                problem(f"predicate type {times.shown(predicate)} must be printable ASCII without spaces"
+                        " (e.g. evidence.stella/v1)", field)
+            elif predicate in anchor.allowed_predicate_types[:j]:
+                problem(f"predicate type '{predicate}' is listed twice", field)
+        if not _TOKEN.fullmatch(anchor.policy_version):
+            problem(f"policyVersion {times.shown(anchor.policy_version)} must be printable ASCII without"
+                    " spaces (e.g. v2.3.1)", "policyVersion")
+        why = targets.target_problem(anchor.target, root)
+        if why:
+            problem(why, "target")
+        elif anchor.publication.scheme == "configmap" and stack.kubernetes is None:
+            problem("a configmap:// target needs the stack's kubernetes.context", "target")
+    return out
+
+
 def _validate_unique(stack: StackConfig) -> list[Problem]:
     """Across keysets: one publication per target, one keyset per kid and per external key."""
     out: list[Problem] = []
@@ -385,31 +457,37 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
     files: dict[tuple[str, ...], tuple[str, str]] = {}
     kids: dict[str, tuple[str, str]] = {}
     keys: dict[str, tuple[str, str]] = {}
+    # Every publication, the keysets' and the trust anchors': (owner and label as messages name it,
+    # keyset of the problem, field, publication).
+    publications: list[tuple[str, str, str | None, str, Publication]] = [
+        (f"keyset '{name}'", name, name, f"publish[{i}].target", pub)
+        for name, ks in stack.keysets.items() for i, pub in enumerate(ks.publish)]
+    publications += [(f"trust anchor '{a.trust_anchor_id}'", f"trust anchor '{a.trust_anchor_id}'", None,
+                      f"trustAnchors[{i}].target", a.publication) for i, a in enumerate(stack.trust_anchors)]
+    for owner_name, label, name, field, pub in publications:
+        owner = owners.get(pub.target)
+        if owner is not None and owner != owner_name:
+            out.append(Problem(
+                f"target {times.shown(pub.target)} is already published by {owner}; two"
+                " publications"
+                " cannot share a target (one document would replace the other)", name, None, field,
+            ))
+        owners.setdefault(pub.target, owner_name)
+        if pub.scheme == "file":
+            parts = tuple(pub.location.split("/"))
+            for other, (other_target, other_name) in files.items():
+                shorter, longer = sorted((parts, other), key=len)
+                if len(shorter) < len(longer) and longer[:len(shorter)] == shorter:
+                    out.append(Problem(
+                        f"target {times.shown(pub.target)} and {other_name}'s"
+                        f" {times.shown(other_target)}:"
+                        " one is a directory of the other", name, None, field,
+                    ))
+            files.setdefault(parts, (pub.target, label))
     for name, ks in stack.keysets.items():
-        for i, pub in enumerate(ks.publish):
-            field = f"publish[{i}].target"
-            owner = owners.get(pub.target)
-            if owner is not None and owner != name:
-                out.append(Problem(
-                    f"target {times.shown(pub.target)} is already published by keyset '{owner}'; two"
-                    " publications"
-                    " cannot share a target (one document would replace the other)", name, None, field,
-                ))
-            owners.setdefault(pub.target, name)
-            if pub.scheme == "file":
-                parts = tuple(pub.location.split("/"))
-                for other, (other_target, other_name) in files.items():
-                    shorter, longer = sorted((parts, other), key=len)
-                    if len(shorter) < len(longer) and longer[:len(shorter)] == shorter:
-                        out.append(Problem(
-                            f"target {times.shown(pub.target)} and {other_name}'s"
-                            f" {times.shown(other_target)}:"
-                            " one is a directory of the other", name, None, field,
-                        ))
-                files.setdefault(parts, (pub.target, name))
-        # Kids verifiers see (in a JWKS, signers.json or trust anchor) are unique across the stack, so
-        # that documents a verifier combines never hold one kid for two keys.
-        publishes_kids = any(p.format.lists_kids for p in ks.publish)
+        # Kids verifiers see (in a JWKS, signers.json, trust anchor or seed 002 anchor) are unique
+        # across the stack, so that documents a verifier combines never hold one kid for two keys.
+        publishes_kids = any(p.format.lists_kids for p in ks.publish) or bool(stack.anchors_naming(name))
         if ks.kid != "thumbprint" and publishes_kids and not any(
                 p.keyset == name and p.field == "kid" for p in out):
             for g in ks.generations:

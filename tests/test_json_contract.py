@@ -189,8 +189,10 @@ def test_every_editing_command_and_its_refusals(dev):
     # retire before the overlap since the deployed promote: refused, allowed from the overlap's end.
     code, refused = dev("retire", "atlas-gateway", "2026-11-23", now=promote_at)
     assert code == 1
-    old = load_stack_file(dev.path).keysets["atlas-gateway"].generation("2026-11-23")
-    overlap_end = lifecycle.earliest_retire(old, atlas.timings, times.parse(promote_at))
+    promoted_ks = load_stack_file(dev.path).keysets["atlas-gateway"]
+    old = promoted_ks.generation("2026-11-23")
+    overlap_end = lifecycle.earliest_retire(promoted_ks.generations, old, atlas.timings,
+                                            times.parse(promote_at))
     assert refused["allowedFrom"] == times.format_time(overlap_end)
 
     # revoke for a reason other than compromise while its signatures are valid: refused until then.

@@ -231,6 +231,7 @@ def plan(stack: StackConfig, now: datetime,
         item = KeysetPlan(name, age.generation, age.due_at, rotate_by,
                           published_from=record.source or "createdAt (no publisher record)")
         pending = [g for g in ks.generations if g.state is State.PENDING]
+        trigger = pending[-1].trigger if pending else None
         if pending:
             p = pending[-1]
             at = lifecycle.earliest_promote(p, t, record.first_published)
@@ -252,8 +253,10 @@ def plan(stack: StackConfig, now: datetime,
             item.steps.append(PlanStep("promote", name, None, promote_at,
                                        f"publish lead {format_duration(t.publish_lead)}"))
         if age.generation is not None:
-            item.steps.append(PlanStep("retire", name, age.generation, promote_at + t.overlap,
-                                       f"overlap {format_duration(t.overlap)} after the promote"))
+            overlap = lifecycle.trigger_overlap(t, trigger)
+            item.steps.append(PlanStep("retire", name, age.generation, promote_at + overlap,
+                                       f"overlap {format_duration(overlap)} after the promote"
+                                       + (f" (trigger {trigger})" if overlap > t.overlap else "")))
         for g in ks.generations:
             if g.state is State.RETIRING:
                 retire_at, why = retire_gate(ks, g, record)

@@ -34,6 +34,7 @@ from ..lifecycle import (
     RevokeReason,
     State,
     Timings,
+    Trigger,
     active_generation,
     default_warn_days,
 )
@@ -148,6 +149,8 @@ class Generation(_Model):
     retired_at: Time | None = None
     revoked_at: Time | None = None
     revoke_reason: RevokeReason | None = None
+    trigger: Trigger | None = None
+    """Why it was made (seed 003): sets the minimum overlap of the generation it replaces."""
     destroyed_at: Time | None = None
     public_key_pem: Text | None = Field(None, max_length=16_384)
     history: list[Step] = Field(default_factory=list)

@@ -19,6 +19,7 @@ from ..lifecycle import (
     STATE_TIME,
     TIME_ORDER,
     State,
+    Trigger,
     allowed,
     first_pass,
 )
@@ -570,6 +571,10 @@ def _validate_generations(
             problem(f"is required when state is 'revoked' ({', '.join(REVOKE_REASONS)})", "revokeReason")
         if gen.revoke_reason is not None and gen.state is not State.REVOKED:
             problem(f"must not be set while state is '{gen.state}'", "revokeReason")
+        if gen.trigger is Trigger.COMPROMISE and gen.state is State.PENDING:
+            problem("a compromise replacement is never pending: `revoke KEYSET GENERATION --reason"
+                    " compromise` activates it at once (seed 003: revoke the old key first); use scheduled,"
+                    " personnel or hardware for a planned rotation", "trigger")
         present = [(f, t) for f in TIME_ORDER if (t := gen.time(f)) is not None]
         for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
             if t2 < t1:

@@ -15,6 +15,7 @@ from keyrotation import documents, keys, lifecycle, names
 from keyrotation.algorithms import BACKENDS, Purpose
 from keyrotation.config import DeploymentConsumer, Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
+from keyrotation.identifiers import kid_needs_key
 from keyrotation.view import view
 
 
@@ -52,8 +53,11 @@ class KeyGeneration(pulumi.ComponentResource):
         keyset, generation, timings = args.keyset, args.generation, args.timings
         self.generation = generation
         self.key = args.backend.generation_key(generation, name, self)
-        if keyset.kid == "thumbprint":
-            self.kid = self.key.thumbprint
+        if kid_needs_key(keyset.kid):
+            # The kid is known once the key is (its RFC 7638 thumbprint): `sha256:{thumbprint}`.
+            self.kid = self.key.thumbprint.apply(lambda t: keys.render_kid(
+                keyset.kid, keyset=keyset.name, generation=generation.id, environment=args.environment,
+                thumbprint=t))
         else:
             self.kid = pulumi.Output.from_input(keys.render_kid(
                 keyset.kid, keyset=keyset.name, generation=generation.id, environment=args.environment

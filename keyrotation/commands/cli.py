@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from .. import material, times
 from ..config import StackConfig
 from ..errors import CommandError, KeyRotationError
+from ..identifiers import kid_needs_key
 from ..lifecycle import REVOKE_REASONS, TRIGGER_NAMES, Timings, format_duration
 from ..names import DEBUG_VARIABLE
 from ..runtime import garbage_collection_tuned
@@ -494,7 +495,7 @@ def cmd_valid_at(ctx: Context) -> int:
     stack = ctx.load().config
     at = parse_time(ctx.args.at, "--at") if ctx.args.at else ctx.now
     ks = records.keyset_of(stack, ctx.args.keyset)
-    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else records.NO_RECORD
+    record = ctx.record(stack, ks.name) if kid_needs_key(ks.kid) else records.NO_RECORD
     v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
     code = 0 if v.valid else schedule.EXIT_NOT_VALID
     if ctx.args.json:

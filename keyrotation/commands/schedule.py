@@ -14,6 +14,7 @@ from typing import Any
 from .. import lifecycle, validity
 from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
+from ..identifiers import kid_needs_key
 from ..lifecycle import State, format_duration
 from ..times import format_time
 from ..view import view
@@ -352,7 +353,7 @@ def _by_kid(stack: StackConfig, ks: KeySetConfig, kid: str, record: Publications
         if kid in (g.id, kid_info(stack, ks, g, record).value):
             return g
     kids = ", ".join(kid_of(stack, ks, g, record) for g in ks.generations)
-    hint = ("" if ks.kid != "thumbprint" or record.kids
+    hint = ("" if not kid_needs_key(ks.kid) or record.kids
             else " (thumbprint kids are known from the stack outputs: --outputs)")
     raise CommandError(
         f"{stack.stack_file}: keyset '{ks.name}' has no generation with kid or id '{kid}' (kids:"

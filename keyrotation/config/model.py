@@ -48,7 +48,7 @@ MaterialSource = Literal["material", "keyring"]
 SecretSource = Literal[MaterialSource, EnvSource]
 ENV_SOURCES: tuple[str, ...] = get_args(EnvSource)
 SECRET_SOURCES: tuple[str, ...] = (*get_args(MaterialSource), *ENV_SOURCES)
-KID_PLACEHOLDERS = ("keyset", "generation", "environment")
+KID_PLACEHOLDERS = ("keyset", "generation", "environment", "thumbprint")
 
 
 class _Model(BaseModel):

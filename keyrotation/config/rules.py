@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import string
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from .. import algorithms, metadata, targets, times
 from .. import identifiers as names
 from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend
 from ..documents import Format
+from ..identifiers import THUMBPRINT_KID, kid_needs_key
 from ..lifecycle import (
     FORBIDDEN_TIMES,
     REQUIRED_TIMES,
@@ -198,8 +200,13 @@ _GCP_RESOURCE_ID = re.compile(r"[a-zA-Z0-9_-]{1,63}")
 _AWS_ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
 
 
+SAMPLE_THUMBPRINT = "A" * 43
+"""Stands for a generated key's thumbprint (43 base64url characters, RFC 7638 SHA-256) when a kid
+template is checked before the key exists: the length and characters of the kid are the same."""
+
+
 def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Problem]:
-    if ks.kid == "thumbprint":
+    if ks.kid == THUMBPRINT_KID:
         return []
     try:
         parsed = list(string.Formatter().parse(ks.kid))
@@ -210,7 +217,8 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
     if unknown:
         return [Problem(
             f"kid template {times.shown(ks.kid)} uses unknown placeholder(s) {', '.join(sorted(unknown))};"
-            f" allowed: {', '.join('{' + p + '}' for p in KID_PLACEHOLDERS)} or 'thumbprint'",
+            f" allowed: {', '.join('{' + p + '}' for p in KID_PLACEHOLDERS)} (e.g. 'sha256:{{thumbprint}}'),"
+            " or 'thumbprint'",
             name, None, "kid",
         )]
     if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
@@ -219,19 +227,27 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
             " write placeholders plainly, e.g. {generation}, so every generation keeps its own kid",
             name, None, "kid",
         )]
-    if "generation" not in fields and len(ks.generations) > 1:
+    if not fields & {"generation", "thumbprint"} and len(ks.generations) > 1:
         return [Problem(
-            f"kid template {ks.kid!r} gives every generation the same kid; include {{generation}}",
+            f"kid template {ks.kid!r} gives every generation the same kid; include {{generation}} or"
+            " {thumbprint}",
             name, None, "kid",
         )]
     out: list[Problem] = []
     seen: dict[str, str] = {}
     for g in ks.generations:
-        kid = _render_kid(ks, name, g.id, environment)
+        kid = _render_kid(ks, name, g, environment)
         why = names.kid_problem(kid)
+        sampled = kid_needs_key(ks.kid) and not g.public_key_pem
+        if why and sampled:
+            out.append(Problem(f"{why} (kid template {times.shown(ks.kid)}, with a 43-character RFC 7638"
+                               " thumbprint standing for {thumbprint})", name, None, "kid"))
+            break
         if why:
             out.append(Problem(why, name, g.id, "kid"))
             break
+        if sampled:
+            continue  # a generated key's thumbprint: its own, unknown until it exists, unique by the key
         if kid in seen:
             out.append(Problem(f"kid '{kid}' is also generation '{seen[kid]}''s kid; kids are unique in a"
                                " keyset",
@@ -240,10 +256,20 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
     return out
 
 
-def _render_kid(ks: KeySetConfig, name: str, generation: str, environment: str) -> str:
-    from ..keys import render_kid
+def _render_kid(ks: KeySetConfig, name: str, generation: Generation, environment: str) -> str:
+    """The generation's kid as the program renders it; a thumbprint template takes the external
+    key's real thumbprint, or :data:`SAMPLE_THUMBPRINT` for a key not generated yet."""
+    from ..keys import normalize_public_pem, render_kid, thumbprint
 
-    return render_kid(ks.kid, keyset=name, generation=generation, environment=environment)
+    sample = None
+    if kid_needs_key(ks.kid):
+        sample = SAMPLE_THUMBPRINT
+        if generation.public_key_pem:
+            # A publicKeyPem that does not load is reported on that field.
+            with contextlib.suppress(ValueError, TypeError):
+                sample = thumbprint(normalize_public_pem(generation.public_key_pem))
+    return render_kid(ks.kid, keyset=name, generation=generation.id, environment=environment,
+                      thumbprint=sample)
 
 
 def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
@@ -489,11 +515,12 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
         # Kids verifiers see (in a JWKS, signers.json, trust anchor or seed 002 anchor) are unique
         # across the stack, so that documents a verifier combines never hold one kid for two keys.
         publishes_kids = any(p.format.lists_kids for p in ks.publish) or bool(stack.anchors_naming(name))
-        if ks.kid != "thumbprint" and publishes_kids and not any(
+        # A thumbprint kid is the key's: two keysets share one only if they share a key (refused below).
+        if not kid_needs_key(ks.kid) and publishes_kids and not any(
                 p.keyset == name and p.field == "kid" for p in out):
             for g in ks.generations:
                 try:
-                    kid = _render_kid(ks, name, g.id, stack.environment)
+                    kid = _render_kid(ks, name, g, stack.environment)
                 except (ValueError, KeyError, IndexError):
                     break
                 seen = kids.get(kid)

@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from components.backend import BackendArgs, KeyBackend, SharedResources, load_backend
 from components.publication import Publication, PublicationArgs
-from keyrotation import documents, keys, lifecycle, names
+from keyrotation import documents, envelope, keys, lifecycle, names
 from keyrotation.algorithms import BACKENDS, Purpose
 from keyrotation.config import DeploymentConsumer, Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
@@ -199,6 +199,7 @@ class KeySet(pulumi.ComponentResource):
                 content_type=documents.content_type(pub.format),
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,
+                **(self._signing(pub.envelope) if pub.envelope is not None else {}),
             ),
             # Removing a publish target deletes its document; a `pulumi destroy` does not. Without
             # `--skip-preview` the protected keys stop a destroy before any step, but with it (and in
@@ -207,6 +208,38 @@ class KeySet(pulumi.ComponentResource):
             # the engine drop them from the state without deleting what verifiers read.
             pulumi.ResourceOptions(parent=self, deleted_with=self),
         )
+
+    def _signing(self, kind: str) -> dict[str, Any]:
+        """A signed publication's signers (active first, then the retiring ones) and, for software
+        keys, their private keys as a secret the publisher signs with (components/signing.py)."""
+        from components.signing import Signer
+
+        keyset = self.config
+        signing = [self.generations[gid] for gid in envelope.signing_generations(
+            (g.id, g.state) for g in keyset.generations)]
+        region = (keyset.aws.region or pulumi.Config("aws").get("region")) if keyset.backend == "aws-kms" \
+            else None
+        pkcs11 = keyset.pkcs11 if keyset.backend == "pkcs11" else None
+
+        def signer(kid: str, key_id: str | None, gen: KeyGeneration) -> dict[str, Any]:
+            return Signer(
+                keyid=kid, keyset=keyset.name, generation=gen.generation.id, algorithm=keyset.algorithm,
+                backend=str(keyset.backend), key_id=key_id if keyset.backend == "aws-kms" else None,
+                region=region, module=pkcs11.module if pkcs11 else None,
+                token=pkcs11.token if pkcs11 else None,
+            ).props()
+
+        signers = pulumi.Output.all(*(v for gen in signing for v in (gen.kid, gen.key.key_id))).apply(
+            lambda values: [signer(values[2 * i], values[2 * i + 1], gen) for i, gen in enumerate(signing)]
+        )
+        out: dict[str, Any] = {"envelope": kind, "signers": signers}
+        if keyset.backend == "software":
+            materials = [gen.key.material for gen in signing]
+            assert all(m is not None for m in materials), "software keys carry their material"
+            out["signing_keys"] = pulumi.Output.all(
+                *(v for gen in signing for v in (gen.kid, gen.key.material))
+            ).apply(lambda values: {values[i]: values[i + 1] for i in range(0, len(values), 2)})
+        return out
 
     @staticmethod
     def _warn_gaps(name: str, keyset: KeySetConfig) -> None:

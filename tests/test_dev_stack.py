@@ -132,9 +132,9 @@ def test_rotation_is_additive(project, pinned_clock):
     assert changed == set(), f"inputs changed for {changed}"
     ops = {after.resources[u].name: op for op, u in after.operations}
     assert ops["atlas-gateway-2026-11-30-key"] == "create"
-    # The only updates: the gateway's JWKS, which now pre-publishes the pending key, its metrics
-    # (the new generation's createdAt series), and its deployment record, which records when the
-    # pending generation was deployed.
+    # The only updates: the gateway's JWKS (plain and signed), which now pre-publishes the pending
+    # key, its metrics (the new generation's createdAt series), and its deployment record, which
+    # records when the pending generation was deployed.
     updated = {after.resources[u].name for op, u in after.operations if op == "update"}
     assert updated == {*(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"),
                        "atlas-gateway-switches"}
@@ -142,7 +142,8 @@ def test_rotation_is_additive(project, pinned_clock):
         "jwks", "metrics"}
     switches = after.named("atlas-gateway-switches").outputs["switches"]
     assert switches["2026-11-30"] == [{"state": "pending", "at": "2026-11-23T12:00:00Z", "targets": [
-        "file://published/atlas/.well-known/jwks.json", "file://published/metrics/atlas-gateway.prom"]}]
+        "file://published/atlas/.well-known/jwks.json", "file://published/atlas/jwks.dsse.json",
+        "file://published/metrics/atlas-gateway.prom"]}]
     assert [e["state"] for e in switches["2026-11-23"]] == ["active"]
     jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
     assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
@@ -311,6 +312,7 @@ def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deploye
     deployments = engine_outputs[-1]["keysets"]["atlas-gateway"]["deployments"]
     assert deployments["2026-11-23"][-1] == {"state": "retiring", "at": "2026-11-24T13:00:00Z",
                                              "targets": ["file://published/atlas/.well-known/jwks.json",
+                                                         "file://published/atlas/jwks.dsse.json",
                                                          "file://published/metrics/atlas-gateway.prom"]}
     code, said = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
     assert code == 1

@@ -30,6 +30,7 @@ from .. import algorithms, targets, times
 from .. import identifiers as names
 from ..algorithms import Backend, Profile, Purpose
 from ..documents import FORMATS, Format
+from ..envelope import Envelope
 from ..lifecycle import (
     RevokeReason,
     State,
@@ -169,6 +170,9 @@ class Generation(_Model):
 class Publication(_Model):
     format: Format
     target: Text = Field(max_length=2048)
+    envelope: Envelope | None = None
+    """``dsse``: publish the document inside a DSSE envelope signed by the keyset's signing
+    generations (keyrotation.envelope); unset: the document as it is."""
 
     @property
     def scheme(self) -> str:

@@ -9,9 +9,9 @@ import string
 from collections.abc import Callable
 from datetime import datetime
 
-from .. import algorithms, metadata, targets, times
+from .. import algorithms, envelope, metadata, targets, times
 from .. import identifiers as names
-from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend
+from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend, Purpose
 from ..documents import Format
 from ..identifiers import THUMBPRINT_KID, kid_needs_key
 from ..lifecycle import (
@@ -306,7 +306,37 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
             out.append(Problem(f"target {times.shown(pub.target)} is listed twice", name, None,
                                f"{field}.target"))
         seen.add(pub.target)
+        if pub.envelope is not None:
+            why = _envelope_problem(ks, pub.format, pub.scheme)
+            if why:
+                out.append(Problem(why, name, None, f"{field}.envelope"))
     return out
+
+
+def _envelope_problem(ks: KeySetConfig, format: str, scheme: str) -> str | None:
+    """Why this keyset cannot publish a ``format`` document signed (``envelope: dsse``), if it cannot."""
+    if ks.purpose is not Purpose.SIGN:
+        return (f"only a sign keyset's generations can sign a document; this {ks.purpose} keyset's keys"
+                " cannot: publish it without 'envelope', or from a sign keyset")
+    if not envelope.signable(format):
+        return (f"a '{format}' document is text for a scraper, which cannot unwrap an envelope; sign"
+                " only the JSON documents (jwks, signers, trust-anchor, key-history)")
+    if ks.backend is Backend.EXTERNAL:
+        return ("backend 'external' holds no private key here, so nothing can sign; remove 'envelope'"
+                " or sign with a software, aws-kms or pkcs11 keyset")
+    if ks.backend is Backend.GCP_KMS:
+        return ("signing through Cloud KMS (AsymmetricSign) is not offered: the Cloud KMS emulator the"
+                " tests run cannot sign, so it would be untested; sign with a software, aws-kms or"
+                " pkcs11 keyset")
+    if scheme == "configmap":
+        return ("a configmap:// document is written by the Kubernetes provider, which cannot sign;"
+                " publish the signed document to a file://, s3:// or gs:// target")
+    if ks.backend is Backend.AWS_KMS and ks.spec.kty in ("OKP", "AKP") and format == "key-history":
+        return (f"AWS KMS signs {ks.algorithm} only over a message of at most"
+                f" {envelope.RAW_SIGN_LIMIT} bytes (no digest signing that a plain {ks.algorithm}"
+                " verifier accepts), and the key history grows with every generation; sign the jwks,"
+                " signers or trust-anchor document instead")
+    return None
 
 
 def _validate_consumers(stack: StackConfig, name: str, ks: KeySetConfig) -> list[Problem]:

@@ -195,11 +195,12 @@ class KeySet(pulumi.ComponentResource):
                 format=pub.format,
                 content=text,
                 kids=published.apply(lambda docs: docs[pub.target][1]),
-                cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
+                cache_control=documents.cache_control(pub.format,
+                                                      self.config.timings.publish_max_age_seconds),
                 content_type=documents.content_type(pub.format),
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,
-                **(self._signing(pub.envelope) if pub.envelope is not None else {}),
+                **self._signing(self._signed_kind(pub)),
             ),
             # Removing a publish target deletes its document; a `pulumi destroy` does not. Without
             # `--skip-preview` the protected keys stop a destroy before any step, but with it (and in
@@ -209,14 +210,28 @@ class KeySet(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, deleted_with=self),
         )
 
-    def _signing(self, kind: str) -> dict[str, Any]:
-        """A signed publication's signers (active first, then the retiring ones) and, for software
-        keys, their private keys as a secret the publisher signs with (components/signing.py)."""
-        from components.signing import Signer
+    @staticmethod
+    def _signed_kind(pub) -> str | None:
+        """How the publisher signs ``pub`` (components.signing.SIGNED_KINDS); None: not at all."""
+        from components.signing import DSSE, JWS_LINES
 
+        if pub.format == documents.Format.REVOCATION_LIST:
+            return JWS_LINES
+        return DSSE if pub.envelope is not None else None
+
+    def _signing(self, kind: str | None) -> dict[str, Any]:
+        """A signed publication's signers and, for software keys, their private keys as a secret the
+        publisher signs with (components/signing.py); nothing for an unsigned one (``kind`` None).
+        A DSSE envelope is signed by the active and the retiring generations (active first); a
+        revocation list's lines by the active one only (seed 003 signs revocations with the new key)."""
+        from components.signing import JWS_LINES, Signer
+
+        if kind is None:
+            return {}
         keyset = self.config
-        signing = [self.generations[gid] for gid in envelope.signing_generations(
-            (g.id, g.state) for g in keyset.generations)]
+        ids = [self.view.primary] if kind == JWS_LINES else envelope.signing_generations(
+            (g.id, g.state) for g in keyset.generations)
+        signing = [self.generations[gid] for gid in ids]
         region = (keyset.aws.region or pulumi.Config("aws").get("region")) if keyset.backend == "aws-kms" \
             else None
         pkcs11 = keyset.pkcs11 if keyset.backend == "pkcs11" else None

@@ -187,12 +187,12 @@ class PublicationProvider(ResourceProvider):
         content: str = props["content"]
         if props.get("envelope"):
             if signed is None:
-                from components.signing import Signer, sign_document
+                from components.signing import Signer, sign
 
                 with _operation(name, "sign"):
-                    signed = sign_document(props["format"], content,
-                                           [Signer.of(s) for s in props.get("signers") or []],
-                                           private_keys=dict(props.get("signing_keys") or {}), pin=pin)
+                    signed = sign(props["envelope"], props["format"], content,
+                                  [Signer.of(s) for s in props.get("signers") or []],
+                                  private_keys=dict(props.get("signing_keys") or {}), pin=pin)
             content = signed
         sha = _sha256(content)
         now = _now()
@@ -238,7 +238,9 @@ class PublicationArgs:
     publish_root: pulumi.Input[str] | None = None
     """``file://`` targets: the stack's publish root (``key-rotation:publishRoot``)."""
     envelope: str | None = None
-    """``dsse``: ``content`` is published as the payload of an envelope signed by ``signers``."""
+    """How ``content`` is signed before it is published (components.signing.SIGNED_KINDS): ``dsse``,
+    as the payload of an envelope signed by ``signers``; ``jws-lines``, each line as a compact JWS
+    by the one signer (a revocation list)."""
     signers: pulumi.Input[list[dict[str, Any]]] | None = None
     """The signing generations (components.signing.Signer, public references only), in order."""
     signing_keys: pulumi.Input[dict[str, str]] | None = None
@@ -253,7 +255,7 @@ class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
     """Per kid, when the publisher first wrote it to this target (RFC 3339)."""
     published_at: pulumi.Output[str]
     signed_content: pulumi.Output[str]
-    """A signed document: the envelope as written (public: payload and signatures)."""
+    """A signed document: the envelope (or the JWS lines) as written (public: payload and signatures)."""
 
     def __init__(self, name: str, args: PublicationArgs, opts: pulumi.ResourceOptions | None = None):
         props = {

@@ -1,4 +1,11 @@
-"""Signs a document's DSSE envelope with each signing generation, through the generation's backend.
+"""Signs a published document through each signing generation's backend: one signing path.
+
+Two kinds of signed documents (:data:`SIGNED_KINDS`), one backend call (:func:`signature`):
+
+- ``dsse``: the document as the payload of a DSSE envelope signed by every signing generation
+  (keyrotation.envelope);
+- ``jws-lines``: each line of the document (a revocation list's records) as a compact JWS by the
+  active generation (keyrotation.revocation), the backend's signature re-encoded as JOSE wants it.
 
 Called by the publication provider (components/publication.py) in its own process, only when the
 document or its signers changed: the private key of a ``software`` generation arrives as the
@@ -11,8 +18,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from keyrotation import envelope
+from keyrotation import envelope, revocation
 from keyrotation.errors import KeyRotationError
+
+DSSE = "dsse"
+JWS_LINES = "jws-lines"
+SIGNED_KINDS = (DSSE, JWS_LINES)
+"""How a publication's content is signed (its ``envelope`` input)."""
 
 
 class SigningError(KeyRotationError):
@@ -50,6 +62,16 @@ class Signer:
                             f" {message}")
 
 
+def sign(kind: str, format: str, content: str, signers: list[Signer], *, private_keys: dict[str, str],
+         pin: str | None) -> str:
+    """The published text of a ``kind`` (:data:`SIGNED_KINDS`) signed document of ``format``."""
+    if kind == DSSE:
+        return sign_document(format, content, signers, private_keys=private_keys, pin=pin)
+    if kind == JWS_LINES:
+        return sign_lines(content, signers, private_keys=private_keys, pin=pin)
+    raise SigningError(f"unknown signed document kind {kind!r} (known: {', '.join(SIGNED_KINDS)})")
+
+
 def sign_document(format: str, content: str, signers: list[Signer], *, private_keys: dict[str, str],
                   pin: str | None) -> str:
     """The envelope's canonical text: ``content`` as payload, one signature per signer, in order.
@@ -62,11 +84,30 @@ def sign_document(format: str, content: str, signers: list[Signer], *, private_k
     message = envelope.pae(kind, payload)
     if not signers:
         raise SigningError(f"a signed {format} document needs a signing generation (active or retiring)")
-    signatures = [envelope.Signature(s.keyid, _sign(s, message, private_keys, pin)) for s in signers]
+    signatures = [envelope.Signature(s.keyid, signature(s, message, private_keys, pin)) for s in signers]
     return envelope.render(envelope.envelope(kind, payload, signatures))
 
 
-def _sign(signer: Signer, message: bytes, private_keys: dict[str, str], pin: str | None) -> bytes:
+def sign_lines(content: str, signers: list[Signer], *, private_keys: dict[str, str],
+               pin: str | None) -> str:
+    """Each line of ``content`` as a compact JWS by the one signer (the active generation), one per
+    line; the empty document stays empty."""
+    if len(signers) != 1:
+        raise SigningError(f"a document signed line by line has one signer, the active generation;"
+                           f" {len(signers)} given")
+    [signer] = signers
+    protected = revocation.header(signer.algorithm, signer.keyid)
+    out = []
+    for line in revocation.lines(content):
+        signed = revocation.signing_input(protected, line)
+        jose = revocation.jose_signature(signer.algorithm, signature(signer, signed, private_keys, pin))
+        out.append(revocation.compact(signed, jose) + "\n")
+    return "".join(out)
+
+
+def signature(signer: Signer, message: bytes, private_keys: dict[str, str], pin: str | None) -> bytes:
+    """``signer``'s signature of ``message``, made by its backend, in the algorithm's usual encoding
+    (ECDSA DER, EdDSA and RSA raw): the one call every signed document goes through."""
     if signer.backend == "software":
         private = private_keys.get(signer.keyid)
         if not private:

@@ -35,7 +35,7 @@ def cache_control(anchor: TrustAnchor, keysets: Mapping[str, KeySet]) -> str:
     """No verifier may cache the anchor longer than any keyset it lists allows for its documents:
     the shortest ``publishMaxAgeSeconds`` (each keyset's publish lead counts with its own)."""
     seconds = min(keysets[k].config.timings.publish_max_age_seconds for k in anchor.keysets)
-    return f"public, max-age={seconds}"
+    return documents.cache_control(Format.ANCHOR, seconds)
 
 
 def _document(anchor: TrustAnchor, records: list[KeyRecord]) -> dict:

@@ -1,4 +1,5 @@
-"""The published documents: JWKS, signers registry, trust anchors, key history and metrics.
+"""The published documents: JWKS, signers registry, trust anchors, key history, metrics and the
+revocation list.
 
 Builders are pure functions of the keyset's generations and their public keys; output is
 deterministic (sorted keys, fixed layout) so unchanged input gives unchanged bytes and the
@@ -14,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from . import algorithms, lifecycle, metrics, validity
+from . import algorithms, lifecycle, metrics, revocation, validity
 from .keys import PRIVATE_JWK_MEMBERS, public_der_b64url, public_jwk
 from .lifecycle import PUBLISHED_STATES, State
 from .times import format_optional
@@ -31,6 +32,9 @@ class Format(StrEnum):
     TRUST_ANCHOR = "trust-anchor"
     KEY_HISTORY = "key-history"
     METRICS = "metrics"
+    REVOCATION_LIST = "revocation-list"
+    """Seed 003's CRL: JSON Lines of revocation records, each a JWS by the active key
+    (keyrotation/revocation.py)."""
     ANCHOR = "anchor"
     """Seed 002's trust anchor: configured per anchor (``key-rotation:trustAnchors``) over several
     keysets, never in a keyset's ``publish`` list."""
@@ -38,8 +42,16 @@ class Format(StrEnum):
     @property
     def lists_kids(self) -> bool:
         """Whether the document lists the key ids of the keys it publishes (the key history
-        lists every generation, published or not; the metrics describe them by generation)."""
-        return self not in (Format.KEY_HISTORY, Format.METRICS)
+        lists every generation, published or not; the metrics describe them by generation; the
+        revocation list names the keys verifiers must refuse)."""
+        return self not in (Format.KEY_HISTORY, Format.METRICS, Format.REVOCATION_LIST)
+
+    @property
+    def carries_keys(self) -> bool:
+        """Whether a verifier finds keys in it (the metrics carry times; the revocation list names
+        revoked keys, without their public keys)."""
+        return self not in (Format.METRICS, Format.REVOCATION_LIST)
+
 
     @property
     def needs_public_key(self) -> bool:
@@ -52,12 +64,22 @@ FORMATS: tuple[str, ...] = tuple(f.value for f in Format)
 KID_FORMATS: tuple[str, ...] = tuple(f.value for f in Format if f.lists_kids)
 """Documents that list the kids verifiers accept (the key history lists every kid ever)."""
 CONTENT_TYPE = "application/json"
-TEXT_FORMATS = ("metrics",)
-"""Documents that are text, not JSON (OpenMetrics: keyrotation/metrics.py)."""
+TEXT_FORMATS = ("metrics", "revocation-list")
+"""Documents that are text, not one JSON value (OpenMetrics: keyrotation/metrics.py; JSON Lines:
+keyrotation/revocation.py)."""
 
 
 def content_type(format: str) -> str:
-    return metrics.CONTENT_TYPE if format == "metrics" else CONTENT_TYPE
+    types = {Format.METRICS: metrics.CONTENT_TYPE, Format.REVOCATION_LIST: revocation.MEDIA_TYPE}
+    return types.get(Format(format), CONTENT_TYPE)
+
+
+def cache_control(format: str, max_age_seconds: int) -> str:
+    """A document's ``Cache-Control``: the keyset's ``publishMaxAgeSeconds``, except the revocation
+    list's own (seed 003's ``max-age=30``: its verifiers poll it)."""
+    if format == Format.REVOCATION_LIST:
+        return revocation.CACHE_CONTROL
+    return f"public, max-age={max_age_seconds}"
 
 
 @dataclass(frozen=True)
@@ -241,6 +263,8 @@ def build(format: str, records: Sequence[KeyRecord], keyset: KeySetConfig | None
         if keyset is None:
             raise ValueError("the metrics document needs its keyset")
         return metrics.openmetrics(keyset, records)
+    if Format(format) is Format.REVOCATION_LIST:
+        return revocation.render(records)  # unsigned: the publisher signs each line
     return _BUILDERS[Format(format)](records)
 
 

@@ -231,8 +231,8 @@ def _published_in(keyset: KeySetConfig) -> str:
 
 
 def _documents(keyset: KeySetConfig) -> str:
-    # The metrics document carries times, not keys: it is no place a verifier finds a key in.
-    carrying = [p for p in keyset.publish if p.format != "metrics"]
+    # The metrics carry times and the revocation list revoked kids: no place a verifier finds a key in.
+    carrying = [p for p in keyset.publish if p.format.carries_keys]
     if not carrying:
         return "no published document"
     return ", ".join(f"{p.format} at {p.target}" for p in carrying)
@@ -780,7 +780,9 @@ def _revocation_effects(
                 f" `pulumi up`; key-history verifiers still accept those made before {_iso(now)} (valid-at)"
             )
     for pub in ks.publish:
-        action = "lists it as revoked" if pub.format == "key-history" else "no longer contains it"
+        action = {"key-history": "lists it as revoked",
+                  "revocation-list": "adds its revocation record, signed by the active generation,"
+                  }.get(pub.format, "no longer contains it")
         notes.append(f"documents: {pub.format} at {pub.target} {action} after the next `pulumi up`")
     for anchor in stack.anchors_naming(ks.name):
         notes.append(f"documents: trust anchor {anchor.trust_anchor_id} ({anchor.purl_pattern}) at"

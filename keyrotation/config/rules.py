@@ -9,7 +9,7 @@ import string
 from collections.abc import Callable
 from datetime import datetime
 
-from .. import algorithms, envelope, metadata, targets, times
+from .. import algorithms, envelope, metadata, revocation, targets, times
 from .. import identifiers as names
 from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend, Purpose
 from ..documents import Format
@@ -306,7 +306,10 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
             out.append(Problem(f"target {times.shown(pub.target)} is listed twice", name, None,
                                f"{field}.target"))
         seen.add(pub.target)
-        if pub.envelope is not None:
+        if pub.format is Format.REVOCATION_LIST:
+            for why, where in _revocation_list_problems(ks, pub):
+                out.append(Problem(why, name, None, f"{field}.{where}"))
+        elif pub.envelope is not None:
             why = _envelope_problem(ks, pub.format, pub.scheme)
             if why:
                 out.append(Problem(why, name, None, f"{field}.envelope"))
@@ -321,22 +324,53 @@ def _envelope_problem(ks: KeySetConfig, format: str, scheme: str) -> str | None:
     if not envelope.signable(format):
         return (f"a '{format}' document is text for a scraper, which cannot unwrap an envelope; sign"
                 " only the JSON documents (jwks, signers, trust-anchor, key-history)")
-    if ks.backend is Backend.EXTERNAL:
-        return ("backend 'external' holds no private key here, so nothing can sign; remove 'envelope'"
-                " or sign with a software, aws-kms or pkcs11 keyset")
-    if ks.backend is Backend.GCP_KMS:
-        return ("signing through Cloud KMS (AsymmetricSign) is not offered: the Cloud KMS emulator the"
-                " tests run cannot sign, so it would be untested; sign with a software, aws-kms or"
-                " pkcs11 keyset")
-    if scheme == "configmap":
-        return ("a configmap:// document is written by the Kubernetes provider, which cannot sign;"
-                " publish the signed document to a file://, s3:// or gs:// target")
+    why = _signing_problem(ks, scheme, "remove 'envelope' or sign with")
+    if why:
+        return why
     if ks.backend is Backend.AWS_KMS and ks.spec.kty in ("OKP", "AKP") and format == "key-history":
         return (f"AWS KMS signs {ks.algorithm} only over a message of at most"
                 f" {envelope.RAW_SIGN_LIMIT} bytes (no digest signing that a plain {ks.algorithm}"
                 " verifier accepts), and the key history grows with every generation; sign the jwks,"
                 " signers or trust-anchor document instead")
     return None
+
+
+def _signing_problem(ks: KeySetConfig, scheme: str, instead: str) -> str | None:
+    """Why this keyset's generations cannot sign what the publisher writes to a ``scheme`` target,
+    if they cannot: the backends that cannot sign here, and the targets written without the
+    publisher. Shared by the DSSE envelope and the revocation list (one signing path,
+    components/signing.py); ``instead``: what the message advises, e.g. "remove 'envelope' or sign with"."""
+    if ks.backend is Backend.EXTERNAL:
+        return (f"backend 'external' holds no private key here, so nothing can sign; {instead} a"
+                " software, aws-kms or pkcs11 keyset")
+    if ks.backend is Backend.GCP_KMS:
+        return ("signing through Cloud KMS (AsymmetricSign) is not offered: the Cloud KMS emulator the"
+                f" tests run cannot sign, so it would be untested; {instead} a software, aws-kms or"
+                " pkcs11 keyset")
+    if scheme == "configmap":
+        return ("a configmap:// document is written by the Kubernetes provider, which cannot sign;"
+                " publish the signed document to a file://, s3:// or gs:// target")
+    return None
+
+
+def _revocation_list_problems(ks: KeySetConfig, pub: Publication) -> list[tuple[str, str]]:
+    """Why this keyset cannot publish a revocation list (each line a JWS by its active generation),
+    with the field each reason is about (``format``, ``target``, ``envelope``)."""
+    if ks.purpose is not Purpose.SIGN:
+        return [(f"a revocation list is signed line by line by the keyset's active key; this {ks.purpose}"
+                 " keyset's keys cannot sign: publish it from a sign keyset", "format")]
+    out: list[tuple[str, str]] = []
+    if pub.envelope is not None:
+        out.append(("each line of a revocation list is already a JWS signed by the active key, and its"
+                    " verifiers read JSON Lines, not an envelope; remove 'envelope'", "envelope"))
+    if not revocation.signable(ks.algorithm):
+        out.append((f"a revocation list's lines are JWS that JOSE verifiers check; no JOSE library here"
+                    f" verifies {ks.algorithm} (JWS is defined for EdDSA, ES*, RS* and PS*): publish the"
+                    " revocation list from such a keyset", "format"))
+    why = _signing_problem(ks, pub.scheme, "publish the revocation list from")
+    if why:
+        out.append((why, "target" if pub.scheme == "configmap" else "format"))
+    return out
 
 
 def _validate_consumers(stack: StackConfig, name: str, ks: KeySetConfig) -> list[Problem]:

@@ -74,7 +74,8 @@ def pinned_clock(monkeypatch):
 
 
 def test_the_dev_stack_publishes_a_crl_each_line_verifiable_against_the_trust_anchor(project, pinned_clock):
-    run = Engine(project, "dev").up()
+    engine = Engine(project, "dev")
+    run = engine.up()
 
     anchor = json.loads((project / ANCHOR).read_text())
     keys = published_keys((project / ANCHOR).read_text())
@@ -101,6 +102,11 @@ def test_the_dev_stack_publishes_a_crl_each_line_verifiable_against_the_trust_an
     assert isinstance(crl.inputs["signing_keys"], Secret)
     assert "signing_keys" not in crl.outputs
     assert "PRIVATE KEY" not in json.dumps({k: v for k, v in crl.outputs.items() if k != "__provider"})
+
+    # Nothing changed: not signed again, not written again.
+    stat = (project / CRL).stat()
+    assert ("same", crl.urn) in engine.up().operations
+    assert (project / CRL).stat().st_mtime_ns == stat.st_mtime_ns
 
 
 def _tampered_payload(line: str) -> str:

@@ -301,6 +301,8 @@ class DocumentRecord:
     """A published document of a keyset: a Publication, or a ConfigMap publish target."""
 
     keyset: str
+    """The keyset it belongs to; a seed 002 anchor's (format ``anchor``) are the keysets it lists,
+    comma-joined (keyset names hold no comma): :attr:`keysets`."""
     format: str
     target: str
     resource_type: str
@@ -310,6 +312,11 @@ class DocumentRecord:
     """The parsed content; UNKNOWN in a preview where it depends on new keys."""
     first_published: dict[str, datetime] | None
     """Per kid, when the publisher first wrote it; None when not known (a preview, a ConfigMap)."""
+
+    @property
+    def keysets(self) -> tuple[str, ...]:
+        """Every keyset whose keys the document lists (several for a trust anchor)."""
+        return tuple(self.keyset.split(","))
 
     @property
     def kids(self) -> list[str] | None:

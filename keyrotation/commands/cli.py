@@ -25,7 +25,8 @@ from typing import Any, Protocol, TextIO, TypeVar
 from .. import material, times
 from ..config import StackConfig
 from ..errors import CommandError, KeyRotationError
-from ..lifecycle import REVOKE_REASONS, Timings, format_duration
+from ..identifiers import kid_needs_key
+from ..lifecycle import REVOKE_REASONS, TRIGGER_NAMES, Timings, format_duration
 from ..names import DEBUG_VARIABLE
 from ..runtime import garbage_collection_tuned
 from ..times import SECONDS_PER_DAY, format_time, utc_now
@@ -307,7 +308,8 @@ def cmd_rotate(ctx: Context) -> int:
                 " only (e.g. `openssl pkey -in KEY -pubout`); nothing was written"
             )
     return _mutate(ctx, lambda f: transitions.rotate(
-        f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem))
+        f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem,
+        trigger=ctx.args.trigger))
 
 
 def cmd_promote(ctx: Context) -> int:
@@ -507,7 +509,7 @@ def cmd_valid_at(ctx: Context) -> int:
     stack = ctx.load().config
     at = parse_time(ctx.args.at, "--at") if ctx.args.at else ctx.now
     ks = records.keyset_of(stack, ctx.args.keyset)
-    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else records.NO_RECORD
+    record = ctx.record(stack, ks.name) if kid_needs_key(ks.kid) else records.NO_RECORD
     v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
     code = 0 if v.valid else schedule.EXIT_NOT_VALID
     if ctx.args.json:
@@ -585,6 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="the new generation's id (default: the date, e.g. 2026-11-30)")
     p.add_argument("--public-key", metavar="FILE", help="backend external: the new generation's public key"
                                                         " PEM")
+    p.add_argument("--trigger", choices=TRIGGER_NAMES,
+                   help="why (seed 003), recorded on the generation: scheduled and hardware keep the one it"
+                        " replaces published 24 h after the promote, personnel 1 h, if longer than the"
+                        " computed overlap (compromise: use `revoke --reason compromise`)")
 
     p = add("promote", cmd_promote, "pending -> active; the active generation becomes retiring",
             "Make the pending generation active and the active one retiring. Refused before the publish lead"

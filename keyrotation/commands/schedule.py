@@ -14,6 +14,7 @@ from typing import Any
 from .. import lifecycle, validity
 from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
+from ..identifiers import kid_needs_key
 from ..lifecycle import State, format_duration
 from ..times import format_time
 from ..view import GenerationView, OfGeneration, view
@@ -238,6 +239,7 @@ def plan(stack: StackConfig, now: datetime,
         item = KeysetPlan(name, age.generation, age.due_at, rotate_by,
                           published_from=record.source or "createdAt (no publisher record)")
         pending = [g for g in ks.generations if g.state is State.PENDING]
+        trigger = pending[-1].trigger if pending else None
         if pending:
             p = pending[-1]
             at = lifecycle.earliest_promote(p, t, record.first_published)
@@ -259,8 +261,10 @@ def plan(stack: StackConfig, now: datetime,
             item.steps.append(PlanStep("promote", name, None, promote_at,
                                        f"publish lead {format_duration(t.publish_lead)}"))
         if age.generation is not None:
-            item.steps.append(PlanStep("retire", name, age.generation, promote_at + t.overlap,
-                                       f"overlap {format_duration(t.overlap)} after the promote"))
+            overlap = lifecycle.trigger_overlap(t, trigger)
+            item.steps.append(PlanStep("retire", name, age.generation, promote_at + overlap,
+                                       f"overlap {format_duration(overlap)} after the promote"
+                                       + (f" (trigger {trigger})" if overlap > t.overlap else "")))
         for g in ks.generations:
             if g.state is State.RETIRING:
                 retire_at, why = retire_gate(ks, g, record)
@@ -356,7 +360,7 @@ def _by_kid(stack: StackConfig, ks: KeySetConfig, kid: str, record: Publications
         if kid in (g.id, kid_info(stack, ks, g, record).value):
             return g
     kids = ", ".join(kid_of(stack, ks, g, record) for g in ks.generations)
-    hint = ("" if ks.kid != "thumbprint" or record.kids
+    hint = ("" if not kid_needs_key(ks.kid) or record.kids
             else " (thumbprint kids are known from the stack outputs: --outputs)")
     raise CommandError(
         f"{stack.stack_file}: keyset '{ks.name}' has no generation with kid or id '{kid}' (kids:"

@@ -166,6 +166,7 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
     from components.software_key import SoftwareKey, SoftwareKeyArgs
     from components.switches import SwitchRecord, SwitchRecordArgs
     from keyrotation import documents
+    from keyrotation.config import Generation
     from keyrotation.documents import KeyRecord
     from keyrotation.lifecycle import State
 
@@ -194,10 +195,13 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         def t(text):
             return datetime.fromisoformat(text) if text else None
 
-        records = [KeyRecord(generation=g["id"], state=State(g["state"]), kid=values[2 * i],
-                             algorithm="EdDSA",
-                             public_pem=values[2 * i + 1], created_at=t(g["createdAt"]),
-                             activated_at=t(g.get("activatedAt")), retiring_at=t(g.get("retiringAt")))
+        def generation(g: dict) -> Generation:
+            times = {"created_at": "createdAt", "activated_at": "activatedAt", "retiring_at": "retiringAt"}
+            return Generation.model_validate({"id": g["id"], "state": State(g["state"]),
+                                              **{k: t(g[v]) for k, v in times.items() if g.get(v)}})
+
+        records = [KeyRecord.of(generation(g), kid=values[2 * i], algorithm="EdDSA",
+                                public_pem=values[2 * i + 1])
                    for i, (g, *_rest) in enumerate(generations)]
         doc = documents.build("jwks", records)
         return {ks["publish"][0]["target"]: (documents.render(doc), documents.kids_in("jwks", doc))}

@@ -53,13 +53,9 @@ class AwsKmsBackend:
             # Restored from its deletion window: the same key, adopted (components/kms_restore.py).
             key = RestoredKmsKey(
                 f"{name}-restored",
-                RestoredKmsKeyArgs(
-                    keyset=keyset.name, generation=generation.id, backend=keyset.backend,
-                    key_id=generation.restored_key_id, enabled=generation.state in ENABLED_STATES,
-                    deletion_window_days=keyset.timings.deletion_window_days,
-                    region=self.region or pulumi.Config("aws").get("region"),
-                    tags=metadata(self.environment, keyset, generation).aws_tags(),
-                ),
+                RestoredKmsKeyArgs.of(keyset, generation,
+                                      region=self.region or pulumi.Config("aws").get("region"),
+                                      tags=metadata(self.environment, keyset, generation).aws_tags()),
                 pulumi.ResourceOptions(parent=parent, protect=protect(generation.state)),
             )
             # The ARN is the record's (kept from when the key was first registered).

@@ -90,6 +90,28 @@ class GeneratedKeyArgs:
         """The dynamic resource's inputs: every field."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def inputs(self, *outputs: str) -> dict[str, Any]:
+        """What the key resource registers: every field, and its provider's ``outputs`` as None
+        (to be filled in by ``create``)."""
+        return {**self.props(), **dict.fromkeys(outputs)}
+
+
+KEY_OUTPUTS = ("public_key_pem", "thumbprint", "fingerprint")
+"""What every generated key resource outputs, beside its provider's own (see GenerationKey)."""
+
+
+def immutable_changes(olds: dict[str, Any], news: dict[str, Any], immutable: tuple[str, ...], *,
+                      show: Callable[[Any], str] = repr,
+                      created: str = "created once") -> list[tuple[str, str]]:
+    """A generated key's provider ``check``: (property, message) for each of ``immutable`` that the
+    new inputs change; a generation's key is never replaced."""
+    return [
+        (prop, f"keyset '{olds.get('keyset')}', generation '{olds.get('generation')}': {prop} was"
+               f" {show(olds[prop])} and cannot become {show(news.get(prop))}; a generation's key is"
+               f" {created}. Add a new generation instead (rotate).")
+        for prop in immutable if olds and prop in olds and olds[prop] != news.get(prop)
+    ]
+
 
 @dataclass(frozen=True)
 class BackendArgs:

@@ -10,7 +10,7 @@ checksum), in place of ``kubectl rollout restart``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -29,8 +29,8 @@ from keyrotation.delivery import (
     target_checksum,
     target_env,
 )
-from keyrotation.lifecycle import PUBLISHED_STATES
 from keyrotation.metadata import RotationMetadata
+from keyrotation.view import GenerationView, KeysetView
 
 PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 """Take over the delivered fields from whoever set them before (``kubectl set env``)."""
@@ -45,6 +45,8 @@ class KeyDeliveryArgs:
     environment: str
     """The stack's environment (in the delivered objects' annotations)."""
     keyset: KeySetConfig
+    keys: KeysetView
+    """The keyset's view: its active generation and its ring (what decrypts)."""
     generations: Mapping[str, Any]
     """The keyset's KeyGeneration components by generation id (``kid``, ``key``)."""
     publications: Sequence[pulumi.Resource] = ()
@@ -59,23 +61,22 @@ class KeyDelivery(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KeyDeliveryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("key-rotation:kubernetes:KeyDelivery", name, None, opts)
-        keyset = args.keyset
+        keyset, keys = args.keyset, args.keys
         self.keyset = keyset
         self._deleted_with = args.deleted_with
-        generations = [args.generations[g.id] for g in keyset.generations]
         # Non-secret view (ids, fingerprints) and the secret one (plus material of the keyring).
-        self.public = pulumi.Output.all(*(_identity(g) for g in generations)).apply(
-            lambda gens: DeliveredKeys(keyset, gens))
-        ring = [g for g in generations if g.generation.state in PUBLISHED_STATES]
+        self.public = pulumi.Output.all(*(_identity(e, args.generations[e.id]) for e in keys.entries)).apply(
+            lambda gens: DeliveredKeys(keyset, keys, gens))
+        ring = [args.generations[g.id] for g in keys.ring]
         held = {g.generation.id: g.key.material for g in ring if g.key.material is not None}
         # Backends that keep the key in a KMS/HSM hold no material (the config allows only ids then).
         materials = pulumi.Output.all(**held) if held else pulumi.Output.from_input({})
         self.full: pulumi.Output[DeliveredKeys] = pulumi.Output.secret(
             pulumi.Output.all(self.public, materials).apply(_with_material))
         self.metadata = RotationMetadata(
-            keyset=keyset.name, generation=keyset.active.id, environment=args.environment,
-            state=str(keyset.active.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
-            created_at=keyset.active.created_at, activated_at=keyset.active.activated_at,
+            keyset=keyset.name, generation=keys.primary, environment=args.environment,
+            state=str(keys.active.state), algorithm=keyset.algorithm, purpose=keyset.purpose,
+            created_at=keys.active.created_at, activated_at=keys.active.activated_at,
         )
 
         self.secrets: dict[str, pulumi.CustomResource] = {}
@@ -156,19 +157,17 @@ class KeyDelivery(pulumi.ComponentResource):
         )
 
 
-def _identity(generation) -> pulumi.Output[DeliveredGeneration]:
-    key, config = generation.key, generation.generation
+def _identity(entry: GenerationView, generation: Any) -> pulumi.Output[DeliveredGeneration]:
+    key = generation.key
     return pulumi.Output.all(
         generation.kid, key.key_id, key.key_arn, key.key_name, key.fingerprint
-    ).apply(lambda v: DeliveredGeneration(config.id, str(config.state), *v))
+    ).apply(lambda v: DeliveredGeneration(entry, *v))
 
 
 def _with_material(values: list) -> DeliveredKeys:
     public, materials = values
-    generations = [
-        DeliveredGeneration(**{**g.__dict__, "material": materials.get(g.id)}) for g in public.generations
-    ]
-    return DeliveredKeys(public.keyset, generations)
+    generations = [replace(g, material=materials.get(g.id)) for g in public.generations]
+    return DeliveredKeys(public.keyset, public.keys, generations)
 
 
 def _checksum_of(target: Target, keys: DeliveredKeys) -> str:

@@ -86,11 +86,7 @@ class GcpKmsBackend:
             # Restored from DESTROY_SCHEDULED: the same version, adopted (components/kms_restore.py).
             version = RestoredKmsKey(
                 f"{name}-restored",
-                RestoredKmsKeyArgs(
-                    keyset=keyset.name, generation=generation.id, backend=keyset.backend,
-                    key_id=generation.restored_key_id, enabled=generation.state in ENABLED_STATES,
-                    deletion_window_days=keyset.timings.deletion_window_days,
-                ),
+                RestoredKmsKeyArgs.of(keyset, generation),
                 pulumi.ResourceOptions(parent=parent, protect=protect(generation.state),
                                        depends_on=[self.crypto_key]),
             )

@@ -11,11 +11,12 @@ from pydantic.alias_generators import to_camel
 
 from components.backend import BackendArgs, KeyBackend, SharedResources, load_backend
 from components.publication import Publication, PublicationArgs
-from keyrotation import documents, keys, lifecycle, names
+from keyrotation import documents, envelope, keys, lifecycle, names
 from keyrotation.algorithms import BACKENDS, Purpose
 from keyrotation.config import DeploymentConsumer, Generation, KeySetConfig
 from keyrotation.documents import KeyRecord
-from keyrotation.view import view
+from keyrotation.identifiers import kid_needs_key
+from keyrotation.view import KeysetView, view
 
 
 @dataclass
@@ -52,8 +53,11 @@ class KeyGeneration(pulumi.ComponentResource):
         keyset, generation, timings = args.keyset, args.generation, args.timings
         self.generation = generation
         self.key = args.backend.generation_key(generation, name, self)
-        if keyset.kid == "thumbprint":
-            self.kid = self.key.thumbprint
+        if kid_needs_key(keyset.kid):
+            # The kid is known once the key is (its RFC 7638 thumbprint): `sha256:{thumbprint}`.
+            self.kid = self.key.thumbprint.apply(lambda t: keys.render_kid(
+                keyset.kid, keyset=keyset.name, generation=generation.id, environment=args.environment,
+                thumbprint=t))
         else:
             self.kid = pulumi.Output.from_input(keys.render_kid(
                 keyset.kid, keyset=keyset.name, generation=generation.id, environment=args.environment
@@ -77,20 +81,17 @@ def wire_timings(keyset: KeySetConfig) -> dict:
     return {to_camel(k): v for k, v in asdict(keyset.timings).items()}
 
 
-def _record(keyset: KeySetConfig, g: Generation, kid: str, public_pem: str | None) -> KeyRecord:
+def _records(keyset: KeySetConfig, keys: KeysetView, values: list) -> list[KeyRecord]:
+    """The generations' document records; ``values`` are their (kid, public PEM) pairs, flattened,
+    in generation order."""
     # Symmetric keys have no public key: "" from a software key, None from the others.
-    return KeyRecord.of(g, kid=kid, algorithm=keyset.algorithm, public_pem=public_pem or None,
-                        timings=keyset.timings)
+    return [KeyRecord(entry, kid=values[2 * i], algorithm=keyset.algorithm,
+                      public_pem=values[2 * i + 1] or None)
+            for i, entry in enumerate(keys.entries)]
 
 
-def _documents(keyset: KeySetConfig, generations: list[KeyGeneration],
-               values: list) -> dict[str, tuple[str, list]]:
-    """Per publish target, the document's canonical text and the kids it publishes.
-
-    ``values`` are the generations' (kid, public PEM) pairs, flattened, in generation order.
-    """
-    records = [_record(keyset, gen.generation, values[2 * i], values[2 * i + 1])
-               for i, gen in enumerate(generations)]
+def _documents(keyset: KeySetConfig, records: list[KeyRecord]) -> dict[str, tuple[str, list]]:
+    """Per publish target, the document's canonical text and the kids it publishes."""
     built: dict[str, Any] = {}
     out = {}
     for pub in keyset.publish:
@@ -123,9 +124,11 @@ class KeySet(pulumi.ComponentResource):
         self.active_kid = self.active.kid
         # One Output step for the whole keyset: every generation's kid and public key in, every
         # document's text and kids out. Registration cost is the Output graph (docs/design.md).
-        published = pulumi.Output.all(
+        self.records: pulumi.Output[list[KeyRecord]] = pulumi.Output.all(
             *(v for gen in self.generations.values() for v in (gen.kid, gen.key.public_pem))
-        ).apply(lambda values: _documents(keyset, list(self.generations.values()), values))
+        ).apply(lambda values: _records(keyset, self.view, values))
+        """Every generation's document record: the trust anchors naming the keyset read them."""
+        published = self.records.apply(lambda records: _documents(keyset, records))
         self.publications = {
             pub.target: self._publication(name, pub, published) for pub in keyset.publish
         }
@@ -136,26 +139,37 @@ class KeySet(pulumi.ComponentResource):
 
             self.delivery = KeyDelivery(
                 f"{name}-delivery",
-                KeyDeliveryArgs(environment=args.environment, keyset=keyset, generations=self.generations,
+                KeyDeliveryArgs(environment=args.environment, keyset=keyset, keys=self.view,
+                                generations=self.generations,
                                 publications=list(self.publications.values()), deleted_with=self),
                 pulumi.ResourceOptions(parent=self),
             )
+        self._warn_gaps(name, keyset)
+        # Finished by finish(), once the trust anchors that list its keys are registered.
+
+    def finish(self, anchors: dict[str, tuple[str, pulumi.Resource]] | None = None) -> None:
+        """Record the switches and register the outputs, after every document listing the keyset's
+        keys: its own and ``anchors`` (per target, the format and publication of each trust anchor
+        naming it, components/trust_anchors.py), whose first-published times count for the publish
+        lead like its own documents'."""
+        keyset, name = self.config, self.config.name
+        self.anchor_publications = dict(anchors or {})
         # The deployment record of each switch, written after the publications and deliveries
         # have switched (depends_on): the overlap counts from it (components/switches.py).
         from components.switches import SwitchRecord, SwitchRecordArgs
 
-        after = [*self.publications.values(), *([self.delivery] if self.delivery is not None else [])]
+        after = [*self.publications.values(), *(p for _, p in self.anchor_publications.values()),
+                 *([self.delivery] if self.delivery is not None else [])]
         self.switches = SwitchRecord(
             f"{name}-switches",
             SwitchRecordArgs(
                 keyset=name, states={g.id: str(g.state) for g in keyset.generations},
-                targets=[p.target for p in keyset.publish] + [
+                targets=[p.target for p in keyset.publish] + list(self.anchor_publications) + [
                     c.deployment if isinstance(c, DeploymentConsumer) else c.secret
                     for c in keyset.consumers],
             ),
             pulumi.ResourceOptions(parent=self, depends_on=after, deleted_with=self),
         )
-        self._warn_gaps(name, keyset)
         self.outputs = self.summary()
         self.register_outputs(self.outputs)
 
@@ -178,10 +192,12 @@ class KeySet(pulumi.ComponentResource):
                 format=pub.format,
                 content=text,
                 kids=published.apply(lambda docs: docs[pub.target][1]),
-                cache_control=f"public, max-age={self.config.timings.publish_max_age_seconds}",
+                cache_control=documents.cache_control(pub.format,
+                                                      self.config.timings.publish_max_age_seconds),
                 content_type=documents.content_type(pub.format),
                 keyset=name,
                 publish_root=self.publish_root if pub.scheme == "file" else None,
+                **self._signing(self._signed_kind(pub)),
             ),
             # Removing a publish target deletes its document; a `pulumi destroy` does not. Without
             # `--skip-preview` the protected keys stop a destroy before any step, but with it (and in
@@ -190,6 +206,52 @@ class KeySet(pulumi.ComponentResource):
             # the engine drop them from the state without deleting what verifiers read.
             pulumi.ResourceOptions(parent=self, deleted_with=self),
         )
+
+    @staticmethod
+    def _signed_kind(pub) -> str | None:
+        """How the publisher signs ``pub`` (components.signing.SIGNED_KINDS); None: not at all."""
+        from components.signing import DSSE, JWS_LINES
+
+        if pub.format == documents.Format.REVOCATION_LIST:
+            return JWS_LINES
+        return DSSE if pub.envelope is not None else None
+
+    def _signing(self, kind: str | None) -> dict[str, Any]:
+        """A signed publication's signers and, for software keys, their private keys as a secret the
+        publisher signs with (components/signing.py); nothing for an unsigned one (``kind`` None).
+        A DSSE envelope is signed by the active and the retiring generations (active first); a
+        revocation list's lines by the active one only (seed 003 signs revocations with the new key)."""
+        from components.signing import JWS_LINES, Signer
+
+        if kind is None:
+            return {}
+        keyset = self.config
+        ids = [self.view.primary] if kind == JWS_LINES else envelope.signing_generations(
+            (g.id, g.state) for g in keyset.generations)
+        signing = [self.generations[gid] for gid in ids]
+        region = (keyset.aws.region or pulumi.Config("aws").get("region")) if keyset.backend == "aws-kms" \
+            else None
+        pkcs11 = keyset.pkcs11 if keyset.backend == "pkcs11" else None
+
+        def signer(kid: str, key_id: str | None, gen: KeyGeneration) -> dict[str, Any]:
+            return Signer(
+                keyid=kid, keyset=keyset.name, generation=gen.generation.id, algorithm=keyset.algorithm,
+                backend=str(keyset.backend), key_id=key_id if keyset.backend == "aws-kms" else None,
+                region=region, module=pkcs11.module if pkcs11 else None,
+                token=pkcs11.token if pkcs11 else None,
+            ).props()
+
+        signers = pulumi.Output.all(*(v for gen in signing for v in (gen.kid, gen.key.key_id))).apply(
+            lambda values: [signer(values[2 * i], values[2 * i + 1], gen) for i, gen in enumerate(signing)]
+        )
+        out: dict[str, Any] = {"envelope": kind, "signers": signers}
+        if keyset.backend == "software":
+            materials = [gen.key.material for gen in signing]
+            assert all(m is not None for m in materials), "software keys carry their material"
+            out["signing_keys"] = pulumi.Output.all(
+                *(v for gen in signing for v in (gen.kid, gen.key.material))
+            ).apply(lambda values: {values[i]: values[i + 1] for i in range(0, len(values), 2)})
+        return out
 
     @staticmethod
     def _warn_gaps(name: str, keyset: KeySetConfig) -> None:
@@ -219,10 +281,11 @@ class KeySet(pulumi.ComponentResource):
             "deployments": self.switches.switches,
             "documents": {
                 # A ConfigMap keeps no publication record: the publish lead counts from createdAt.
-                target: {"format": fmt, "target": target,
+                target: {"format": str(fmt), "target": target,
                          "firstPublished": getattr(pub, "first_published", None)}
                 for target, (fmt, pub) in (
-                    (p.target, (p.format, self.publications[p.target])) for p in keyset.publish
+                    *((p.target, (p.format, self.publications[p.target])) for p in keyset.publish),
+                    *self.anchor_publications.items(),
                 )
             },
         }

@@ -30,6 +30,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
+from keyrotation.config import Generation, KeySetConfig
+from keyrotation.lifecycle import ENABLED_STATES
 from keyrotation.names import KMS_RESTORED_KEY
 
 GCP_ENDPOINT = "https://cloudkms.googleapis.com"
@@ -202,6 +204,15 @@ class RestoredKmsKeyArgs:
     region: str | None = None
     tags: dict[str, str] | None = None
     """AWS: the rotation metadata tags (keyrotation.metadata)."""
+
+    @classmethod
+    def of(cls, keyset: KeySetConfig, generation: Generation, *, region: str | None = None,
+           tags: dict[str, str] | None = None) -> RestoredKmsKeyArgs:
+        """The args of a generation restored from its deletion window (its ``restoredKeyId``)."""
+        assert generation.restored_key_id is not None, "only a restored generation adopts its key"
+        return cls(keyset=keyset.name, generation=generation.id, backend=keyset.backend,
+                   key_id=generation.restored_key_id, enabled=generation.state in ENABLED_STATES,
+                   deletion_window_days=keyset.timings.deletion_window_days, region=region, tags=tags)
 
 
 class RestoredKmsKey(Resource, module=KMS_RESTORED_KEY[0], name=KMS_RESTORED_KEY[1]):

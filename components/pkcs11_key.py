@@ -25,7 +25,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.backend import GeneratedKeyArgs
+from components.backend import KEY_OUTPUTS, GeneratedKeyArgs, immutable_changes
 from keyrotation.names import PKCS11_KEY
 
 # Fixed at creation: another module, token, algorithm or size would be another key.
@@ -60,15 +60,8 @@ class Pkcs11KeyProvider(ResourceProvider):
         return pin(self._pin)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = []
-        for prop in IMMUTABLE:
-            if olds and prop in olds and olds[prop] != news.get(prop):
-                failures.append(CheckFailure(
-                    prop,
-                    f"keyset '{olds.get('keyset')}', generation '{olds.get('generation')}': {prop} was"
-                    f" {olds[prop]!r} and cannot become {news.get(prop)!r}; a generation's key is created"
-                    " once in its token. Add a new generation instead (rotate).",
-                ))
+        failures = [CheckFailure(prop, message) for prop, message in
+                    immutable_changes(olds, news, IMMUTABLE, created="created once in its token")]
         if not failures:
             failures += self._token_failures(olds, news)
         return CheckResult(news, failures)
@@ -183,10 +176,6 @@ class Pkcs11Key(Resource, module=PKCS11_KEY[0], name=PKCS11_KEY[1]):
     """``signs``, ``cannot-sign`` (CKA_SIGN false), ``sign-unchangeable`` or ``destroyed``."""
 
     def __init__(self, name: str, args: Pkcs11KeyArgs, opts: pulumi.ResourceOptions | None = None):
-        props = {
-            **args.props(),
-            "public_key_pem": None, "thumbprint": None, "fingerprint": None, "label": None,
-            "key_id": None, "uri": None, "token_state": None,
-        }
+        props = args.inputs(*KEY_OUTPUTS, "label", "key_id", "uri", "token_state")
         opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(protect=True), opts)
         super().__init__(Pkcs11KeyProvider(), name, props, opts)

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
 
 from keyrotation.errors import KeyRotationError
 from keyrotation.names import DEBUG_VARIABLE, NOW_VARIABLE, PUBLICATION
@@ -87,12 +94,34 @@ def _shortened(error: PublishError) -> PublishError:
     return PublishError(str(error))
 
 
+SECRET_INPUTS = ("signing_keys",)
+"""Inputs never copied to the outputs: the software signers' private keys (a Pulumi secret input)."""
+SIGNED_BY = ("content", "envelope", "signers")
+"""What a signed document's envelope depends on: while they are unchanged, it is not signed again."""
+
+
 class PublicationProvider(ResourceProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self._pin: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The serialized provider is stored in the state: never with the PIN.
+        return {k: v for k, v in self.__dict__.items() if k != "_pin"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pin = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        # A PKCS#11 signer's PIN, as components/pkcs11_key.py reads it (else PKCS11_PIN).
+        self._pin = req.config.get("pkcs11Pin")
+
     # Each entry point re-raises a PublishError from its own frame: the SDK's dynamic provider
     # server shows `traceback.format_exc()` under the URN, so the fewer frames, the shorter it is.
     def create(self, props: dict[str, Any]) -> CreateResult:
         try:
-            outs = self._publish(props, previous_sha=None, first_published={})
+            outs = self._publish(props, previous_sha=None, first_published={}, pin=self._pin)
         except PublishError as error:
             raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
         return CreateResult(props["target"], outs)
@@ -100,7 +129,8 @@ class PublicationProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = ["target"] if olds.get("target") != news.get("target") else []
         changed = replaces or [
-            p for p in ("content", "kids", "cache_control", "content_type") if olds.get(p) != news.get(p)
+            p for p in ("content", "kids", "cache_control", "content_type", "envelope", "signers")
+            if olds.get(p) != news.get(p)
         ]
         if not changed and self._leftovers(news):
             changed = ["leftover temporary files"]  # a killed write's debris: the update removes it
@@ -119,7 +149,12 @@ class PublicationProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         previous = olds.get("sha256") if olds.get("cache_control") == news.get("cache_control") else None
         try:
-            return UpdateResult(self._publish(news, previous, olds.get("first_published") or {}))
+            # The envelope as signed before, while what it signs is unchanged (an ECDSA signature
+            # differs every time: signing again would rewrite an unchanged document).
+            unchanged = all(olds.get(p) == news.get(p) for p in SIGNED_BY)
+            signed = olds.get("signed_content") if unchanged else None
+            return UpdateResult(self._publish(news, previous, olds.get("first_published") or {},
+                                              pin=self._pin, signed=signed))
         except PublishError as error:
             raise _shortened(error) from (error if os.environ.get(DEBUG_VARIABLE) else None)
 
@@ -144,13 +179,22 @@ class PublicationProvider(ResourceProvider):
                 target.clean()
 
     @staticmethod
-    def _publish(props: dict[str, Any], previous_sha: str | None,
-                 first_published: dict[str, str]) -> dict[str, Any]:
+    def _publish(props: dict[str, Any], previous_sha: str | None, first_published: dict[str, str],
+                 *, pin: str | None = None, signed: str | None = None) -> dict[str, Any]:
         from components.targets import FileTarget, open_target
 
-        content: str = props["content"]
-        sha = _sha256(content)
         name = props["target"]
+        content: str = props["content"]
+        if props.get("envelope"):
+            if signed is None:
+                from components.signing import Signer, sign
+
+                with _operation(name, "sign"):
+                    signed = sign(props["envelope"], props["format"], content,
+                                  [Signer.of(s) for s in props.get("signers") or []],
+                                  private_keys=dict(props.get("signing_keys") or {}), pin=pin)
+            content = signed
+        sha = _sha256(content)
         now = _now()
         wrote = False
         with _operation(name, "open"):
@@ -172,7 +216,8 @@ class PublicationProvider(ResourceProvider):
         # Keep the first-published time of every kid still present; new kids are published now.
         published = {kid: first_published.get(kid, now) for kid in kids}
         return {
-            **props,
+            **{k: v for k, v in props.items() if k not in SECRET_INPUTS},
+            **({"signed_content": content} if props.get("envelope") else {}),
             "sha256": sha,
             "first_published": published,
             "published_at": now if wrote or previous_sha is None else props.get("published_at"),
@@ -192,6 +237,15 @@ class PublicationArgs:
     content_type: pulumi.Input[str] = "application/json"
     publish_root: pulumi.Input[str] | None = None
     """``file://`` targets: the stack's publish root (``key-rotation:publishRoot``)."""
+    envelope: str | None = None
+    """How ``content`` is signed before it is published (components.signing.SIGNED_KINDS): ``dsse``,
+    as the payload of an envelope signed by ``signers``; ``jws-lines``, each line as a compact JWS
+    by the one signer (a revocation list)."""
+    signers: pulumi.Input[list[dict[str, Any]]] | None = None
+    """The signing generations (components.signing.Signer, public references only), in order."""
+    signing_keys: pulumi.Input[dict[str, str]] | None = None
+    """Per kid, the private key of each ``software`` signer: a Pulumi secret, used by the provider
+    to sign and never returned in its outputs."""
 
 
 class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
@@ -200,6 +254,8 @@ class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
     first_published: pulumi.Output[dict[str, str]]
     """Per kid, when the publisher first wrote it to this target (RFC 3339)."""
     published_at: pulumi.Output[str]
+    signed_content: pulumi.Output[str]
+    """A signed document: the envelope (or the JWS lines) as written (public: payload and signatures)."""
 
     def __init__(self, name: str, args: PublicationArgs, opts: pulumi.ResourceOptions | None = None):
         props = {
@@ -211,6 +267,10 @@ class Publication(Resource, module=PUBLICATION[0], name=PUBLICATION[1]):
             "content_type": args.content_type,
             "keyset": args.keyset,
             **({"publish_root": args.publish_root} if args.publish_root is not None else {}),
+            **({"envelope": args.envelope, "signers": args.signers, "signed_content": None}
+               if args.envelope is not None else {}),
+            **({"signing_keys": pulumi.Output.secret(args.signing_keys)}
+               if args.signing_keys is not None else {}),
             "sha256": None,
             "first_published": None,
             "published_at": None,

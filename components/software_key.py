@@ -21,7 +21,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.backend import GeneratedKeyArgs
+from components.backend import KEY_OUTPUTS, GeneratedKeyArgs, immutable_changes
 from keyrotation.names import SOFTWARE_KEY
 
 # Inputs fixed at creation: changing any of them would silently mint a different key.
@@ -33,15 +33,8 @@ METADATA = ("state", "environment", "purpose", "created_at", "activated_at")
 
 class SoftwareKeyProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = []
-        for prop in IMMUTABLE:
-            if olds and prop in olds and olds[prop] != news.get(prop):
-                failures.append(CheckFailure(
-                    prop,
-                    f"keyset '{olds.get('keyset')}', generation '{olds.get('generation')}': {prop} was"
-                    f" {_show(olds[prop])} and cannot become {_show(news.get(prop))}; a generation's key"
-                    " is created once. Add a new generation instead (rotate).",
-                ))
+        failures = [CheckFailure(prop, message)
+                    for prop, message in immutable_changes(olds, news, IMMUTABLE, show=_show)]
         from keyrotation.algorithms import ALGORITHMS
 
         if news.get("algorithm") not in ALGORITHMS:
@@ -117,13 +110,7 @@ class SoftwareKey(Resource, module=SOFTWARE_KEY[0], name=SOFTWARE_KEY[1]):
     """SHA-256 of the public PEM (key pairs) or of the base64 key (the Secrets Service ledger)."""
 
     def __init__(self, name: str, args: SoftwareKeyArgs, opts: pulumi.ResourceOptions | None = None):
-        props = {
-            **args.props(),
-            "private_key": None,
-            "public_key_pem": None,
-            "thumbprint": None,
-            "fingerprint": None,
-        }
+        props = args.inputs("private_key", *KEY_OUTPUTS)
         opts = pulumi.ResourceOptions.merge(
             pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS, protect=True), opts
         )

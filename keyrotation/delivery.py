@@ -9,10 +9,10 @@ moment of a rolling update:
 - a rollback (the previous generation active again, the newer one retiring) keeps the newer
   generation in the keyring, so nothing encrypted under it is lost.
 
-"Decrypt-capable" is :data:`keyrotation.lifecycle.PUBLISHED_STATES`. A Deployment's pod-template
-annotation is a checksum of what was delivered (generation ids, key ids, material fingerprints;
-never material), which rolls the pods exactly when that changes. The component that registers
-the Secrets and patches is :mod:`components.delivery`.
+"Decrypt-capable" is the keyset view's ring (:attr:`keyrotation.view.KeysetView.ring`). A
+Deployment's pod-template annotation is a checksum of what was delivered (generation ids, key ids,
+material fingerprints; never material), which rolls the pods exactly when that changes. The
+component that registers the Secrets and patches is :mod:`components.delivery`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import KeySetConfig
-from .lifecycle import PUBLISHED_STATES, State
 from .metadata import ANNOTATION_PREFIX
+from .view import GenerationView, KeysetView, OfGeneration
 
 FINGERPRINTS_ANNOTATION = ANNOTATION_PREFIX + "fingerprints"
 """On a Secret: JSON {generation id: SHA-256 of the delivered key text} (the secrets ledger)."""
@@ -51,11 +51,11 @@ def checksum(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class DeliveredGeneration:
-    """One generation as delivery sees it. ``material`` is set only where it is delivered."""
+class DeliveredGeneration(OfGeneration):
+    """One generation as delivery sees it: its keyset view's entry and what the backend resolved.
+    ``material`` is set only where it is delivered."""
 
-    id: str
-    state: str
+    entry: GenerationView
     kid: str
     key_id: str
     key_arn: str | None = None
@@ -63,9 +63,6 @@ class DeliveredGeneration:
     fingerprint: str | None = None
     material: str | None = field(default=None, repr=False)
 
-    @property
-    def decrypts(self) -> bool:
-        return State(self.state) in PUBLISHED_STATES
 
     def identity(self) -> dict[str, Any]:
         """What identifies the delivered key without revealing it."""
@@ -76,11 +73,12 @@ class DeliveredGeneration:
 class DeliveredKeys:
     """A keyset's generations, resolved: the value and the descriptor of every delivery source."""
 
-    def __init__(self, keyset: KeySetConfig, generations: Sequence[DeliveredGeneration]):
-        self.keyset = keyset
+    def __init__(self, keyset: KeySetConfig, keys: KeysetView, generations: Sequence[DeliveredGeneration]):
+        self.keyset, self.keys = keyset, keys
         self.generations = list(generations)
-        self.active = next(g for g in self.generations if g.id == keyset.active.id)  # the keyset's primary
-        self.ring = [g for g in self.generations if g.decrypts]
+        by_id = {g.id: g for g in self.generations}
+        self.active = by_id[keys.primary]
+        self.ring = [by_id[g.id] for g in keys.ring]
 
     def keyring(self) -> dict[str, Any]:
         """Every decrypt-capable generation with its key, oldest first, the active one marked."""

@@ -8,6 +8,7 @@ log lines. They are ASCII letters, digits and a few separators, so that no id ca
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 
 ID_MAX = 63
@@ -72,3 +73,22 @@ def kid_problem(kid: str) -> str | None:
         return f"kid {describe(kid)} is longer than {KID_MAX} characters; use {KID_RULE}"
     why = "is only dots" if kid and not kid.strip(".") else _why(kid, "._-:")
     return f"kid {describe(kid)} {why}; use {KID_RULE}"
+
+
+THUMBPRINT_KID = "thumbprint"
+"""``kid: thumbprint``: the kid is the key's thumbprint itself (the template ``{thumbprint}``)."""
+
+
+def kid_template(kid: str) -> str:
+    """The keyset's ``kid`` as a template: ``thumbprint`` is ``{thumbprint}``."""
+    return "{thumbprint}" if kid == THUMBPRINT_KID else kid
+
+
+def kid_needs_key(kid: str) -> bool:
+    """Whether the kid is known only from the key (its RFC 7638 thumbprint): ``thumbprint``, or a
+    template with ``{thumbprint}`` such as seed 003's ``sha256:{thumbprint}``."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(kid_template(kid)) if f is not None}
+    except ValueError:
+        return False
+    return "thumbprint" in fields

@@ -22,6 +22,7 @@ from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from . import spki
 from .algorithms import Algorithm
+from .identifiers import kid_needs_key, kid_template
 
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth", "priv"})
 """JWK members that carry private or secret key material (RFC 7518 section 6; ``priv`` of AKP keys,
@@ -175,7 +176,13 @@ def fingerprint(material: str) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def render_kid(template: str, *, keyset: str, generation: str, environment: str) -> str:
+def render_kid(template: str, *, keyset: str, generation: str, environment: str,
+               thumbprint: str | None = None) -> str:
+    """The kid of a generation; ``thumbprint`` (the key's :func:`thumbprint`) is required when the
+    template uses it."""
+    if kid_needs_key(template) and thumbprint is None:
+        raise ValueError(f"kid template {template!r} needs the key's thumbprint")
     return string.Formatter().vformat(
-        template, (), {"keyset": keyset, "generation": generation, "environment": environment}
+        kid_template(template), (),
+        {"keyset": keyset, "generation": generation, "environment": environment, "thumbprint": thumbprint},
     )

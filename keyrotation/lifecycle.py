@@ -61,6 +61,38 @@ class RevokeReason(StrEnum):
 
 REVOKE_REASONS: tuple[str, ...] = tuple(r.value for r in RevokeReason)
 
+
+class Trigger(StrEnum):
+    """Why a generation was made (seed 003's "When to rotate"): recorded on the new generation."""
+
+    COMPROMISE = "compromise"
+    SCHEDULED = "scheduled"
+    PERSONNEL = "personnel"
+    HARDWARE = "hardware"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class TriggerRule:
+    urgency: str
+    """Seed 003's urgency, as the commands report it."""
+    minimum_overlap: timedelta
+    """How long the generation it replaces stays published at least (seed 003's overlap window);
+    the computed :attr:`Timings.overlap` applies too, and the larger wins."""
+
+
+TRIGGERS: dict[Trigger, TriggerRule] = {
+    # "None - revoke old key first": the old key is revoked, never retired; `revoke --reason
+    # compromise` records this trigger on the replacement it activates.
+    Trigger.COMPROMISE: TriggerRule("immediate", timedelta(0)),
+    Trigger.SCHEDULED: TriggerRule("planned", timedelta(hours=24)),
+    Trigger.PERSONNEL: TriggerRule("same day", timedelta(hours=1)),
+    Trigger.HARDWARE: TriggerRule("planned", timedelta(hours=24)),
+}
+TRIGGER_NAMES: tuple[str, ...] = tuple(t.value for t in Trigger)
+
 STATE_TIME: dict[State, str] = {
     State.PENDING: "createdAt",
     State.ACTIVE: "activatedAt",
@@ -234,14 +266,23 @@ class Age:
 
 def active_ids(states: Iterable[tuple[str, State | str]]) -> list[str]:
     """The ids of the generations in state ``active``, in the order given: the one place that
-    asks which generation is active (the config, the pack, the commands and the documents)."""
+    asks which generations are active (whether there is exactly one: :func:`primary_id`)."""
     return [gid for gid, state in states if state == State.ACTIVE]
+
+
+def primary_id(states: Iterable[tuple[str, State | str]]) -> str | None:
+    """The id of the one active generation (the keyset's primary, Tink's ``primary_key_id``); None
+    when there is not exactly one. The one place that asks "exactly one active": the config's
+    keyset check (:func:`keyrotation.view.keyset_problems`), the view, the pack and the commands
+    call it."""
+    active = active_ids(states)
+    return active[0] if len(active) == 1 else None
 
 
 def active_generation(generations: Sequence[Generation]) -> Generation | None:
     """The one active generation (the keyset's primary); None when there is not exactly one."""
-    active = active_ids((g.id, g.state) for g in generations)
-    return next(g for g in generations if g.id == active[0]) if len(active) == 1 else None
+    primary = primary_id((g.id, g.state) for g in generations)
+    return None if primary is None else next(g for g in generations if g.id == primary)
 
 
 def key_age(generations: Sequence[Generation], timings: Timings, now: datetime) -> Age:
@@ -280,17 +321,46 @@ def earliest_promote(
     return published_since(generation, published_at) + timings.publish_lead
 
 
+def trigger_overlap(timings: Timings, trigger: Trigger | None) -> timedelta:
+    """The overlap of a rotation with this trigger: the computed one, or the trigger's minimum when
+    that is longer (the larger wins)."""
+    minimum = TRIGGERS[trigger].minimum_overlap if trigger is not None else timedelta(0)
+    return max(timings.overlap, minimum)
+
+
+def replaced_by(generations: Sequence[Generation], generation: Generation) -> Generation | None:
+    """The generation whose first activation stopped ``generation`` (the rotation that replaced it);
+    None when it never stopped, or stopped otherwise (a rollback re-activates an older one)."""
+    stopped = stopped_at(generation)
+    if stopped is None:
+        return None
+    return next((g for g in generations if g.id != generation.id and g.activated_at == stopped), None)
+
+
+def retire_overlap(
+    generations: Sequence[Generation], generation: Generation, timings: Timings
+) -> tuple[timedelta, Trigger | None]:
+    """How long ``generation`` stays published after it stopped: the computed overlap, or the minimum
+    overlap of the trigger recorded on the generation that replaced it when that is longer; and that
+    trigger (None: none recorded)."""
+    successor = replaced_by(generations, generation)
+    trigger = successor.trigger if successor is not None else None
+    return trigger_overlap(timings, trigger), trigger
+
+
 def earliest_retire(
-    generation: Generation, timings: Timings, deployed_at: datetime | None = None
+    generations: Sequence[Generation], generation: Generation, timings: Timings,
+    deployed_at: datetime | None = None,
 ) -> datetime | None:
-    """The overlap after it last stopped signing: from the recorded stop, or from when that switch
-    was deployed (the deployment record) when that is later."""
+    """The overlap (:func:`retire_overlap`) after it last stopped signing: from the recorded stop, or
+    from when that switch was deployed (the deployment record) when that is later. The one rule
+    ``retire``, ``plan``, ``status``, autopilot and the policy pack apply."""
     stopped = stopped_at(generation)
     if stopped is None:
         return None
     if deployed_at is not None and deployed_at > stopped:
         stopped = deployed_at
-    return stopped + timings.overlap
+    return stopped + retire_overlap(generations, generation, timings)[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ Series (labels ``keyset``, and ``profile`` when the keyset has one):
 - per generation (``generation``, ``kid``, ``state`` labels too):
   ``key_rotation_generation_created_timestamp_seconds``,
   ``key_rotation_generation_activated_timestamp_seconds`` (its first activation, which its age
-  counts from: :func:`keyrotation.lifecycle.key_age`) and, for the active generation,
+  counts from) and, for the active generation,
   ``key_rotation_generation_warn_timestamp_seconds`` and ``key_rotation_generation_due_timestamp_seconds``
-  (``maxAgeDays - warnDays`` and ``maxAgeDays`` after it, from ``key_age``).
+  (``maxAgeDays - warnDays`` and ``maxAgeDays`` after it: the keyset view's ``warn_at`` and ``due_at``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import lifecycle
 from .lifecycle import State
+from .view import view
 
 if TYPE_CHECKING:
     from .config import KeySetConfig
@@ -71,15 +71,14 @@ def _seconds(t: datetime) -> float:
 def openmetrics(keyset: KeySetConfig, records: Sequence[KeyRecord]) -> str:
     """The keyset's metrics document; ``records`` in generation order (``documents.KeyRecord``)."""
     base = {"keyset": keyset.name, **({"profile": str(keyset.profile)} if keyset.profile else {})}
-    # The due and warn times do not depend on `now` (only the health verdict does).
-    age = lifecycle.key_age(keyset.generations, keyset.timings, now=keyset.generations[0].created_at)
+    keys = view(keyset)  # its due and warn times do not depend on `now` (only the health verdict does)
     families: list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]] = [
         (ACTIVE, "gauge", "Generations of the keyset in state active (signing or encrypting).",
          [(ACTIVE, base, sum(1 for r in records if r.state is State.ACTIVE))]),
         (REVOKED, "counter", "Generations of the keyset ever revoked.",
          [(f"{REVOKED}_total", base, sum(1 for r in records if r.state is State.REVOKED))]),
         (ROTATIONS, "counter", "Activations of a generation (rollbacks included).",
-         [(f"{ROTATIONS}_total", base, sum(len(r.signing_periods) for r in records))]),
+         [(f"{ROTATIONS}_total", base, sum(len(r.entry.signing_periods) for r in records))]),
     ]
     created, activated, warn, due = [], [], [], []
     for r in records:
@@ -87,9 +86,9 @@ def openmetrics(keyset: KeySetConfig, records: Sequence[KeyRecord]) -> str:
         created.append((CREATED, labels, _seconds(r.created_at)))
         if r.activated_at is not None:
             activated.append((ACTIVATED, labels, _seconds(r.activated_at)))
-        if r.state is State.ACTIVE and age.generation == r.generation and age.due_at and age.warn_at:
-            warn.append((WARN, labels, _seconds(age.warn_at)))
-            due.append((DUE, labels, _seconds(age.due_at)))
+        if r.generation == keys.primary and keys.due_at and keys.warn_at:
+            warn.append((WARN, labels, _seconds(keys.warn_at)))
+            due.append((DUE, labels, _seconds(keys.due_at)))
     families += [
         (CREATED, "gauge", "When the generation was added (createdAt), Unix seconds.", created),
         (ACTIVATED, "gauge", "When the generation first became active (activatedAt), Unix seconds;"

@@ -11,6 +11,7 @@ PROJECT = "key-rotation"
 
 KEYSET_TYPE = f"{PROJECT}:index:KeySet"
 KEY_GENERATION_TYPE = f"{PROJECT}:index:KeyGeneration"
+TRUST_ANCHORS_TYPE = f"{PROJECT}:index:TrustAnchors"
 
 
 def dynamic_type(module: str, name: str) -> str:

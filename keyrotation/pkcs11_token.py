@@ -199,6 +199,42 @@ def private_attributes(where: Where, user_pin: str | None) -> dict[str, bool]:
         return {name: bool(keys[0][getattr(Attribute, name)]) for name in names}
 
 
+def sign(where: Where, user_pin: str | None, algorithm: str, message: bytes) -> bytes:
+    """Sign ``message`` with the generation's private key inside the token (it never leaves it).
+
+    ECDSA: the digest is made here and signed with CKM_ECDSA, and the token's raw ``r || s`` is
+    returned DER-encoded (what KMS, OpenSSL and DSSE verifiers take); RSA: CKM_SHA*_RSA_PKCS, or
+    CKM_SHA*_RSA_PKCS_PSS with MGF1 of the same digest and a salt as long as it.
+    """
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    from pkcs11 import MGF, Mechanism, ObjectClass, PKCS11Error
+
+    from .algorithms import ALGORITHMS
+    from .envelope import digest
+
+    spec = ALGORITHMS[algorithm]
+    bits = str(spec.hash_name).removeprefix("SHA")
+    with session(where, user_pin, rw=False) as sess:
+        keys = _objects(sess, where, ObjectClass.PRIVATE_KEY)
+        if not keys:
+            raise where.say(f"the key labelled '{where.label}' is no longer in the token")
+        try:
+            if spec.pkcs11_key_type == "EC":
+                raw = keys[0].sign(digest(algorithm, message), mechanism=Mechanism.ECDSA)
+                half = len(raw) // 2
+                return encode_dss_signature(int.from_bytes(raw[:half], "big"),
+                                            int.from_bytes(raw[half:], "big"))
+            if algorithm.startswith("PS"):
+                mechanism = getattr(Mechanism, f"SHA{bits}_RSA_PKCS_PSS")
+                param = (getattr(Mechanism, f"SHA{bits}"), getattr(MGF, f"SHA{bits}"), int(bits) // 8)
+                signature: bytes = keys[0].sign(message, mechanism=mechanism, mechanism_param=param)
+                return signature
+            rsa: bytes = keys[0].sign(message, mechanism=getattr(Mechanism, f"SHA{bits}_RSA_PKCS"))
+            return rsa
+        except PKCS11Error as error:
+            raise where.say(f"the token did not sign: {type(error).__name__} {error}") from None
+
+
 def apply_state(where: Where, user_pin: str | None, state: str) -> str:
     """Make the token key match the generation's state; return what was done, for the state.
 

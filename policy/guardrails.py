@@ -178,8 +178,11 @@ _GCP_KEPT = ("PREVENT", "ABANDON")
 
 
 def _generation_state(resource: Any, props_by_urn: Mapping[str, Any]) -> str | None:
-    """The lifecycle state of the generation a key resource belongs to: its KeyGeneration
-    ancestor's, else the resource's own rotation metadata."""
+    """The lifecycle state of the generation a key resource belongs to: the stack config's, else its
+    KeyGeneration ancestor's, else the resource's own rotation metadata."""
+    reading = resources.rotation_metadata(resource.resource_type, props_by_urn[resource.urn])
+    if reading.configured and reading.metadata is not None:
+        return reading.metadata.state
     ancestor = resource.parent
     while ancestor is not None:
         if ancestor.resource_type == resources.KEY_GENERATION:
@@ -187,8 +190,7 @@ def _generation_state(resource: Any, props_by_urn: Mapping[str, Any]) -> str | N
             state = (props if props is not None else plain(ancestor.props)).get("state")
             return state if isinstance(state, str) else None
         ancestor = ancestor.parent
-    meta = resources.rotation_metadata(resource.resource_type, props_by_urn[resource.urn]).metadata
-    return meta.state if meta else None
+    return reading.metadata.state if reading.metadata else None
 
 
 def may_be_deleted(state: str | None) -> bool:

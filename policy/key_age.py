@@ -1,9 +1,11 @@
 """Maximum key age: the active generation of every managed key, and native rotation of symmetric KMS keys.
 
-A key's age is read from the rotation metadata its component wrote (tags, labels, annotations,
-dynamic-resource properties), so keys created by an earlier run, another program or by hand are
-judged the same way. Asymmetric and HMAC KMS keys cannot rotate in place: they are judged by their
-generation's age only, never for lacking native rotation.
+A key resource names the generation it holds in the rotation metadata its component wrote (tags,
+labels, annotations, dynamic-resource properties); the generation is then judged as the stack
+config describes it (:func:`policy.resources.rotation_metadata`: the model the program read, which
+the engine hands the pack). A key the config does not describe (an earlier run's, another
+program's, one made by hand) is judged by its metadata alone. Asymmetric and HMAC KMS keys cannot
+rotate in place: they are judged by their generation's age only, never for lacking native rotation.
 """
 
 from __future__ import annotations

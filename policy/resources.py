@@ -34,6 +34,7 @@ from keyrotation import documents, metadata, names
 from keyrotation.config import Generation
 from keyrotation.lifecycle import Timings
 from keyrotation.metadata import ANNOTATION_PREFIX, RotationMetadata
+from policy import stack_config
 
 SOFTWARE_KEY = names.SOFTWARE_KEY_TYPE
 PKCS11_KEY = names.PKCS11_KEY_TYPE
@@ -203,9 +204,20 @@ class MetadataReading:
     metadata: RotationMetadata | None
     known: bool
     """False when the metadata could not be read because values are unknown (a preview)."""
+    configured: bool = False
+    """The metadata is the stack config's (:func:`policy.stack_config.described`), not the resource's."""
 
 
 def rotation_metadata(resource_type: str, props: Mapping[str, Any]) -> MetadataReading:
+    """What a key resource holds: the generation its metadata names (tags, labels, annotations,
+    props), as the stack config describes it; the metadata itself only for a generation the config
+    does not describe."""
+    reading = _decoded(resource_type, props)
+    configured = stack_config.described(reading.metadata) if reading.metadata is not None else None
+    return reading if configured is None else MetadataReading(configured, True, configured=True)
+
+
+def _decoded(resource_type: str, props: Mapping[str, Any]) -> MetadataReading:
     """The rotation metadata a component wrote on a key resource (tags, labels, annotations, props)."""
     try:
         if resource_type in (SOFTWARE_KEY, PKCS11_KEY):
@@ -289,6 +301,8 @@ class DocumentRecord:
     """A published document of a keyset: a Publication, or a ConfigMap publish target."""
 
     keyset: str
+    """The keyset it belongs to; a seed 002 anchor's (format ``anchor``) are the keysets it lists,
+    comma-joined (keyset names hold no comma): :attr:`keysets`."""
     format: str
     target: str
     resource_type: str
@@ -298,6 +312,11 @@ class DocumentRecord:
     """The parsed content; UNKNOWN in a preview where it depends on new keys."""
     first_published: dict[str, datetime] | None
     """Per kid, when the publisher first wrote it; None when not known (a preview, a ConfigMap)."""
+
+    @property
+    def keysets(self) -> tuple[str, ...]:
+        """Every keyset whose keys the document lists (several for a trust anchor)."""
+        return tuple(self.keyset.split(","))
 
     @property
     def kids(self) -> list[str] | None:

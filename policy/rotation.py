@@ -25,7 +25,7 @@ from pulumi_policy import (
 )
 
 from keyrotation import lifecycle
-from keyrotation.config import StackConfig
+from keyrotation.config import Generation, StackConfig
 from keyrotation.lifecycle import PUBLISHED_STATES, State
 from keyrotation.metadata import RotationMetadata
 from keyrotation.published import DocumentSeen, first_published
@@ -53,6 +53,11 @@ class KeySetView:
         return self.generations[0].timings
 
     @property
+    def configured(self) -> list[Generation]:
+        """The keyset's generations (what the lifecycle rules take)."""
+        return [g.generation for g in self.generations]
+
+    @property
     def purpose(self) -> str:
         return self.generations[0].purpose or "sign"
 
@@ -78,7 +83,8 @@ def _keysets(args: StackValidationArgs) -> dict[str, KeySetView]:
             continue
         document = resources.document_record(r.resource_type, props, r.urn, r.name)
         if document is not None:
-            view(document.keyset).documents.append(document)
+            for keyset in document.keysets:  # a trust anchor is a document of every keyset it lists
+                view(keyset).documents.append(document)
             continue
         if r.resource_type in resources.AGED_TYPES:
             meta = resources.rotation_metadata(r.resource_type, props).metadata
@@ -123,9 +129,9 @@ def validate_one_active(args: StackValidationArgs, report_violation: ReportViola
             urn = None
         else:
             continue
-        active = sorted(lifecycle.active_ids(states.items()))
-        if len(active) == 1:
+        if lifecycle.primary_id(states.items()) is not None:
             continue
+        active = sorted(lifecycle.active_ids(states.items()))
         if not active:
             pending = [gid for gid, state in states.items() if state == State.PENDING]
             hint = (f"promote one: `python -m keyrotation promote {name} {pending[-1]} --stack"
@@ -248,17 +254,41 @@ def validate_overlap(args: StackValidationArgs, report_violation: ReportViolatio
                 f" had passed, so {gap.describe()}. Keep it `retiring` (published){until}, then retire it:"
                 f" `python -m keyrotation retire {ks.name} {g.generation.id} --stack {limits.stack_name()}`.",
                 g.urn)
+        _trigger_overlap(ks, now, report_violation)
         for g in ks.generations:
             if g.generation.state is not State.RETIRING or g.kid is None:
                 continue
             for doc in ks.public_documents:
                 if doc.kids is not None and g.kid not in doc.kids:
-                    ends = lifecycle.earliest_retire(g.generation, ks.timings)
+                    ends = lifecycle.earliest_retire(ks.configured, g.generation, ks.timings)
                     report_violation(
                         f"{_named(g)} is retiring but missing from {doc.where}: signatures it made are"
                         " rejected"
                         f" while they are still valid. A retiring generation stays published"
                         f"{f' until {iso(ends)}' if ends else ''}.", doc.urn)
+
+
+def _trigger_overlap(ks: KeySetView, now: datetime, report_violation: ReportViolation) -> None:
+    """A generation this deployment removes (retired, destroyed) before the minimum overlap of the
+    trigger recorded on the rotation that replaced it (seed 003); the computed overlap is the gap
+    check's. Both come from ``lifecycle.earliest_retire``, as for `retire`, `plan` and `status`."""
+    generations = ks.configured
+    for g in ks.generations:
+        if g.generation.state not in (State.RETIRED, State.DESTROYED):
+            continue
+        ends = lifecycle.earliest_retire(generations, g.generation, ks.timings)
+        overlap, trigger = lifecycle.retire_overlap(generations, g.generation, ks.timings)
+        if trigger is None or overlap <= ks.timings.overlap or ends is None or now >= ends:
+            continue
+        rule = lifecycle.TRIGGERS[trigger]
+        report_violation(
+            f"{_named(g)} leaves the published documents (state {g.generation.state}) at {iso(now)}, before"
+            f" {iso(ends)}: the rotation that replaced it records trigger {trigger} (urgency {rule.urgency}),"
+            f" whose overlap is at least {int(rule.minimum_overlap.total_seconds())}s (the computed overlap"
+            f" is {int(ks.timings.overlap.total_seconds())}s; the larger wins). Keep it `retiring` until"
+            f" {iso(ends)}, then retire it:"
+            f" `python -m keyrotation retire {ks.name} {g.generation.id} --stack {limits.stack_name()}`.",
+            g.urn)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import os
 from typing import Any
 
 from keyrotation.config import ConfigError, StackConfig, from_config_map
+from keyrotation.metadata import RotationMetadata
+from keyrotation.view import view
 
 _received: dict[str, Any] = {}
 """What the last ConfigureStack said: ``stack``, ``project`` and ``config`` (key -> string)."""
@@ -70,6 +72,25 @@ def stack() -> StackConfig | None:
             _parsed["stack"] = error
     parsed = _parsed["stack"]
     return parsed if isinstance(parsed, StackConfig) else None
+
+
+def described(meta: RotationMetadata) -> RotationMetadata | None:
+    """The generation a key resource's metadata names, as the stack config describes it (its keyset
+    view's entry): its state, times, algorithm and purpose, from the model the program read. None
+    where the config does not describe it (no config, another program's keyset, a generation no
+    longer in the stack file): the resource's own tags, labels or annotations then stand for it."""
+    config = stack()
+    if config is None or meta.keyset not in config.keysets:
+        return None
+    keyset = config.keysets[meta.keyset]
+    if meta.generation not in {g.id for g in keyset.generations}:
+        return None
+    g = view(keyset).generation(meta.generation)
+    return RotationMetadata(
+        keyset=keyset.name, generation=g.id, environment=config.environment,
+        state=str(g.state), algorithm=keyset.algorithm, purpose=str(keyset.purpose),
+        created_at=g.created_at, activated_at=g.activated_at,
+    )
 
 
 def profile() -> str | None:

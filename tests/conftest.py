@@ -37,3 +37,32 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def project(tmp_path: Path) -> Path:
     """A private copy of the project: file publications land in it, never in the working tree."""
     return copy_project(tmp_path / "project")
+
+
+# ---------------------------------------------------------------------------------------------
+# The emulated clouds (tests/kms_emulators.py), for the modules that deploy to AWS or Cloud KMS
+
+
+@pytest.fixture(scope="module")
+def servers():
+    """moto (S3, KMS) and the GCS emulator, once per test module."""
+    from tests.kms_emulators import cloud_servers
+
+    with cloud_servers() as running:
+        yield running
+
+
+@pytest.fixture
+def clouds(servers):
+    """Both clouds behind one Engine; the Cloud KMS emulator serves ``KMS_TEST_PROJECT``."""
+    from tests.kms_emulators import KMS_TEST_PROJECT, Clouds
+
+    return Clouds(servers, gcp_project=KMS_TEST_PROJECT)
+
+
+@pytest.fixture
+def bucket() -> str:
+    """A bucket of its own per test: a module shares its servers."""
+    import uuid
+
+    return f"trust-{uuid.uuid4().hex[:12]}"

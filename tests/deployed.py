@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from keyrotation import documents, lifecycle
+from keyrotation import documents, keys, lifecycle
 from keyrotation.commands.outputs import records
 from keyrotation.commands.records import Publications, kid_info
 from keyrotation.config import ConfigError, StackConfig, load_stack_file
@@ -33,7 +33,9 @@ def deployed_kid(stack: StackConfig, keyset: Any, generation: Any) -> str:
     if known is not None:
         return known
     digest = hashlib.sha256(f"{keyset.name}/{generation.id}".encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    thumbprint = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return keys.render_kid(keyset.kid, keyset=keyset.name, generation=generation.id,
+                           environment=stack.environment, thumbprint=thumbprint)
 
 
 def outputs_for(

@@ -57,15 +57,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import pytest
 import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from tests.engine import Engine
+from tests.engine import Engine, ProgramFailed
+from tests.project import saved_environment
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 GCP_PROJECT = "key-rotation-tests"
+KMS_TEST_PROJECT = "kms-tests"
+"""The project the cloud tests' stacks name (``gcp:project``) and their ``clouds`` fixture serves."""
 
 AWS_KEY = "aws:kms/key:Key"
 AWS_ALIAS = "aws:kms/alias:Alias"
@@ -273,16 +277,9 @@ def cloud_engine(project_dir, stack: str, *, config: dict | None = None) -> Clou
 
 @contextlib.contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with saved_environment(*values):
+        os.environ.update(values)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -764,6 +761,19 @@ def _rest_handler(gcp: GcpKms) -> type[BaseHTTPRequestHandler]:
 
 # ---------------------------------------------------------------------------------------------
 # Both clouds behind one Engine
+
+
+def refused_before_registering(project_dir, config: dict, where: str, message: str) -> Engine:
+    """An `up` of ``config`` fails with the stack file's error at ``where`` before any resource is
+    registered; the engine, for the caller to look at what it holds."""
+    engine = Engine(project_dir, "test", config=config)
+    with pytest.raises(ProgramFailed) as failed:
+        engine.up()
+    text = str(failed.value)
+    assert "Pulumi.test.yaml" in text
+    assert f"{where}: " in text and message in text
+    assert failed.value.run.resources == {}
+    return engine
 
 
 class Clouds:

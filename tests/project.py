@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +69,17 @@ def generations(*states: str, prefix: str = "g") -> list[dict[str, Any]]:
             g.update(revokedAt=f"2026-11-{day + 1:02d}T10:00:00Z", revokeReason="compromise")
         out.append(g)
     return out
+
+
+@contextmanager
+def saved_environment(*keys: str) -> Iterator[None]:
+    """The environment variables ``keys`` as they were, back after the block (unset if they were)."""
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

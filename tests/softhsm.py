@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.project import saved_environment
+
 MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 STACK_TOKEN = "stellaops-signer"
 """The token label Pulumi.staging.yaml and Pulumi.production.yaml name (their PKCS#11 HSM)."""
@@ -113,14 +115,7 @@ def active(token: Token | None) -> Iterator[None]:
     if token is None:
         yield
         return
-    saved = {k: os.environ.get(k) for k in ("SOFTHSM2_CONF", "PKCS11_PIN")}
-    os.environ.setdefault("PKCS11_PIN", token.pin)
-    activate(token)
-    try:
+    with saved_environment("SOFTHSM2_CONF", "PKCS11_PIN"):
+        os.environ.setdefault("PKCS11_PIN", token.pin)
+        activate(token)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

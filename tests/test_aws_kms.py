@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime
 
 import jwt
@@ -21,34 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_aws_tags
-from tests.engine import UNKNOWN, Engine, ProgramFailed
-from tests.kms_emulators import AWS_ALIAS, AWS_KEY, Clouds, cloud_servers
+from tests.engine import UNKNOWN, ProgramFailed
+from tests.kms_emulators import AWS_ALIAS, AWS_KEY, Clouds, refused_before_registering
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
 RECORD = "pulumi-python:dynamic/kms:KeyRecord"
 
 
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
-
-
-@pytest.fixture
-def clouds(servers) -> Clouds:
-    return Clouds(servers)
-
-
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", NOW)
-
-
-@pytest.fixture
-def bucket() -> str:
-    # One bucket per test: the module shares moto's server.
-    return f"trust-{uuid.uuid4().hex[:12]}"
 
 
 def stack(keysets: dict, **extra) -> dict:
@@ -455,11 +437,5 @@ ES = {"purpose": "sign", "algorithm": "ES256", "backend": "aws-kms", "generation
         "keyset 'tokens', field 'aws.aliasPrefix'", "not under alias/aws/", id="reserved-alias-prefix"),
 ])
 def test_bad_aws_configuration_is_refused_before_anything_is_registered(project, config, where, message):
-    engine = Engine(project, "test", config=config)
-    with pytest.raises(ProgramFailed) as failed:
-        engine.up()
-    text = str(failed.value)
-    assert "Pulumi.test.yaml" in text
-    assert f"{where}: " in text and message in text
-    assert failed.value.run.resources == {}
+    engine = refused_before_registering(project, config, where, message)
     assert not [r for r in engine.resources.values() if r.type in (AWS_KEY, AWS_ALIAS, RECORD)]

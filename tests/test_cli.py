@@ -289,7 +289,7 @@ def test_revoke_for_compromise_without_a_pending_generation_creates_one(stack):
     assert code == 0
     removed, added = changed_lines(STACK, stack.read_text())
     assert added[-2:] == ['        - {id: "e1", state: active, createdAt: "2026-11-25T12:00:00Z",',
-                          '           activatedAt: "2026-11-25T12:00:00Z"}']
+                          '           activatedAt: "2026-11-25T12:00:00Z", trigger: compromise}']
     assert "created and activated 'e1' at once, without the publish lead" in out
     assert "the intended cost of a compromise revocation" in out
 

@@ -21,18 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from keyrotation import algorithms
 from keyrotation.config import ConfigError, from_config_map, load_stack_file
 from keyrotation.metadata import from_aws_tags, from_gcp_labels
-from tests.kms_emulators import AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, Clouds, cloud_servers
+from tests.kms_emulators import AWS_KEY, GCP_CRYPTO_KEY, GCP_KEY_VERSION, Clouds
 from tests.project import ROOT, copy_project, stack_config
 
 pytestmark = pytest.mark.slow
 
 NOW = "2026-11-23T12:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

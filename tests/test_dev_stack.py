@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import os
@@ -10,6 +12,8 @@ import sys
 import textwrap
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from jwt.algorithms import OKPAlgorithm
 
 from keyrotation.algorithms import ALGORITHMS
 from tests.engine import Engine, ProgramFailed, Secret
@@ -54,11 +58,17 @@ def test_dev_stack_creates_keys_documents_and_outputs(project, pinned_clock):
     assert gateway["documents"][target]["target"] == target
     assert gateway["documents"][target]["firstPublished"] == {
         "atlas-2026-11-16": "2026-11-23T12:00:00Z", "atlas-2026-11-23": "2026-11-23T12:00:00Z"}
-    # Thumbprint kids where the keyset gives no template (RFC 7638).
+    # Seed 003's key ids: `kid: "sha256:{thumbprint}"`, the RFC 7638 thumbprint of the published key:
+    # the trust anchor's raw Ed25519 key as an OKP JWK (PyJWT), hashed by the RFC's own recipe.
     manifest = run.outputs["keysets"]["manifest-signing"]
     anchor = json.loads((project / "published/agent-manifest/trust-anchor.json").read_text())
     assert anchor["active_key_id"] == manifest["activeKid"]
-    assert len(manifest["activeKid"]) == 43
+    [active] = [k for k in anchor["keys"] if k["key_id"] == manifest["activeKid"]]
+    raw = base64.urlsafe_b64decode(active["public_key"] + "=" * (-len(active["public_key"]) % 4))
+    okp = OKPAlgorithm.to_jwk(ed25519.Ed25519PublicKey.from_public_bytes(raw), as_dict=True)
+    required = json.dumps({m: okp[m] for m in ("crv", "kty", "x")}, separators=(",", ":"), sort_keys=True)
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(required.encode()).digest()).rstrip(b"=").decode()
+    assert manifest["activeKid"] == f"sha256:{thumbprint}"
 
 
 def test_no_cloud_sdk_is_imported_by_the_dev_stack():
@@ -122,9 +132,9 @@ def test_rotation_is_additive(project, pinned_clock):
     assert changed == set(), f"inputs changed for {changed}"
     ops = {after.resources[u].name: op for op, u in after.operations}
     assert ops["atlas-gateway-2026-11-30-key"] == "create"
-    # The only updates: the gateway's JWKS, which now pre-publishes the pending key, its metrics
-    # (the new generation's createdAt series), and its deployment record, which records when the
-    # pending generation was deployed.
+    # The only updates: the gateway's JWKS (plain and signed), which now pre-publishes the pending
+    # key, its metrics (the new generation's createdAt series), and its deployment record, which
+    # records when the pending generation was deployed.
     updated = {after.resources[u].name for op, u in after.operations if op == "update"}
     assert updated == {*(r.name for r in after.of_type(PUBLICATION) if r.inputs["keyset"] == "atlas-gateway"),
                        "atlas-gateway-switches"}
@@ -132,7 +142,8 @@ def test_rotation_is_additive(project, pinned_clock):
             if r.inputs["keyset"] == "atlas-gateway"} == {"jwks", "metrics"}
     switches = after.named("atlas-gateway-switches").outputs["switches"]
     assert switches["2026-11-30"] == [{"state": "pending", "at": "2026-11-23T12:00:00Z", "targets": [
-        "file://published/atlas/.well-known/jwks.json", "file://published/metrics/atlas-gateway.prom"]}]
+        "file://published/atlas/.well-known/jwks.json", "file://published/atlas/jwks.dsse.json",
+        "file://published/metrics/atlas-gateway.prom"]}]
     assert [e["state"] for e in switches["2026-11-23"]] == ["active"]
     jwks = json.loads((project / "published/atlas/.well-known/jwks.json").read_text())
     assert [k["kid"] for k in jwks["keys"]] == ["atlas-2026-11-16", "atlas-2026-11-23", "atlas-2026-11-30"]
@@ -301,6 +312,7 @@ def test_the_commands_count_from_what_the_dev_stack_recorded_when_it_was_deploye
     deployments = engine_outputs[-1]["keysets"]["atlas-gateway"]["deployments"]
     assert deployments["2026-11-23"][-1] == {"state": "retiring", "at": "2026-11-24T13:00:00Z",
                                              "targets": ["file://published/atlas/.well-known/jwks.json",
+                                                         "file://published/atlas/jwks.dsse.json",
                                                          "file://published/metrics/atlas-gateway.prom"]}
     code, said = command("retire", "atlas-gateway", "2026-11-23", now="2026-11-24T13:01:00Z")
     assert code == 1

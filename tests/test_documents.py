@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from keyrotation import algorithms, documents, keys
+from keyrotation.config import Generation
 from keyrotation.documents import KeyRecord
 from keyrotation.lifecycle import State
 
@@ -58,8 +59,8 @@ def test_every_algorithm_generates_a_key_of_its_kind(name):
 
 def _record(gen: str, state: State, pem: str | None, **times) -> KeyRecord:
     t = datetime(2026, 11, 1, tzinfo=UTC)
-    return KeyRecord(generation=gen, state=state, kid=f"k-{gen}", algorithm="EdDSA", public_pem=pem,
-                     created_at=t, **times)
+    return KeyRecord.of(Generation(id=gen, state=state, created_at=t, **times), kid=f"k-{gen}",
+                        algorithm="EdDSA", public_pem=pem)
 
 
 @pytest.fixture(scope="module")

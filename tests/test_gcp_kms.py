@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import jwt
 import pytest
@@ -20,33 +19,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from keyrotation.metadata import from_gcp_labels
-from tests.engine import Engine, ProgramFailed
-from tests.kms_emulators import GCP_CRYPTO_KEY, GCP_KEY_RING, GCP_KEY_VERSION, Clouds, cloud_servers
+from tests.kms_emulators import (
+    GCP_CRYPTO_KEY,
+    GCP_KEY_RING,
+    GCP_KEY_VERSION,
+    KMS_TEST_PROJECT,
+    Clouds,
+    refused_before_registering,
+)
 from tests.project import generations as history
 
 NOW = "2026-11-23T12:00:00Z"
-PROJECT = "kms-tests"
-
-
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
-
-
-@pytest.fixture
-def clouds(servers) -> Clouds:
-    return Clouds(servers, gcp_project=PROJECT)
+PROJECT = KMS_TEST_PROJECT
 
 
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch):
     monkeypatch.setenv("KEY_ROTATION_NOW", NOW)
-
-
-@pytest.fixture
-def bucket() -> str:
-    return f"trust-{uuid.uuid4().hex[:12]}"
 
 
 def stack(keysets: dict, **extra) -> dict:
@@ -272,12 +261,6 @@ def sign_keyset(**overrides) -> dict:
                  id="key-ring-id"),
 ])
 def test_bad_gcp_configuration_is_refused_before_anything_is_registered(project, config, where, message):
-    engine = Engine(project, "test", config=config)
-    with pytest.raises(ProgramFailed) as failed:
-        engine.up()
-    text = str(failed.value)
-    assert "Pulumi.test.yaml" in text
-    assert f"{where}: " in text and message in text
-    assert failed.value.run.resources == {}
+    engine = refused_before_registering(project, config, where, message)
     assert not [r for r in engine.resources.values() if r.type in (GCP_KEY_RING, GCP_CRYPTO_KEY,
                                                                    GCP_KEY_VERSION)]

@@ -25,24 +25,13 @@ from ruamel.yaml import YAML
 from keyrotation import times
 from keyrotation.commands import cli
 from tests.engine import EngineRun, ProgramFailed
-from tests.kms_emulators import Clouds, cloud_servers
+from tests.kms_emulators import Clouds
 from tests.policy_client import CONFIGS, PolicyPackProcess
 from tests.test_aws_kms import kms_jwt
 from tests.test_gcp_kms import kms_jwt as gcp_jwt
 
 RESTORED = "pulumi-python:dynamic/kms:RestoredKey"
 WALL_CLOCK = "2026-12-31T00:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def servers():
-    with cloud_servers() as running:
-        yield running
-
-
-@pytest.fixture
-def clouds(servers) -> Clouds:
-    return Clouds(servers, gcp_project="kms-tests")
 
 
 @pytest.fixture(autouse=True)
@@ -106,6 +95,18 @@ def first(gid: str) -> dict:
             "activatedAt": "2026-11-01T09:00:00Z"}
 
 
+def aws_story(clouds: Clouds, project: Path, monkeypatch, keyset: str, *, purpose: str, algorithm: str,
+              **more) -> Story:
+    """A stack with one aws-kms keyset whose first generation is active."""
+    return Story(clouds, project, {
+        "aws:region": "us-east-1", "key-rotation:environment": "test", "key-rotation:defaults": defaults(),
+        "key-rotation:keysets": {keyset: {
+            "purpose": purpose, "algorithm": algorithm, "backend": "aws-kms", **more,
+            "generations": [first("g1")],
+        }},
+    }, monkeypatch)
+
+
 def rotate_retire_destroy(story: Story, keyset: str, *, rewrap: bool = False) -> None:
     """g1 active -> rotate g2 -> promote -> retire g1 -> destroy g1, each deployed."""
     story.up("2026-11-02T10:00:00Z")
@@ -131,15 +132,9 @@ def test_a_destroyed_aws_signing_key_comes_back_the_same_key_verify_only_and_can
 ):
     bucket = f"trust-{uuid.uuid4().hex[:12]}"
     jwks_target, history_target = f"s3://{bucket}/t/jwks.json", f"s3://{bucket}/t/key-history.json"
-    story = Story(clouds, project, {
-        "aws:region": "us-east-1", "key-rotation:environment": "test", "key-rotation:defaults": defaults(),
-        "key-rotation:keysets": {"tokens": {
-            "purpose": "sign", "algorithm": "ES256", "backend": "aws-kms",
-            "publish": [{"format": "jwks", "target": jwks_target},
-                        {"format": "key-history", "target": history_target}],
-            "generations": [first("g1")],
-        }},
-    }, monkeypatch)
+    story = aws_story(clouds, project, monkeypatch, "tokens", purpose="sign", algorithm="ES256",
+                      publish=[{"format": "jwks", "target": jwks_target},
+                               {"format": "key-history", "target": history_target}])
     story.up("2026-11-02T10:00:00Z")
     key_id = story.run.named("tokens-g1-key").id
     assert key_id is not None
@@ -213,12 +208,7 @@ def test_a_destroyed_aws_signing_key_comes_back_the_same_key_verify_only_and_can
 
 @pytest.mark.slow
 def test_a_destroyed_aws_encryption_key_decrypts_its_old_ciphertext_again(clouds, project, monkeypatch):
-    story = Story(clouds, project, {
-        "aws:region": "us-east-1", "key-rotation:environment": "test", "key-rotation:defaults": defaults(),
-        "key-rotation:keysets": {"payload": {
-            "purpose": "encrypt", "algorithm": "A256GCM", "backend": "aws-kms", "generations": [first("g1")],
-        }},
-    }, monkeypatch)
+    story = aws_story(clouds, project, monkeypatch, "payload", purpose="encrypt", algorithm="A256GCM")
     story.up("2026-11-02T10:00:00Z")
     key_id = story.run.named("payload-g1-key").id
     kms = clouds.aws.client()
@@ -242,12 +232,7 @@ def test_a_destroyed_aws_encryption_key_decrypts_its_old_ciphertext_again(clouds
 
 @pytest.mark.slow
 def test_after_the_deletion_window_restore_is_refused_in_one_line(clouds, project, monkeypatch):
-    story = Story(clouds, project, {
-        "aws:region": "us-east-1", "key-rotation:environment": "test", "key-rotation:defaults": defaults(),
-        "key-rotation:keysets": {"tokens": {
-            "purpose": "sign", "algorithm": "ES256", "backend": "aws-kms", "generations": [first("g1")],
-        }},
-    }, monkeypatch)
+    story = aws_story(clouds, project, monkeypatch, "tokens", purpose="sign", algorithm="ES256")
     rotate_retire_destroy(story, "tokens")
     text = story.file.read_text()
     code, _out, err = story.command("restore", "tokens", "g1", now="2026-11-11T09:00:00Z")
@@ -278,12 +263,7 @@ def test_after_the_deletion_window_restore_is_refused_in_one_line(clouds, projec
 @pytest.mark.slow
 def test_a_restore_whose_window_passed_in_the_kms_fails_the_up_naming_the_key(clouds, project, monkeypatch):
     """AWS deleted the key (moto cannot wait 7 days: the key is removed from moto's backend)."""
-    story = Story(clouds, project, {
-        "aws:region": "us-east-1", "key-rotation:environment": "test", "key-rotation:defaults": defaults(),
-        "key-rotation:keysets": {"tokens": {
-            "purpose": "sign", "algorithm": "ES256", "backend": "aws-kms", "generations": [first("g1")],
-        }},
-    }, monkeypatch)
+    story = aws_story(clouds, project, monkeypatch, "tokens", purpose="sign", algorithm="ES256")
     rotate_retire_destroy(story, "tokens")
     key_id = story.run.outputs["keysets"]["tokens"]["generations"][0]["keyId"]
     story.ok("restore", "tokens", "g1", now="2026-11-05T09:00:00Z")

@@ -614,13 +614,14 @@ def test_removing_a_consumer_removes_only_its_own_objects(project):
 def published_series(config: dict, stack: str) -> list:
     """Every keyset's `metrics` document, as the program builds it (keyrotation/metrics.py), read back."""
     from keyrotation.commands.records import kid_of
+    from keyrotation.view import view
     from tests.promql_engine import series_of
 
     parsed = from_config_map(config, stack_file=f"Pulumi.{stack}.yaml")
     out = []
     for ks in parsed.keysets.values():
-        records = [documents.KeyRecord.of(g, kid=kid_of(parsed, ks, g), algorithm=ks.algorithm,
-                                          public_pem=None, timings=ks.timings) for g in ks.generations]
+        records = [documents.KeyRecord(e, kid=kid_of(parsed, ks, e.generation), algorithm=ks.algorithm,
+                                       public_pem=None) for e in view(ks).entries]
         out += series_of(documents.render(documents.build("metrics", records, ks)))
     return out
 

@@ -37,6 +37,7 @@ from typing import Any
 from .. import config, keys, lifecycle
 from ..config import ConfigError, Generation, KeySetConfig, StackConfig
 from ..documents import KID_FORMATS
+from ..identifiers import kid_needs_key
 from ..lifecycle import State
 from ..times import format_time, parse
 from .records import NO_RECORD, Publications, kid_of
@@ -243,7 +244,7 @@ def diff(
         record = (records or {}).get(ks.name, NO_RECORD) if ks is not None else NO_RECORD
         key_id = None
         if ks is not None and g is not None:
-            known = g.id in record.kids or ks.kid != "thumbprint"
+            known = g.id in record.kids or not kid_needs_key(ks.kid)
             key_id = kid_of(after, ks, g, record) if known else f"{ks.name}/{g.id}"
         flags = list(details.pop("flags", []))
         backdated = at is not None and previous_commit_at is not None and at < previous_commit_at

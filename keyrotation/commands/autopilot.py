@@ -21,6 +21,7 @@ The schedule, per keyset (docs/design.md, "Autopilot"):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -341,21 +342,11 @@ class _Keyset:
         if allowed is None:
             self.block("retire", f"'{gid}': {why}")
             return
-        due = allowed + tidy
-        if self.now < allowed or (self.now < due and not ride_along):
-            self.wait("retire", allowed if self.now < allowed else due,
-                      f"'{gid}': {why}; allowed from {_fmt(allowed)}, taken with the next change or by"
-                      f" {_fmt(due)}")
-            return
-        if not self.staged("retire", self.last_step(State.RETIRED)):
-            return
-        try:
-            result = transitions.retire(self.o.stack, self.name, gid, now=self.now, record=self.record)
-        except CommandError as error:
-            self.wait("retire", None, str(error))
-            return
-        _apply(self.o, result, Taken(self.name, "retire", gid, f"the overlap ended {_fmt(allowed)}: {why}",
-                                     rides_along=self.now < due))
+        self._tidy_step(
+            "retire", gid, State.RETIRED, allowed, tidy, ride_along,
+            waiting=f"{why}; allowed from {_fmt(allowed)}", taken=f"the overlap ended {_fmt(allowed)}: {why}",
+            edit=lambda: transitions.retire(self.o.stack, self.name, gid, now=self.now, record=self.record),
+            refused=lambda error: self.wait("retire", None, error))
 
     def _destroy(self, gid: str, tidy: timedelta, ride_along: bool) -> None:
         ks = self.ks
@@ -366,22 +357,32 @@ class _Keyset:
             return
         assert ks.destroy_after_days is not None  # only keysets that set it are destroyed by autopilot
         allowed = deployed + timedelta(days=ks.destroy_after_days)
-        due = allowed + tidy
         why = (f"'{gid}' was retired (deployed {_fmt(deployed)}) destroyAfterDays ({ks.destroy_after_days})"
                " ago")
+        self._tidy_step(
+            "destroy", gid, State.DESTROYED, allowed, tidy, ride_along,
+            waiting=f"destroy allowed from {_fmt(allowed)}", taken=why,
+            edit=lambda: transitions.destroy(self.o.stack, self.name, gid, now=self.now, confirm=gid),
+            refused=lambda error: self.block("destroy", error))
+
+    def _tidy_step(self, step: str, gid: str, state: State, allowed: datetime, tidy: timedelta,
+                   ride_along: bool, *, waiting: str, taken: str, edit: Callable[[], Result],
+                   refused: Callable[[str], None]) -> None:
+        """A tidy-up step (retire, destroy) allowed from ``allowed``: taken with the next change, or
+        on its own ``tidy`` later; ``refused`` says what a refusal of its command means."""
+        due = allowed + tidy
         if self.now < allowed or (self.now < due and not ride_along):
-            self.wait("destroy", allowed if self.now < allowed else due,
-                      f"'{gid}': destroy allowed from {_fmt(allowed)}, taken with the next change or by"
-                      f" {_fmt(due)}")
+            self.wait(step, allowed if self.now < allowed else due,
+                      f"'{gid}': {waiting}, taken with the next change or by {_fmt(due)}")
             return
-        if not self.staged("destroy", self.last_step(State.DESTROYED)):
+        if not self.staged(step, self.last_step(state)):
             return
         try:
-            result = transitions.destroy(self.o.stack, self.name, gid, now=self.now, confirm=gid)
+            result = edit()
         except CommandError as error:
-            self.block("destroy", str(error))
+            refused(str(error))
             return
-        _apply(self.o, result, Taken(self.name, "destroy", gid, why, rides_along=self.now < due))
+        _apply(self.o, result, Taken(self.name, step, gid, taken, rides_along=self.now < due))
 
 
 def run(

@@ -20,12 +20,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 from .. import material, times
 from ..config import StackConfig
 from ..errors import CommandError, KeyRotationError
-from ..lifecycle import REVOKE_REASONS, Timings, format_duration
+from ..identifiers import kid_needs_key
+from ..lifecycle import REVOKE_REASONS, TRIGGER_NAMES, Timings, format_duration
 from ..names import DEBUG_VARIABLE
 from ..runtime import garbage_collection_tuned
 from ..times import SECONDS_PER_DAY, format_time, utc_now
@@ -307,7 +308,8 @@ def cmd_rotate(ctx: Context) -> int:
                 " only (e.g. `openssl pkey -in KEY -pubout`); nothing was written"
             )
     return _mutate(ctx, lambda f: transitions.rotate(
-        f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem))
+        f.config, ctx.args.keyset, now=ctx.now, generation_id=ctx.args.id, public_key_pem=pem,
+        trigger=ctx.args.trigger))
 
 
 def cmd_promote(ctx: Context) -> int:
@@ -378,14 +380,33 @@ def _age(d: timedelta | None) -> str:
     return f"{days}d {rest // 3600}h" if days else format_duration(timedelta(seconds=rest))
 
 
-def cmd_status(ctx: Context) -> int:
+class _Reported(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_Item = TypeVar("_Item", bound=_Reported)
+
+
+def _scheduled(ctx: Context, build: Callable[[StackConfig, datetime, dict[str, Publications]], list[_Item]],
+               exit_code: Callable[[list[_Item]], int], command: str) -> tuple[list[_Item], int, bool]:
+    """``status`` and ``plan``: the asked keysets' items, the exit code, and whether they were
+    emitted as the ``--json`` document (the records are read only where a next step needs them)."""
     stack = ctx.load().config
     names = _only(stack, ctx.args.keysets)
     records = ctx.records(stack) if _has_pending(stack, names) else {}
-    items = [i for i in schedule.status(stack, ctx.now, records) if i.name in names]
-    code = schedule.status_exit_code(items)
+    items = [i for i in build(stack, ctx.now, records) if i.name in names]
+    code = exit_code(items)
     if ctx.args.json:
-        ctx.emit_document("status", code, keysets=[i.to_json() for i in items], notices=ctx.notices)
+        ctx.emit_document(command, code, keysets=[i.to_json() for i in items], notices=ctx.notices)
+    return items, code, bool(ctx.args.json)
+
+
+def cmd_status(ctx: Context) -> int:
+    items, code, done = _scheduled(ctx, schedule.status, schedule.status_exit_code, "status")
+    if done:
         return code
     ctx.emit(f"{ctx.path.name} at {format_time(ctx.now)}")
     for i in items:
@@ -411,13 +432,8 @@ def _has_pending(stack: StackConfig, names: Sequence[str]) -> bool:
 
 
 def cmd_plan(ctx: Context) -> int:
-    stack = ctx.load().config
-    names = _only(stack, ctx.args.keysets)
-    records = ctx.records(stack) if _has_pending(stack, names) else {}
-    items = [i for i in schedule.plan(stack, ctx.now, records) if i.name in names]
-    code = schedule.plan_exit_code(items)
-    if ctx.args.json:
-        ctx.emit_document("plan", code, keysets=[i.to_json() for i in items], notices=ctx.notices)
+    items, code, done = _scheduled(ctx, schedule.plan, schedule.plan_exit_code, "plan")
+    if done:
         return code
     ctx.emit(f"{ctx.path.name}: plan from {format_time(ctx.now)}")
     for i in items:
@@ -493,7 +509,7 @@ def cmd_valid_at(ctx: Context) -> int:
     stack = ctx.load().config
     at = parse_time(ctx.args.at, "--at") if ctx.args.at else ctx.now
     ks = records.keyset_of(stack, ctx.args.keyset)
-    record = ctx.record(stack, ks.name) if ks.kid == "thumbprint" else records.NO_RECORD
+    record = ctx.record(stack, ks.name) if kid_needs_key(ks.kid) else records.NO_RECORD
     v = schedule.valid_at(stack, ks.name, ctx.args.kid, at, record)
     code = 0 if v.valid else schedule.EXIT_NOT_VALID
     if ctx.args.json:
@@ -571,6 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="the new generation's id (default: the date, e.g. 2026-11-30)")
     p.add_argument("--public-key", metavar="FILE", help="backend external: the new generation's public key"
                                                         " PEM")
+    p.add_argument("--trigger", choices=TRIGGER_NAMES,
+                   help="why (seed 003), recorded on the generation: scheduled and hardware keep the one it"
+                        " replaces published 24 h after the promote, personnel 1 h, if longer than the"
+                        " computed overlap (compromise: use `revoke --reason compromise`)")
 
     p = add("promote", cmd_promote, "pending -> active; the active generation becomes retiring",
             "Make the pending generation active and the active one retiring. Refused before the publish lead"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .. import keys
 from ..config import Generation, KeySetConfig, StackConfig
+from ..identifiers import kid_needs_key
 
 FROM_OUTPUTS = "stack outputs"
 FROM_TEMPLATE = "kid template"
@@ -48,11 +49,13 @@ def kid(
     """``deployed``: per generation id, the kid in the stack outputs (``Publications.kids``)."""
     if deployed and generation.id in deployed:
         return Kid(deployed[generation.id], FROM_OUTPUTS)
-    if keyset.kid != "thumbprint":
+    if not kid_needs_key(keyset.kid):
         return Kid(keys.render_kid(keyset.kid, keyset=keyset.name, generation=generation.id,
                                    environment=stack.environment), FROM_TEMPLATE)
     if generation.public_key_pem:
-        return Kid(keys.thumbprint(keys.normalize_public_pem(generation.public_key_pem)), FROM_PUBLIC_KEY)
+        thumbprint = keys.thumbprint(keys.normalize_public_pem(generation.public_key_pem))
+        return Kid(keys.render_kid(keyset.kid, keyset=keyset.name, generation=generation.id,
+                                   environment=stack.environment, thumbprint=thumbprint), FROM_PUBLIC_KEY)
     why = ("the thumbprint of a generated key is known once it is deployed, from the stack outputs"
            + (f" ({outputs_unavailable})" if outputs_unavailable else " (--outputs FILE)"))
     return Kid(None, None, why)

@@ -14,9 +14,10 @@ from typing import Any
 from .. import lifecycle, validity
 from ..config import Generation, KeySetConfig, StackConfig
 from ..errors import CommandError
+from ..identifiers import kid_needs_key
 from ..lifecycle import State, format_duration
 from ..times import format_time
-from ..view import view
+from ..view import GenerationView, OfGeneration, view
 from .kids import Kid
 from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_info, kid_of
 from .transitions import retire_gate
@@ -41,16 +42,27 @@ def _iso(t: datetime | None) -> str | None:
 
 
 @dataclass
-class GenerationStatus:
-    id: str
-    state: str
-    created_at: datetime
-    age: timedelta
-    since: datetime
-    """When it entered its current state."""
+class GenerationStatus(OfGeneration):
+    """A generation's line in ``status``: its keyset view's entry, at ``now``, and its next step."""
+
+    entry: GenerationView
+    now: datetime
     next: str | None = None
     """The next step for it and from when, e.g. ``promote from ...``."""
     next_at: datetime | None = None
+
+    @property
+    def created_at(self) -> datetime:
+        return self.entry.generation.created_at
+
+    @property
+    def age(self) -> timedelta:
+        return self.now - self.created_at
+
+    @property
+    def since(self) -> datetime:
+        """When it entered its current state."""
+        return self.entry.since
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,10 +96,6 @@ class KeysetStatus:
         }
 
 
-def _since(g: Generation) -> datetime:
-    return lifecycle.entered(g, g.state) or g.created_at
-
-
 def _next_step(ks: KeySetConfig, g: Generation, record: Publications) -> tuple[str | None, datetime | None]:
     if g.state is State.PENDING:
         if g.id in record.missing:
@@ -108,15 +116,15 @@ def status(stack: StackConfig, now: datetime,
     out = []
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
-        age = view(ks).age(now)
+        keys = view(ks)
+        age = keys.age(now)
         item = KeysetStatus(
             name, ks.purpose, ks.algorithm, ks.backend, age.generation, age.health, age.age, age.due_at,
             age.warn_at
         )
-        for g in ks.generations:
-            step, at = _next_step(ks, g, record)
-            item.generations.append(GenerationStatus(g.id, str(g.state), g.created_at, now - g.created_at,
-                                                     _since(g), step, at))
+        for entry in keys.entries:
+            step, at = _next_step(ks, entry.generation, record)
+            item.generations.append(GenerationStatus(entry, now, step, at))
         pending = [g for g in ks.generations if g.state is State.PENDING]
         if age.health == "overdue":
             if pending:
@@ -226,11 +234,12 @@ def plan(stack: StackConfig, now: datetime,
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
         t = ks.timings
-        age = lifecycle.key_age(ks.generations, t, now)
+        age = view(ks).age(now)
         rotate_by = None if age.due_at is None else age.due_at - t.publish_lead
         item = KeysetPlan(name, age.generation, age.due_at, rotate_by,
                           published_from=record.source or "createdAt (no publisher record)")
         pending = [g for g in ks.generations if g.state is State.PENDING]
+        trigger = pending[-1].trigger if pending else None
         if pending:
             p = pending[-1]
             at = lifecycle.earliest_promote(p, t, record.first_published)
@@ -252,8 +261,10 @@ def plan(stack: StackConfig, now: datetime,
             item.steps.append(PlanStep("promote", name, None, promote_at,
                                        f"publish lead {format_duration(t.publish_lead)}"))
         if age.generation is not None:
-            item.steps.append(PlanStep("retire", name, age.generation, promote_at + t.overlap,
-                                       f"overlap {format_duration(t.overlap)} after the promote"))
+            overlap = lifecycle.trigger_overlap(t, trigger)
+            item.steps.append(PlanStep("retire", name, age.generation, promote_at + overlap,
+                                       f"overlap {format_duration(overlap)} after the promote"
+                                       + (f" (trigger {trigger})" if overlap > t.overlap else "")))
         for g in ks.generations:
             if g.state is State.RETIRING:
                 retire_at, why = retire_gate(ks, g, record)
@@ -320,9 +331,9 @@ def valid_at(
                            " independently (a transparency log), not claimed by the signature")
     else:
         reasons.append(f"revoked {_iso(g.revoked_at)} ({g.revoke_reason}), before {_iso(at)}")
-    windows = lifecycle.signing_windows(g, t)
+    entry = view(ks).entry(g.id)
+    windows, periods = entry.signing_windows, entry.signing_periods
     lag = lifecycle.signer_lag(t)
-    periods = lifecycle.signing_periods(g)
     if not windows:
         signing = False
         reasons.append("it never signed (never active)")
@@ -349,7 +360,7 @@ def _by_kid(stack: StackConfig, ks: KeySetConfig, kid: str, record: Publications
         if kid in (g.id, kid_info(stack, ks, g, record).value):
             return g
     kids = ", ".join(kid_of(stack, ks, g, record) for g in ks.generations)
-    hint = ("" if ks.kid != "thumbprint" or record.kids
+    hint = ("" if not kid_needs_key(ks.kid) or record.kids
             else " (thumbprint kids are known from the stack outputs: --outputs)")
     raise CommandError(
         f"{stack.stack_file}: keyset '{ks.name}' has no generation with kid or id '{kid}' (kids:"

@@ -44,7 +44,7 @@ from ..times import format_time
 KEYSETS = f"{PROJECT}:keysets"
 FIELD_ORDER = (
     "id", "state", "createdAt", "activatedAt", "retiringAt", "retiredAt", "revokedAt",
-    "revokeReason", "destroyedAt", "history", "rewrapped", "publicKeyPem", "restoredKeyId",
+    "revokeReason", "trigger", "destroyedAt", "history", "rewrapped", "publicKeyPem", "restoredKeyId",
 )
 """Where a new key goes in a generation: after the last present key that precedes it here."""
 LINE_LIMIT = 100

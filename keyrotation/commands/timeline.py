@@ -1,11 +1,12 @@
 """Pictures of every keyset's generations over time: an SVG and a Mermaid gantt block.
 
-A generation's bar is split by state (pending, active, retiring, retired, destroyed, revoked),
-each its own colour; gaps the check finds are drawn in a lane under the bar, labelled with their
-length (red, or orange and hatched when intended: a compromise revocation), at least a few pixels
-wide so that a five-minute gap in a year-long picture is still seen; a dated axis with ticks, a
-line at now, and the active generation's due date (red when overdue). Each keyset has its own
-time axis: a weekly gateway key and a yearly signing key do not share a useful scale.
+A generation's bar is split by state (pending, active, retiring, retired, destroyed, revoked: the
+spans of its keyset view's entry, :attr:`keyrotation.view.GenerationView.spans`), each its own
+colour; gaps the check finds are drawn in a lane under the bar, labelled with their length (red, or
+orange and hatched when intended: a compromise revocation), at least a few pixels wide so that a
+five-minute gap in a year-long picture is still seen; a dated axis with ticks, a line at now, and
+the active generation's due date (red when overdue). Each keyset has its own time axis: a weekly
+gateway key and a yearly signing key do not share a useful scale.
 
 Nothing here trusts the names it draws: every keyset name, generation id and step is XML-escaped
 in the SVG and reduced to a safe alphabet in the Mermaid block (see :func:`mermaid_text`), so a
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
 
 from .. import lifecycle
-from ..config import Generation, KeySetConfig, StackConfig
+from ..config import KeySetConfig, StackConfig
 from ..lifecycle import State, format_duration
 from ..times import format_time
+from ..view import KeysetView, view
 from . import schedule
 from .records import NO_RECORD, Publications, deployed_stops
 
@@ -43,50 +44,15 @@ MIN_GAP_WIDTH = 6.0
 """Pixels: a gap is never drawn narrower, however short (five minutes in a year is 0.01 px)."""
 
 
-@dataclass(frozen=True)
-class Segment:
-    keyset: str
-    generation: str
-    state: State
-    start: datetime
-    end: datetime
-    open: bool
-    """Still in this state at the end of the picture."""
-
-
-def segments(generation: Generation) -> list[tuple[State, datetime, datetime | None]]:
-    """The states a generation went through, as recorded (``lifecycle.path``, every period of its
-    history): (state, from, to or None while current)."""
-    present = lifecycle.path(generation)
-    out = []
-    for i, (state, start) in enumerate(present):
-        end = present[i + 1][1] if i + 1 < len(present) else None
-        if end is not None and end <= start:
-            continue
-        out.append((state, start, end))
-    return out
-
-
-def keyset_segments(stack: StackConfig, until: datetime) -> dict[str, list[Segment]]:
-    out: dict[str, list[Segment]] = {}
-    for name, ks in stack.keysets.items():
-        out[name] = [
-            Segment(name, g.id, state, start, end or until, end is None)
-            for g in ks.generations
-            for state, start, end in segments(g)
-        ]
-    return out
-
-
 def gaps(ks: KeySetConfig, record: Publications = NO_RECORD) -> list[lifecycle.Gap]:
     """The gap check's findings, as ``plan`` computes them (the publisher's and deployment records
     when there are any)."""
     return lifecycle.keyset_gaps(ks, record.first_published, deployed_stops(ks, record))
 
 
-def _window(ks: KeySetConfig, now: datetime) -> tuple[datetime, datetime]:
-    times = [t for g in ks.generations for _, t in lifecycle.path(g)] + [now]
-    due = lifecycle.key_age(ks.generations, ks.timings, now).due_at
+def _window(keys: KeysetView, now: datetime) -> tuple[datetime, datetime]:
+    times = [t for e in keys.entries for _, t in e.path] + [now]
+    due = keys.age(now).due_at
     if due is not None:
         times.append(due)
     start, end = min(times), max(times)
@@ -164,13 +130,14 @@ def svg(
     y = 58
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
-        start, end = _window(ks, now)
+        keys = view(ks)
+        start, end = _window(keys, now)
         scale = (width - label_w - right) / (end - start).total_seconds()
 
         def x(t: datetime, start: datetime = start, scale: float = scale) -> float:
             return round(label_w + (t - start).total_seconds() * scale, 1)
 
-        age = lifecycle.key_age(ks.generations, ks.timings, now)
+        age = keys.age(now)
         found = gaps(ks, record)
         unintended = [g for g in found if not g.intended]
         due = format_time(age.due_at) if age.due_at is not None else ""  # none only without an active one
@@ -207,9 +174,10 @@ def svg(
         parts.append(f'<line x1="{label_w}" y1="{section_bottom}" x2="{width - right}" y2="{section_bottom}"'
                      ' class="axis"/>')
         y = section_top + 8
-        for g in ks.generations:
+        for entry in keys.entries:
+            g = entry.generation
             parts.append(f'<text x="16" y="{y + 13}" class="gen">{_text(g.id)}</text>')
-            for state, s, e in segments(g):
+            for state, s, e in entry.spans:
                 e = e or end
                 w = round(max(x(e) - x(s), 1.0), 1)
                 title = (f"{name} {g.id} {state}: {format_time(s)} - {format_time(e)}"
@@ -355,18 +323,19 @@ def mermaid(stack: StackConfig, now: datetime, records: Mapping[str, Publication
     plans = {p.name: p for p in schedule.plan(stack, now, dict(records or {}))}
     for name, ks in stack.keysets.items():
         record = (records or {}).get(name, NO_RECORD)
-        _, end = _window(ks, now)
+        keys = view(ks)
+        _, end = _window(keys, now)
         lines.append(f"  section {mermaid_text(name)}")
-        for g in ks.generations:
-            gid = mermaid_text(g.id)
-            for state, s, e in segments(g):
+        for entry in keys.entries:
+            gid = mermaid_text(entry.id)
+            for state, s, e in entry.spans:
                 lines.append(_task(f"{state} {gid}", MERMAID_TAGS[state], s, e or end))
         for gap in gaps(ks, record):
             label = f"{'intended gap' if gap.intended else 'GAP'} {mermaid_text(gap.generation)} {gap.kind}" \
                     f" {format_duration(gap.end - gap.start)}"
             lines.append(_task(label, "crit" if not gap.intended else "crit, active", gap.start, gap.end))
         lines.append(_task("now", "milestone", now))
-        age = lifecycle.key_age(ks.generations, ks.timings, now)
+        age = keys.age(now)
         if age.due_at is not None:
             overdue = age.health == "overdue"
             lines.append(_task(f"{'OVERDUE' if overdue else 'due'} {mermaid_text(age.generation or '')}"

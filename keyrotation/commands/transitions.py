@@ -21,7 +21,16 @@ from .. import lifecycle
 from ..algorithms import BACKENDS
 from ..config import ConfigError, Generation, KeySetConfig, Rewrap, StackConfig, Step, validate
 from ..errors import CommandError
-from ..lifecycle import REVOKE_REASONS, STATE_TIME, TIME_ORDER, RevokeReason, State
+from ..lifecycle import (
+    REVOKE_REASONS,
+    STATE_TIME,
+    TIME_ORDER,
+    TRIGGER_NAMES,
+    TRIGGERS,
+    RevokeReason,
+    State,
+    Trigger,
+)
 from ..times import format_time
 from .records import (
     NO_RECORD,
@@ -222,8 +231,8 @@ def _published_in(keyset: KeySetConfig) -> str:
 
 
 def _documents(keyset: KeySetConfig) -> str:
-    # The metrics document carries times, not keys: it is no place a verifier finds a key in.
-    carrying = [p for p in keyset.publish if p.format != "metrics"]
+    # The metrics carry times and the revocation list revoked kids: no place a verifier finds a key in.
+    carrying = [p for p in keyset.publish if p.format.carries_keys]
     if not carrying:
         return "no published document"
     return ", ".join(f"{p.format} at {p.target}" for p in carrying)
@@ -249,11 +258,21 @@ def _consumers(keyset: KeySetConfig) -> str:
 
 def rotate(
     stack: StackConfig, keyset: str, *, now: datetime, generation_id: str | None = None,
-    public_key_pem: str | None = None,
+    public_key_pem: str | None = None, trigger: str | None = None,
 ) -> Result:
-    """Add a ``pending`` generation: published (or delivered decrypt-only) before it is used."""
+    """Add a ``pending`` generation: published (or delivered decrypt-only) before it is used. Its
+    ``trigger`` (seed 003) sets the minimum overlap of the generation it will replace."""
     draft = _Draft("rotate", stack, keyset, now)
     ks = draft.keyset
+    if trigger is not None and trigger not in TRIGGER_NAMES:
+        raise CommandError(f"{draft.where()}: unknown trigger {trigger!r}; use one of"
+                           f" {', '.join(TRIGGER_NAMES)}")
+    if trigger == Trigger.COMPROMISE:
+        raise CommandError(
+            f"{draft.where()}: trigger compromise has no overlap: revoke the compromised generation first"
+            f" (`revoke {ks.name} GENERATION --reason compromise`), which activates a replacement at once"
+            " and records the trigger on it"
+        )
     pending = [g for g in draft.generations if g.state is State.PENDING]
     if pending:
         p = pending[-1]
@@ -270,7 +289,8 @@ def rotate(
         raise CommandError(f"{draft.where()}: --public-key is only for backend external (this keyset is"
                            f" {ks.backend})")
     new = draft.add(
-        id=draft.new_id(generation_id), state=State.PENDING, createdAt=now, publicKeyPem=public_key_pem,
+        id=draft.new_id(generation_id), state=State.PENDING, createdAt=now,
+        trigger=Trigger(trigger) if trigger is not None else None, publicKeyPem=public_key_pem,
     )
     earliest = lifecycle.earliest_promote(new, ks.timings)
     due = lifecycle.key_age(ks.generations, ks.timings, now)
@@ -281,6 +301,14 @@ def rotate(
     )
     if due.due_at is not None:
         draft.result.notes.append(f"the active generation '{due.generation}' is due by {_iso(due.due_at)}")
+    if new.trigger is not None:
+        rule = TRIGGERS[new.trigger]
+        overlap = lifecycle.trigger_overlap(ks.timings, new.trigger)
+        draft.result.notes.append(
+            f"trigger {new.trigger} (urgency: {rule.urgency}): the generation it replaces stays published"
+            f" {span(overlap)} after the promote is deployed (the larger of the computed overlap"
+            f" {span(ks.timings.overlap)} and the trigger's minimum {span(rule.minimum_overlap)})"
+        )
     return draft.finish()
 
 
@@ -373,9 +401,12 @@ def promote(
         else f"'{generation.id}' encrypts from the next `pulumi up`"
     )
     for old in previous:
+        overlap, trigger = lifecycle.retire_overlap(draft.generations, draft.get(old), ks.timings)
         draft.result.notes.append(
-            f"'{old}' stays published ({_published_in(ks)}) for the overlap, counted from the deploy of"
-            f" this promote: retire it from {_iso(now + ks.timings.overlap)} at the earliest"
+            f"'{old}' stays published ({_published_in(ks)}) for the overlap"
+            + (f" (at least {span(overlap)}, trigger {trigger})" if trigger is not None else "")
+            + f", counted from the deploy of this promote: retire it from {_iso(now + overlap)}"
+            + " at the earliest"
             + (" and once its data at rest is re-encrypted (`rewrapped`) or expired" if ks.keeps_data else "")
             + f" (`retire {ks.name} {old}`)"
         )
@@ -392,7 +423,8 @@ def retire_gate(ks: KeySetConfig, generation: Generation,
     stopped = lifecycle.stopped_at(generation)
     deployed = deployed_switch(record, generation, State.RETIRING)
     basis = stopped if deployed is None or stopped is None else max(stopped, deployed)
-    earliest = lifecycle.earliest_retire(generation, t, deployed)
+    earliest = lifecycle.earliest_retire(ks.generations, generation, t, deployed)
+    overlap, trigger = lifecycle.retire_overlap(ks.generations, generation, t)
     if ks.purpose == "sign":
         lag = (f"what it signed stays valid for tokenLifetimeSeconds ({t.token_lifetime_seconds}s) and"
                " signers and caches lag by publishMaxAgeSeconds + clockSkewSeconds")
@@ -403,6 +435,9 @@ def retire_gate(ks: KeySetConfig, generation: Generation,
         f"it stopped {'signing' if ks.purpose == 'sign' else 'encrypting'} at {_iso(stopped)}"
         + (f", deployed {_iso(deployed)} ({record.source})" if deployed is not None else "")
         + f"; {lag}"
+        + (f"; the rotation that replaced it records trigger {trigger}, whose overlap is at least"
+           f" {span(TRIGGERS[trigger].minimum_overlap)}: {span(overlap)} in all" if overlap > t.overlap
+           and trigger is not None else "")
     ) if stopped is not None else f"it never {'signed' if ks.purpose == 'sign' else 'encrypted'}"
     if not ks.keeps_data or basis is None:
         return earliest, why
@@ -708,6 +743,12 @@ def revoke(
     return draft.finish()
 
 
+def _replacement_trigger(reason: str) -> Trigger | None:
+    """The trigger an emergency replacement records: the revocation's reason when it is one of seed
+    003's triggers (compromise, personnel, hardware); ``superseded`` is none."""
+    return Trigger(reason) if reason in TRIGGER_NAMES else None
+
+
 def _revocation_effects(
     stack: StackConfig, ks: KeySetConfig, generation: Generation, reason: str, now: datetime,
     record: Publications
@@ -739,8 +780,13 @@ def _revocation_effects(
                 f" `pulumi up`; key-history verifiers still accept those made before {_iso(now)} (valid-at)"
             )
     for pub in ks.publish:
-        action = "lists it as revoked" if pub.format == "key-history" else "no longer contains it"
+        action = {"key-history": "lists it as revoked",
+                  "revocation-list": "adds its revocation record, signed by the active generation,"
+                  }.get(pub.format, "no longer contains it")
         notes.append(f"documents: {pub.format} at {pub.target} {action} after the next `pulumi up`")
+    for anchor in stack.anchors_naming(ks.name):
+        notes.append(f"documents: trust anchor {anchor.trust_anchor_id} ({anchor.purl_pattern}) at"
+                     f" {anchor.target} moves it to revokedKeys after the next `pulumi up`")
     return notes
 
 
@@ -749,12 +795,19 @@ def _emergency(
 ) -> None:
     res = draft.result
     pending = [g for g in draft.generations if g.state is State.PENDING]
+    trigger = _replacement_trigger(reason)
     if pending:
         replacement = draft.move(pending[-1].id, State.ACTIVE)
+        if replacement.trigger is None and trigger is not None:
+            replacement = draft.set(replacement.id, trigger=trigger)
+        elif trigger is not None and replacement.trigger != trigger:
+            res.notes.append(f"'{replacement.id}' keeps the trigger recorded when it was added"
+                             f" ({replacement.trigger}); a recorded trigger is never rewritten")
         ready = _published_since(replacement, record) + ks.timings.publish_lead
         how = f"promoted the pending generation '{replacement.id}'"
     else:
-        replacement = draft.add(id=draft.new_id(new_id), state=State.ACTIVE, createdAt=now, activatedAt=now)
+        replacement = draft.add(id=draft.new_id(new_id), state=State.ACTIVE, createdAt=now, activatedAt=now,
+                                trigger=trigger)
         ready = now + ks.timings.publish_lead
         how = f"created and activated '{replacement.id}'"
         if ks.backend == "external":
@@ -803,7 +856,8 @@ def rollback(
     draft.check_transition(active, State.RETIRING)
     risks: list[str] = []
     replaced_by_promote = lifecycle.stopped_at(previous) == lifecycle.entered(active, State.ACTIVE)
-    overlap_end = lifecycle.earliest_retire(previous, t, deployed_switch(record, previous, State.RETIRING))
+    overlap_end = lifecycle.earliest_retire(draft.generations, previous, t,
+                                            deployed_switch(record, previous, State.RETIRING))
     if not replaced_by_promote:
         risks.append(
             f"no rotation is under way: '{active.id}' did not replace '{previous.id}' (it became active"

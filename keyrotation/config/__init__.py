@@ -34,6 +34,7 @@ from .model import (
     StackConfig,
     Step,
     TimingOverrides,
+    TrustAnchor,
 )
 from .problems import ConfigError, Problem
 from .rules import validate
@@ -43,7 +44,7 @@ __all__ = [
     "SECRET_SOURCES", "Alerts", "AwsOptions", "ConfigError", "Consumer", "DeploymentConsumer", "GcpOptions",
     "Generation", "KeySetConfig", "Kubernetes", "Pkcs11Options", "Problem", "Publication", "Rewrap",
     "SecretConsumer",
-    "StackConfig", "Step", "TimingOverrides", "from_config_map", "load", "load_stack_file",
+    "StackConfig", "Step", "TimingOverrides", "TrustAnchor", "from_config_map", "load", "load_stack_file",
     "namespace_problem",
     "parse", "validate",
 ]

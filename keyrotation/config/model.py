@@ -30,10 +30,12 @@ from .. import algorithms, targets, times
 from .. import identifiers as names
 from ..algorithms import Backend, Profile, Purpose
 from ..documents import FORMATS, Format
+from ..envelope import Envelope
 from ..lifecycle import (
     RevokeReason,
     State,
     Timings,
+    Trigger,
     active_generation,
     default_warn_days,
 )
@@ -47,7 +49,7 @@ MaterialSource = Literal["material", "keyring"]
 SecretSource = Literal[MaterialSource, EnvSource]
 ENV_SOURCES: tuple[str, ...] = get_args(EnvSource)
 SECRET_SOURCES: tuple[str, ...] = (*get_args(MaterialSource), *ENV_SOURCES)
-KID_PLACEHOLDERS = ("keyset", "generation", "environment")
+KID_PLACEHOLDERS = ("keyset", "generation", "environment", "thumbprint")
 
 
 class _Model(BaseModel):
@@ -148,6 +150,8 @@ class Generation(_Model):
     retired_at: Time | None = None
     revoked_at: Time | None = None
     revoke_reason: RevokeReason | None = None
+    trigger: Trigger | None = None
+    """Why it was made (seed 003): sets the minimum overlap of the generation it replaces."""
     destroyed_at: Time | None = None
     public_key_pem: Text | None = Field(None, max_length=16_384)
     history: list[Step] = Field(default_factory=list)
@@ -166,6 +170,9 @@ class Generation(_Model):
 class Publication(_Model):
     format: Format
     target: Text = Field(max_length=2048)
+    envelope: Envelope | None = None
+    """``dsse``: publish the document inside a DSSE envelope signed by the keyset's signing
+    generations (keyrotation.envelope); unset: the document as it is."""
 
     @property
     def scheme(self) -> str:
@@ -340,6 +347,30 @@ class Kubernetes(_Model):
         return {} if value is True else None if value is False else value
 
 
+class TrustAnchor(_Model):
+    """``key-rotation:trustAnchors[]``: one of seed 002's trust anchors, published as a document in
+    the seed's shape (``keyrotation.documents.anchor``). It names keysets instead of copying kids:
+    their generations' states decide which keys it allows, revokes and remembers, so one revocation
+    in a keyset reaches every anchor that names it (seed 002's ``--anchor-id ALL``)."""
+
+    trust_anchor_id: Annotated[Text, Field(min_length=1, max_length=64)]
+    """Stable forever: verifiers look the anchor up by it (seed 002 uses UUIDs)."""
+    purl_pattern: Annotated[Text, Field(min_length=1, max_length=255)]
+    """The packages it covers: ``*`` or ``pkg:<type>/...``, optionally ending in ``*``."""
+    keysets: Annotated[list[Text], Field(min_length=1, max_length=64)]
+    """The sign keysets whose keys it lists."""
+    allowed_predicate_types: Annotated[list[Annotated[Text, Field(min_length=1, max_length=255)]],
+                                       Field(min_length=1, max_length=256)]
+    policy_version: Annotated[Text, Field(min_length=1, max_length=64)]
+    target: Text = Field(max_length=2048)
+    """Where it is published (the targets of ``publish[].target``)."""
+
+    @property
+    def publication(self) -> Publication:
+        """The anchor as a publication of format ``anchor`` (what the publishers take)."""
+        return Publication(format=Format.ANCHOR, target=self.target)
+
+
 class StackConfig(_Model):
     environment: Text
     profile: Profile = Profile.DEFAULT
@@ -350,6 +381,8 @@ class StackConfig(_Model):
     keysets: dict[str, KeySetConfig]
     kubernetes: Kubernetes | None = None
     autopilot: AutopilotOptions = Field(default_factory=AutopilotOptions)
+    trust_anchors: list[TrustAnchor] = Field(default_factory=list, max_length=256)
+    """Seed 002's trust anchors over this stack's keysets (docs/config.md, "Trust anchors")."""
 
     stack_file: str = Field("Pulumi.<stack>.yaml", exclude=True)
     other: dict[str, Any] = Field(default_factory=dict, exclude=True)
@@ -360,6 +393,10 @@ class StackConfig(_Model):
         if keyset.warn_days is None and self.defaults.warn_days is None:
             timings = replace(timings, warn_days=default_warn_days(timings.max_age_days))
         return timings
+
+    def anchors_naming(self, keyset: str) -> list[TrustAnchor]:
+        """The trust anchors that list ``keyset``'s keys."""
+        return [a for a in self.trust_anchors if keyset in a.keysets]
 
 
 @functools.lru_cache(maxsize=64)  # a handful of field names, asked 12 times per generation

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import string
 from collections.abc import Callable
 from datetime import datetime
 
-from .. import algorithms, metadata, targets, times
+from .. import algorithms, envelope, metadata, revocation, targets, times
 from .. import identifiers as names
-from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend
+from ..algorithms import AWS_NATIVE_ROTATION, BACKENDS, Backend, Purpose
+from ..documents import Format
+from ..identifiers import THUMBPRINT_KID, kid_needs_key
 from ..lifecycle import (
     FORBIDDEN_TIMES,
     REQUIRED_TIMES,
@@ -18,6 +21,7 @@ from ..lifecycle import (
     STATE_TIME,
     TIME_ORDER,
     State,
+    Trigger,
     allowed,
     first_pass,
 )
@@ -29,6 +33,7 @@ from .model import (
     DeploymentConsumer,
     Generation,
     KeySetConfig,
+    Publication,
     SecretConsumer,
     StackConfig,
     _snake,
@@ -46,7 +51,7 @@ def validate(stack: StackConfig, *, now: datetime | None = None) -> list[Problem
         problems.append(Problem(f"publishRoot {why}", field="publishRoot"))
     for name, keyset in stack.keysets.items():
         problems += _validate_keyset(stack, name, keyset)
-    problems += _validate_delivery(stack) + _validate_unique(stack)
+    problems += _validate_delivery(stack) + _validate_trust_anchors(stack) + _validate_unique(stack)
     if now is not None:
         problems += _validate_not_future(stack, now)
     return problems
@@ -195,8 +200,13 @@ _GCP_RESOURCE_ID = re.compile(r"[a-zA-Z0-9_-]{1,63}")
 _AWS_ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
 
 
+SAMPLE_THUMBPRINT = "A" * 43
+"""Stands for a generated key's thumbprint (43 base64url characters, RFC 7638 SHA-256) when a kid
+template is checked before the key exists: the length and characters of the kid are the same."""
+
+
 def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Problem]:
-    if ks.kid == "thumbprint":
+    if ks.kid == THUMBPRINT_KID:
         return []
     try:
         parsed = list(string.Formatter().parse(ks.kid))
@@ -207,7 +217,8 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
     if unknown:
         return [Problem(
             f"kid template {times.shown(ks.kid)} uses unknown placeholder(s) {', '.join(sorted(unknown))};"
-            f" allowed: {', '.join('{' + p + '}' for p in KID_PLACEHOLDERS)} or 'thumbprint'",
+            f" allowed: {', '.join('{' + p + '}' for p in KID_PLACEHOLDERS)} (e.g. 'sha256:{{thumbprint}}'),"
+            " or 'thumbprint'",
             name, None, "kid",
         )]
     if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
@@ -216,19 +227,27 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
             " write placeholders plainly, e.g. {generation}, so every generation keeps its own kid",
             name, None, "kid",
         )]
-    if "generation" not in fields and len(ks.generations) > 1:
+    if not fields & {"generation", "thumbprint"} and len(ks.generations) > 1:
         return [Problem(
-            f"kid template {ks.kid!r} gives every generation the same kid; include {{generation}}",
+            f"kid template {ks.kid!r} gives every generation the same kid; include {{generation}} or"
+            " {thumbprint}",
             name, None, "kid",
         )]
     out: list[Problem] = []
     seen: dict[str, str] = {}
     for g in ks.generations:
-        kid = _render_kid(ks, name, g.id, environment)
+        kid = _render_kid(ks, name, g, environment)
         why = names.kid_problem(kid)
+        sampled = kid_needs_key(ks.kid) and not g.public_key_pem
+        if why and sampled:
+            out.append(Problem(f"{why} (kid template {times.shown(ks.kid)}, with a 43-character RFC 7638"
+                               " thumbprint standing for {thumbprint})", name, None, "kid"))
+            break
         if why:
             out.append(Problem(why, name, g.id, "kid"))
             break
+        if sampled:
+            continue  # a generated key's thumbprint: its own, unknown until it exists, unique by the key
         if kid in seen:
             out.append(Problem(f"kid '{kid}' is also generation '{seen[kid]}''s kid; kids are unique in a"
                                " keyset",
@@ -237,10 +256,20 @@ def _validate_kid(name: str, ks: KeySetConfig, environment: str = "") -> list[Pr
     return out
 
 
-def _render_kid(ks: KeySetConfig, name: str, generation: str, environment: str) -> str:
-    from ..keys import render_kid
+def _render_kid(ks: KeySetConfig, name: str, generation: Generation, environment: str) -> str:
+    """The generation's kid as the program renders it; a thumbprint template takes the external
+    key's real thumbprint, or :data:`SAMPLE_THUMBPRINT` for a key not generated yet."""
+    from ..keys import normalize_public_pem, render_kid, thumbprint
 
-    return render_kid(ks.kid, keyset=name, generation=generation, environment=environment)
+    sample = None
+    if kid_needs_key(ks.kid):
+        sample = SAMPLE_THUMBPRINT
+        if generation.public_key_pem:
+            # A publicKeyPem that does not load is reported on that field.
+            with contextlib.suppress(ValueError, TypeError):
+                sample = thumbprint(normalize_public_pem(generation.public_key_pem))
+    return render_kid(ks.kid, keyset=name, generation=generation.id, environment=environment,
+                      thumbprint=sample)
 
 
 def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
@@ -249,12 +278,18 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
     seen: set[str] = set()
     for i, pub in enumerate(ks.publish):
         field = f"publish[{i}]"
-        if pub.format.needs_public_key and not spec.publishes_public_key:
+        if pub.format is Format.ANCHOR:
+            out.append(Problem(
+                "an anchor lists the keys of several keysets: declare it in the stack's"
+                " key-rotation:trustAnchors (trustAnchorId, purlPattern, keysets, allowedPredicateTypes,"
+                " policyVersion, target), not in a keyset's publish list", name, None, f"{field}.format",
+            ))
+        elif pub.format.needs_public_key and not spec.publishes_public_key:
             out.append(Problem(
                 f"a {ks.purpose} keyset has no public key to publish; only 'key-history' and 'metrics'"
                 f" are allowed, not '{pub.format}'", name, None, f"{field}.format",
             ))
-        elif pub.format == "jwks" and not spec.has_jwk:
+        elif pub.format is Format.JWKS and not spec.has_jwk:
             out.append(Problem(
                 f"JOSE defines no JWK key type for {ks.algorithm}: a JWKS cannot carry it; publish"
                 " signers, trust-anchor or key-history (they carry the SPKI)", name, None, f"{field}.format",
@@ -271,6 +306,70 @@ def _validate_publish(stack: StackConfig, name: str, ks: KeySetConfig,
             out.append(Problem(f"target {times.shown(pub.target)} is listed twice", name, None,
                                f"{field}.target"))
         seen.add(pub.target)
+        if pub.format is Format.REVOCATION_LIST:
+            for why, where in _revocation_list_problems(ks, pub):
+                out.append(Problem(why, name, None, f"{field}.{where}"))
+        elif pub.envelope is not None:
+            why = _envelope_problem(ks, pub.format, pub.scheme)
+            if why:
+                out.append(Problem(why, name, None, f"{field}.envelope"))
+    return out
+
+
+def _envelope_problem(ks: KeySetConfig, format: str, scheme: str) -> str | None:
+    """Why this keyset cannot publish a ``format`` document signed (``envelope: dsse``), if it cannot."""
+    if ks.purpose is not Purpose.SIGN:
+        return (f"only a sign keyset's generations can sign a document; this {ks.purpose} keyset's keys"
+                " cannot: publish it without 'envelope', or from a sign keyset")
+    if not envelope.signable(format):
+        return (f"a '{format}' document is text for a scraper, which cannot unwrap an envelope; sign"
+                " only the JSON documents (jwks, signers, trust-anchor, key-history)")
+    why = _signing_problem(ks, scheme, "remove 'envelope' or sign with")
+    if why:
+        return why
+    if ks.backend is Backend.AWS_KMS and ks.spec.kty in ("OKP", "AKP") and format == "key-history":
+        return (f"AWS KMS signs {ks.algorithm} only over a message of at most"
+                f" {envelope.RAW_SIGN_LIMIT} bytes (no digest signing that a plain {ks.algorithm}"
+                " verifier accepts), and the key history grows with every generation; sign the jwks,"
+                " signers or trust-anchor document instead")
+    return None
+
+
+def _signing_problem(ks: KeySetConfig, scheme: str, instead: str) -> str | None:
+    """Why this keyset's generations cannot sign what the publisher writes to a ``scheme`` target,
+    if they cannot: the backends that cannot sign here, and the targets written without the
+    publisher. Shared by the DSSE envelope and the revocation list (one signing path,
+    components/signing.py); ``instead``: what the message advises, e.g. "remove 'envelope' or sign with"."""
+    if ks.backend is Backend.EXTERNAL:
+        return (f"backend 'external' holds no private key here, so nothing can sign; {instead} a"
+                " software, aws-kms or pkcs11 keyset")
+    if ks.backend is Backend.GCP_KMS:
+        return ("signing through Cloud KMS (AsymmetricSign) is not offered: the Cloud KMS emulator the"
+                f" tests run cannot sign, so it would be untested; {instead} a software, aws-kms or"
+                " pkcs11 keyset")
+    if scheme == "configmap":
+        return ("a configmap:// document is written by the Kubernetes provider, which cannot sign;"
+                " publish the signed document to a file://, s3:// or gs:// target")
+    return None
+
+
+def _revocation_list_problems(ks: KeySetConfig, pub: Publication) -> list[tuple[str, str]]:
+    """Why this keyset cannot publish a revocation list (each line a JWS by its active generation),
+    with the field each reason is about (``format``, ``target``, ``envelope``)."""
+    if ks.purpose is not Purpose.SIGN:
+        return [(f"a revocation list is signed line by line by the keyset's active key; this {ks.purpose}"
+                 " keyset's keys cannot sign: publish it from a sign keyset", "format")]
+    out: list[tuple[str, str]] = []
+    if pub.envelope is not None:
+        out.append(("each line of a revocation list is already a JWS signed by the active key, and its"
+                    " verifiers read JSON Lines, not an envelope; remove 'envelope'", "envelope"))
+    if not revocation.signable(ks.algorithm):
+        out.append((f"a revocation list's lines are JWS that JOSE verifiers check; no JOSE library here"
+                    f" verifies {ks.algorithm} (JWS is defined for EdDSA, ES*, RS* and PS*): publish the"
+                    " revocation list from such a keyset", "format"))
+    why = _signing_problem(ks, pub.scheme, "publish the revocation list from")
+    if why:
+        out.append((why, "target" if pub.scheme == "configmap" else "format"))
     return out
 
 
@@ -378,6 +477,70 @@ def _validate_delivery(stack: StackConfig) -> list[Problem]:
     return out
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PURL_PATTERN = re.compile(r"\*|pkg:[a-z][a-z0-9.+-]*/[\x21-\x7e]*")
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+"""Printable ASCII without spaces: predicate types (``evidence.stella/v1``), policy versions."""
+
+
+def _validate_trust_anchors(stack: StackConfig) -> list[Problem]:
+    """Seed 002's trust anchors: ids and patterns unique, keysets that exist and sign, a target."""
+    out: list[Problem] = []
+    ids: dict[str, int] = {}
+    patterns: dict[str, str] = {}
+    root = None if targets.root_problem(stack.publish_root) else stack.publish_root
+    for i, anchor in enumerate(stack.trust_anchors):
+        where = f"trustAnchors[{i}]"
+        named = f"trust anchor '{anchor.trust_anchor_id[:64]}'"
+
+        def problem(message: str, field: str, named: str = named, where: str = where) -> None:
+            out.append(Problem(f"{named}: {message}", None, None, f"{where}.{field}"))
+
+        if not _UUID.fullmatch(anchor.trust_anchor_id):
+            problem(f"trustAnchorId {times.shown(anchor.trust_anchor_id)} is not a UUID"
+                    " (8-4-4-4-12 hex digits, e.g. 550e8400-e29b-41d4-a716-446655440000); verifiers look"
+                    " the anchor up by it, so keep it stable forever", "trustAnchorId")
+        seen = ids.setdefault(anchor.trust_anchor_id.lower(), i)
+        if seen != i:
+            problem(f"trustAnchorId is also trustAnchors[{seen}]'s; every anchor has its own",
+                    "trustAnchorId")
+        if not _PURL_PATTERN.fullmatch(anchor.purl_pattern) or "*" in anchor.purl_pattern[:-1]:
+            problem(f"purlPattern {times.shown(anchor.purl_pattern)} is not a PURL pattern: '*', or"
+                    " 'pkg:<type>/' and the rest of a package URL (printable ASCII, no spaces), with '*'"
+                    " only at the end (pkg:npm/*, pkg:maven/org.apache.*)", "purlPattern")
+        other = patterns.setdefault(anchor.purl_pattern, anchor.trust_anchor_id)
+        if other != anchor.trust_anchor_id:
+            problem(f"purlPattern {times.shown(anchor.purl_pattern)} is also trust anchor '{other}''s; a"
+                    " verifier looking up the anchor of a package would find two", "purlPattern")
+        for j, keyset in enumerate(anchor.keysets):
+            field = f"keysets[{j}]"
+            ks = stack.keysets.get(keyset)
+            if ks is None:
+                problem(f"names keyset {times.shown(keyset)}, which this stack does not have (keysets:"
+                        f" {', '.join(stack.keysets) or 'none'})", field)
+            elif ks.purpose != "sign":
+                problem(f"keyset '{keyset}' has purpose {ks.purpose}; an anchor lists signing keys, so"
+                        " name sign keysets only", field)
+            if keyset in anchor.keysets[:j]:
+                problem(f"keyset '{keyset}' is listed twice", field)
+        for j, predicate in enumerate(anchor.allowed_predicate_types):
+            field = f"allowedPredicateTypes[{j}]"
+            if not _TOKEN.fullmatch(predicate):
+                problem(f"predicate type {times.shown(predicate)} must be printable ASCII without spaces"
+                        " (e.g. evidence.stella/v1)", field)
+            elif predicate in anchor.allowed_predicate_types[:j]:
+                problem(f"predicate type '{predicate}' is listed twice", field)
+        if not _TOKEN.fullmatch(anchor.policy_version):
+            problem(f"policyVersion {times.shown(anchor.policy_version)} must be printable ASCII without"
+                    " spaces (e.g. v2.3.1)", "policyVersion")
+        why = targets.target_problem(anchor.target, root)
+        if why:
+            problem(why, "target")
+        elif anchor.publication.scheme == "configmap" and stack.kubernetes is None:
+            problem("a configmap:// target needs the stack's kubernetes.context", "target")
+    return out
+
+
 def _validate_unique(stack: StackConfig) -> list[Problem]:
     """Across keysets: one publication per target, one keyset per kid and per external key."""
     out: list[Problem] = []
@@ -385,36 +548,43 @@ def _validate_unique(stack: StackConfig) -> list[Problem]:
     files: dict[tuple[str, ...], tuple[str, str]] = {}
     kids: dict[str, tuple[str, str]] = {}
     keys: dict[str, tuple[str, str]] = {}
+    # Every publication, the keysets' and the trust anchors': (owner and label as messages name it,
+    # keyset of the problem, field, publication).
+    publications: list[tuple[str, str, str | None, str, Publication]] = [
+        (f"keyset '{name}'", name, name, f"publish[{i}].target", pub)
+        for name, ks in stack.keysets.items() for i, pub in enumerate(ks.publish)]
+    publications += [(f"trust anchor '{a.trust_anchor_id}'", f"trust anchor '{a.trust_anchor_id}'", None,
+                      f"trustAnchors[{i}].target", a.publication) for i, a in enumerate(stack.trust_anchors)]
+    for owner_name, label, name, field, pub in publications:
+        owner = owners.get(pub.target)
+        if owner is not None and owner != owner_name:
+            out.append(Problem(
+                f"target {times.shown(pub.target)} is already published by {owner}; two"
+                " publications"
+                " cannot share a target (one document would replace the other)", name, None, field,
+            ))
+        owners.setdefault(pub.target, owner_name)
+        if pub.scheme == "file":
+            parts = tuple(pub.location.split("/"))
+            for other, (other_target, other_name) in files.items():
+                shorter, longer = sorted((parts, other), key=len)
+                if len(shorter) < len(longer) and longer[:len(shorter)] == shorter:
+                    out.append(Problem(
+                        f"target {times.shown(pub.target)} and {other_name}'s"
+                        f" {times.shown(other_target)}:"
+                        " one is a directory of the other", name, None, field,
+                    ))
+            files.setdefault(parts, (pub.target, label))
     for name, ks in stack.keysets.items():
-        for i, pub in enumerate(ks.publish):
-            field = f"publish[{i}].target"
-            owner = owners.get(pub.target)
-            if owner is not None and owner != name:
-                out.append(Problem(
-                    f"target {times.shown(pub.target)} is already published by keyset '{owner}'; two"
-                    " publications"
-                    " cannot share a target (one document would replace the other)", name, None, field,
-                ))
-            owners.setdefault(pub.target, name)
-            if pub.scheme == "file":
-                parts = tuple(pub.location.split("/"))
-                for other, (other_target, other_name) in files.items():
-                    shorter, longer = sorted((parts, other), key=len)
-                    if len(shorter) < len(longer) and longer[:len(shorter)] == shorter:
-                        out.append(Problem(
-                            f"target {times.shown(pub.target)} and {other_name}'s"
-                            f" {times.shown(other_target)}:"
-                            " one is a directory of the other", name, None, field,
-                        ))
-                files.setdefault(parts, (pub.target, name))
-        # Kids verifiers see (in a JWKS, signers.json or trust anchor) are unique across the stack, so
-        # that documents a verifier combines never hold one kid for two keys.
-        publishes_kids = any(p.format.lists_kids for p in ks.publish)
-        if ks.kid != "thumbprint" and publishes_kids and not any(
+        # Kids verifiers see (in a JWKS, signers.json, trust anchor or seed 002 anchor) are unique
+        # across the stack, so that documents a verifier combines never hold one kid for two keys.
+        publishes_kids = any(p.format.lists_kids for p in ks.publish) or bool(stack.anchors_naming(name))
+        # A thumbprint kid is the key's: two keysets share one only if they share a key (refused below).
+        if not kid_needs_key(ks.kid) and publishes_kids and not any(
                 p.keyset == name and p.field == "kid" for p in out):
             for g in ks.generations:
                 try:
-                    kid = _render_kid(ks, name, g.id, stack.environment)
+                    kid = _render_kid(ks, name, g, stack.environment)
                 except (ValueError, KeyError, IndexError):
                     break
                 seen = kids.get(kid)
@@ -492,6 +662,10 @@ def _validate_generations(
             problem(f"is required when state is 'revoked' ({', '.join(REVOKE_REASONS)})", "revokeReason")
         if gen.revoke_reason is not None and gen.state is not State.REVOKED:
             problem(f"must not be set while state is '{gen.state}'", "revokeReason")
+        if gen.trigger is Trigger.COMPROMISE and gen.state is State.PENDING:
+            problem("a compromise replacement is never pending: `revoke KEYSET GENERATION --reason"
+                    " compromise` activates it at once (seed 003: revoke the old key first); use scheduled,"
+                    " personnel or hardware for a planned rotation", "trigger")
         present = [(f, t) for f in TIME_ORDER if (t := gen.time(f)) is not None]
         for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
             if t2 < t1:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need from the project's own files, then runs ruff and pytest.
+# Sets up everything the tests need from the project's own files, then runs ruff, mypy and pytest.
 # Usage: bash scripts/test.sh [pytest arguments]
 #
 # The real-engine tests (tests/test_automation.py, test_real_engine.py, ...) need the pinned Pulumi
@@ -46,4 +46,6 @@ else
 fi
 
 .venv/bin/ruff check .
+# Types (pyproject.toml [tool.mypy]: strict for keyrotation/, checked for the rest).
+bash scripts/typecheck.sh
 .venv/bin/python -m pytest "$@"

@@ -16,16 +16,15 @@ import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
 from components.backend import KEY_OUTPUTS, GeneratedKeyArgs, immutable_changes
+from components.pin import PinConfigured
 from keyrotation.names import PKCS11_KEY
 
 # Fixed at creation: another module, token, algorithm or size would be another key.
@@ -33,22 +32,7 @@ IMMUTABLE = ("keyset", "generation", "algorithm", "key_size", "module", "token")
 METADATA = ("state", "environment", "purpose", "created_at", "activated_at")
 
 
-class Pkcs11KeyProvider(ResourceProvider):
-    def __init__(self) -> None:
-        super().__init__()
-        self._pin: str | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The serialized provider is stored in the state: never with the PIN.
-        return {k: v for k, v in self.__dict__.items() if k != "_pin"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._pin = None
-
-    def configure(self, req: ConfigureRequest) -> None:
-        self._pin = req.config.get("pkcs11Pin")
-
+class Pkcs11KeyProvider(PinConfigured):
     def _where(self, props: dict[str, Any]):
         from keyrotation.pkcs11_token import Where
 

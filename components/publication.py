@@ -16,14 +16,13 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
+from components.pin import PinConfigured
 from keyrotation.errors import KeyRotationError
 from keyrotation.names import DEBUG_VARIABLE, NOW_VARIABLE, PUBLICATION
 from keyrotation.times import format_time, utc_now
@@ -100,23 +99,7 @@ SIGNED_BY = ("content", "envelope", "signers")
 """What a signed document's envelope depends on: while they are unchanged, it is not signed again."""
 
 
-class PublicationProvider(ResourceProvider):
-    def __init__(self) -> None:
-        super().__init__()
-        self._pin: str | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The serialized provider is stored in the state: never with the PIN.
-        return {k: v for k, v in self.__dict__.items() if k != "_pin"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._pin = None
-
-    def configure(self, req: ConfigureRequest) -> None:
-        # A PKCS#11 signer's PIN, as components/pkcs11_key.py reads it (else PKCS11_PIN).
-        self._pin = req.config.get("pkcs11Pin")
-
+class PublicationProvider(PinConfigured):
     # Each entry point re-raises a PublishError from its own frame: the SDK's dynamic provider
     # server shows `traceback.format_exc()` under the URN, so the fewer frames, the shorter it is.
     def create(self, props: dict[str, Any]) -> CreateResult:

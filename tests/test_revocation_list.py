@@ -14,14 +14,13 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from components.signing import Signer, SigningError, sign_lines
 from keyrotation import documents, revocation
 from keyrotation.commands.cli import main
 from keyrotation.config import ConfigError, Generation, load_stack_file, parse
 from keyrotation.documents import KeyRecord
-from keyrotation.lifecycle import State
 from tests.engine import Engine, Secret
 
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
@@ -37,18 +36,29 @@ class Refused(Exception):
     """The verifier refused a line."""
 
 
-def published_keys(anchor_text: str) -> dict[str, object]:
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+"""The public keys PyJWT verifies a JWS with."""
+
+
+def verifying(key: object) -> PublicKey:
+    """``key``, which the test's flow makes a JWS verification key (a loaded SPKI may be any key type)."""
+    assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+                      | ed448.Ed448PublicKey), key
+    return key
+
+
+def published_keys(anchor_text: str) -> dict[str, PublicKey]:
     """What a seed 003 verifier learns from the trust anchor it polls: per key_id, the public key."""
-    def load(key: dict) -> object:
+    def load(key: dict) -> PublicKey:
         raw = base64.urlsafe_b64decode(key["public_key"] + "==")
         if key["algorithm"] == "Ed25519":  # seed 003's raw 32-byte key
             return ed25519.Ed25519PublicKey.from_public_bytes(raw)
-        return serialization.load_der_public_key(raw)
+        return verifying(serialization.load_der_public_key(raw))
 
     return {k["key_id"]: load(k) for k in json.loads(anchor_text)["keys"]}
 
 
-def verify(line: str, keys: dict[str, object]) -> dict:
+def verify(line: str, keys: dict[str, PublicKey]) -> dict:
     """Verify one line by itself, as a verifier does: the header's kid names a published key."""
     header = jwt.get_unverified_header(line)
     if header.get("typ") != revocation.RECORD_TYPE or header.get("kid") not in keys:
@@ -187,19 +197,21 @@ def _private(algorithm: str):
     if algorithm == "EdDSA":
         return ed25519.Ed25519PrivateKey.generate()
     if algorithm.startswith("ES"):
-        curve = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1,
-                 "ES256K": ec.SECP256K1}[algorithm]
-        return ec.generate_private_key(curve())
+        curve: ec.EllipticCurve = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1(),
+                                   "ES256K": ec.SECP256K1()}[algorithm]
+        return ec.generate_private_key(curve)
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _record(generation: str, state: str, *, revoke_reason: str | None = None, **times: str) -> KeyRecord:
-    from datetime import datetime
-
-    parsed = {k: datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in times.items()}
-    created_at = parsed.pop("created_at")
-    reason = {} if revoke_reason is None else {"revoke_reason": revoke_reason}
-    g = Generation(id=generation, state=State(state), created_at=created_at, **reason, **parsed)
+def _record(generation: str, state: str, *, created_at: str, revoked_at: str | None = None,
+            revoke_reason: str | None = None) -> KeyRecord:
+    """The record of a generation as the stack file writes it (its field names, RFC 3339 times)."""
+    fields = {"id": generation, "state": state, "createdAt": created_at}
+    if revoked_at is not None:
+        fields["revokedAt"] = revoked_at
+    if revoke_reason is not None:
+        fields["revokeReason"] = revoke_reason
+    g = Generation.model_validate(fields)
     return KeyRecord.of(g, kid=f"k-{generation}", algorithm="ES256", public_pem=None)
 
 
@@ -257,7 +269,7 @@ def test_an_aws_kms_key_signs_lines_through_kms_sign():
     with cloud_servers() as servers, environment(servers.environment):
         kms = servers.kms()
         key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
-        public = serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
+        public = verifying(serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"]))
         signer = Signer(keyid="key-2026", keyset="signer-default", generation="2026", algorithm="ES256",
                         backend="aws-kms", key_id=key_id, region=REGION)
         text = sign_lines(content, [signer], private_keys={}, pin=None)
@@ -283,7 +295,7 @@ def test_a_pkcs11_key_signs_lines_inside_its_token(algorithm):
                         algorithm=algorithm, backend="pkcs11", module=token.module, token=token.label)
         text = sign_lines(content, [signer], private_keys={}, pin=token.pin)
     [line] = lines_of(text)
-    public = serialization.load_pem_public_key(pem.encode())
+    public = verifying(serialization.load_pem_public_key(pem.encode()))
     assert verify(line, {"fips-1": public})["reason"] == "hardware"
 
 

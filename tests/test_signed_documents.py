@@ -17,7 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt import PyJWK
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import SSlibKey
+
+# The package's public names (its docs import them from here), re-exported without `as` or __all__,
+# which mypy's strict no-implicit-reexport does not count as exported.
+from securesystemslib.signer import Key, SSlibKey  # type: ignore[attr-defined]
 
 from components.signing import Signer, SigningError, sign_document
 from keyrotation import documents, envelope
@@ -50,12 +53,12 @@ def _sslib_key(kid: str, public_key, scheme: str | None = None) -> SSlibKey:
     return SSlibKey.from_crypto(public_key, keyid=kid, scheme=scheme)
 
 
-def keys_of_jwks(payload: bytes) -> list[SSlibKey]:
+def keys_of_jwks(payload: bytes) -> list[Key]:
     """What a verifier learns from an accepted JWKS: its keys, by kid (PyJWT reads the JWKs)."""
     return [_sslib_key(member["kid"], PyJWK(member).key) for member in json.loads(payload)["keys"]]
 
 
-def accept(trusted: list[SSlibKey], text: str, payload_type: str = JWKS_TYPE) -> bytes:
+def accept(trusted: list[Key], text: str, payload_type: str = JWKS_TYPE) -> bytes:
     """Verify an envelope as a verifier holding ``trusted`` does; its payload, or ChainBroken."""
     env = Envelope.from_dict(json.loads(text))
     if env.payload_type != payload_type:
@@ -67,7 +70,7 @@ def accept(trusted: list[SSlibKey], text: str, payload_type: str = JWKS_TYPE) ->
     return env.payload
 
 
-def walk(first: list[SSlibKey], envelopes: list[str]) -> list[SSlibKey]:
+def walk(first: list[Key], envelopes: list[str]) -> list[Key]:
     """The chain walk: each document accepted with the keys of the previous one, then trusted."""
     trusted = first
     for i, text in enumerate(envelopes):
@@ -95,7 +98,8 @@ def _year() -> tuple[list[ed25519.Ed25519PrivateKey], list[list[str]]]:
     kid = [f"atlas-g{w}" for w in range(WEEKS + 1)]
 
     def document(states: dict[int, State]) -> str:
-        records = [KeyRecord.of(Generation(id=f"g{w}", state=state, created_at=START + timedelta(weeks=w)),
+        records = [KeyRecord.of(Generation.model_validate({"id": f"g{w}", "state": state,
+                                                           "createdAt": START + timedelta(weeks=w)}),
                                 kid=kid[w], algorithm="EdDSA", public_pem=_public_pem(privates[w]))
                    for w, state in sorted(states.items())]
         content = documents.render(documents.build("jwks", records))
@@ -120,7 +124,7 @@ def year():
     return _year()
 
 
-def first_key(privates) -> list[SSlibKey]:
+def first_key(privates) -> list[Key]:
     return [_sslib_key("atlas-g0", privates[0].public_key())]
 
 

@@ -96,6 +96,7 @@ def test_plan_counts_a_pending_generations_trigger_for_the_rotation_ahead():
     [plan] = schedule.plan(s, T0, {"gw": deployed(s, "gw")})
     promote = next(p for p in plan.steps if p.command == "promote")
     retire = next(p for p in plan.steps if p.command == "retire")
+    assert promote.at is not None  # the promotion of a pending generation is scheduled
     assert retire.at == promote.at + timedelta(hours=24) and "(trigger scheduled)" in retire.why
 
 
@@ -140,12 +141,12 @@ def test_revoking_the_active_generation_records_the_reason_as_the_replacements_t
     assert revoked.keysets["gw"].generation("g9").trigger is Trigger.COMPROMISE
     # A pending replacement gets it too when it has none; a recorded trigger is never rewritten.
     s = stack()
-    revoked = transitions.revoke(s, "gw", "g1", reason="compromise", now=T0)
-    assert revoked.stack.keysets["gw"].generation("g2").trigger is Trigger.COMPROMISE
+    result = transitions.revoke(s, "gw", "g1", reason="compromise", now=T0)
+    assert result.stack.keysets["gw"].generation("g2").trigger is Trigger.COMPROMISE
     s = stack(trigger="scheduled")
-    revoked = transitions.revoke(s, "gw", "g1", reason="compromise", now=T0)
-    assert revoked.stack.keysets["gw"].generation("g2").trigger is Trigger.SCHEDULED
-    assert any("keeps the trigger recorded when it was added (scheduled)" in n for n in revoked.notes)
+    result = transitions.revoke(s, "gw", "g1", reason="compromise", now=T0)
+    assert result.stack.keysets["gw"].generation("g2").trigger is Trigger.SCHEDULED
+    assert any("keeps the trigger recorded when it was added (scheduled)" in n for n in result.notes)
     # superseded is no trigger.
     s = stack(pending=False)
     revoked = transitions.revoke(s, "gw", "g1", reason="superseded", now=T0, force=True, new_id="g9").stack
@@ -182,7 +183,7 @@ def test_the_policy_pack_holds_a_retirement_to_the_triggers_minimum_overlap():
     assert "keyset 'atlas-gateway', generation 'g1' (kid k1) leaves the published documents" in message
     assert "records trigger scheduled (urgency planned), whose overlap is at least 86400s" in message
     assert f"Keep it `retiring` until {format_time(T0 + timedelta(hours=24))}" in message
-    assert urn.endswith("atlas-gateway-g1")
+    assert urn is not None and urn.endswith("atlas-gateway-g1")
     assert violations(rotation.retire_after_overlap, stack_args(policy_resources(70, None), now)) == []
     assert violations(rotation.retire_after_overlap, stack_args(policy_resources(70, "personnel"), now)) == []
     later = {"now": format_time(at(24 * 60))}

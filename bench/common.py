@@ -35,7 +35,7 @@ def keysets(n: int) -> dict:
     return {
         keyset_name(i): {
             "purpose": "sign", "algorithm": "EdDSA", "backend": "software",
-            "publish": [{"format": "jwks", "target": f"file://bench-out/{keyset_name(i)}/jwks.json"}],
+            "publish": [{"format": "jwks", "target": f"file://published/bench/{keyset_name(i)}/jwks.json"}],
             "generations": GENERATIONS,
         }
         for i in range(n)
@@ -64,7 +64,7 @@ def stack_file_text(n: int) -> str:
             "      algorithm: EdDSA",
             "      backend: software",
             "      publish:",
-            f'        - {{format: jwks, target: "file://bench-out/{name}/jwks.json"}}',
+            f'        - {{format: jwks, target: "file://published/bench/{name}/jwks.json"}}',
             "      generations:",
         ]
         for g in GENERATIONS:

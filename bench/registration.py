@@ -220,7 +220,7 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
     publication = Publication(
         f"{name}-jwks-{hashlib.sha256(target.encode()).hexdigest()[:8]}",
         PublicationArgs(target=target, format="jwks", content=content, kids=kids, cache_control=CACHE_CONTROL,
-                        keyset=name),
+                        keyset=name, publish_root="published"),
         pulumi.ResourceOptions(parent=keyset, deleted_with=keyset),
     )
     switches = SwitchRecord(
@@ -234,7 +234,7 @@ def _register_keyset(name: str, ks: dict, pool, wired: bool) -> dict:
         "activeKid": active[1], "activeGeneration": active[0]["id"], "activeKeyId": active[2],
         "consumerEnv": {"SIGNING_KEY_ID": active[1], "AUDIT_SIGNER_KID": active[1],
                         "AUDIT_SIGNING_ALG": "ed25519"},
-        "algorithm": "EdDSA", "backend": "software", "purpose": "sign",
+        "algorithm": "EdDSA", "backend": "software", "purpose": "sign", "profile": "default",
         "generations": [{"id": g["id"], "kid": kid, "state": g["state"], "keyId": key_id}
                         for g, kid, key_id, _key in generations],
         "documents": {target: {"format": "jwks", "target": target,

@@ -334,3 +334,19 @@ def test_a_generated_keys_thumbprint_is_unknown_without_the_outputs_and_read_fro
     assert known["kid"] == deployed_kid(stack, stack.keysets["manifest-signing"], stack.keysets[
         "manifest-signing"].generation("v3"))
     assert known["kidSource"] == "stack outputs"
+
+
+def test_status_lists_every_generations_real_kid_or_why_it_is_unknown(dev):
+    stack = load_stack_file(dev.path)
+    ks = stack.keysets["manifest-signing"]
+    _, unknown = dev("status", outputs=False)
+    [manifest] = [k for k in unknown["keysets"] if k["keyset"] == "manifest-signing"]
+    assert {g["id"]: g["kid"] for g in manifest["generations"]} == {g.id: None for g in ks.generations}
+    assert all("known once it is deployed" in g["kidUnknownReason"] for g in manifest["generations"])
+    _, known = dev("status")
+    [manifest] = [k for k in known["keysets"] if k["keyset"] == "manifest-signing"]
+    assert {g["id"]: (g["kid"], g["kidSource"]) for g in manifest["generations"]} == {
+        g.id: (deployed_kid(stack, ks, g), "stack outputs") for g in ks.generations}
+    [gateway] = [k for k in known["keysets"] if k["keyset"] == "atlas-gateway"]
+    assert [g["kid"] for g in gateway["generations"]] == [f"atlas-{g.id}" for g in stack.keysets[
+        "atlas-gateway"].generations]

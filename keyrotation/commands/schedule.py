@@ -47,6 +47,8 @@ class GenerationStatus(OfGeneration):
 
     entry: GenerationView
     now: datetime
+    kid: Kid
+    """The key id verifiers see: deployed, rendered, computed, or unknown and why."""
     next: str | None = None
     """The next step for it and from when, e.g. ``promote from ...``."""
     next_at: datetime | None = None
@@ -68,7 +70,7 @@ class GenerationStatus(OfGeneration):
         return {
             "id": self.id, "state": self.state, "createdAt": _iso(self.created_at),
             "ageSeconds": int(self.age.total_seconds()), "since": _iso(self.since),
-            "next": self.next, "nextAt": _iso(self.next_at),
+            "next": self.next, "nextAt": _iso(self.next_at), **self.kid.to_json(),
         }
 
 
@@ -124,7 +126,8 @@ def status(stack: StackConfig, now: datetime,
         )
         for entry in keys.entries:
             step, at = _next_step(ks, entry.generation, record)
-            item.generations.append(GenerationStatus(entry, now, step, at))
+            kid = kid_info(stack, ks, entry.generation, record)
+            item.generations.append(GenerationStatus(entry, now, kid, step, at))
         pending = [g for g in ks.generations if g.state is State.PENDING]
         if age.health == "overdue":
             if pending:

@@ -13,6 +13,7 @@ clock both publishers read is pinned with KEY_ROTATION_NOW.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -83,6 +84,28 @@ STEPS = [("rotate", rotate), ("promote", promote), ("retire", retire),
 _PEM = re.compile(r"-----BEGIN [A-Z ]+-----[^-]+-----END [A-Z ]+-----\n?")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]{40,}$")
+_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
+
+
+def _jws_lines(text: str) -> list[tuple[str, str]] | None:
+    """The (header, payload) JSON texts of JSON Lines of compact JWS, or None when it is not that."""
+    out = []
+    for line in text.split("\n"):
+        if not _JWS.match(line):
+            return None
+        header, payload, _signature = line.split(".")
+        try:
+            decoded = _b64(header).decode(), _b64(payload).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not decoded[0].startswith("{"):
+            return None
+        out.append(decoded)
+    return out or None
 
 
 class Normaliser:
@@ -99,7 +122,10 @@ class Normaliser:
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return {self.names.get(k, k): self(v) for k, v in value.items()}
+            if "payloadType" in value and "signatures" in value:  # a DSSE envelope: what it signs, by whom
+                return {"payloadType": value["payloadType"], "payload": self(_b64(value["payload"]).decode()),
+                        "signatures": [self(sig["keyid"]) for sig in value["signatures"]]}
+            return {(self(k) if isinstance(k, str) else k): self(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self(v) for v in value]
         if not isinstance(value, str):
@@ -107,6 +133,9 @@ class Normaliser:
         if value in self.names:
             return self.names[value]
         stripped = value.strip()
+        jws = _jws_lines(stripped)
+        if jws is not None:  # compact JWS lines: what each signs and its header, not the signature
+            return [{"header": self(header), "payload": self(payload)} for header, payload in jws]
         if stripped[:1] in "{[":
             try:
                 return {"<json>": self(json.loads(stripped))}

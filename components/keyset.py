@@ -232,11 +232,14 @@ class KeySet(pulumi.ComponentResource):
         region = (keyset.aws.region or pulumi.Config("aws").get("region")) if keyset.backend == "aws-kms" \
             else None
         pkcs11 = keyset.pkcs11 if keyset.backend == "pkcs11" else None
+        # A KMS signs with the generation's key_id, what consumers are told: the AWS key id, the
+        # Cloud KMS CryptoKeyVersion name.
+        kms = BACKENDS[keyset.backend].kms
 
         def signer(kid: str, key_id: str | None, gen: KeyGeneration) -> dict[str, Any]:
             return Signer(
                 keyid=kid, keyset=keyset.name, generation=gen.generation.id, algorithm=keyset.algorithm,
-                backend=str(keyset.backend), key_id=key_id if keyset.backend == "aws-kms" else None,
+                backend=str(keyset.backend), key_id=key_id if kms else None,
                 region=region, module=pkcs11.module if pkcs11 else None,
                 token=pkcs11.token if pkcs11 else None,
             ).props()

@@ -16,14 +16,12 @@ either fail or, worse, the program would create a new key. So this dynamic resou
   deletion window; Cloud KMS with the CryptoKey's destroy_scheduled_duration).
 
 Protection follows the lifecycle as for every KMS key (components/kms_record.protect). Clients are
-built in each method, never held on the instance (the provider is pickled into the state).
-``CLOUDKMS_EMULATOR_HOST`` (``host:port``) points the Cloud KMS calls at an emulator over plain
-HTTP without credentials, as ``STORAGE_EMULATOR_HOST`` does for Cloud Storage.
+built in each method, never held on the instance (the provider is pickled into the state). The
+Cloud KMS calls go through components/gcp_kms_rest.py (credentials, or ``CLOUDKMS_EMULATOR_HOST``).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +31,6 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 from keyrotation.config import Generation, KeySetConfig
 from keyrotation.lifecycle import ENABLED_STATES
 from keyrotation.names import KMS_RESTORED_KEY
-
-GCP_ENDPOINT = "https://cloudkms.googleapis.com"
-GCP_EMULATOR_VARIABLE = "CLOUDKMS_EMULATOR_HOST"
 
 
 class RestoreError(Exception):
@@ -113,30 +108,14 @@ def _aws_delete(props: dict[str, Any]) -> None:
 
 def _gcp_call(props: dict[str, Any], method: str, suffix: str = "", body: dict | None = None,
               params: dict | None = None) -> dict[str, Any]:
-    emulator = os.environ.get(GCP_EMULATOR_VARIABLE)
-    if emulator:
-        import requests
+    from components import gcp_kms_rest
 
-        session, base = requests.Session(), f"http://{emulator}"
-    else:
-        import google.auth
-        from google.auth.transport.requests import AuthorizedSession
-
-        credentials, _project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloudkms"])
-        session, base = AuthorizedSession(credentials), GCP_ENDPOINT
     try:
-        answer = session.request(method, f"{base}/v1/{props['key_id']}{suffix}", json=body, params=params,
-                                 timeout=60)
-    finally:
-        session.close()
-    data = answer.json() if answer.content else {}
-    if answer.status_code >= 400:
-        error = data.get("error", {}) if isinstance(data, dict) else {}
-        status, message = error.get("status", answer.status_code), error.get("message", answer.text[:200])
-        if status == "NOT_FOUND":
-            raise RestoreError(f"{_where(props)}: Cloud KMS has no such version ({message})")
-        raise RestoreError(f"{_where(props)}: {method} {suffix or 'get'} refused: {status}: {message}")
-    return data
+        return gcp_kms_rest.call(props["key_id"], method, suffix, body, params)
+    except gcp_kms_rest.CloudKmsRefused as error:
+        if error.status == "NOT_FOUND":
+            raise RestoreError(f"{_where(props)}: Cloud KMS has no such version ({error.message})") from None
+        raise RestoreError(f"{_where(props)}: {method} {suffix or 'get'} refused: {error}") from None
 
 
 def _gcp_restore(props: dict[str, Any]) -> str:

@@ -10,7 +10,9 @@ Two kinds of signed documents (:data:`SIGNED_KINDS`), one backend call (:func:`s
 Called by the publication provider (components/publication.py) in its own process, only when the
 document or its signers changed: the private key of a ``software`` generation arrives as the
 provider's secret input and is used here, never returned; an ``aws-kms`` generation signs with KMS
-``Sign``; a ``pkcs11`` generation signs inside its token (keyrotation.pkcs11_token.sign).
+``Sign``; a ``gcp-kms`` generation with Cloud KMS ``asymmetricSign`` on its CryptoKeyVersion
+(components/gcp_kms_rest.py); a ``pkcs11`` generation signs inside its token
+(keyrotation.pkcs11_token.sign).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class Signer:
     algorithm: str
     backend: str
     key_id: str | None = None
-    """aws-kms: the key's id or ARN."""
+    """aws-kms: the key's id or ARN; gcp-kms: the CryptoKeyVersion's name
+    (``projects/.../cryptoKeyVersions/N``)."""
     region: str | None = None
     """aws-kms: the key's region (None: the environment's)."""
     module: str | None = None
@@ -115,6 +118,8 @@ def signature(signer: Signer, message: bytes, private_keys: dict[str, str], pin:
         return envelope.software_signature(signer.algorithm, private, message)
     if signer.backend == "aws-kms":
         return _aws_sign(signer, message)
+    if signer.backend == "gcp-kms":
+        return _gcp_sign(signer, message)
     if signer.backend == "pkcs11":
         from keyrotation import pkcs11_token
 
@@ -142,3 +147,27 @@ def _aws_sign(signer: Signer, message: bytes) -> bytes:
                          SigningAlgorithm=spec.aws_signing_algorithm)
     signature: bytes = answer["Signature"]
     return signature
+
+
+def _gcp_sign(signer: Signer, message: bytes) -> bytes:
+    """Cloud KMS ``asymmetricSign``: the digest for ECDSA and RSA (the key version's algorithm fixes
+    the hash), the message itself for Ed25519 (``EC_SIGN_ED25519`` signs the data: PureEdDSA).
+    ECDSA signatures come back DER, Ed25519 and RSA raw: the encodings :func:`signature` returns."""
+    import base64
+
+    from components import gcp_kms_rest
+    from keyrotation.algorithms import ALGORITHMS
+
+    assert signer.key_id, "a gcp-kms signer names its CryptoKeyVersion"
+    spec = ALGORITHMS[signer.algorithm]
+    if spec.kty == "OKP":
+        body: dict[str, Any] = {"data": base64.b64encode(message).decode()}
+    else:
+        assert spec.hash_name, "ECDSA and RSA algorithms name their hash"
+        digest = envelope.digest(signer.algorithm, message)
+        body = {"digest": {spec.hash_name.lower(): base64.b64encode(digest).decode()}}
+    try:
+        answer = gcp_kms_rest.call(signer.key_id, "POST", ":asymmetricSign", body)
+    except gcp_kms_rest.CloudKmsRefused as error:
+        raise signer.say(f"Cloud KMS asymmetricSign on {signer.key_id} refused: {error}") from None
+    return base64.b64decode(answer["signature"])

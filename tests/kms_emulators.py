@@ -24,11 +24,15 @@ calling a real API:
   set, and `gcp:kms/getKMSCryptoKeyVersion:getKMSCryptoKeyVersion` returns public keys of
   ENABLED versions only (FAILED_PRECONDITION otherwise).
 - `GcpKms.endpoint` serves the emulated versions over Cloud KMS's REST API on loopback (GET a
-  version, PATCH its state, `:restore`, `:destroy`), with Cloud KMS's documented rules: only
-  ENABLED and DISABLED can be set, and only between themselves; `:destroy` takes an ENABLED or
-  DISABLED version to DESTROY_SCHEDULED; `:restore` takes a DESTROY_SCHEDULED version back to
-  DISABLED, and any other state is FAILED_PRECONDITION (a DESTROYED version is gone for good).
-  `CloudEngine` points `CLOUDKMS_EMULATOR_HOST` at it (components/kms_restore.py).
+  version, PATCH its state, `:restore`, `:destroy`, `:asymmetricSign` with the versions' private
+  keys), with Cloud KMS's documented rules: only ENABLED and DISABLED can be set, and only between
+  themselves; `:destroy` takes an ENABLED or DISABLED version to DESTROY_SCHEDULED; `:restore`
+  takes a DESTROY_SCHEDULED version back to DISABLED, and any other state is FAILED_PRECONDITION
+  (a DESTROYED version is gone for good); `:asymmetricSign` signs with ENABLED versions only,
+  takes `data` (at most 64 KiB, 8 KiB at HSM) for EC_SIGN_ED25519 and only there, and for the
+  other algorithms a `digest` of the hash their name says (`sha256`, `sha384`, `sha512`).
+  `CloudEngine` points `CLOUDKMS_EMULATOR_HOST` at it (components/gcp_kms_rest.py: the restored-key
+  provider and the signing path call it).
 - The harness calls no provider for deletes of these resources; `apply_deletes(before, run)`
   plays the providers' delete for what a run deleted: AWS ScheduleKeyDeletion with the key's
   deletion window and DeleteAlias, Cloud KMS DestroyCryptoKeyVersion (DESTROY_SCHEDULED).
@@ -60,7 +64,7 @@ import boto3
 import pytest
 import yaml
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from tests.engine import Engine, ProgramFailed
 from tests.project import saved_environment
@@ -533,6 +537,9 @@ _GCP_LABEL = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _GCP_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 _DIGESTS: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_GCP_DATA_LIMIT = 64 * 1024
+_GCP_HSM_DATA_LIMIT = 8 * 1024
+"""The most AsymmetricSign's ``data`` may hold: 64 KiB, 8 KiB at protection level HSM."""
 
 
 @dataclass
@@ -604,6 +611,8 @@ class GcpKms:
                                   f" current state is: {version.state}.")
             version.state = "DISABLED"
             return 200, self._version_json(version)
+        if method == "POST" and verb == "asymmetricSign":
+            return self._asymmetric_sign(version, body)
         if method == "POST" and verb == "destroy":
             if version.state not in ("ENABLED", "DISABLED"):
                 return _gcp_error(400, "FAILED_PRECONDITION",
@@ -612,6 +621,54 @@ class GcpKms:
             version.state = "DESTROY_SCHEDULED"
             return 200, self._version_json(version)
         return _gcp_error(404, "NOT_FOUND", f"no method {method} {path}")
+
+    def _asymmetric_sign(self, version: GcpVersion, body: dict) -> tuple[int, dict]:
+        """AsymmetricSign as Cloud KMS takes it: ``data`` for EC_SIGN_ED25519 (which signs the data
+        itself) and only then, ``digest`` with the hash the version's algorithm names for the others."""
+        name, algorithm, key = version.name, version.algorithm, version.key
+        if _GCP_ALGORITHMS[algorithm][0] != "ASYMMETRIC_SIGN":
+            return _gcp_error(400, "FAILED_PRECONDITION",
+                              f"{name} has algorithm {algorithm}, whose purpose is not ASYMMETRIC_SIGN.")
+        if version.state != "ENABLED":
+            return _gcp_error(400, "FAILED_PRECONDITION",
+                              f"{name} is not enabled, current state is: {version.state}.")
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            if "digest" in body or "data" not in body:
+                return _gcp_error(400, "INVALID_ARGUMENT",
+                                  f"{algorithm} signs the data: supply 'data', not 'digest'.")
+            data = base64.b64decode(body["data"])
+            limit = _GCP_HSM_DATA_LIMIT if version.protection_level == "HSM" else _GCP_DATA_LIMIT
+            if len(data) > limit:
+                return _gcp_error(400, "INVALID_ARGUMENT", f"data is larger than {limit} bytes.")
+            signature = key.sign(data)
+        else:
+            wanted = f"sha{algorithm[-3:]}"
+            digest = body.get("digest")
+            if "data" in body or not isinstance(digest, dict) or set(digest) != {wanted}:
+                return _gcp_error(400, "INVALID_ARGUMENT",
+                                  f"{algorithm} signs a digest: supply 'digest' with '{wanted}' only.")
+            signed = self._sign_digest(version, base64.b64decode(digest[wanted]))
+            if signed is None:
+                return _gcp_error(400, "INVALID_ARGUMENT", f"the {wanted} digest has the wrong length.")
+            signature = signed
+        return 200, {"signature": base64.b64encode(signature).decode(), "name": name,
+                     "protectionLevel": version.protection_level}
+
+    @staticmethod
+    def _sign_digest(version: GcpVersion, value: bytes) -> bytes | None:
+        """The ECDSA (DER) or RSA (PKCS#1 v1.5, PSS with a digest-long salt) signature of a digest;
+        None if it is not as long as the algorithm's hash."""
+        key, algorithm = version.key, version.algorithm
+        digest = _DIGESTS[algorithm[-3:]]()
+        if len(value) != digest.digest_size:
+            return None
+        prehashed = utils.Prehashed(digest)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(value, ec.ECDSA(prehashed))
+        assert isinstance(key, rsa.RSAPrivateKey), algorithm
+        if "_PSS_" in algorithm:
+            return key.sign(value, padding.PSS(padding.MGF1(digest), digest.digest_size), prehashed)
+        return key.sign(value, padding.PKCS1v15(), prehashed)
 
     @staticmethod
     def _version_json(version: GcpVersion) -> dict:
@@ -711,20 +768,31 @@ class GcpKms:
 
     # -- what tests look at ---------------------------------------------------------------------
 
+    def new_version(self, algorithm: str, protection_level: str = "SOFTWARE") -> str:
+        """The name of a new ENABLED version of ``algorithm``, in a CryptoKey of its own (for tests
+        that call Cloud KMS without deploying a stack)."""
+        crypto_key = (f"projects/{self.project}/locations/global/keyRings/tests/cryptoKeys/"
+                      f"key-{len(self.crypto_keys) + 1}")
+        purpose, make = _GCP_ALGORITHMS[algorithm]
+        self.crypto_keys[crypto_key] = {"versions": 1, "inputs": {}, "purpose": purpose,
+                                        "algorithm": algorithm, "level": protection_level}
+        name = f"{crypto_key}/cryptoKeyVersions/1"
+        self.versions[name] = GcpVersion(name, algorithm, protection_level, make())
+        return name
+
     def sign(self, version_name: str, message: bytes) -> bytes:
         """AsymmetricSign: DER for ECDSA, as Cloud KMS returns it; raw for Ed25519; RSA PKCS#1 v1.5 / PSS."""
         version = self.versions[version_name]
         if version.state != "ENABLED":
             raise CloudError(f"FAILED_PRECONDITION: {version_name} is not enabled.")
-        key, algorithm = version.key, version.algorithm
+        key = version.key
         if isinstance(key, ed25519.Ed25519PrivateKey):
             return key.sign(message)
-        digest = _DIGESTS[algorithm[-3:]]()
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(message, ec.ECDSA(digest))
-        if "_PSS_" in algorithm:
-            return key.sign(message, padding.PSS(padding.MGF1(digest), digest.digest_size), digest)
-        return key.sign(message, padding.PKCS1v15(), digest)
+        hashed = hashes.Hash(_DIGESTS[version.algorithm[-3:]]())
+        hashed.update(message)
+        signature = self._sign_digest(version, hashed.finalize())
+        assert signature is not None
+        return signature
 
     def apply_deletes(self, before: dict, run) -> None:
         for op, urn in run.operations:

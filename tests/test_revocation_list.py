@@ -277,6 +277,29 @@ def test_an_aws_kms_key_signs_lines_through_kms_sign():
     assert verify(line, {"key-2026": public})["key_id"] == "k-a"
 
 
+@pytest.mark.parametrize(("gcp_algorithm", "algorithm"), [
+    ("EC_SIGN_P256_SHA256", "ES256"), ("EC_SIGN_ED25519", "EdDSA"), ("RSA_SIGN_PSS_2048_SHA256", "PS256"),
+    ("RSA_SIGN_PKCS1_3072_SHA256", "RS256"),
+])
+def test_a_gcp_kms_version_signs_lines_through_asymmetric_sign(gcp_algorithm, algorithm):
+    from tests.kms_emulators import GcpKms, environment
+
+    content = revocation.render([_record("a", "revoked", created_at="2026-01-01T00:00:00Z",
+                                         revoked_at="2026-02-01T00:00:00Z", revoke_reason="personnel")])
+    gcp = GcpKms()
+    version = gcp.new_version(gcp_algorithm)
+    signer = Signer(keyid="key-2026", keyset="signer-default", generation="2026", algorithm=algorithm,
+                    backend="gcp-kms", key_id=version)
+    with environment({"CLOUDKMS_EMULATOR_HOST": gcp.endpoint}):
+        text = sign_lines(content, [signer], private_keys={}, pin=None)
+    [line] = lines_of(text)
+    public_pem = gcp.versions[version].public_pem
+    assert public_pem is not None
+    public = verifying(serialization.load_pem_public_key(public_pem.encode()))
+    assert verify(line, {"key-2026": public})["reason"] == "personnel"
+    assert gcp.calls == [("POST", f"/v1/{version}:asymmetricSign")]
+
+
 @pytest.mark.parametrize("algorithm", ["ES256", "RS256", "PS256"])
 def test_a_pkcs11_key_signs_lines_inside_its_token(algorithm):
     from keyrotation import pkcs11_token
@@ -324,6 +347,14 @@ def test_a_software_sign_keyset_may_publish_a_revocation_list():
     assert parse(stack(), stack_file="Pulumi.test.yaml").keysets["gw"].publish[0].format == "revocation-list"
 
 
+def test_a_gcp_kms_sign_keyset_may_publish_a_revocation_list():
+    gcp = {"location": "global", "keyRing": "r", "project": "proj-12345"}
+    for algorithm in ("ES256", "EdDSA", "PS256"):
+        keyset = parse(stack(backend="gcp-kms", algorithm=algorithm, gcp=gcp),
+                       stack_file="Pulumi.test.yaml").keysets["gw"]
+        assert keyset.publish[0].format == "revocation-list"
+
+
 def _external_pem() -> str:
     return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
@@ -336,12 +367,13 @@ def _external_pem() -> str:
     ({"publish": [{"format": "revocation-list", "target": "file://published/crl", "envelope": "dsse"}]},
      "envelope", "each line of a revocation list is already a JWS signed by the active key"),
     ({"backend": "gcp-kms", "algorithm": "ES256",
-      "gcp": {"location": "global", "keyRing": "r", "project": "proj-12345"}},
-     "format", "signing through Cloud KMS (AsymmetricSign) is not offered"),
+      "gcp": {"location": "global", "keyRing": "r", "project": "proj-12345"},
+      "publish": [{"format": "revocation-list", "target": "configmap://trust/crl"}]},
+     "target", "a configmap:// document is written by the Kubernetes provider, which cannot sign"),
     ({"algorithm": "ML-DSA-65"}, "format", "no JOSE library here verifies ML-DSA-65"),
     ({"algorithm": "ES256", "backend": "external"}, "format",
      "backend 'external' holds no private key here, so nothing can sign; publish the revocation list"
-     " from a software, aws-kms or pkcs11 keyset"),
+     " from a software, aws-kms, gcp-kms or pkcs11 keyset"),
 ])
 def test_who_cannot_publish_a_revocation_list_is_refused_naming_the_field(keyset, field, expected):
     data = stack(**keyset)

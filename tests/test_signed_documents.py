@@ -246,7 +246,8 @@ def test_a_promotion_in_the_dev_stack_is_accepted_by_a_verifier_holding_the_old_
 
 
 # ---------------------------------------------------------------------------------------------
-# The backends: AWS KMS Sign (moto) and a PKCS#11 token (SoftHSM2).
+# The backends: AWS KMS Sign (moto), Cloud KMS asymmetricSign (tests/kms_emulators.py's REST API
+# over real key pairs) and a PKCS#11 token (SoftHSM2).
 
 def test_an_aws_kms_key_signs_through_kms_sign():
     from tests.kms_emulators import REGION, cloud_servers, environment
@@ -261,6 +262,61 @@ def test_an_aws_kms_key_signs_through_kms_sign():
         text = sign_document("jwks", content, [signer], private_keys={}, pin=None)
     assert accept([_sslib_key("key-2026", public)], text) == content.encode()
     assert not accept_with_other_key(text)
+
+
+@pytest.mark.parametrize(("gcp_algorithm", "algorithm", "scheme"), [
+    ("EC_SIGN_P256_SHA256", "ES256", None),
+    ("EC_SIGN_P384_SHA384", "ES384", None),
+    ("EC_SIGN_ED25519", "EdDSA", None),
+    ("RSA_SIGN_PSS_2048_SHA256", "PS256", "rsassa-pss-sha256"),
+    ("RSA_SIGN_PKCS1_4096_SHA512", "RS512", "rsa-pkcs1v15-sha512"),
+])
+def test_a_gcp_kms_version_signs_through_asymmetric_sign(gcp_algorithm, algorithm, scheme):
+    from tests.kms_emulators import GcpKms, environment
+
+    gcp = GcpKms()
+    version = gcp.new_version(gcp_algorithm)
+    content = documents.render({"keys": []})
+    signer = Signer(keyid="key-2026", keyset="signer-default", generation="2026", algorithm=algorithm,
+                    backend="gcp-kms", key_id=version)
+    with environment({"CLOUDKMS_EMULATOR_HOST": gcp.endpoint}):
+        text = sign_document("jwks", content, [signer], private_keys={}, pin=None)
+    public_pem = gcp.versions[version].public_pem
+    assert public_pem is not None
+    public = serialization.load_pem_public_key(public_pem.encode())
+    assert accept([_sslib_key("key-2026", public, scheme)], text) == content.encode()
+    assert gcp.calls == [("POST", f"/v1/{version}:asymmetricSign")]
+
+
+def test_cloud_kms_takes_data_for_ed25519_and_a_digest_for_the_others():
+    """The emulator refuses what Cloud KMS refuses, so the signing path is tested against its rules."""
+    from tests.kms_emulators import GcpKms
+
+    gcp = GcpKms()
+    ed, p256 = gcp.new_version("EC_SIGN_ED25519"), gcp.new_version("EC_SIGN_P256_SHA256")
+    data = base64.b64encode(b"message").decode()
+    sha256 = base64.b64encode(envelope.digest("ES256", b"message")).decode()
+    for version, body in ((ed, {"digest": {"sha512": sha256}}), (p256, {"data": data}),
+                          (p256, {"digest": {"sha384": sha256}})):
+        status, answer = gcp.rest("POST", f"/v1/{version}:asymmetricSign", {}, body)
+        assert (status, answer["error"]["status"]) == (400, "INVALID_ARGUMENT"), body
+    assert gcp.rest("POST", f"/v1/{ed}:asymmetricSign", {}, {"data": data})[0] == 200
+    assert gcp.rest("POST", f"/v1/{p256}:asymmetricSign", {}, {"digest": {"sha256": sha256}})[0] == 200
+
+
+def test_a_disabled_gcp_kms_version_is_refused_by_name():
+    from tests.kms_emulators import GcpKms, environment
+
+    gcp = GcpKms()
+    version = gcp.new_version("EC_SIGN_P256_SHA256")
+    gcp.versions[version].state = "DISABLED"
+    signer = Signer(keyid="k", keyset="gw", generation="g1", algorithm="ES256", backend="gcp-kms",
+                    key_id=version)
+    with environment({"CLOUDKMS_EMULATOR_HOST": gcp.endpoint}), pytest.raises(SigningError) as refused:
+        sign_document("jwks", "{}", [signer], private_keys={}, pin=None)
+    assert str(refused.value) == (f"keyset 'gw', generation 'g1' (gcp-kms): Cloud KMS asymmetricSign on"
+                                  f" {version} refused: FAILED_PRECONDITION: {version} is not enabled,"
+                                  " current state is: DISABLED.")
 
 
 def accept_with_other_key(text: str) -> bool:
@@ -340,6 +396,16 @@ def test_a_signed_publication_is_valid_for_a_software_sign_keyset():
     assert config.keysets["gw"].publish[0].envelope == "dsse"
 
 
+def test_a_gcp_kms_keyset_may_sign_its_documents():
+    gcp = {"location": "global", "keyRing": "r", "project": "proj-12345"}
+    for algorithm in ("ES256", "EdDSA"):
+        data = stack(backend="gcp-kms", algorithm=algorithm, gcp=gcp, publish=[
+            {"format": "jwks", "target": "gs://trust/gw.dsse.json", "envelope": "dsse"},
+            {"format": "key-history", "target": "gs://trust/history.dsse.json", "envelope": "dsse"}])
+        keyset = parse(data, stack_file="Pulumi.test.yaml").keysets["gw"]
+        assert [p.envelope for p in keyset.publish] == ["dsse", "dsse"]
+
+
 @pytest.mark.parametrize(("keyset", "expected"), [
     ({"purpose": "encrypt", "algorithm": "A256GCM",
       "publish": [{"format": "key-history", "target": "file://published/h.json", "envelope": "dsse"}]},
@@ -349,11 +415,12 @@ def test_a_signed_publication_is_valid_for_a_software_sign_keyset():
      "this mac keyset's keys cannot"),
     ({"publish": [{"format": "metrics", "target": "file://published/m.prom", "envelope": "dsse"}]},
      "a 'metrics' document is text for a scraper"),
-    ({"backend": "gcp-kms", "gcp": {"location": "global", "keyRing": "r", "project": "proj-12345"}},
-     "signing through Cloud KMS (AsymmetricSign) is not offered"),
     ({"backend": "aws-kms", "algorithm": "EdDSA", "aws": {"region": "us-east-1"},
       "publish": [{"format": "key-history", "target": "file://published/h.json", "envelope": "dsse"}]},
      "AWS KMS signs EdDSA only over a message of at most 4096 bytes"),
+    ({"backend": "gcp-kms", "gcp": {"location": "global", "keyRing": "r", "project": "proj-12345"},
+      "publish": [{"format": "jwks", "target": "configmap://trust/gw", "envelope": "dsse"}]},
+     "a configmap:// document is written by the Kubernetes provider, which cannot sign"),
 ])
 def test_who_cannot_sign_is_refused_naming_the_field(keyset, expected):
     said = problems(stack(**keyset))

@@ -337,16 +337,13 @@ def _envelope_problem(ks: KeySetConfig, format: str, scheme: str) -> str | None:
 
 def _signing_problem(ks: KeySetConfig, scheme: str, instead: str) -> str | None:
     """Why this keyset's generations cannot sign what the publisher writes to a ``scheme`` target,
-    if they cannot: the backends that cannot sign here, and the targets written without the
-    publisher. Shared by the DSSE envelope and the revocation list (one signing path,
-    components/signing.py); ``instead``: what the message advises, e.g. "remove 'envelope' or sign with"."""
+    if they cannot: the backend that holds no private key here (``external``; software, aws-kms,
+    gcp-kms and pkcs11 keys sign), and the targets written without the publisher. Shared by the
+    DSSE envelope and the revocation list (one signing path, components/signing.py); ``instead``:
+    what the message advises, e.g. "remove 'envelope' or sign with"."""
     if ks.backend is Backend.EXTERNAL:
         return (f"backend 'external' holds no private key here, so nothing can sign; {instead} a"
-                " software, aws-kms or pkcs11 keyset")
-    if ks.backend is Backend.GCP_KMS:
-        return ("signing through Cloud KMS (AsymmetricSign) is not offered: the Cloud KMS emulator the"
-                f" tests run cannot sign, so it would be untested; {instead} a software, aws-kms or"
-                " pkcs11 keyset")
+                " software, aws-kms, gcp-kms or pkcs11 keyset")
     if scheme == "configmap":
         return ("a configmap:// document is written by the Kubernetes provider, which cannot sign;"
                 " publish the signed document to a file://, s3:// or gs:// target")

@@ -17,6 +17,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+
+# Exported by the package (its docs import it from here), re-exported without `as` or __all__.
+from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
 from keyrotation.metadata import from_gcp_labels
 from tests.kms_emulators import (
@@ -221,6 +226,53 @@ def test_a_destroyed_generation_is_destroy_scheduled_and_keeps_its_public_key_in
     assert serialization.load_pem_public_key(history[0]["publicKey"].encode()) == \
         serialization.load_pem_public_key(old_pem.encode())
     assert third.outputs["keysets"]["fips-signing"]["generations"][0]["keyId"] == old
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_a_gcp_kms_keyset_signs_its_envelope_and_revocation_list_through_asymmetric_sign(
+    clouds, project, bucket, servers, algorithm
+):
+    """Verified only by securesystemslib (DSSE) and PyJWT (the list's JWS lines), with the keys the
+    keyset's own JWKS publishes: the signatures are the Cloud KMS versions' (no private key here)."""
+    config = stack({"gateway": {
+        "purpose": "sign", "algorithm": algorithm, "backend": "gcp-kms", "kid": "gw-{generation}",
+        "gcp": {"location": "us-east1", "keyRing": "signers"},
+        "publish": [{"format": "jwks", "target": f"gs://{bucket}/jwks.json"},
+                    {"format": "jwks", "target": f"gs://{bucket}/jwks.dsse.json", "envelope": "dsse"},
+                    {"format": "revocation-list", "target": f"gs://{bucket}/revocation"}],
+        "generations": generations("revoked", "retiring", "active"),
+    }})
+    run = clouds.engine(project, "test", config=config).up()
+    jwks = json.loads(servers.read_gs(f"gs://{bucket}/jwks.json")["body"])
+    published = {k["kid"]: jwt.PyJWK(k).key for k in jwks["keys"]}
+    assert sorted(published) == ["gw-v2", "gw-v3"]
+
+    # The envelope: signed by the active and the retiring version, each signature alone verifies.
+    text = servers.read_gs(f"gs://{bucket}/jwks.dsse.json")["body"]
+    signed = Envelope.from_dict(json.loads(text))
+    assert [s.keyid for s in signed.signatures.values()] == ["gw-v3", "gw-v2"]
+    for kid in ("gw-v3", "gw-v2"):
+        verified = signed.verify([SSlibKey.from_crypto(published[kid], keyid=kid)], 1)
+        assert list(verified) == [kid]
+        assert json.loads(signed.payload) == jwks
+    # The active version's signature does not verify under the retiring version's key.
+    active_only = {**json.loads(text), "signatures": json.loads(text)["signatures"][:1]}
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(active_only).verify([SSlibKey.from_crypto(published["gw-v2"], keyid="gw-v3")], 1)
+
+    # The revocation list: one line, the revoked v1, a JWS by the active v3.
+    [line] = servers.read_gs(f"gs://{bucket}/revocation")["body"].splitlines()
+    header = jwt.get_unverified_header(line)
+    assert (header["alg"], header["kid"]) == (algorithm, "gw-v3")
+    record = json.loads(jwt.api_jws.decode(line, published["gw-v3"], algorithms=[algorithm]))
+    assert (record["key_id"], record["reason"]) == ("gw-v1", "compromise")
+
+    # Cloud KMS made every signature: asymmetricSign on the two signing versions, nothing else signs.
+    versions = {g: version_of(run, "gateway", g).id for g in ("v2", "v3")}
+    signs = [path for method, path in clouds.gcp.calls if path.endswith(":asymmetricSign")]
+    assert sorted(set(signs)) == sorted(f"/v1/{v}:asymmetricSign" for v in versions.values())
+    assert len(signs) == 3  # the envelope's two signatures, the list's one line
 
 
 GCP = {"location": "global", "keyRing": "keys"}

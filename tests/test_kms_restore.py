@@ -476,3 +476,22 @@ def test_a_wrong_restored_key_id_is_refused_naming_the_field(backend, options, k
                                       "key-rotation:keysets": {"fips": right}}})
         restored = load("Pulumi.test.yaml", text=text).keysets["fips"].generations[0]
         assert restored.restored_key_id == GCP_VERSION
+
+
+@pytest.mark.parametrize(("now", "expected"), [
+    ("2026-11-05T09:00:00Z",
+     "restore possible until 2026-11-10T09:00:00Z (deletion window): `restore payments g1`"),
+    ("2026-11-10T09:00:00Z", None),  # the window has closed: the KMS deleted the key for good
+])
+def test_status_says_until_when_a_destroyed_kms_generation_can_be_restored(tmp_path, now, expected):
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(FLOW_STACK)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["status", "--json", "--file", str(path), "--now", now, "--no-outputs"], out=out, err=err)
+    assert code in (0, 3), err.getvalue()
+    [payments] = json.loads(out.getvalue())["keysets"]
+    g1 = next(g for g in payments["generations"] if g["id"] == "g1")
+    assert (g1["state"], g1["next"], g1["nextAt"]) == ("destroyed", expected, None)
+    out = io.StringIO()
+    cli.main(["status", "--file", str(path), "--now", now, "--no-outputs"], out=out, err=io.StringIO())
+    assert (expected is not None) == ("restore possible until 2026-11-10T09:00:00Z" in out.getvalue())

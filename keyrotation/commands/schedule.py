@@ -20,7 +20,7 @@ from ..times import format_time
 from ..view import GenerationView, OfGeneration, view
 from .kids import Kid
 from .records import NO_RECORD, Publications, deployed_stops, keyset_of, kid_info, kid_of
-from .transitions import retire_gate
+from .transitions import deletion_window_end, retire_gate
 
 EXIT_OK = 0
 EXIT_WARNING = 3
@@ -98,7 +98,8 @@ class KeysetStatus:
         }
 
 
-def _next_step(ks: KeySetConfig, g: Generation, record: Publications) -> tuple[str | None, datetime | None]:
+def _next_step(ks: KeySetConfig, g: Generation, record: Publications,
+               now: datetime) -> tuple[str | None, datetime | None]:
     if g.state is State.PENDING:
         if g.id in record.missing:
             return f"publish it (`pulumi up`); not yet in {', '.join(record.missing[g.id])}", None
@@ -110,6 +111,11 @@ def _next_step(ks: KeySetConfig, g: Generation, record: Publications) -> tuple[s
         return "retire", at
     if g.state is State.RETIRED:
         return "destroy (optional)", g.retired_at
+    window_end = deletion_window_end(ks, g, record)
+    if window_end is not None and now < window_end:
+        # Not a step that falls due: a way back that closes (the KMS deletes the key for good).
+        return (f"restore possible until {_iso(window_end)} (deletion window): `restore {ks.name} {g.id}`",
+                None)
     return None, None
 
 
@@ -125,7 +131,7 @@ def status(stack: StackConfig, now: datetime,
             age.warn_at
         )
         for entry in keys.entries:
-            step, at = _next_step(ks, entry.generation, record)
+            step, at = _next_step(ks, entry.generation, record, now)
             kid = kid_info(stack, ks, entry.generation, record)
             item.generations.append(GenerationStatus(entry, now, kid, step, at))
         pending = [g for g in ks.generations if g.state is State.PENDING]

@@ -614,6 +614,16 @@ def restore(
     return draft.finish()
 
 
+def deletion_window_end(ks: KeySetConfig, generation: Generation, record: Publications) -> datetime | None:
+    """Until when a destroyed KMS generation can be restored: ``deletionWindowDays`` from its
+    destruction as deployed (the stack outputs), else as recorded; None for any other generation."""
+    if generation.state is not State.DESTROYED or not BACKENDS[ks.backend].kms:
+        return None
+    deployed = deployed_switch(record, generation, State.DESTROYED)
+    basis = deployed or lifecycle.entered(generation, State.DESTROYED)
+    return None if basis is None else basis + timedelta(days=ks.timings.deletion_window_days)
+
+
 def _deletion_window(
     draft: _Draft, generation: Generation, record: Publications, force: bool, key_id: str | None
 ) -> dict[str, object]:
@@ -624,9 +634,8 @@ def _deletion_window(
     _needs_record(draft, record, force, "the deletion window")
     deployed = deployed_switch(record, generation, State.DESTROYED)
     recorded = lifecycle.entered(generation, State.DESTROYED)
-    basis = deployed or recorded
-    assert basis is not None  # validated: a destroyed generation records destroyedAt
-    window_end = basis + timedelta(days=days)
+    window_end = deletion_window_end(ks, generation, record)
+    assert window_end is not None  # validated: a destroyed generation records destroyedAt
     counted = (f"deployed {_iso(deployed)} ({record.source})" if deployed is not None
                else f"recorded {_iso(recorded)}")
     if draft.now >= window_end:

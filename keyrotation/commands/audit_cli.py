@@ -90,9 +90,11 @@ def add_audit_command(add: Any) -> None:
             "the stack file's git history as an audit log (seed 002), or a ledger (seed 004)",
             "One event per lifecycle change, from the git history of the stack file: each commit's file, read"
             " by the validator, against its parent's. The actor is the commit's author, the timestamp the"
-            " time the stack file records for the change (the commit date beside it). Commits that change or"
-            " remove recorded history are reported as HISTORY_REWRITTEN, changes recorded before the previous"
-            f" commit are flagged backdated. JSON Lines by default. {EVENT_TYPES_HELP}.")
+            " time the stack file records for the change (the commit date beside it), anchor_id the trust"
+            " anchor naming the key's keyset in that version (several: null, all in details.anchors; none:"
+            " the keyset). Commits that change or remove recorded history are reported as HISTORY_REWRITTEN,"
+            " changes recorded before the previous commit are flagged backdated. JSON Lines by default."
+            f" {EVENT_TYPES_HELP}.")
     view = p.add_mutually_exclusive_group()
     view.add_argument("--table", action="store_true", help="a table for people instead of JSON Lines")
     p.add_argument("--ledger", action="store_true",

@@ -471,3 +471,20 @@ def test_the_thumbprint_is_read_back_from_a_kid_only_where_the_template_puts_it(
     assert thumbprint_in_kid("sha256:{thumbprint}", thumbprint, **names) is None  # the prefix is missing
     assert thumbprint_in_kid("{keyset}.{thumbprint}", f"other.{thumbprint}", **names) is None
     assert thumbprint_in_kid("{keyset}-{generation}", "k-g1", **names) is None  # no thumbprint in it
+
+
+def test_a_removed_keyset_names_the_anchors_it_was_in_before_the_commit(anchored):
+    repo, _ = anchored
+    path = repo.root / "Pulumi.prod.yaml"
+    text = path.read_text()
+    start, end = text.index("    npm:\n"), text.index("    shared:\n")
+    path.write_text((text[:start] + text[end:]).replace("keysets: [npm, shared]", "keysets: [shared]"))
+    removal = repo.commit("Mallory", "2026-11-05T09:00:00Z", "Drop npm")
+    code, out, err = repo.audit()
+    assert code == 0, err
+    removed = [e for e in lines(out) if e["details"]["commit"] == removal]
+    assert [(e["event_type"], e["anchor_id"], e["details"]["keyset"], e["details"]["anchors"],
+             e["details"]["flags"]) for e in removed] == [
+        ("HISTORY_REWRITTEN", NPM, "npm", [NPM], ["keyset-removed"])]
+    _, text, _ = repo.audit("--json")
+    validate(json.loads(text), "audit")

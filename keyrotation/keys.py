@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import string
 from typing import Any
 
@@ -186,3 +187,24 @@ def render_kid(template: str, *, keyset: str, generation: str, environment: str,
         kid_template(template), (),
         {"keyset": keyset, "generation": generation, "environment": environment, "thumbprint": thumbprint},
     )
+
+
+def thumbprint_in_kid(template: str, kid: str, *, keyset: str, generation: str,
+                      environment: str) -> str | None:
+    """The thumbprint a kid rendered from ``template`` carries (the inverse of :func:`render_kid`):
+    ``sha256:{thumbprint}`` and ``sha256:AbC...`` give ``AbC...``. None when the template has no
+    ``{thumbprint}`` or the kid is not one it renders (every ``{thumbprint}`` in it the same 43
+    base64url characters, the other placeholders this generation's values)."""
+    if not kid_needs_key(template):
+        return None
+    values = {"keyset": keyset, "generation": generation, "environment": environment}
+    pattern, seen = [], False
+    for literal, name, _, _ in string.Formatter().parse(kid_template(template)):
+        pattern.append(re.escape(literal))
+        if name == "thumbprint":
+            pattern.append("(?P=thumbprint)" if seen else "(?P<thumbprint>[A-Za-z0-9_-]{43})")
+            seen = True
+        elif name is not None:
+            pattern.append(re.escape(values.get(name, "")))
+    found = re.fullmatch("".join(pattern), kid)
+    return found.group("thumbprint") if found else None

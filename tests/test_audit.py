@@ -19,6 +19,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyrotation.commands.audit import (
+    ANCHOR_FROM_KEYSET,
+    ANCHOR_FROM_TRUST_ANCHOR,
+    ANCHOR_FROM_TRUST_ANCHORS,
+)
 from keyrotation.commands.cli import main
 from tests.json_schemas import validate
 from tests.project import ROOT
@@ -91,9 +96,11 @@ class Repo:
                      "--project-dir", str(self.root)], out=out, err=err)
         assert code == 0, err.getvalue()
 
-    def audit(self, *args: str, stack_file: str = "Pulumi.prod.yaml") -> tuple[int, str, str]:
+    def audit(self, *args: str, stack_file: str = "Pulumi.prod.yaml",
+              outputs: Path | None = None) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        code = main(["audit", "--file", str(self.root / stack_file), "--no-outputs", *args], out=out, err=err)
+        source = ["--outputs", str(outputs)] if outputs is not None else ["--no-outputs"]
+        code = main(["audit", "--file", str(self.root / stack_file), *source, *args], out=out, err=err)
         return code, out.getvalue(), err.getvalue()
 
 
@@ -162,7 +169,11 @@ def test_one_event_per_lifecycle_change_with_author_recorded_time_and_commit(his
     ]
     by_type = {(e["event_type"], e["key_id"]): e for e in events}
     generated = by_type[("KEY_GENERATED", "gw-g2")]
-    assert generated["anchor_id"] == "gw" and generated["details"]["anchors"] == ["file://published/gw/jwks.json"]
+    # no trust anchor in this stack file: the keyset stands for the anchor, and the event says so
+    assert generated["anchor_id"] == "gw" and generated["details"]["anchors"] == []
+    assert generated["details"]["anchor_id_source"] == ANCHOR_FROM_KEYSET
+    assert generated["details"]["keyset"] == "gw"
+    assert generated["details"]["targets"] == ["file://published/gw/jwks.json"]
     assert generated["actor"] == "Bob <bob@example.com>"
     assert generated["details"]["commit_date"] == "2026-11-01T09:05:00Z"
     assert generated["details"]["stack_file"] == "Pulumi.t.yaml"
@@ -279,3 +290,201 @@ def test_the_fingerprint_is_the_sha256_of_the_spki_der():
     pem = public_pem()
     der = base64.b64decode("".join(pem.strip().splitlines()[1:-1]))
     assert fingerprint(pem) == "sha256:" + hashlib.sha256(der).hexdigest() == spki_sha256(pem)
+
+
+NPM, MAVEN = "550e8400-e29b-41d4-a716-446655440000", "660f9500-f39c-51e5-b827-557766551111"
+
+ANCHORED = """\
+config:
+  key-rotation:environment: t
+  key-rotation:keysets:
+    npm:
+      purpose: sign
+      algorithm: ES256
+      backend: software
+      kid: "npm-{generation}"
+      publish:
+        - {format: jwks, target: "file://published/npm/jwks.json"}
+      generations:
+        - {id: n1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}
+    shared:
+      purpose: sign
+      algorithm: ES256
+      backend: software
+      kid: "sha256:{thumbprint}"
+      publish:
+        - {format: jwks, target: "file://published/shared/jwks.json"}
+      generations:
+        - {id: s1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}
+    lonely:
+      purpose: sign
+      algorithm: ES256
+      backend: software
+      kid: "lonely-{generation}"
+      publish:
+        - {format: jwks, target: "file://published/lonely/jwks.json"}
+      generations:
+        - {id: l1, state: active, createdAt: "2026-10-01T09:00:00Z", activatedAt: "2026-10-01T09:10:00Z"}
+"""
+
+TRUST_ANCHORS = f"""\
+  key-rotation:trustAnchors:
+    - trustAnchorId: {NPM}
+      purlPattern: "pkg:npm/*"
+      keysets: [npm, shared]
+      allowedPredicateTypes: [evidence.stella/v1]
+      policyVersion: v2.3.1
+      target: "file://published/anchors/npm.json"
+    - trustAnchorId: {MAVEN}
+      purlPattern: "pkg:maven/*"
+      keysets: [shared]
+      allowedPredicateTypes: [evidence.stella/v1]
+      policyVersion: v2.3.1
+      target: "file://published/anchors/maven.json"
+"""
+
+
+def rfc7638(pem: str) -> str:
+    """The RFC 7638 SHA-256 thumbprint of an EC public key, from PyJWT's JWK (not the project's code):
+    the required members crv, kty, x, y in lexicographic order, no whitespace."""
+    from jwt.algorithms import ECAlgorithm
+
+    key = serialization.load_pem_public_key(pem.encode())
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    jwk = ECAlgorithm.to_jwk(key, as_dict=True)
+    canonical = json.dumps({m: jwk[m] for m in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def anchored(tmp_path):
+    """Alice adds three keysets and no trust anchor; Bob adds two anchors (npm: npm and shared;
+    maven: shared; lonely in none), then Carol rotates all three keysets."""
+    repo = Repo(tmp_path / "repo")
+    path = repo.root / "Pulumi.prod.yaml"
+    path.write_text(ANCHORED)
+    commits = {"add": repo.commit("Alice", "2026-10-01T10:00:00Z", "Add the stack")}
+    path.write_text(ANCHORED + TRUST_ANCHORS)
+    commits["anchors"] = repo.commit("Bob", "2026-10-02T10:00:00Z", "Add the trust anchors")
+    for name, gid in (("npm", "n2"), ("shared", "s2"), ("lonely", "l2")):
+        repo.command("Pulumi.prod.yaml", "rotate", name, "--id", gid, now="2026-11-01T09:00:00Z")
+    commits["rotate"] = repo.commit("Carol", "2026-11-01T09:05:00Z", "Rotate every keyset")
+    return repo, commits
+
+
+def test_each_event_names_the_trust_anchors_its_keyset_is_in_at_that_commit(anchored):
+    repo, commits = anchored
+    code, out, err = repo.audit()
+    assert code == 0, err
+    events = lines(out)
+    seen = [(e["details"]["commit"], e["event_type"], e["details"]["keyset"], e["anchor_id"],
+             e["details"]["anchors"], e["details"]["anchor_id_source"]) for e in events]
+    none: tuple[list[str], str] = ([], ANCHOR_FROM_KEYSET)  # details.anchors, anchor_id_source
+    one, several = ([NPM], ANCHOR_FROM_TRUST_ANCHOR), (None, [NPM, MAVEN], ANCHOR_FROM_TRUST_ANCHORS)
+    add, rotate = commits["add"], commits["rotate"]
+    assert seen == [
+        # Alice's version has no trust anchor: every event names its keyset, and says so
+        *[(add, t, name, name, *none) for name in ("npm", "shared", "lonely")
+          for t in ("KEY_GENERATED", "KEY_ADDED", "KEY_ACTIVATED")],
+        # Bob's commit adds anchors and changes no key: no event
+        (rotate, "KEY_GENERATED", "npm", NPM, *one), (rotate, "KEY_ADDED", "npm", NPM, *one),
+        (rotate, "KEY_GENERATED", "shared", *several), (rotate, "KEY_ADDED", "shared", *several),
+        (rotate, "KEY_GENERATED", "lonely", "lonely", *none),
+        (rotate, "KEY_ADDED", "lonely", "lonely", *none),
+    ]
+    assert all(e["details"]["targets"] == [f"file://published/{e['details']['keyset']}/jwks.json"]
+               for e in events)
+
+    _, table, _ = repo.audit("--table")
+    rows = table.splitlines()
+    assert any("KEY_ADDED" in r and "npm-n2" in r and f" {NPM} " in r for r in rows)
+    # several anchors: the table lists them all where the JSON's anchor_id is null
+    assert any("KEY_ADDED" in r and f"{NPM},{MAVEN}" in r for r in rows)
+    assert any("KEY_ADDED" in r and "lonely-l2" in r and " lonely " in r for r in rows)
+
+    code, text, _ = repo.audit("--json")
+    data = json.loads(text)
+    validate(data, "audit")
+    assert [e["anchor_id"] for e in data["events"]] == [e["anchor_id"] for e in events]
+
+
+def test_the_anchor_id_sources_are_the_schemas():
+    schema = json.loads((ROOT / "schemas/audit.schema.json").read_text())
+    details = schema["$defs"]["event"]["properties"]["details"]["properties"]
+    assert details["anchor_id_source"]["enum"] == [
+        ANCHOR_FROM_TRUST_ANCHOR, ANCHOR_FROM_TRUST_ANCHORS, ANCHOR_FROM_KEYSET]
+
+
+def test_a_thumbprint_template_kid_gives_the_keys_thumbprint_as_fingerprint(anchored, tmp_path):
+    """`kid: "sha256:{thumbprint}"`: the fingerprint is the key's RFC 7638 thumbprint (not the
+    rendered kid), in the events and in the ledger."""
+    repo, commits = anchored
+    path = repo.root / "Pulumi.prod.yaml"
+    for name in ("npm", "shared", "lonely"):
+        repo.command("Pulumi.prod.yaml", "promote", name, "--force", now="2026-11-01T10:00:00Z")
+    repo.commit("Dave", "2026-11-01T10:05:00Z", "Promote every keyset")
+    assert "sha256:{thumbprint}" in path.read_text()
+    pems = {"s1": public_pem(), "s2": public_pem()}
+    thumbprints = {gid: rfc7638(pem) for gid, pem in pems.items()}
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"keysets": {"shared": {"generations": [
+        {"id": "s1", "kid": f"sha256:{thumbprints['s1']}", "state": "retiring"},
+        {"id": "s2", "kid": f"sha256:{thumbprints['s2']}", "state": "active"},
+    ]}}}))
+    code, out, err = repo.audit(outputs=outputs)
+    assert code == 0, err
+    shared = [e for e in lines(out) if e["details"].get("keyset") == "shared"]
+    assert {(e["details"]["generation"], e["key_id"], e["details"]["fingerprint"]) for e in shared} == {
+        ("s1", f"sha256:{thumbprints['s1']}", f"jwk-thumbprint:{thumbprints['s1']}"),
+        ("s2", f"sha256:{thumbprints['s2']}", f"jwk-thumbprint:{thumbprints['s2']}"),
+    }
+    assert all(e["details"]["fingerprint_source"] == str(outputs) for e in shared)
+    # a keyset whose kid carries no thumbprint still has no fingerprint without a public key
+    assert all(e["details"]["fingerprint"] is None for e in lines(out) if e["details"].get("keyset") == "npm")
+
+    _, ledger, _ = repo.audit("--ledger", outputs=outputs)
+    rows = [(r["keyset"], r["generation"], r["key_fingerprint"], r["anchor_id"], r["anchors"])
+            for r in lines(ledger)]
+    assert ("shared", "s1", f"jwk-thumbprint:{thumbprints['s1']}", "shared", []) in rows  # before the anchors
+    assert ("shared", "s2", f"jwk-thumbprint:{thumbprints['s2']}", None, [NPM, MAVEN]) in rows
+    assert ("npm", "n2", None, NPM, [NPM]) in rows
+    _, table, _ = repo.audit("--ledger", "--table", outputs=outputs)
+    assert any(f"jwk-thumbprint:{thumbprints['s2']}" in r and f"{NPM},{MAVEN}" in r
+               for r in table.splitlines())
+    for view in ((), ("--ledger",)):
+        _, text, _ = repo.audit("--json", *view, outputs=outputs)
+        validate(json.loads(text), "audit")
+
+
+def test_the_thumbprint_is_read_back_from_a_kid_only_where_the_template_puts_it():
+    from keyrotation.keys import render_kid, thumbprint_in_kid
+    from keyrotation.keys import thumbprint as project_thumbprint
+
+    pem = public_pem()
+    thumbprint = rfc7638(pem)
+    assert project_thumbprint(pem) == thumbprint  # what the program puts in a deployed kid
+    names = {"keyset": "k", "generation": "g1", "environment": "prod"}
+    templates = ("thumbprint", "{thumbprint}", "sha256:{thumbprint}", "{environment}.{keyset}.{thumbprint}")
+    for template in templates:
+        kid = render_kid(template, thumbprint=thumbprint, **names)
+        assert thumbprint_in_kid(template, kid, **names) == thumbprint
+    assert thumbprint_in_kid("sha256:{thumbprint}", thumbprint, **names) is None  # the prefix is missing
+    assert thumbprint_in_kid("{keyset}.{thumbprint}", f"other.{thumbprint}", **names) is None
+    assert thumbprint_in_kid("{keyset}-{generation}", "k-g1", **names) is None  # no thumbprint in it
+
+
+def test_a_removed_keyset_names_the_anchors_it_was_in_before_the_commit(anchored):
+    repo, _ = anchored
+    path = repo.root / "Pulumi.prod.yaml"
+    text = path.read_text()
+    start, end = text.index("    npm:\n"), text.index("    shared:\n")
+    path.write_text((text[:start] + text[end:]).replace("keysets: [npm, shared]", "keysets: [shared]"))
+    removal = repo.commit("Mallory", "2026-11-05T09:00:00Z", "Drop npm")
+    code, out, err = repo.audit()
+    assert code == 0, err
+    removed = [e for e in lines(out) if e["details"]["commit"] == removal]
+    assert [(e["event_type"], e["anchor_id"], e["details"]["keyset"], e["details"]["anchors"],
+             e["details"]["flags"]) for e in removed] == [
+        ("HISTORY_REWRITTEN", NPM, "npm", [NPM], ["keyset-removed"])]
+    _, text, _ = repo.audit("--json")
+    validate(json.loads(text), "audit")

@@ -11,8 +11,10 @@ commit's stack file against its parent's: one event per lifecycle change, in see
   a ``history`` step, a ``rewrapped`` entry...); the commit's author date is beside it in
   ``details.commit_date``, the commit id in ``details.commit``.
 - ``actor`` is the commit's author (``Name <email>``).
-- ``anchor_id`` is the keyset (the trust anchor its documents form); ``details.anchors`` lists the
-  targets it is published in.
+- ``anchor_id`` is the trust anchor (``key-rotation:trustAnchors``) that names the key's keyset in
+  that commit's version of the stack file; when several do, null and ``details.anchors`` lists them
+  all; when none does, the keyset (the anchor its own documents form). :func:`anchor_of` is the rule;
+  ``details.keyset`` is the keyset, ``details.targets`` its documents that list keys.
 - ``event_type``: seed 002's vocabulary where it has a word (KEY_GENERATED, KEY_ADDED, KEY_REVOKED),
   extended where it has none (:data:`EVENT_TYPES`).
 - Recorded history is append-only: a commit that changes or removes a recorded time, a step or a
@@ -226,8 +228,29 @@ class _Version:
     stack: StackConfig
 
 
-def _anchors(ks: KeySetConfig) -> list[str]:
+def _targets(ks: KeySetConfig) -> list[str]:
+    """The keyset's own documents that list its keys (``details.targets``)."""
     return [p.target for p in ks.publish if p.format in KID_FORMATS or p.format == "key-history"]
+
+
+ANCHOR_FROM_TRUST_ANCHOR = "the one trust anchor naming the keyset"
+ANCHOR_FROM_TRUST_ANCHORS = "none: several trust anchors name the keyset (details.anchors)"
+ANCHOR_FROM_KEYSET = "the keyset: no trust anchor names it in this version of the stack file"
+
+
+def anchor_of(stack: StackConfig, keyset: str) -> tuple[str | None, dict[str, Any]]:
+    """An event's ``anchor_id`` and the details that explain it, from ``stack``'s trust anchors.
+
+    Seed 002's ``anchor_id`` is one trust anchor (a UUID, nullable), and the seed logs no separate
+    event per anchor for ``--anchor-id ALL``: an event names the trust anchor(s) listing the key's
+    keyset. Exactly one: its ``trustAnchorId``. Several: null, every one in ``details.anchors``. None:
+    the keyset, as the anchor its own documents form (``details.anchor_id_source`` says which)."""
+    ids = [a.trust_anchor_id for a in stack.anchors_naming(keyset)]
+    if len(ids) == 1:
+        return ids[0], {"anchors": ids, "anchor_id_source": ANCHOR_FROM_TRUST_ANCHOR}
+    if ids:
+        return None, {"anchors": ids, "anchor_id_source": ANCHOR_FROM_TRUST_ANCHORS}
+    return keyset, {"anchors": [], "anchor_id_source": ANCHOR_FROM_KEYSET}
 
 
 def diff(
@@ -252,17 +275,20 @@ def diff(
                 "HISTORY_REWRITTEN", "STACK_FILE_INVALID", "STACK_FILE_DELETED"):
             flags.append("backdated")
         info: dict[str, Any] = {**base}
+        anchor_id = None
         if ks is not None:
+            anchor_id, anchor = anchor_of(after, ks.name)
             info["keyset"] = ks.name
-            info["anchors"] = _anchors(ks)
+            info.update(anchor)
+            info["targets"] = _targets(ks)
         if g is not None:
             info["generation"] = g.id
             if ks is not None:
-                info.update(_fingerprint(ks, g, record))
+                info.update(_fingerprint(ks, g, record, after.environment))
         info.update({k: v for k, v in details.items() if v is not None})
         if flags:
             info["flags"] = flags
-        out.append(Event(event_type, key_id, ks.name if ks is not None else None, commit.actor, at, info))
+        out.append(Event(event_type, key_id, anchor_id, commit.actor, at, info))
 
     for name, ks in after.keysets.items():
         old_ks = before.keysets.get(name) if before is not None else None
@@ -305,11 +331,14 @@ def diff(
             if gid not in {g.id for g in ks.generations}:
                 add("HISTORY_REWRITTEN", ks, old, None, flags=["generation-removed"],
                     before=_steps(lifecycle.path(old)))
-    for name, old_ks in (before.keysets.items() if before is not None else ()):
-        if name not in after.keysets:
-            out.append(Event("HISTORY_REWRITTEN", None, name, commit.actor, None,
-                             {**base, "keyset": name, "flags": ["keyset-removed"],
-                              "generations": [g.id for g in old_ks.generations]}))
+    removed = [(before, name, old_ks) for name, old_ks in before.keysets.items()
+               if name not in after.keysets] if before is not None else []
+    for previous, name, old_ks in removed:
+        # No anchor can name a keyset the file no longer has: the anchors are the version before's.
+        anchor_id, anchor = anchor_of(previous, name)
+        out.append(Event("HISTORY_REWRITTEN", None, anchor_id, commit.actor, None,
+                         {**base, "keyset": name, **anchor, "flags": ["keyset-removed"],
+                          "generations": [g.id for g in old_ks.generations]}))
     return out
 
 
@@ -317,12 +346,17 @@ def _steps(steps: Iterable[tuple[State, datetime]]) -> list[dict[str, str]]:
     return [{"state": str(s), "at": format_time(t)} for s, t in steps]
 
 
-def _fingerprint(ks: KeySetConfig, g: Generation, record: Publications) -> dict[str, Any]:
+def _fingerprint(ks: KeySetConfig, g: Generation, record: Publications, environment: str) -> dict[str, Any]:
     if g.public_key_pem:
         return {"fingerprint": fingerprint(g.public_key_pem),
                 "fingerprint_source": "publicKeyPem in the stack file"}
-    if ks.kid == "thumbprint" and g.id in record.kids:
-        return {"fingerprint": f"jwk-thumbprint:{record.kids[g.id]}", "fingerprint_source": record.source}
+    if g.id in record.kids:
+        # ``kid: thumbprint`` or a template such as ``sha256:{thumbprint}``: the deployed kid carries
+        # the key's RFC 7638 thumbprint; the fingerprint is the thumbprint, not the rendered kid.
+        thumbprint = keys.thumbprint_in_kid(ks.kid, record.kids[g.id], keyset=ks.name, generation=g.id,
+                                            environment=environment)
+        if thumbprint is not None:
+            return {"fingerprint": f"jwk-thumbprint:{thumbprint}", "fingerprint_source": record.source}
     if not ks.spec.publishes_public_key:
         return {"fingerprint": None, "fingerprint_source": "none: a symmetric key has no public fingerprint"}
     return {"fingerprint": None,
@@ -404,11 +438,13 @@ def within(items: Iterable[Event], since: datetime | None, until: datetime | Non
 
 def ledger(items: Iterable[Event]) -> list[dict[str, Any]]:
     """Seed 004's rotation ledger as a view of the trail: one row per activation (a rotation),
-    with its timestamp, operator and key fingerprint."""
+    with its timestamp, operator and key fingerprint (and the event's keyset and trust anchors)."""
     return [
         {"timestamp": e.to_json()["timestamp"], "operator": e.actor,
          "key_fingerprint": e.details.get("fingerprint"),
-         "key_id": e.key_id, "keyset": e.details.get("keyset"), "generation": e.details.get("generation"),
+         "key_id": e.key_id, "keyset": e.details.get("keyset"),
+         "anchor_id": e.anchor_id, "anchors": e.details.get("anchors", []),
+         "generation": e.details.get("generation"),
          "event_type": e.event_type, "commit": e.details.get("commit")}
         for e in items if e.event_type in ("KEY_ACTIVATED", "KEY_REACTIVATED")
     ]

@@ -65,17 +65,23 @@ def _table(ctx: Context, rows: list[dict[str, Any]], ledger: bool) -> None:
     header: tuple[str, ...]
     lines: list[tuple[str, ...]]
     if ledger:
-        header = ("TIMESTAMP", "OPERATOR", "KEY FINGERPRINT", "KEY ID", "COMMIT")
+        header = ("TIMESTAMP", "OPERATOR", "KEY FINGERPRINT", "KEY ID", "ANCHOR", "COMMIT")
         lines = [(r["timestamp"] or "-", r["operator"], r["key_fingerprint"] or "-", r["key_id"] or "-",
-                  (r["commit"] or "")[:10]) for r in rows]
+                  _anchor_cell(r["anchor_id"], r["anchors"]), (r["commit"] or "")[:10]) for r in rows]
     else:
         header = ("TIMESTAMP", "EVENT", "KEY ID", "ANCHOR", "ACTOR", "COMMIT", "FLAGS")
-        lines = [(r["timestamp"] or "-", r["event_type"], r["key_id"] or "-", r["anchor_id"] or "-",
-                  r["actor"], r["details"]["commit"][:10], ",".join(r["details"].get("flags", [])) or "-")
+        lines = [(r["timestamp"] or "-", r["event_type"], r["key_id"] or "-",
+                  _anchor_cell(r["anchor_id"], r["details"].get("anchors", [])), r["actor"],
+                  r["details"]["commit"][:10], ",".join(r["details"].get("flags", [])) or "-")
                  for r in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=False)]
     for line in (header, *lines):
         ctx.emit("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _anchor_cell(anchor_id: str | None, anchors: list[str]) -> str:
+    """The event's anchor_id, or the trust anchors it names when several do (anchor_id null)."""
+    return anchor_id or ",".join(anchors) or "-"
 
 
 def add_audit_command(add: Any) -> None:
@@ -84,9 +90,11 @@ def add_audit_command(add: Any) -> None:
             "the stack file's git history as an audit log (seed 002), or a ledger (seed 004)",
             "One event per lifecycle change, from the git history of the stack file: each commit's file, read"
             " by the validator, against its parent's. The actor is the commit's author, the timestamp the"
-            " time the stack file records for the change (the commit date beside it). Commits that change or"
-            " remove recorded history are reported as HISTORY_REWRITTEN, changes recorded before the previous"
-            f" commit are flagged backdated. JSON Lines by default. {EVENT_TYPES_HELP}.")
+            " time the stack file records for the change (the commit date beside it), anchor_id the trust"
+            " anchor naming the key's keyset in that version (several: null, all in details.anchors; none:"
+            " the keyset). Commits that change or remove recorded history are reported as HISTORY_REWRITTEN,"
+            " changes recorded before the previous commit are flagged backdated. JSON Lines by default."
+            f" {EVENT_TYPES_HELP}.")
     view = p.add_mutually_exclusive_group()
     view.add_argument("--table", action="store_true", help="a table for people instead of JSON Lines")
     p.add_argument("--ledger", action="store_true",

@@ -83,3 +83,14 @@ def saved_environment(*keys: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def config_refusal(data: dict[str, Any], stack_file: str = "Pulumi.test.yaml") -> str:
+    """The validator's whole message for a stack config it refuses (fails the test if it accepts)."""
+    import pytest
+
+    from keyrotation.config import ConfigError, parse
+
+    with pytest.raises(ConfigError) as info:
+        parse(data, stack_file=stack_file)
+    return str(info.value)

@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from components.signing import Signer, SigningError, sign_lines
 from keyrotation import documents, revocation
 from keyrotation.commands.cli import main
-from keyrotation.config import ConfigError, Generation, load_stack_file, parse
+from keyrotation.config import Generation, load_stack_file, parse
 from keyrotation.documents import KeyRecord
 from tests.engine import Engine, Secret
+from tests.project import config_refusal
 
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
 NOW = "2026-11-23T12:00:00Z"
@@ -337,12 +338,6 @@ def stack(**keyset) -> dict:
     return {"environment": "dev", "keysets": {"gw": {**base, **keyset}}}
 
 
-def problems(data: dict) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse(data, stack_file="Pulumi.test.yaml")
-    return str(info.value)
-
-
 def test_a_software_sign_keyset_may_publish_a_revocation_list():
     assert parse(stack(), stack_file="Pulumi.test.yaml").keysets["gw"].publish[0].format == "revocation-list"
 
@@ -379,7 +374,7 @@ def test_who_cannot_publish_a_revocation_list_is_refused_naming_the_field(keyset
     data = stack(**keyset)
     if keyset.get("backend") == "external":
         data["keysets"]["gw"]["generations"][0]["publicKeyPem"] = _external_pem()
-    said = problems(data)
+    said = config_refusal(data)
     assert "Pulumi.test.yaml" in said and f"keyset 'gw', field 'publish[0].{field}'" in said, said
     assert expected in said, said
 

@@ -24,12 +24,12 @@ from securesystemslib.signer import Key, SSlibKey  # type: ignore[attr-defined]
 
 from components.signing import Signer, SigningError, sign_document
 from keyrotation import documents, envelope
-from keyrotation.config import ConfigError, Generation, parse
+from keyrotation.config import Generation, parse
 from keyrotation.documents import KeyRecord
 from keyrotation.errors import KeyRotationError
 from keyrotation.lifecycle import State
 from tests.engine import Engine, Secret
-from tests.project import stack_config
+from tests.project import config_refusal, stack_config
 
 PUBLICATION = "pulumi-python:dynamic/publishing:Publication"
 JWKS_TYPE = "application/vnd.key-rotation.jwks+json"
@@ -385,12 +385,6 @@ def stack(**keyset) -> dict:
     return {"environment": "dev", "keysets": {"gw": {**base, **keyset}}}
 
 
-def problems(data: dict) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse(data, stack_file="Pulumi.test.yaml")
-    return str(info.value)
-
-
 def test_a_signed_publication_is_valid_for_a_software_sign_keyset():
     config = parse(stack(), stack_file="Pulumi.test.yaml")
     assert config.keysets["gw"].publish[0].envelope == "dsse"
@@ -423,13 +417,13 @@ def test_a_gcp_kms_keyset_may_sign_its_documents():
      "a configmap:// document is written by the Kubernetes provider, which cannot sign"),
 ])
 def test_who_cannot_sign_is_refused_naming_the_field(keyset, expected):
-    said = problems(stack(**keyset))
+    said = config_refusal(stack(**keyset))
     assert "Pulumi.test.yaml" in said and "keyset 'gw', field 'publish[0].envelope'" in said
     assert expected in said
 
 
 def test_an_unknown_envelope_lists_the_one_there_is():
-    said = problems(stack(publish=[{"format": "jwks", "target": "file://published/gw.json",
+    said = config_refusal(stack(publish=[{"format": "jwks", "target": "file://published/gw.json",
                                     "envelope": "cms"}]))
     assert "keyset 'gw', field 'publish.0.envelope': 'cms' is not allowed: 'dsse'" in said
 
@@ -439,7 +433,7 @@ def test_an_external_keyset_cannot_sign():
     data = stack(backend="external")
     data["keysets"]["gw"]["generations"][0]["publicKeyPem"] = _public_pem(private)
     assert ("keyset 'gw', field 'publish[0].envelope': backend 'external' holds no private key here"
-            in problems(data))
+            in config_refusal(data))
 
 
 def test_unsigned_publications_are_unchanged():
